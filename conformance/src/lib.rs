@@ -1,0 +1,1 @@
+//! Konformance: transcripts, Konnektor simulator, test PKI, real-server harness.

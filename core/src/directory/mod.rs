@@ -1,0 +1,1 @@
+//! KOM-LE directory service (VZD) lookups, certificate inspection and the certificate cache.

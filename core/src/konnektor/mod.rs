@@ -1,0 +1,1 @@
+//! Konnektor SOAP services: service discovery, requests and response parsing (bytes in, bytes out).

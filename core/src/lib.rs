@@ -1,0 +1,15 @@
+//! Sans-IO core of the KOM-LE Clientmodul (gemSpec_CM_KOMLE).
+//!
+//! Everything that knows a protocol lives here: the SMTP and POP3 codecs, SASL, the login-name
+//! grammar, the proxy state machines, the KOM-LE S/MIME profile, the Konnektor SOAP messages and
+//! the directory lookups. Nothing in this crate performs I/O, reads a clock, spawns a thread or
+//! draws randomness: callers feed bytes, events and `now`, and drain actions. That keeps the whole
+//! protocol logic deterministic and testable by replaying transcripts (see `komle-conformance`).
+
+pub mod directory;
+pub mod konnektor;
+pub mod login_name;
+pub mod sasl;
+pub mod secret;
+pub mod smime;
+pub mod smtp;

@@ -1,0 +1,1 @@
+//! The KOM-LE S/MIME profile (gemSMIME_KOMLE): protecting outgoing and opening incoming mail.

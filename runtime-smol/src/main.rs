@@ -1,0 +1,4 @@
+//! `komle-cm`: the KOM-LE Clientmodul daemon.
+fn main() {
+    env_logger::init();
+}

@@ -1,0 +1,1 @@
+//! Drive the KOM-LE Clientmodul core inside an existing tokio service.

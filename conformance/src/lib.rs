@@ -1,1 +1,8 @@
-//! Konformance: transcripts, Konnektor simulator, test PKI, real-server harness.
+//! Conformance kit for the KOM-LE Clientmodul: protocol transcripts replayed against the core,
+//! the Konnektor simulator with real cryptography, the test PKI, and harnesses that start real
+//! servers (Postfix, Dovecot, slapd) from temp dirs for the end-to-end suites.
+
+pub mod pki;
+pub mod servers;
+pub mod sim;
+pub mod slapd;

@@ -9,6 +9,7 @@
 pub mod directory;
 pub mod konnektor;
 pub mod login_name;
+pub mod pop3;
 pub mod sasl;
 pub mod secret;
 pub mod smime;

@@ -1,0 +1,1 @@
+//! Real mail servers for end-to-end tests: Postfix (SMTPS, SASL via Dovecot, LMTP) and Dovecot (POP3S).

@@ -1,0 +1,1 @@
+//! Konnektor simulator: SOAP over HTTPS with real CMS cryptography.

@@ -1,0 +1,1 @@
+//! Directory (VZD) access over LDAP with ldap3, run off the smol executor.

@@ -1,0 +1,21 @@
+//! The SMTP proxy of the Clientmodul (gemSpec_CM_KOMLE §3.2) as a sans-IO state machine.
+//!
+//! One [`SmtpSession`] per client connection. The runtime feeds it bytes from the client and the
+//! MTA, the results of the actions it asked for and the current time, and drains [`SmtpAction`]s:
+//! bytes to write, an MTA to connect to, a recipient to check, a message to protect, a side to
+//! close. [`SmtpSession::poll_timeout`] says when to call [`SmtpSession::handle_timeout`].
+//!
+//! ```text
+//!   client bytes ──► handle_client_data ─┐                ┌─► SendToClient / SendToUpstream
+//!   MTA bytes ─────► handle_upstream_data├─► SmtpSession ─┤   ConnectUpstream / CheckRecipient
+//!   SmtpEvent ─────► handle_event ───────┤                │   Protect / CloseClient / CloseUpstream
+//!   now ───────────► handle_timeout ─────┘                └─► poll_timeout
+//! ```
+
+mod config;
+mod event;
+
+pub use config::SmtpConfig;
+pub use event::{
+    Notice, ProtectJob, ProtectedMessage, ProtectionFailure, RecipientVerdict, SmtpAction, SmtpEvent,
+};

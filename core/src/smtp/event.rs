@@ -1,0 +1,104 @@
+//! What goes into and comes out of an [`SmtpSession`](super::SmtpSession).
+
+use crate::login_name::LoginName;
+use crate::secret::SecretBytes;
+
+/// Results of actions the session asked for, and connection events.
+#[derive(Debug)]
+pub enum SmtpEvent {
+    /// The client closed its side (or the connection broke).
+    ClientClosed,
+    /// The connection to the MTA asked for with [`SmtpAction::ConnectUpstream`] is up, TLS
+    /// included (implicit TLS, certificate checked).
+    UpstreamConnected,
+    /// Connecting (TCP or TLS) to the MTA failed.
+    UpstreamFailed { reason: String },
+    /// The MTA closed its side (or the connection broke).
+    UpstreamClosed,
+    /// Answer to [`SmtpAction::CheckRecipient`].
+    RecipientChecked {
+        address: String,
+        verdict: RecipientVerdict,
+    },
+    /// Answer to [`SmtpAction::Protect`].
+    Protected(Result<ProtectedMessage, ProtectionFailure>),
+}
+
+/// Whether a recipient may be sent to (KOM-LE-A_2176, A_2178).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecipientVerdict {
+    /// At least one valid encryption certificate exists.
+    Usable,
+    /// No valid encryption certificate: RCPT is refused with 550 and not forwarded.
+    NoValidCertificate,
+    /// Certificates with different Telematik-IDs: not sent to (A_2178), refused with 550.
+    ConflictingTelematikIds,
+    /// The directory could not be asked: a temporary 451, the client may retry.
+    DirectoryUnavailable,
+}
+
+/// Something the runtime must do for the session.
+#[derive(Debug)]
+pub enum SmtpAction {
+    /// Write these bytes to the client.
+    SendToClient(Vec<u8>),
+    /// Write these bytes to the MTA. During DATA this carries message content: the runtime
+    /// must not log or persist it.
+    SendToUpstream(Vec<u8>),
+    /// Connect to the MTA with implicit TLS (A_2011) and answer with
+    /// [`SmtpEvent::UpstreamConnected`] or [`SmtpEvent::UpstreamFailed`].
+    ConnectUpstream { host: String, port: u16 },
+    /// Find the encryption certificates of `address` (cache, then directory) and answer with
+    /// [`SmtpEvent::RecipientChecked`].
+    CheckRecipient { address: String },
+    /// Sign and encrypt a message (A_2019) and answer with [`SmtpEvent::Protected`].
+    Protect(ProtectJob),
+    /// Close the client connection once everything queued before has been written.
+    CloseClient,
+    /// Close the MTA connection once everything queued before has been written.
+    CloseUpstream,
+}
+
+/// A message to protect per the KOM-LE S/MIME profile.
+#[derive(Debug)]
+pub struct ProtectJob {
+    /// Who logged in: account, MTA and the card call context (MandantId, ClientSystemId,
+    /// WorkplaceId) for the Konnektor.
+    pub login: LoginName,
+    /// The reverse path of `MAIL FROM`, without angle brackets.
+    pub envelope_from: String,
+    /// The recipients the MTA accepted (RCPT answered 2xx), in order.
+    pub recipients: Vec<String>,
+    /// The message as the client sent it, dot-unstuffed, CRLF line ends, without the final
+    /// `.` line.
+    pub message: SecretBytes,
+}
+
+/// A protected message, ready for the MTA.
+#[derive(Debug)]
+pub struct ProtectedMessage {
+    /// The outer KOM-LE message, CRLF line ends, not dot-stuffed.
+    pub message: SecretBytes,
+    /// The envelope recipients to deliver to: the job's recipients minus those no certificate
+    /// could be used for (A_2028). When it is a strict subset, the session replays the envelope.
+    pub recipients: Vec<String>,
+    /// An unprotected error mail to the sender naming the addresses left out (A_2024, A_2192),
+    /// sent through the same MTA session after the message.
+    pub notice: Option<Notice>,
+}
+
+/// An unsigned, unencrypted mail the Clientmodul sends on its own (A_2024).
+#[derive(Debug)]
+pub struct Notice {
+    pub envelope_from: String,
+    pub recipient: String,
+    /// CRLF line ends, not dot-stuffed.
+    pub message: SecretBytes,
+}
+
+/// Why protecting failed; the client gets `451` with this text (A_2021, A_2025).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProtectionFailure {
+    /// Human-readable reason, one line, no message content.
+    pub reason: String,
+}

@@ -56,7 +56,7 @@ impl SmtpSession {
     fn on_connect_command(&mut self, line: &[u8], _now: Instant) {
         self.commands_before_auth += 1;
         if self.commands_before_auth > self.config.max_commands_before_auth {
-            self.to_client(reply::line(421, "4.7.0 Zu viele Kommandos ohne Anmeldung"));
+            self.send_client(reply::line(421, "4.7.0 Zu viele Kommandos ohne Anmeldung"));
             self.close_both();
             return;
         }
@@ -65,7 +65,7 @@ impl SmtpSession {
             Verb::Helo => {
                 self.ehlo_domain = domain_arg(cmd.args);
                 let text = format!("{} OK", self.config.hostname);
-                self.to_client(reply::line(250, &text));
+                self.send_client(reply::line(250, &text));
             }
             Verb::Ehlo => {
                 self.ehlo_domain = domain_arg(cmd.args);
@@ -78,19 +78,19 @@ impl SmtpSession {
                     "ENHANCEDSTATUSCODES",
                     "DSN",
                 ];
-                self.to_client(reply::multiline(250, &lines));
+                self.send_client(reply::multiline(250, &lines));
             }
-            Verb::Rset | Verb::Noop => self.to_client(reply::line(250, "2.0.0 OK")),
+            Verb::Rset | Verb::Noop => self.send_client(reply::line(250, "2.0.0 OK")),
             Verb::Mail | Verb::Rcpt | Verb::Data => {
-                self.to_client(reply::line(530, "5.7.0 Authentication required"))
+                self.send_client(reply::line(530, "5.7.0 Authentication required"))
             }
             Verb::Quit => {
                 // A_2016, third case: QUIT before any MTA connection.
-                self.to_client(reply::line(221, "2.0.0 OK"));
+                self.send_client(reply::line(221, "2.0.0 OK"));
                 self.close_both();
             }
             Verb::Auth => self.on_auth(cmd.args),
-            _ => self.to_client(reply::line(502, "5.5.1 Invalid command")),
+            _ => self.send_client(reply::line(502, "5.5.1 Invalid command")),
         }
     }
 
@@ -100,14 +100,14 @@ impl SmtpSession {
         let mechanism = parts.next().map(<[u8]>::to_ascii_uppercase);
         let initial = parts.next();
         if parts.next().is_some() {
-            self.to_client(reply::line(501, "5.5.4 Invalid command arguments"));
+            self.send_client(reply::line(501, "5.5.4 Invalid command arguments"));
             return;
         }
         match (mechanism.as_deref(), initial) {
-            (None, _) => self.to_client(reply::line(501, "5.5.4 Invalid command arguments")),
+            (None, _) => self.send_client(reply::line(501, "5.5.4 Invalid command arguments")),
             (Some(b"PLAIN"), None) => {
                 self.phase = Phase::Connect(AuthStep::PlainResponse);
-                self.to_client(b"334 \r\n".to_vec());
+                self.send_client(b"334 \r\n".to_vec());
             }
             (Some(b"PLAIN"), Some(b"=")) => self.sasl_failed(SaslError::Malformed),
             (Some(b"PLAIN"), Some(ir)) => match plain::decode_response(ir) {
@@ -116,7 +116,7 @@ impl SmtpSession {
             },
             (Some(b"LOGIN"), None) => {
                 self.phase = Phase::Connect(AuthStep::LoginUser);
-                self.to_client(reply::line(334, login::USERNAME_CHALLENGE));
+                self.send_client(reply::line(334, login::USERNAME_CHALLENGE));
             }
             (Some(b"LOGIN"), Some(ir)) => match sasl::decode_b64(ir).and_then(utf8) {
                 Ok(login) => self.ask_login_password(login),
@@ -124,24 +124,24 @@ impl SmtpSession {
             },
             // A_2009: challenge–response mechanisms hide the password.
             (Some(_), _) => {
-                self.to_client(reply::line(504, "5.7.4 Security features not supported"))
+                self.send_client(reply::line(504, "5.7.4 Security features not supported"))
             }
         }
     }
 
     fn ask_login_password(&mut self, login: String) {
         self.phase = Phase::Connect(AuthStep::LoginPassword { login });
-        self.to_client(reply::line(334, login::PASSWORD_CHALLENGE));
+        self.send_client(reply::line(334, login::PASSWORD_CHALLENGE));
     }
 
     fn sasl_failed(&mut self, e: SaslError) {
         self.phase = Phase::Connect(AuthStep::Idle);
         match e {
             SaslError::Cancelled => {
-                self.to_client(reply::line(501, "5.7.0 Authentication cancelled"))
+                self.send_client(reply::line(501, "5.7.0 Authentication cancelled"))
             }
             SaslError::Malformed => {
-                self.to_client(reply::line(501, "5.5.2 Cannot decode response"))
+                self.send_client(reply::line(501, "5.5.2 Cannot decode response"))
             }
         }
     }
@@ -163,7 +163,7 @@ impl SmtpSession {
             }
             Err(e) => {
                 let text = format!("5.5.4 {e}");
-                self.to_client(reply::line(501, &text));
+                self.send_client(reply::line(501, &text));
                 self.close_both();
             }
         }
@@ -173,10 +173,10 @@ impl SmtpSession {
     pub(super) fn failed_login_attempt(&mut self, reply_bytes: Vec<u8>) {
         self.close_upstream();
         self.phase = Phase::Connect(AuthStep::Idle);
-        self.to_client(reply_bytes);
+        self.send_client(reply_bytes);
         self.failed_logins += 1;
         if self.failed_logins >= self.config.max_failed_logins {
-            self.to_client(reply::line(
+            self.send_client(reply::line(
                 421,
                 "4.7.0 Zu viele fehlgeschlagene Anmeldungen",
             ));

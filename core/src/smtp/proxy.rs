@@ -90,21 +90,21 @@ impl SmtpSession {
                 return;
             }
             Verb::Auth => {
-                self.to_client(reply::line(503, "5.5.1 Already authenticated"));
+                self.send_client(reply::line(503, "5.5.1 Already authenticated"));
                 return;
             }
             Verb::Starttls => {
-                self.to_client(reply::line(503, "5.5.1 TLS already active"));
+                self.send_client(reply::line(503, "5.5.1 TLS already active"));
                 return;
             }
             Verb::Bdat => {
-                self.to_client(reply::line(502, "5.5.1 Invalid command"));
+                self.send_client(reply::line(502, "5.5.1 Invalid command"));
                 return;
             }
             Verb::Mail => match command::mail_from(cmd.args) {
                 Some(from) => Relayed::Mail(from),
                 None => {
-                    self.to_client(reply::line(501, "5.5.4 Syntax: MAIL FROM:<address>"));
+                    self.send_client(reply::line(501, "5.5.4 Syntax: MAIL FROM:<address>"));
                     return;
                 }
             },
@@ -128,11 +128,11 @@ impl SmtpSession {
     /// A_2176: check the recipient's certificates before RCPT reaches the MTA.
     fn on_rcpt(&mut self, line: Vec<u8>) {
         let Some(address) = command::rcpt_to(command::parse(&line).args) else {
-            self.to_client(reply::line(501, "5.1.3 Syntax: RCPT TO:<address>"));
+            self.send_client(reply::line(501, "5.1.3 Syntax: RCPT TO:<address>"));
             return;
         };
         if self.envelope.from.is_none() {
-            self.to_client(reply::line(503, "5.5.1 Error: need MAIL command"));
+            self.send_client(reply::line(503, "5.5.1 Error: need MAIL command"));
             return;
         }
         self.phase = Phase::Proxy(Proxy::CheckingRecipient {
@@ -172,18 +172,18 @@ impl SmtpSession {
                 let text = format!(
                     "5.7.1 Fuer <{address}> ist kein gueltiges Verschluesselungszertifikat vorhanden"
                 );
-                self.to_client(reply::line(550, &text));
+                self.send_client(reply::line(550, &text));
             }
             RecipientVerdict::ConflictingTelematikIds => {
                 self.phase = Phase::Proxy(Proxy::Idle);
                 let text = format!(
                     "5.7.1 Die Verschluesselungszertifikate von <{address}> tragen unterschiedliche Telematik-IDs"
                 );
-                self.to_client(reply::line(550, &text));
+                self.send_client(reply::line(550, &text));
             }
             RecipientVerdict::DirectoryUnavailable => {
                 self.phase = Phase::Proxy(Proxy::Idle);
-                self.to_client(reply::line(
+                self.send_client(reply::line(
                     451,
                     "4.4.3 Verzeichnisdienst nicht erreichbar, bitte spaeter erneut versuchen",
                 ));
@@ -195,16 +195,16 @@ impl SmtpSession {
     /// message (§3.2.5).
     fn on_data(&mut self, no_args: bool) {
         if !no_args {
-            self.to_client(reply::line(501, "5.5.4 Syntax: DATA"));
+            self.send_client(reply::line(501, "5.5.4 Syntax: DATA"));
         } else if self.envelope.from.is_none() {
-            self.to_client(reply::line(503, "5.5.1 Error: need MAIL command"));
+            self.send_client(reply::line(503, "5.5.1 Error: need MAIL command"));
         } else if self.envelope.recipients.is_empty() {
-            self.to_client(reply::line(554, "5.5.1 Error: no valid recipients"));
+            self.send_client(reply::line(554, "5.5.1 Error: no valid recipients"));
         } else {
             self.phase = Phase::Proxy(Proxy::Collecting(DataReader::new(
                 self.config.max_message_size,
             )));
-            self.to_client(reply::line(354, "Start mail input; end with <CRLF>.<CRLF>"));
+            self.send_client(reply::line(354, "Start mail input; end with <CRLF>.<CRLF>"));
         }
     }
 
@@ -224,7 +224,7 @@ impl SmtpSession {
             return;
         };
         match reader.finish() {
-            DataOutcome::TooLarge => self.to_client(reply::line(
+            DataOutcome::TooLarge => self.send_client(reply::line(
                 552,
                 "5.3.4 Message size exceeds fixed maximum message size",
             )),
@@ -321,7 +321,7 @@ impl SmtpSession {
     /// Ends the transaction with 451 to the client and RSET to the MTA.
     fn abort_transaction(&mut self, text: &str, now: Instant) {
         self.envelope = Default::default();
-        self.to_client(reply::line(451, text));
+        self.send_client(reply::line(451, text));
         let steps = VecDeque::from([step(b"RSET\r\n".to_vec(), OnReply::Ignore)]);
         self.run_next_step(steps, now);
     }
@@ -351,12 +351,12 @@ impl SmtpSession {
             Proxy::Quitting => {
                 // The MTA's 221 goes to the client; the MTA closes, then we close (A_2016).
                 self.phase = Phase::Proxy(Proxy::Quitting);
-                self.to_client(r.to_bytes());
+                self.send_client(r.to_bytes());
             }
             other => {
                 // Nothing was asked of the MTA.
                 self.phase = Phase::Proxy(other);
-                self.to_client(reply::line(
+                self.send_client(reply::line(
                     421,
                     "4.4.2 Ungueltige Antwort vom MTA, Verbindung wird geschlossen",
                 ));
@@ -381,14 +381,14 @@ impl SmtpSession {
                     self.envelope = Default::default();
                 }
                 if ehlo && ok {
-                    self.to_client(filter_ehlo(&r));
+                    self.send_client(filter_ehlo(&r));
                     return;
                 }
             }
             Relayed::Quit => {}
             _ => {}
         }
-        self.to_client(r.to_bytes());
+        self.send_client(r.to_bytes());
     }
 
     fn on_step_reply(&mut self, mut steps: VecDeque<Step>, r: Reply, now: Instant) {
@@ -404,12 +404,12 @@ impl SmtpSession {
                 return;
             }
             OnReply::ExpectGoAhead if r.code != 354 => {
-                self.to_client(r.to_bytes());
+                self.send_client(r.to_bytes());
                 steps.clear();
             }
             OnReply::FinalForClient => {
                 // 250 only after the MTA's 250: its reply is what the client gets.
-                self.to_client(r.to_bytes());
+                self.send_client(r.to_bytes());
                 if !r.is_positive() {
                     steps.clear();
                 }

@@ -87,7 +87,7 @@ impl SmtpSession {
             client_last_input: now,
         };
         let greeting = format!("{} ESMTP", s.config.hostname);
-        s.to_client(reply::line(220, &greeting));
+        s.send_client(reply::line(220, &greeting));
         s
     }
 
@@ -107,7 +107,7 @@ impl SmtpSession {
             && !matches!(self.phase, Phase::Closed)
             && self.client_in.buffered() > MAX_PIPELINED_BYTES
         {
-            self.to_client(reply::line(
+            self.send_client(reply::line(
                 421,
                 "4.7.0 Zu viele Daten ohne Antwort, Verbindung wird geschlossen",
             ));
@@ -192,7 +192,7 @@ impl SmtpSession {
         if self.upstream_deadline.is_some_and(|d| now >= d) {
             // A_2016: the MTA did not answer in time.
             self.upstream_deadline = None;
-            self.to_client(reply::line(
+            self.send_client(reply::line(
                 421,
                 "4.4.2 Der MTA antwortet nicht, Verbindung wird geschlossen",
             ));
@@ -204,8 +204,8 @@ impl SmtpSession {
         {
             // A_2017: no command for the MTA within the idle timeout; A_2016: the client
             // connection ends with it.
-            self.to_upstream(b"QUIT\r\n".to_vec());
-            self.to_client(reply::line(
+            self.send_upstream(b"QUIT\r\n".to_vec());
+            self.send_client(reply::line(
                 421,
                 "4.4.2 Zeitueberschreitung, Verbindung wird geschlossen",
             ));
@@ -216,9 +216,9 @@ impl SmtpSession {
             && now >= self.client_last_input + self.config.client_idle_timeout
         {
             if self.upstream_open {
-                self.to_upstream(b"QUIT\r\n".to_vec());
+                self.send_upstream(b"QUIT\r\n".to_vec());
             }
-            self.to_client(reply::line(
+            self.send_client(reply::line(
                 421,
                 "4.4.2 Zeitueberschreitung, Verbindung wird geschlossen",
             ));
@@ -272,7 +272,7 @@ impl SmtpSession {
                 return;
             };
             match line {
-                Line::TooLong => self.to_client(reply::line(500, "5.5.2 Zeile zu lang")),
+                Line::TooLong => self.send_client(reply::line(500, "5.5.2 Zeile zu lang")),
                 Line::Complete(l) => match self.phase {
                     Phase::Connect(_) => self.on_connect_line(&l, now),
                     _ => self.on_proxy_line(l, now),
@@ -291,7 +291,7 @@ impl SmtpSession {
     }
 
     fn upstream_protocol_error(&mut self) {
-        self.to_client(reply::line(
+        self.send_client(reply::line(
             421,
             "4.4.2 Ungueltige Antwort vom MTA, Verbindung wird geschlossen",
         ));
@@ -327,7 +327,7 @@ impl SmtpSession {
                     continue;
                 }
                 l.extend_from_slice(b"\r\n");
-                self.to_upstream(l);
+                self.send_upstream(l);
             }
         }
         self.close_both();
@@ -350,7 +350,7 @@ impl SmtpSession {
             }
             Phase::Proxy(Proxy::Quitting) => self.close_both(),
             Phase::Proxy(_) => {
-                self.to_client(reply::line(
+                self.send_client(reply::line(
                     421,
                     "4.4.2 Die Verbindung zum MTA wurde beendet",
                 ));
@@ -360,7 +360,7 @@ impl SmtpSession {
         }
     }
 
-    pub(super) fn to_client(&mut self, bytes: Vec<u8>) {
+    pub(super) fn send_client(&mut self, bytes: Vec<u8>) {
         if self.client_open {
             self.actions.push_back(SmtpAction::SendToClient(bytes));
         }
@@ -368,7 +368,7 @@ impl SmtpSession {
 
     /// Sends bytes to the MTA. Commands arm the response timer; message content does too, as
     /// the MTA's answer to the final dot is what the timer waits for.
-    pub(super) fn to_upstream(&mut self, bytes: Vec<u8>) {
+    pub(super) fn send_upstream(&mut self, bytes: Vec<u8>) {
         if self.upstream_open {
             self.actions.push_back(SmtpAction::SendToUpstream(bytes));
         }
@@ -378,7 +378,7 @@ impl SmtpSession {
     pub(super) fn command_upstream(&mut self, bytes: Vec<u8>, now: Instant) {
         self.upstream_deadline = Some(now + self.config.mta_response_timeout);
         self.upstream_last_command = Some(now);
-        self.to_upstream(bytes);
+        self.send_upstream(bytes);
     }
 
     pub(super) fn close_upstream(&mut self) {

@@ -92,7 +92,7 @@ impl SmtpSession {
             (Handshake::AuthPlain | Handshake::AuthLogin, 500..=599)
             | (Handshake::LoginUserSent | Handshake::LoginPasswordSent, 500..=599) => {
                 // Tab_SMTP_Verbindung: the MTA refused the credentials → 535 5.7.8.
-                self.to_upstream(b"QUIT\r\n".to_vec());
+                self.send_upstream(b"QUIT\r\n".to_vec());
                 self.failed_login_attempt(reply::line(
                     535,
                     "5.7.8 Authentication credentials invalid",
@@ -106,7 +106,7 @@ impl SmtpSession {
             None => {
                 // Anything else (no greeting, EHLO refused, no usable mechanism, temporary
                 // errors) means the MTA cannot be used right now → 454 4.7.0.
-                self.to_upstream(b"QUIT\r\n".to_vec());
+                self.send_upstream(b"QUIT\r\n".to_vec());
                 self.failed_login_attempt(reply::line(
                     454,
                     "4.7.0 Temporary authentication failure",
@@ -119,7 +119,7 @@ impl SmtpSession {
         self.upstream_last_command = Some(now);
         self.phase = Phase::Proxy(Proxy::Idle);
         self.login = Some(pending.login);
-        self.to_client(reply::line(235, "2.7.0 Authentication successful"));
+        self.send_client(reply::line(235, "2.7.0 Authentication successful"));
     }
 }
 

@@ -6,3 +6,4 @@ pub mod pki;
 pub mod servers;
 pub mod sim;
 pub mod slapd;
+pub mod transcript;

@@ -7,7 +7,7 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use super::config::{MIN_ADVERTISED_SIZE, SmtpConfig};
+use super::config::SmtpConfig;
 use super::connect::AuthStep;
 use super::event::{SmtpAction, SmtpEvent};
 use super::proxy::{Envelope, Proxy};
@@ -66,8 +66,7 @@ pub struct SmtpSession {
 impl SmtpSession {
     /// Starts a session for a freshly accepted client connection and queues the greeting with
     /// `ESMTP` (KOM-LE-A_2007).
-    pub fn new(mut config: SmtpConfig, now: Instant) -> Self {
-        config.max_message_size = config.max_message_size.max(MIN_ADVERTISED_SIZE);
+    pub fn new(config: SmtpConfig, now: Instant) -> Self {
         let mut s = Self {
             client_in: LineBuffer::new(config.max_line_length),
             upstream_in: LineBuffer::new(config.max_line_length),

@@ -17,7 +17,7 @@ fn dialog(tls: &LoopbackTls, mta: &MiniMta, script: &[(&str, &str)]) -> Vec<Stri
     .unwrap();
     let mut io = BufReader::new(rustls::StreamOwned::new(conn, sock));
     let mut replies = Vec::new();
-    let mut read_reply = |io: &mut BufReader<_>| {
+    let read_reply = |io: &mut BufReader<_>| {
         let mut all = String::new();
         loop {
             let mut l = String::new();

@@ -1,0 +1,685 @@
+//! The POP3 proxy session: CONNECT, PROXY and PROCESS states of Abb_Status_CM_Empfang.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use zeroize::Zeroize;
+
+use super::command::{self, Command, ReplyShape};
+use super::config::Pop3Config;
+use super::event::{OpenJob, OpenedMessage, Pop3Action, Pop3Event};
+use super::multiline::dot_stuff;
+use super::replies::{ReplyReader, Stop};
+use super::reply;
+use super::upstream::{LoginStep, UpstreamLogin};
+use crate::login_name::LoginName;
+use crate::sasl::{SaslError, plain};
+use crate::secret::Password;
+
+/// The capabilities of the CONNECT state, exactly Tab_POP3_Ant_Init (KOM-LE-A_2030).
+const CONNECT_CAPA: &[u8] =
+    b"+OK Capability list follows\r\nTOP\r\nUSER\r\nSASL PLAIN\r\nUIDL\r\n.\r\n";
+/// A_2037 (Tab_POP3_Verbindung): the server refused the credentials.
+pub const AUTH_FAILED: &str = "Der Nutzer konnte nicht authentifiziert werden";
+/// A_2037: the client asked for a mechanism other than USER/PASS or PLAIN.
+pub const MECHANISM_UNSUPPORTED: &str = "Authentifizierungsmechanismus wird nicht unterstuetzt";
+/// A_2037: the server cannot be reached.
+pub const SERVER_UNREACHABLE: &str = "Der POP3-Server ist nicht erreichbar";
+/// A_2037: the server refused the session or does not speak POP3.
+pub const SERVER_UNAVAILABLE: &str = "Der POP3-Server ist nicht verfuegbar";
+/// A_2038: the server did not answer in time.
+pub const TIMEOUT: &str = "timeout";
+
+enum Phase {
+    /// CONNECT: answering the client ourselves until the credentials are complete.
+    Connect {
+        user: Option<LoginName>,
+        /// `AUTH PLAIN` without initial response was answered with `+ `; the next line is
+        /// the response.
+        plain_pending: bool,
+    },
+    /// Waiting for the TLS connection to the server (A_2033).
+    Connecting {
+        login: LoginName,
+        password: Password,
+    },
+    /// Logging in to the server on the client's behalf (A_2034, A_2035).
+    LoggingIn(UpstreamLogin),
+    /// PROXY (A_2040), including PROCESS while `opening` (a RETR message is with the
+    /// Konnektor; later replies wait in the upstream buffer).
+    Proxy {
+        login: LoginName,
+        replies: ReplyReader,
+        opening: bool,
+    },
+    Finished,
+}
+
+#[derive(Clone, Copy)]
+enum Deadline {
+    ClientIdle,
+    ServerResponse,
+    ServerIdle,
+}
+
+/// One client connection of the POP3 proxy. See the [module docs](super) for the data flow.
+pub struct Pop3Session {
+    config: Pop3Config,
+    phase: Phase,
+    actions: VecDeque<Pop3Action>,
+    /// Client bytes not yet processed: a partial line, or lines held back while the server
+    /// connection is being set up or too many commands are outstanding. May hold a password.
+    client_in: Vec<u8>,
+    /// Server bytes not yet processed: a partial status line, or replies after a RETR
+    /// message whose opening is pending. May hold message content.
+    upstream_in: Vec<u8>,
+    /// A server connection exists or is being made (so closing must close it).
+    upstream_open: bool,
+    /// The server hung up while a message was being opened; close after delivering it.
+    upstream_gone: bool,
+    commands_before_auth: usize,
+    failed_logins: u32,
+    client_seen: Instant,
+    /// Since when the server owes an answer (reset on every byte it sends).
+    server_owes_since: Option<Instant>,
+    /// When the server connection last carried a command or finished a reply.
+    server_idle_since: Instant,
+}
+
+impl Pop3Session {
+    /// Starts a session for a freshly accepted client and queues the greeting (§3.4.2.1).
+    pub fn new(config: Pop3Config, now: Instant) -> Self {
+        let greeting = reply::ok(&config.greeting);
+        let mut session = Self {
+            config,
+            phase: Phase::Connect {
+                user: None,
+                plain_pending: false,
+            },
+            actions: VecDeque::new(),
+            client_in: Vec::new(),
+            upstream_in: Vec::new(),
+            upstream_open: false,
+            upstream_gone: false,
+            commands_before_auth: 0,
+            failed_logins: 0,
+            client_seen: now,
+            server_owes_since: None,
+            server_idle_since: now,
+        };
+        session.to_client(&greeting);
+        session
+    }
+
+    pub fn handle_client_data(&mut self, bytes: &[u8], now: Instant) {
+        if self.is_finished() {
+            return;
+        }
+        self.client_seen = now;
+        self.client_in.extend_from_slice(bytes);
+        self.process_client(now, false);
+    }
+
+    pub fn handle_upstream_data(&mut self, bytes: &[u8], now: Instant) {
+        if self.is_finished() || !self.upstream_open {
+            return;
+        }
+        if self.server_owes_since.is_some() {
+            self.server_owes_since = Some(now);
+        }
+        self.upstream_in.extend_from_slice(bytes);
+        self.process_upstream(now);
+    }
+
+    pub fn handle_event(&mut self, event: Pop3Event, now: Instant) {
+        if self.is_finished() {
+            return;
+        }
+        match event {
+            Pop3Event::ClientClosed => self.client_closed(now),
+            Pop3Event::UpstreamConnected => {
+                if let Phase::Connecting { .. } = self.phase {
+                    let Phase::Connecting { login, password } =
+                        core::mem::replace(&mut self.phase, Phase::Finished)
+                    else {
+                        return;
+                    };
+                    self.phase = Phase::LoggingIn(UpstreamLogin::new(login, password));
+                    self.server_owes_since = Some(now);
+                    self.process_upstream(now);
+                }
+            }
+            Pop3Event::UpstreamFailed { reason } => {
+                if let Phase::Connecting { .. } = self.phase {
+                    self.upstream_open = false;
+                    let text = format!("{SERVER_UNREACHABLE}: {reason}");
+                    self.back_to_connect(&text, now);
+                }
+            }
+            Pop3Event::UpstreamClosed => self.upstream_closed(now),
+            Pop3Event::Opened(result) => self.opened(result, now),
+        }
+    }
+
+    /// Acts on an expired deadline; earlier calls are harmless.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let Some((at, kind)) = self.deadline() else {
+            return;
+        };
+        if now < at {
+            return;
+        }
+        match kind {
+            Deadline::ClientIdle | Deadline::ServerResponse => {
+                // A_2038: `-ERR timeout`, then close (the server side with it, A_2039).
+                self.to_client(&reply::err(TIMEOUT));
+                self.finish();
+            }
+            // A_2039: the idle server connection is closed — without QUIT, so the server
+            // does not enter UPDATE and no DELE the client sent takes effect unconfirmed.
+            // A_2038 then closes the client, which cannot continue without a server.
+            Deadline::ServerIdle => self.finish(),
+        }
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.deadline().map(|(at, _)| at)
+    }
+
+    pub fn poll_action(&mut self) -> Option<Pop3Action> {
+        self.actions.pop_front()
+    }
+
+    /// Both connections are closed (or asked to be) and nothing more will happen.
+    pub fn is_finished(&self) -> bool {
+        matches!(self.phase, Phase::Finished)
+    }
+
+    fn deadline(&self) -> Option<(Instant, Deadline)> {
+        let response = |since: Option<Instant>| {
+            since.map(|s| (s + self.config.server_response_timeout, Deadline::ServerResponse))
+        };
+        match &self.phase {
+            Phase::Connect { .. } => Some((
+                self.client_seen + self.config.client_idle_timeout,
+                Deadline::ClientIdle,
+            )),
+            Phase::Connecting { .. } | Phase::LoggingIn(_) => response(self.server_owes_since),
+            // The Konnektor call has its own timeout in the runtime (Tab_Konf_Param).
+            Phase::Proxy { opening: true, .. } => None,
+            Phase::Proxy { replies, .. } if replies.outstanding() > 0 => {
+                response(self.server_owes_since)
+            }
+            Phase::Proxy { .. } => Some((
+                self.server_idle_since + self.config.server_idle_timeout,
+                Deadline::ServerIdle,
+            )),
+            Phase::Finished => None,
+        }
+    }
+
+    // ---- client side -------------------------------------------------------------------
+
+    /// Handles complete client lines as far as the state allows. `draining`: the client has
+    /// gone; forward every complete command regardless of the pipelining limit (A_2039).
+    fn process_client(&mut self, now: Instant, draining: bool) {
+        loop {
+            let ready = match &self.phase {
+                Phase::Connect { .. } => true,
+                Phase::Proxy { replies, .. } => {
+                    draining || replies.outstanding() < self.config.max_pipelined_commands
+                }
+                _ => false,
+            };
+            if !ready {
+                return;
+            }
+            let Some(mut line) = self.take_client_line() else {
+                return;
+            };
+            if matches!(self.phase, Phase::Connect { .. }) {
+                self.connect_line(&line, now);
+            } else {
+                self.proxy_line(&line, now);
+            }
+            line.zeroize();
+        }
+    }
+
+    /// The next complete line with its line end, or `None`. An overlong line ends the
+    /// session with `-ERR` (the limit keeps a client from filling memory).
+    fn take_client_line(&mut self) -> Option<Vec<u8>> {
+        let max = self.config.max_line_length;
+        match self.client_in.iter().position(|b| *b == b'\n') {
+            Some(lf) if lf < max => {
+                let line = self.client_in[..=lf].to_vec();
+                consume_front(&mut self.client_in, lf + 1);
+                Some(line)
+            }
+            None if self.client_in.len() <= max => None,
+            _ => {
+                self.client_in.zeroize();
+                self.to_client(&reply::err("Zeile zu lang"));
+                self.finish();
+                None
+            }
+        }
+    }
+
+    /// CONNECT state: Tab_POP3_Ant_Init (KOM-LE-A_2030).
+    fn connect_line(&mut self, line: &[u8], now: Instant) {
+        self.commands_before_auth += 1;
+        if self.commands_before_auth > self.config.max_commands_before_auth {
+            self.to_client(&reply::err("Zu viele Kommandos"));
+            self.finish();
+            return;
+        }
+        let text = reply::trim_eol(line);
+        if let Phase::Connect { plain_pending, .. } = &mut self.phase
+            && *plain_pending
+        {
+            *plain_pending = false;
+            self.plain_response(text, now);
+            return;
+        }
+        match command::parse(text) {
+            Ok(Command::Capa) => self.to_client(CONNECT_CAPA),
+            Ok(Command::User(name)) => match LoginName::parse(name) {
+                // A_21518: an incomplete login name aborts the session.
+                Err(e) => {
+                    self.to_client(&reply::err(&e.to_string()));
+                    self.finish();
+                }
+                Ok(login) => {
+                    if let Phase::Connect { user, .. } = &mut self.phase {
+                        *user = Some(login);
+                    }
+                    self.to_client(&reply::ok(""));
+                }
+            },
+            Ok(Command::Pass(password)) => {
+                let user = match &mut self.phase {
+                    Phase::Connect { user, .. } => user.take(),
+                    _ => None,
+                };
+                match user {
+                    Some(login) => self.start_login(login, Password::new(password), now),
+                    None => self.to_client(&reply::err("Zuerst USER senden")),
+                }
+            }
+            Ok(Command::Auth {
+                mechanism,
+                initial_response,
+            }) if mechanism.eq_ignore_ascii_case("PLAIN") => match initial_response {
+                Some(response) => self.plain_response(response.as_bytes(), now),
+                None => {
+                    if let Phase::Connect { plain_pending, .. } = &mut self.phase {
+                        *plain_pending = true;
+                    }
+                    self.to_client(b"+ \r\n");
+                }
+            },
+            Ok(Command::Auth { .. }) => self.to_client(&reply::err(MECHANISM_UNSUPPORTED)),
+            // A_2038: QUIT before a server connection exists: +OK and close.
+            Ok(Command::Quit) => {
+                self.to_client(&reply::ok("KOM-LE Clientmodul beendet die Verbindung"));
+                self.finish();
+            }
+            _ => self.to_client(&reply::err("Kommando vor der Anmeldung nicht erlaubt")),
+        }
+    }
+
+    /// The SASL PLAIN response (RFC 4616) carries the login name and the password (A_2031).
+    fn plain_response(&mut self, response: &[u8], now: Instant) {
+        match plain::decode_response(response) {
+            Ok(credentials) => match LoginName::parse(&credentials.login) {
+                Ok(login) => self.start_login(login, credentials.password, now),
+                Err(e) => {
+                    self.to_client(&reply::err(&e.to_string()));
+                    self.finish();
+                }
+            },
+            Err(SaslError::Cancelled) => {
+                self.to_client(&reply::err("Authentifizierung abgebrochen"));
+            }
+            Err(SaslError::Malformed) => self.login_failed(now),
+        }
+    }
+
+    fn start_login(&mut self, login: LoginName, password: Password, now: Instant) {
+        // A_2033: the server named in the login name, with implicit TLS.
+        self.actions.push_back(Pop3Action::ConnectUpstream {
+            host: login.host.clone(),
+            port: login.port,
+        });
+        self.upstream_open = true;
+        self.upstream_gone = false;
+        self.server_owes_since = Some(now);
+        self.phase = Phase::Connecting { login, password };
+    }
+
+    /// PROXY state: forward unchanged except TOP (A_2040, A_2041) and remember the reply
+    /// shape. Unparseable lines are forwarded too; the server answers them with one line.
+    fn proxy_line(&mut self, line: &[u8], now: Instant) {
+        let text = reply::trim_eol(line);
+        let (shape, quit, rewritten) = match command::parse(text) {
+            Ok(cmd) => {
+                let rewritten = match cmd {
+                    Command::Top { message, lines } => command::top_with_zero_lines(message, lines),
+                    _ => None,
+                };
+                (cmd.reply_shape(), cmd == Command::Quit, rewritten)
+            }
+            Err(_) => (ReplyShape::SingleLine, false, None),
+        };
+        let Phase::Proxy { replies, .. } = &mut self.phase else {
+            return;
+        };
+        if replies.outstanding() == 0 {
+            self.server_owes_since = Some(now);
+        }
+        replies.expect(shape, quit);
+        self.server_idle_since = now;
+        match rewritten {
+            Some(bytes) => self.to_upstream(&bytes),
+            None => self.to_upstream(line),
+        }
+    }
+
+    fn client_closed(&mut self, now: Instant) {
+        // A_2039: commands already received still reach the server, then it is closed.
+        if matches!(self.phase, Phase::Proxy { .. }) {
+            self.process_client(now, true);
+        }
+        self.finish();
+    }
+
+    // ---- server side -------------------------------------------------------------------
+
+    fn process_upstream(&mut self, now: Instant) {
+        match &mut self.phase {
+            Phase::LoggingIn(_) => self.process_login(now),
+            Phase::Proxy { .. } => self.process_replies(now),
+            // Nothing is expected before the greeting or after the session: bytes that arrive
+            // while connecting wait for the login.
+            _ => {}
+        }
+    }
+
+    fn process_login(&mut self, now: Instant) {
+        loop {
+            let Phase::LoggingIn(login) = &mut self.phase else {
+                return;
+            };
+            let Some(lf) = self.upstream_in.iter().position(|b| *b == b'\n') else {
+                if self.upstream_in.len() > self.config.max_reply_line_length {
+                    self.back_to_connect(SERVER_UNAVAILABLE, now);
+                }
+                return;
+            };
+            let step = login.on_line(&self.upstream_in[..=lf]);
+            consume_front(&mut self.upstream_in, lf + 1);
+            match step {
+                LoginStep::Wait => {}
+                LoginStep::Send(mut bytes) => {
+                    self.server_owes_since = Some(now);
+                    self.to_upstream(&bytes);
+                    bytes.zeroize();
+                }
+                LoginStep::LoggedIn(line) => {
+                    let Phase::LoggingIn(login) =
+                        core::mem::replace(&mut self.phase, Phase::Finished)
+                    else {
+                        return;
+                    };
+                    self.phase = Phase::Proxy {
+                        login: login.into_login(),
+                        replies: ReplyReader::new(
+                            self.config.max_reply_line_length,
+                            self.config.max_message_size,
+                        ),
+                        opening: false,
+                    };
+                    self.server_owes_since = None;
+                    self.server_idle_since = now;
+                    // Tab_POP3_Verbindung: +OK — the server's own line, as in §3.4.5.
+                    self.to_client(&line);
+                    self.process_replies(now);
+                    self.process_client(now, false);
+                    return;
+                }
+                LoginStep::Rejected => {
+                    self.to_upstream(b"QUIT\r\n");
+                    self.login_failed(now);
+                    return;
+                }
+                LoginStep::Unavailable => {
+                    self.back_to_connect(SERVER_UNAVAILABLE, now);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn process_replies(&mut self, now: Instant) {
+        let Phase::Proxy {
+            login,
+            replies,
+            opening,
+        } = &mut self.phase
+        else {
+            return;
+        };
+        if *opening {
+            return;
+        }
+        let before = replies.outstanding();
+        let mut client = Vec::new();
+        let (used, stop) = replies.feed(&self.upstream_in, &mut client);
+        let after = replies.outstanding();
+        let mut job = None;
+        let mut end = None;
+        match stop {
+            Some(Stop::Message(message)) => {
+                *opening = true;
+                job = Some(OpenJob {
+                    login: login.clone(),
+                    message,
+                });
+            }
+            Some(other) => end = Some(other),
+            None => {}
+        }
+        consume_front(&mut self.upstream_in, used);
+        self.to_client(&client);
+        client.zeroize();
+        if after < before {
+            self.server_idle_since = now;
+            self.server_owes_since = (after > 0).then_some(now);
+        }
+        match end {
+            Some(Stop::LineTooLong) => {
+                self.to_client(&reply::err(SERVER_UNAVAILABLE));
+                self.finish();
+            }
+            // QUIT answered (A_2038: the +OK is relayed, then both sides close).
+            Some(_) => self.finish(),
+            None => {
+                if let Some(job) = job {
+                    self.actions.push_back(Pop3Action::Open(job));
+                } else if self.upstream_gone {
+                    self.finish();
+                } else if after < before {
+                    // Room in the pipeline again: commands held back may go now.
+                    self.process_client(now, false);
+                }
+            }
+        }
+    }
+
+    /// PROCESS → PROXY: the client gets the processed message with its true size, or `-ERR`.
+    fn opened(
+        &mut self,
+        result: Result<OpenedMessage, super::event::OpenFailure>,
+        now: Instant,
+    ) {
+        let Phase::Proxy { opening, .. } = &mut self.phase else {
+            return;
+        };
+        if !*opening {
+            return;
+        }
+        *opening = false;
+        match result {
+            Ok(opened) => {
+                let (mut body, octets) = dot_stuff(opened.message.as_slice());
+                // RFC 1939 §7 RETR: `+OK` then the message; the size is that of what the
+                // client actually receives, not the encrypted size the server announced.
+                self.to_client(&reply::ok(&format!("{octets} octets")));
+                self.to_client(&body);
+                body.zeroize();
+            }
+            Err(failure) => self.to_client(&reply::err(&failure.reason)),
+        }
+        self.server_idle_since = now;
+        if self.upstream_gone && self.upstream_in.is_empty() {
+            self.finish();
+            return;
+        }
+        self.process_replies(now);
+        if !self.is_finished() {
+            self.process_client(now, false);
+        }
+    }
+
+    fn upstream_closed(&mut self, now: Instant) {
+        self.upstream_open = false;
+        match &self.phase {
+            Phase::Connecting { .. } | Phase::LoggingIn(_) => {
+                self.back_to_connect(SERVER_UNAVAILABLE, now);
+            }
+            // A_2038: what the server sent is delivered first; a message with the Konnektor
+            // is still delivered, then the client is closed.
+            Phase::Proxy { opening: true, .. } => self.upstream_gone = true,
+            _ => self.finish(),
+        }
+    }
+
+    // ---- state changes -----------------------------------------------------------------
+
+    /// A_2037: the server refused the credentials. The session stays in CONNECT (§3.4.2.2:
+    /// "Anderenfalls bleibt das Clientmodul im CONNECT-Zustand") until too many failures.
+    fn login_failed(&mut self, now: Instant) {
+        self.failed_logins += 1;
+        if self.failed_logins >= self.config.max_failed_logins {
+            self.to_client(&reply::err(AUTH_FAILED));
+            self.finish();
+        } else {
+            self.back_to_connect(AUTH_FAILED, now);
+        }
+    }
+
+    /// Answers `-ERR text`, drops the server connection and the credentials, and lets the
+    /// client try again.
+    fn back_to_connect(&mut self, text: &str, now: Instant) {
+        self.to_client(&reply::err(text));
+        if self.upstream_open {
+            self.actions.push_back(Pop3Action::CloseUpstream);
+            self.upstream_open = false;
+        }
+        self.upstream_in.zeroize();
+        self.server_owes_since = None;
+        self.client_seen = now;
+        self.phase = Phase::Connect {
+            user: None,
+            plain_pending: false,
+        };
+        self.process_client(now, false);
+    }
+
+    /// Closes what is open (A_2038/A_2039) and forgets all buffered data.
+    fn finish(&mut self) {
+        if self.is_finished() {
+            return;
+        }
+        if self.upstream_open {
+            self.actions.push_back(Pop3Action::CloseUpstream);
+            self.upstream_open = false;
+        }
+        self.actions.push_back(Pop3Action::CloseClient);
+        self.phase = Phase::Finished;
+        self.client_in.zeroize();
+        self.upstream_in.zeroize();
+    }
+
+    fn to_client(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        if let Some(Pop3Action::SendToClient(last)) = self.actions.back_mut() {
+            last.extend_from_slice(bytes);
+        } else {
+            self.actions
+                .push_back(Pop3Action::SendToClient(bytes.to_vec()));
+        }
+    }
+
+    fn to_upstream(&mut self, bytes: &[u8]) {
+        if let Some(Pop3Action::SendToUpstream(last)) = self.actions.back_mut() {
+            last.extend_from_slice(bytes);
+        } else {
+            self.actions
+                .push_back(Pop3Action::SendToUpstream(bytes.to_vec()));
+        }
+    }
+}
+
+impl Drop for Pop3Session {
+    fn drop(&mut self) {
+        self.client_in.zeroize();
+        self.upstream_in.zeroize();
+    }
+}
+
+impl core::fmt::Debug for Pop3Session {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let phase = match &self.phase {
+            Phase::Connect { .. } => "CONNECT",
+            Phase::Connecting { .. } => "CONNECTING",
+            Phase::LoggingIn(_) => "LOGIN",
+            Phase::Proxy { opening: true, .. } => "PROCESS",
+            Phase::Proxy { .. } => "PROXY",
+            Phase::Finished => "FINISHED",
+        };
+        f.debug_struct("Pop3Session")
+            .field("phase", &phase)
+            .field("pending_actions", &self.actions.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Removes the first `n` bytes and wipes the vacated tail, which still holds copies of
+/// message content or passwords after the shift (A_2005).
+fn consume_front(buf: &mut Vec<u8>, n: usize) {
+    if n == 0 {
+        return;
+    }
+    let old_len = buf.len();
+    buf.copy_within(n.., 0);
+    buf[old_len - n..].zeroize();
+    buf.truncate(old_len - n);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::consume_front;
+
+    #[test]
+    fn consume_front_keeps_the_rest_in_order() {
+        let mut v = b"abcdef".to_vec();
+        consume_front(&mut v, 2);
+        assert_eq!(v, b"cdef");
+        consume_front(&mut v, 4);
+        assert!(v.is_empty());
+    }
+}

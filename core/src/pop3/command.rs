@@ -33,7 +33,10 @@ pub enum Command<'a> {
     Uidl(Option<&'a str>),
     Retr(&'a str),
     /// `TOP msg n`, arguments as sent.
-    Top { message: &'a str, lines: &'a str },
+    Top {
+        message: &'a str,
+        lines: &'a str,
+    },
     /// Any other verb (DELE, NOOP, RSET, APOP, STLS, extensions), upper-cased by the caller
     /// when compared.
     Other(&'a str),
@@ -223,7 +226,10 @@ mod tests {
 
     #[test]
     fn a_2041_top_line_count_becomes_zero() {
-        assert_eq!(top_with_zero_lines("1", "10"), Some(b"TOP 1 0\r\n".to_vec()));
+        assert_eq!(
+            top_with_zero_lines("1", "10"),
+            Some(b"TOP 1 0\r\n".to_vec())
+        );
         assert_eq!(top_with_zero_lines("7", "1"), Some(b"TOP 7 0\r\n".to_vec()));
         assert_eq!(top_with_zero_lines("1", "0"), None);
         assert_eq!(top_with_zero_lines("1", "00"), None);

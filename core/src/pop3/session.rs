@@ -107,7 +107,7 @@ impl Pop3Session {
             server_owes_since: None,
             server_idle_since: now,
         };
-        session.to_client(&greeting);
+        session.send_client(&greeting);
         session
     }
 
@@ -172,7 +172,7 @@ impl Pop3Session {
         match kind {
             Deadline::ClientIdle | Deadline::ServerResponse => {
                 // A_2038: `-ERR timeout`, then close (the server side with it, A_2039).
-                self.to_client(&reply::err(TIMEOUT));
+                self.send_client(&reply::err(TIMEOUT));
                 self.finish();
             }
             // A_2039: the idle server connection is closed — without QUIT, so the server
@@ -197,7 +197,12 @@ impl Pop3Session {
 
     fn deadline(&self) -> Option<(Instant, Deadline)> {
         let response = |since: Option<Instant>| {
-            since.map(|s| (s + self.config.server_response_timeout, Deadline::ServerResponse))
+            since.map(|s| {
+                (
+                    s + self.config.server_response_timeout,
+                    Deadline::ServerResponse,
+                )
+            })
         };
         match &self.phase {
             Phase::Connect { .. } => Some((
@@ -259,7 +264,7 @@ impl Pop3Session {
             None if self.client_in.len() <= max => None,
             _ => {
                 self.client_in.zeroize();
-                self.to_client(&reply::err("Zeile zu lang"));
+                self.send_client(&reply::err("Zeile zu lang"));
                 self.finish();
                 None
             }
@@ -270,7 +275,7 @@ impl Pop3Session {
     fn connect_line(&mut self, line: &[u8], now: Instant) {
         self.commands_before_auth += 1;
         if self.commands_before_auth > self.config.max_commands_before_auth {
-            self.to_client(&reply::err("Zu viele Kommandos"));
+            self.send_client(&reply::err("Zu viele Kommandos"));
             self.finish();
             return;
         }
@@ -283,18 +288,18 @@ impl Pop3Session {
             return;
         }
         match command::parse(text) {
-            Ok(Command::Capa) => self.to_client(CONNECT_CAPA),
+            Ok(Command::Capa) => self.send_client(CONNECT_CAPA),
             Ok(Command::User(name)) => match LoginName::parse(name) {
                 // A_21518: an incomplete login name aborts the session.
                 Err(e) => {
-                    self.to_client(&reply::err(&e.to_string()));
+                    self.send_client(&reply::err(&e.to_string()));
                     self.finish();
                 }
                 Ok(login) => {
                     if let Phase::Connect { user, .. } = &mut self.phase {
                         *user = Some(login);
                     }
-                    self.to_client(&reply::ok(""));
+                    self.send_client(&reply::ok(""));
                 }
             },
             Ok(Command::Pass(password)) => {
@@ -304,7 +309,7 @@ impl Pop3Session {
                 };
                 match user {
                     Some(login) => self.start_login(login, Password::new(password), now),
-                    None => self.to_client(&reply::err("Zuerst USER senden")),
+                    None => self.send_client(&reply::err("Zuerst USER senden")),
                 }
             }
             Ok(Command::Auth {
@@ -316,16 +321,16 @@ impl Pop3Session {
                     if let Phase::Connect { plain_pending, .. } = &mut self.phase {
                         *plain_pending = true;
                     }
-                    self.to_client(b"+ \r\n");
+                    self.send_client(b"+ \r\n");
                 }
             },
-            Ok(Command::Auth { .. }) => self.to_client(&reply::err(MECHANISM_UNSUPPORTED)),
+            Ok(Command::Auth { .. }) => self.send_client(&reply::err(MECHANISM_UNSUPPORTED)),
             // A_2038: QUIT before a server connection exists: +OK and close.
             Ok(Command::Quit) => {
-                self.to_client(&reply::ok("KOM-LE Clientmodul beendet die Verbindung"));
+                self.send_client(&reply::ok("KOM-LE Clientmodul beendet die Verbindung"));
                 self.finish();
             }
-            _ => self.to_client(&reply::err("Kommando vor der Anmeldung nicht erlaubt")),
+            _ => self.send_client(&reply::err("Kommando vor der Anmeldung nicht erlaubt")),
         }
     }
 
@@ -335,12 +340,12 @@ impl Pop3Session {
             Ok(credentials) => match LoginName::parse(&credentials.login) {
                 Ok(login) => self.start_login(login, credentials.password, now),
                 Err(e) => {
-                    self.to_client(&reply::err(&e.to_string()));
+                    self.send_client(&reply::err(&e.to_string()));
                     self.finish();
                 }
             },
             Err(SaslError::Cancelled) => {
-                self.to_client(&reply::err("Authentifizierung abgebrochen"));
+                self.send_client(&reply::err("Authentifizierung abgebrochen"));
             }
             Err(SaslError::Malformed) => self.login_failed(now),
         }
@@ -381,8 +386,8 @@ impl Pop3Session {
         replies.expect(shape, quit);
         self.server_idle_since = now;
         match rewritten {
-            Some(bytes) => self.to_upstream(&bytes),
-            None => self.to_upstream(line),
+            Some(bytes) => self.send_upstream(&bytes),
+            None => self.send_upstream(line),
         }
     }
 
@@ -423,7 +428,7 @@ impl Pop3Session {
                 LoginStep::Wait => {}
                 LoginStep::Send(mut bytes) => {
                     self.server_owes_since = Some(now);
-                    self.to_upstream(&bytes);
+                    self.send_upstream(&bytes);
                     bytes.zeroize();
                 }
                 LoginStep::LoggedIn(line) => {
@@ -443,13 +448,13 @@ impl Pop3Session {
                     self.server_owes_since = None;
                     self.server_idle_since = now;
                     // Tab_POP3_Verbindung: +OK — the server's own line, as in §3.4.5.
-                    self.to_client(&line);
+                    self.send_client(&line);
                     self.process_replies(now);
                     self.process_client(now, false);
                     return;
                 }
                 LoginStep::Rejected => {
-                    self.to_upstream(b"QUIT\r\n");
+                    self.send_upstream(b"QUIT\r\n");
                     self.login_failed(now);
                     return;
                 }
@@ -491,7 +496,7 @@ impl Pop3Session {
             None => {}
         }
         consume_front(&mut self.upstream_in, used);
-        self.to_client(&client);
+        self.send_client(&client);
         client.zeroize();
         if after < before {
             self.server_idle_since = now;
@@ -499,7 +504,7 @@ impl Pop3Session {
         }
         match end {
             Some(Stop::LineTooLong) => {
-                self.to_client(&reply::err(SERVER_UNAVAILABLE));
+                self.send_client(&reply::err(SERVER_UNAVAILABLE));
                 self.finish();
             }
             // QUIT answered (A_2038: the +OK is relayed, then both sides close).
@@ -518,11 +523,7 @@ impl Pop3Session {
     }
 
     /// PROCESS → PROXY: the client gets the processed message with its true size, or `-ERR`.
-    fn opened(
-        &mut self,
-        result: Result<OpenedMessage, super::event::OpenFailure>,
-        now: Instant,
-    ) {
+    fn opened(&mut self, result: Result<OpenedMessage, super::event::OpenFailure>, now: Instant) {
         let Phase::Proxy { opening, .. } = &mut self.phase else {
             return;
         };
@@ -535,11 +536,11 @@ impl Pop3Session {
                 let (mut body, octets) = dot_stuff(opened.message.as_slice());
                 // RFC 1939 §7 RETR: `+OK` then the message; the size is that of what the
                 // client actually receives, not the encrypted size the server announced.
-                self.to_client(&reply::ok(&format!("{octets} octets")));
-                self.to_client(&body);
+                self.send_client(&reply::ok(&format!("{octets} octets")));
+                self.send_client(&body);
                 body.zeroize();
             }
-            Err(failure) => self.to_client(&reply::err(&failure.reason)),
+            Err(failure) => self.send_client(&reply::err(&failure.reason)),
         }
         self.server_idle_since = now;
         if self.upstream_gone && self.upstream_in.is_empty() {
@@ -572,7 +573,7 @@ impl Pop3Session {
     fn login_failed(&mut self, now: Instant) {
         self.failed_logins += 1;
         if self.failed_logins >= self.config.max_failed_logins {
-            self.to_client(&reply::err(AUTH_FAILED));
+            self.send_client(&reply::err(AUTH_FAILED));
             self.finish();
         } else {
             self.back_to_connect(AUTH_FAILED, now);
@@ -582,7 +583,7 @@ impl Pop3Session {
     /// Answers `-ERR text`, drops the server connection and the credentials, and lets the
     /// client try again.
     fn back_to_connect(&mut self, text: &str, now: Instant) {
-        self.to_client(&reply::err(text));
+        self.send_client(&reply::err(text));
         if self.upstream_open {
             self.actions.push_back(Pop3Action::CloseUpstream);
             self.upstream_open = false;
@@ -612,7 +613,7 @@ impl Pop3Session {
         self.upstream_in.zeroize();
     }
 
-    fn to_client(&mut self, bytes: &[u8]) {
+    fn send_client(&mut self, bytes: &[u8]) {
         if bytes.is_empty() {
             return;
         }
@@ -624,7 +625,7 @@ impl Pop3Session {
         }
     }
 
-    fn to_upstream(&mut self, bytes: &[u8]) {
+    fn send_upstream(&mut self, bytes: &[u8]) {
         if let Some(Pop3Action::SendToUpstream(last)) = self.actions.back_mut() {
             last.extend_from_slice(bytes);
         } else {

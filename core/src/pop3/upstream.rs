@@ -144,9 +144,7 @@ impl UpstreamLogin {
         match words.next().map(str::to_ascii_uppercase).as_deref() {
             Some("USER") => self.offers_user = true,
             Some("SASL") => {
-                if words.any(|m| m.eq_ignore_ascii_case("PLAIN")) {
-                    self.offers_plain = true;
-                }
+                self.offers_plain |= words.any(|m| m.eq_ignore_ascii_case("PLAIN"));
             }
             _ => {}
         }
@@ -214,7 +212,10 @@ mod tests {
     fn a_2035_server_without_capa_gets_user_pass() {
         let mut l = login();
         l.on_line(b"+OK\r\n");
-        assert_eq!(l.on_line(b"-ERR unknown\r\n"), send("USER erik@komle.de\r\n"));
+        assert_eq!(
+            l.on_line(b"-ERR unknown\r\n"),
+            send("USER erik@komle.de\r\n")
+        );
     }
 
     #[test]

@@ -622,19 +622,58 @@ fn a_2040_retr_error_from_server_passes_unchanged() {
 }
 
 #[test]
-fn a_2040_replies_after_retr_wait_for_the_opened_message() {
+fn a_2040_commands_after_retr_wait_for_the_opened_message() {
     let mut h = H::logged_in();
     h.c("RETR 1\r\nSTAT\r\n");
-    assert_eq!(h.take_server(), "RETR 1\r\nSTAT\r\n");
-    h.srv(&format!("+OK\r\n{ENCRYPTED}.\r\n+OK 1 10\r\n"));
+    // Held back so the server's answers cannot pile up while the Konnektor works.
+    assert_eq!(h.take_server(), "RETR 1\r\n");
+    h.srv(&format!("+OK\r\n{ENCRYPTED}.\r\n"));
     assert_eq!(h.take_client(), "");
+    assert_eq!(h.take_server(), "");
     h.ev(Pop3Event::Opened(Ok(OpenedMessage {
         message: SecretBytes::from(&b"A: b\r\n\r\nc\r\n"[..]),
     })));
-    assert_eq!(
-        h.take_client(),
-        "+OK 11 octets\r\nA: b\r\n\r\nc\r\n.\r\n+OK 1 10\r\n"
-    );
+    assert_eq!(h.take_client(), "+OK 11 octets\r\nA: b\r\n\r\nc\r\n.\r\n");
+    assert_eq!(h.take_server(), "STAT\r\n");
+    h.srv("+OK 1 10\r\n");
+    assert_eq!(h.take_client(), "+OK 1 10\r\n");
+}
+
+#[test]
+fn server_chatter_while_opening_ends_the_session() {
+    let mut h = H::with(Pop3Config {
+        max_reply_line_length: 64,
+        ..Pop3Config::default()
+    });
+    h.up_to_server_login();
+    h.srv("+OK\r\n+OK in\r\n");
+    h.take_client();
+    h.c("RETR 1\r\n");
+    h.srv(&format!("+OK\r\n{ENCRYPTED}.\r\n"));
+    h.srv(&"+OK unasked\r\n".repeat(4));
+    assert!(h.closes().is_empty());
+    h.srv(&"+OK unasked\r\n".repeat(2));
+    assert_eq!(h.take_client(), format!("-ERR {SERVER_UNAVAILABLE}\r\n"));
+    assert_eq!(h.closes(), [Kind::CloseUpstream, Kind::CloseClient]);
+}
+
+#[test]
+fn held_back_client_lines_are_bounded() {
+    let mut h = H::with(Pop3Config {
+        max_line_length: 64,
+        max_pipelined_commands: 2,
+        ..Pop3Config::default()
+    });
+    h.up_to_server_login();
+    h.srv("+OK\r\n+OK in\r\n");
+    h.take_client();
+    h.c("RETR 1\r\n");
+    // 3 × 64 bytes may wait behind the RETR.
+    h.c(&"NOOP\r\n".repeat(32));
+    assert!(h.closes().is_empty());
+    h.c("NOOP\r\n");
+    assert_eq!(h.take_client(), "-ERR Zu viele Kommandos\r\n");
+    assert_eq!(h.closes(), [Kind::CloseUpstream, Kind::CloseClient]);
 }
 
 #[test]
@@ -663,22 +702,51 @@ fn opened_without_a_job_is_ignored() {
 
 // ---- split invariance ----------------------------------------------------------------------
 
-/// Server side of a session after login: replies to the commands in `COMMANDS`.
+/// Commands of a session after login, pipelined in one write, and the server's replies.
 const COMMANDS: &str = "STAT\r\nLIST\r\nTOP 1 3\r\nRETR 1\r\nUIDL\r\nDELE 1\r\nQUIT\r\n";
-const SERVER: &str = "+OK 1 120\r\n+OK\r\n1 120\r\n.\r\n+OK\r\nA: b\r\n..c\r\n\r\n.\r\n\
-+OK 120 octets\r\nA: b\r\n\r\n..\r\n.\r\r\n..x\r\nend\r\n.\r\n+OK\r\n1 u1\r\n.\r\n+OK\r\n+OK bye\r\n";
+const REPLIES: [&str; 7] = [
+    "+OK 1 120\r\n",
+    "+OK\r\n1 120\r\n.\r\n",
+    "+OK\r\nA: b\r\n..c\r\n\r\n.\r\n",
+    "+OK 120 octets\r\nA: b\r\n\r\n..\r\n.\r\r\n..x\r\nend\r\n.\r\n",
+    "+OK\r\n1 u1\r\n.\r\n",
+    "+OK\r\n",
+    "+OK bye\r\n",
+];
 
+fn server_wire() -> Vec<u8> {
+    REPLIES.concat().into_bytes()
+}
+
+/// Replays the server's bytes cut at `cuts`, like a real server: never answering a command
+/// before the proxy forwarded it (cuts beyond that point are delivered in pieces).
 fn run_split(cuts: &[usize]) -> (Vec<u8>, Vec<u8>, Vec<Kind>) {
     let mut h = H::logged_in();
     h.auto_open = true;
     h.c(COMMANDS);
-    let wire = SERVER.as_bytes();
-    let mut last = 0;
-    for &c in cuts {
-        h.srv_bytes(&wire[last..c]);
-        last = c;
+    let wire = server_wire();
+    let ends: Vec<usize> = REPLIES
+        .iter()
+        .scan(0, |end, r| {
+            *end += r.len();
+            Some(*end)
+        })
+        .collect();
+    let mut pos = 0;
+    for target in cuts.iter().copied().chain([wire.len()]) {
+        while pos < target {
+            let forwarded = h.upstream.windows(2).filter(|w| w == b"\r\n").count();
+            let allowed = if forwarded == 0 {
+                0
+            } else {
+                ends[forwarded - 1]
+            };
+            let upto = target.min(allowed);
+            assert!(upto > pos, "the proxy forwarded no command to answer");
+            h.srv_bytes(&wire[pos..upto]);
+            pos = upto;
+        }
     }
-    h.srv_bytes(&wire[last..]);
     let closes = h.closes();
     (h.client, h.upstream, closes)
 }
@@ -706,7 +774,7 @@ fn a_2040_server_bytes_split_at_every_position_give_the_same_client_bytes() {
         b"STAT\r\nLIST\r\nTOP 1 0\r\nRETR 1\r\nUIDL\r\nDELE 1\r\nQUIT\r\n"
     );
     assert_eq!(whole.2, [Kind::CloseUpstream, Kind::CloseClient]);
-    for i in 0..=SERVER.len() {
+    for i in 0..=server_wire().len() {
         assert_eq!(run_split(&[i]), whole, "split at {i}");
     }
 }
@@ -715,7 +783,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
     #[test]
     fn a_2040_server_bytes_split_at_random_boundaries_give_the_same_client_bytes(
-        cuts in proptest::collection::vec(0..=SERVER.len(), 0..12)
+        cuts in proptest::collection::vec(0..=REPLIES.concat().len(), 0..12)
     ) {
         let mut cuts = cuts;
         cuts.sort_unstable();
@@ -736,10 +804,8 @@ proptest! {
             last = c;
         }
         h.c_bytes(&wire[last..]);
-        prop_assert_eq!(
-            h.take_server(),
-            "STAT\r\nLIST\r\nTOP 1 0\r\nRETR 1\r\nUIDL\r\nDELE 1\r\nQUIT\r\n"
-        );
+        // Everything up to RETR goes at once; the rest waits for the opened message.
+        prop_assert_eq!(h.take_server(), "STAT\r\nLIST\r\nTOP 1 0\r\nRETR 1\r\n");
     }
 }
 

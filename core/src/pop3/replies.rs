@@ -79,6 +79,11 @@ impl ReplyReader {
         self.awaited.len()
     }
 
+    /// Whether a RETR is forwarded and its message not yet complete.
+    pub fn message_outstanding(&self) -> bool {
+        self.awaited.iter().any(|a| a.shape == ReplyShape::Message)
+    }
+
     /// Reads server bytes, appending what the client must get to `client`. Returns how much of
     /// `input` was used; bytes not used (an incomplete status line, or everything after a
     /// [`Stop`]) must be offered again.

@@ -118,6 +118,12 @@ impl Pop3Session {
         self.client_seen = now;
         self.client_in.extend_from_slice(bytes);
         self.process_client(now, false);
+        // Lines held back (login in progress, pipeline full, RETR pending) are bounded too.
+        let held_max = self.config.max_line_length * (self.config.max_pipelined_commands + 1);
+        if !self.is_finished() && self.client_in.len() > held_max {
+            self.send_client(&reply::err("Zu viele Kommandos"));
+            self.finish();
+        }
     }
 
     pub fn handle_upstream_data(&mut self, bytes: &[u8], now: Instant) {
@@ -129,6 +135,12 @@ impl Pop3Session {
         }
         self.upstream_in.extend_from_slice(bytes);
         self.process_upstream(now);
+        // While a message is being opened the server owes nothing (commands after RETR are
+        // held back), so whatever it sends meanwhile must stay small.
+        if !self.is_finished() && self.upstream_in.len() > self.config.max_reply_line_length {
+            self.send_client(&reply::err(SERVER_UNAVAILABLE));
+            self.finish();
+        }
     }
 
     pub fn handle_event(&mut self, event: Pop3Event, now: Instant) {
@@ -231,8 +243,16 @@ impl Pop3Session {
         loop {
             let ready = match &self.phase {
                 Phase::Connect { .. } => true,
-                Phase::Proxy { replies, .. } => {
-                    draining || replies.outstanding() < self.config.max_pipelined_commands
+                // Commands after a RETR wait until its message is opened and delivered: the
+                // server's answers to them would otherwise pile up here while the Konnektor
+                // works, up to a whole message per pipelined RETR.
+                Phase::Proxy {
+                    replies, opening, ..
+                } => {
+                    draining
+                        || (!*opening
+                            && !replies.message_outstanding()
+                            && replies.outstanding() < self.config.max_pipelined_commands)
                 }
                 _ => false,
             };

@@ -967,3 +967,34 @@ fn a_2005_secrets_do_not_show_in_debug_output() {
     };
     assert!(!format!("{job:?}").contains("Befund"));
 }
+
+#[test]
+fn a_2040_large_retr_in_small_chunks_arrives_intact_both_ways() {
+    // 4 MiB of base64-like lines, some starting with a dot, sent in 1000-byte chunks.
+    let mut message = Vec::new();
+    let mut i = 0u32;
+    while message.len() < 4 << 20 {
+        if i.is_multiple_of(7) {
+            message.push(b'.');
+        }
+        message.extend_from_slice(format!("TUlBR0NTcUdTSWIzRFFFSEE{i:08}\r\n").as_bytes());
+        i += 1;
+    }
+    let (wire, octets) = komle_core::pop3::dot_stuff(&message);
+    assert_eq!(octets, message.len());
+    let mut h = H::logged_in();
+    h.c("RETR 1\r\n");
+    h.srv(&format!("+OK {octets} octets\r\n"));
+    for chunk in wire.chunks(1000) {
+        h.srv_bytes(chunk);
+    }
+    assert_eq!(h.jobs.len(), 1);
+    let job = h.jobs.remove(0);
+    assert!(job.message.as_slice() == message.as_slice());
+    h.ev(Pop3Event::Opened(Ok(OpenedMessage {
+        message: job.message,
+    })));
+    let mut expected = format!("+OK {octets} octets\r\n").into_bytes();
+    expected.extend_from_slice(&wire);
+    assert!(h.client == expected);
+}

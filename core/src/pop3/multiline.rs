@@ -111,23 +111,19 @@ impl MultilineDecoder {
 /// end is added. This is the text a client reassembles from [`dot_stuff`]'s output, so its
 /// length is the octet count announced in `+OK <n> octets`.
 pub fn normalize_line_ends(message: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(message.len() + message.len() / 32 + 2);
-    let mut prev = 0u8;
-    for &b in message {
-        if b == b'\n' && prev != b'\r' {
-            out.push(b'\r');
-        }
-        out.push(b);
-        prev = b;
-    }
-    if !out.ends_with(b"\r\n") {
-        if out.last() == Some(&b'\r') {
-            out.push(b'\n');
-        } else {
-            out.extend_from_slice(b"\r\n");
-        }
-    }
+    let mut out = Vec::with_capacity(message.len() + 2);
+    for_each_normalized_line(message, |line| out.extend_from_slice(line));
     out
+}
+
+/// Calls `f` with the pieces of every line of `message`, normalised to end in CRLF.
+fn for_each_normalized_line(message: &[u8], mut f: impl FnMut(&[u8])) {
+    for line in message.split_inclusive(|b| *b == b'\n') {
+        let body = line.strip_suffix(b"\n").unwrap_or(line);
+        let body = body.strip_suffix(b"\r").unwrap_or(body);
+        f(body);
+        f(b"\r\n");
+    }
 }
 
 /// Dot-stuffs a message for a `RETR` answer and appends the terminator.
@@ -136,21 +132,19 @@ pub fn normalize_line_ends(message: &[u8]) -> Vec<u8> {
 /// client will see it once unstuffed (line ends normalised to CRLF, see
 /// [`normalize_line_ends`]), which RFC 1939 §5 asks for in the `+OK` line.
 pub fn dot_stuff(message: &[u8]) -> (Vec<u8>, usize) {
-    let mut normalized = normalize_line_ends(message);
-    let octets = normalized.len();
-    let lines_with_dot = normalized
-        .split(|b| *b == b'\n')
-        .filter(|l| l.first() == Some(&b'.'))
-        .count();
-    let mut out = Vec::with_capacity(octets + lines_with_dot + 3);
-    for line in normalized.split_inclusive(|b| *b == b'\n') {
-        if line.first() == Some(&b'.') {
+    let mut out = Vec::with_capacity(message.len() + message.len() / 64 + 8);
+    let mut stuffed = 0;
+    let mut line_start = true;
+    for_each_normalized_line(message, |piece| {
+        if line_start && piece.first() == Some(&b'.') {
             out.push(b'.');
+            stuffed += 1;
         }
-        out.extend_from_slice(line);
-    }
+        out.extend_from_slice(piece);
+        line_start = piece == b"\r\n";
+    });
+    let octets = out.len() - stuffed;
     out.extend_from_slice(b".\r\n");
-    zeroize::Zeroize::zeroize(&mut normalized);
     (out, octets)
 }
 
@@ -226,7 +220,8 @@ mod tests {
         let (wire, octets) = dot_stuff(b"a\nb\r\n");
         assert_eq!(wire, b"a\r\nb\r\n.\r\n");
         assert_eq!(octets, 6);
-        assert_eq!(dot_stuff(b"").0, b"\r\n.\r\n");
+        assert_eq!(dot_stuff(b""), (b".\r\n".to_vec(), 0));
+        assert_eq!(dot_stuff(b"x\r"), (b"x\r\n.\r\n".to_vec(), 3));
     }
 
     mod prop {

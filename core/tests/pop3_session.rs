@@ -961,6 +961,8 @@ fn a_2005_secrets_do_not_show_in_debug_output() {
     h.c(&format!("USER {LOGIN}\r\nPASS streng-geheim\r\n"));
     let shown = format!("{:?}", h.s);
     assert!(!shown.contains("streng-geheim"), "{shown}");
+    let action = Pop3Action::SendToUpstream(b"PASS streng-geheim\r\n".to_vec());
+    assert_eq!(format!("{action:?}"), "SendToUpstream(<20 bytes>)");
     let job = OpenJob {
         login: komle_core::login_name::LoginName::parse(LOGIN).unwrap(),
         message: SecretBytes::from(&b"Befund"[..]),

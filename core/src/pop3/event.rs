@@ -19,8 +19,8 @@ pub enum Pop3Event {
     Opened(Result<OpenedMessage, OpenFailure>),
 }
 
-/// Something the runtime must do for the session.
-#[derive(Debug)]
+/// Something the runtime must do for the session. Its `Debug` output shows only the sizes of
+/// the byte payloads, which carry passwords and message content (A_2005).
 pub enum Pop3Action {
     /// Write these bytes to the client. A `RETR` answer carries message content: the runtime
     /// must not log or persist it.
@@ -38,6 +38,23 @@ pub enum Pop3Action {
     CloseClient,
     /// Close the POP3 server connection once everything queued before has been written.
     CloseUpstream,
+}
+
+impl core::fmt::Debug for Pop3Action {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::SendToClient(b) => write!(f, "SendToClient(<{} bytes>)", b.len()),
+            Self::SendToUpstream(b) => write!(f, "SendToUpstream(<{} bytes>)", b.len()),
+            Self::ConnectUpstream { host, port } => f
+                .debug_struct("ConnectUpstream")
+                .field("host", host)
+                .field("port", port)
+                .finish(),
+            Self::Open(job) => f.debug_tuple("Open").field(job).finish(),
+            Self::CloseClient => f.write_str("CloseClient"),
+            Self::CloseUpstream => f.write_str("CloseUpstream"),
+        }
+    }
 }
 
 /// A message fetched with `RETR`, to be turned into what the client gets.

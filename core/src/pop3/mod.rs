@@ -28,6 +28,15 @@
 //! STAT, LIST and the server's own limits. Clients use them as estimates; the `+OK <n> octets`
 //! of RETR is exact.
 
+//! What the runtime owes the session: every [`Pop3Action::Open`] is answered with exactly one
+//! [`Pop3Event::Opened`] (the Konnektor timeout lives there: the session sets no timer while a
+//! message is being opened); `ConnectUpstream` means implicit TLS with the server certificate
+//! checked; byte payloads are never logged (they carry `PASS` and message content).
+//!
+//! Pipelining: commands are forwarded as they come and their replies matched in order, except
+//! that commands after a `RETR` wait until its message is delivered, so at most one message is
+//! ever held in memory.
+
 mod command;
 mod config;
 mod event;

@@ -17,7 +17,7 @@
 //! States (Abb_Status_CM_Empfang): CONNECT answers the client itself (Tab_POP3_Ant_Init,
 //! KOM-LE-A_2030) until USER/PASS or AUTH PLAIN delivered the login name and password (A_2031);
 //! the session then connects to the server named in the login name and logs in there
-//! ([`upstream`], A_2033–A_2035), answering the client per Tab_POP3_Verbindung (A_2037). PROXY
+//! (module `upstream`, A_2033–A_2035), answering the client per Tab_POP3_Verbindung (A_2037). PROXY
 //! relays commands and replies unchanged (A_2040) except `TOP n N` → `TOP n 0` (A_2041). A
 //! `RETR` message is collected, handed out as [`Pop3Action::Open`] (PROCESS) and its result
 //! sent to the client with its true size.
@@ -39,8 +39,10 @@
 
 mod command;
 mod config;
+mod connect;
 mod event;
 mod multiline;
+mod proxy;
 mod replies;
 mod reply;
 mod session;
@@ -48,11 +50,9 @@ mod upstream;
 
 pub use command::{Command, CommandError, ReplyShape, parse as parse_command, top_with_zero_lines};
 pub use config::Pop3Config;
+pub use connect::{AUTH_FAILED, MECHANISM_UNSUPPORTED};
 pub use event::{OpenFailure, OpenJob, OpenedMessage, Pop3Action, Pop3Event};
 pub use multiline::{Fed, MultilineDecoder, dot_stuff, normalize_line_ends};
 pub use replies::TOO_BIG;
 pub use reply::{Status, status};
-pub use session::{
-    AUTH_FAILED, MECHANISM_UNSUPPORTED, Pop3Session, SERVER_UNAVAILABLE, SERVER_UNREACHABLE,
-    TIMEOUT,
-};
+pub use session::{Pop3Session, SERVER_UNAVAILABLE, SERVER_UNREACHABLE, TIMEOUT};

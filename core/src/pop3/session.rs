@@ -1,28 +1,21 @@
-//! The POP3 proxy session: CONNECT, PROXY and PROCESS states of Abb_Status_CM_Empfang.
+//! The POP3 proxy session (states of Abb_Status_CM_Empfang): public API, dispatch of inputs,
+//! timers, logging in upstream and the closing rules (KOM-LE-A_2038, A_2039). The states live in
+//! their own files: [`connect`](super::connect) (CONNECT, Tab_POP3_Ant_Init) and
+//! [`proxy`](super::proxy) (PROXY and PROCESS).
 
 use std::collections::VecDeque;
 use std::time::Instant;
 
 use zeroize::Zeroize;
 
-use super::command::{self, Command, ReplyShape};
 use super::config::Pop3Config;
-use super::event::{OpenJob, OpenedMessage, Pop3Action, Pop3Event};
-use super::multiline::dot_stuff;
-use super::replies::{ReplyReader, Stop};
+use super::event::{Pop3Action, Pop3Event};
+use super::replies::ReplyReader;
 use super::reply;
 use super::upstream::{LoginStep, UpstreamLogin};
 use crate::login_name::LoginName;
-use crate::sasl::{SaslError, plain};
 use crate::secret::Password;
 
-/// The capabilities of the CONNECT state, exactly Tab_POP3_Ant_Init (KOM-LE-A_2030).
-const CONNECT_CAPA: &[u8] =
-    b"+OK Capability list follows\r\nTOP\r\nUSER\r\nSASL PLAIN\r\nUIDL\r\n.\r\n";
-/// A_2037 (Tab_POP3_Verbindung): the server refused the credentials.
-pub const AUTH_FAILED: &str = "Der Nutzer konnte nicht authentifiziert werden";
-/// A_2037: the client asked for a mechanism other than USER/PASS or PLAIN.
-pub const MECHANISM_UNSUPPORTED: &str = "Authentifizierungsmechanismus wird nicht unterstuetzt";
 /// A_2037: the server cannot be reached.
 pub const SERVER_UNREACHABLE: &str = "Der POP3-Server ist nicht erreichbar";
 /// A_2037: the server refused the session or does not speak POP3.
@@ -30,7 +23,7 @@ pub const SERVER_UNAVAILABLE: &str = "Der POP3-Server ist nicht verfuegbar";
 /// A_2038: the server did not answer in time.
 pub const TIMEOUT: &str = "timeout";
 
-enum Phase {
+pub(super) enum Phase {
     /// CONNECT: answering the client ourselves until the credentials are complete.
     Connect {
         user: Option<LoginName>,
@@ -64,26 +57,26 @@ enum Deadline {
 
 /// One client connection of the POP3 proxy. See the [module docs](super) for the data flow.
 pub struct Pop3Session {
-    config: Pop3Config,
-    phase: Phase,
-    actions: VecDeque<Pop3Action>,
+    pub(super) config: Pop3Config,
+    pub(super) phase: Phase,
+    pub(super) actions: VecDeque<Pop3Action>,
     /// Client bytes not yet processed: a partial line, or lines held back while the server
     /// connection is being set up or too many commands are outstanding. May hold a password.
-    client_in: Vec<u8>,
+    pub(super) client_in: Vec<u8>,
     /// Server bytes not yet processed: a partial status line, or replies after a RETR
     /// message whose opening is pending. May hold message content.
-    upstream_in: Vec<u8>,
+    pub(super) upstream_in: Vec<u8>,
     /// A server connection exists or is being made (so closing must close it).
-    upstream_open: bool,
+    pub(super) upstream_open: bool,
     /// The server hung up while a message was being opened; close after delivering it.
-    upstream_gone: bool,
-    commands_before_auth: usize,
-    failed_logins: u32,
-    client_seen: Instant,
+    pub(super) upstream_gone: bool,
+    pub(super) commands_before_auth: usize,
+    pub(super) failed_logins: u32,
+    pub(super) client_seen: Instant,
     /// Since when the server owes an answer (reset on every byte it sends).
-    server_owes_since: Option<Instant>,
+    pub(super) server_owes_since: Option<Instant>,
     /// When the server connection last carried a command or finished a reply.
-    server_idle_since: Instant,
+    pub(super) server_idle_since: Instant,
 }
 
 impl Pop3Session {
@@ -239,7 +232,7 @@ impl Pop3Session {
 
     /// Handles complete client lines as far as the state allows. `draining`: the client has
     /// gone; forward every complete command regardless of the pipelining limit (A_2039).
-    fn process_client(&mut self, now: Instant, draining: bool) {
+    pub(super) fn process_client(&mut self, now: Instant, draining: bool) {
         loop {
             let ready = match &self.phase {
                 Phase::Connect { .. } => true,
@@ -273,7 +266,7 @@ impl Pop3Session {
 
     /// The next complete line with its line end, or `None`. An overlong line ends the
     /// session with `-ERR` (the limit keeps a client from filling memory).
-    fn take_client_line(&mut self) -> Option<Vec<u8>> {
+    pub(super) fn take_client_line(&mut self) -> Option<Vec<u8>> {
         let max = self.config.max_line_length;
         match self.client_in.iter().position(|b| *b == b'\n') {
             Some(lf) if lf < max => {
@@ -291,127 +284,7 @@ impl Pop3Session {
         }
     }
 
-    /// CONNECT state: Tab_POP3_Ant_Init (KOM-LE-A_2030).
-    fn connect_line(&mut self, line: &[u8], now: Instant) {
-        self.commands_before_auth += 1;
-        if self.commands_before_auth > self.config.max_commands_before_auth {
-            self.send_client(&reply::err("Zu viele Kommandos"));
-            self.finish();
-            return;
-        }
-        let text = reply::trim_eol(line);
-        if let Phase::Connect { plain_pending, .. } = &mut self.phase
-            && *plain_pending
-        {
-            *plain_pending = false;
-            self.plain_response(text, now);
-            return;
-        }
-        match command::parse(text) {
-            Ok(Command::Capa) => self.send_client(CONNECT_CAPA),
-            Ok(Command::User(name)) => match LoginName::parse(name) {
-                // A_21518: an incomplete login name aborts the session.
-                Err(e) => {
-                    self.send_client(&reply::err(&e.to_string()));
-                    self.finish();
-                }
-                Ok(login) => {
-                    if let Phase::Connect { user, .. } = &mut self.phase {
-                        *user = Some(login);
-                    }
-                    self.send_client(&reply::ok(""));
-                }
-            },
-            Ok(Command::Pass(password)) => {
-                let user = match &mut self.phase {
-                    Phase::Connect { user, .. } => user.take(),
-                    _ => None,
-                };
-                match user {
-                    Some(login) => self.start_login(login, Password::new(password), now),
-                    None => self.send_client(&reply::err("Zuerst USER senden")),
-                }
-            }
-            Ok(Command::Auth {
-                mechanism,
-                initial_response,
-            }) if mechanism.eq_ignore_ascii_case("PLAIN") => match initial_response {
-                Some(response) => self.plain_response(response.as_bytes(), now),
-                None => {
-                    if let Phase::Connect { plain_pending, .. } = &mut self.phase {
-                        *plain_pending = true;
-                    }
-                    self.send_client(b"+ \r\n");
-                }
-            },
-            Ok(Command::Auth { .. }) => self.send_client(&reply::err(MECHANISM_UNSUPPORTED)),
-            // A_2038: QUIT before a server connection exists: +OK and close.
-            Ok(Command::Quit) => {
-                self.send_client(&reply::ok("KOM-LE Clientmodul beendet die Verbindung"));
-                self.finish();
-            }
-            _ => self.send_client(&reply::err("Kommando vor der Anmeldung nicht erlaubt")),
-        }
-    }
-
-    /// The SASL PLAIN response (RFC 4616) carries the login name and the password (A_2031).
-    fn plain_response(&mut self, response: &[u8], now: Instant) {
-        match plain::decode_response(response) {
-            Ok(credentials) => match LoginName::parse(&credentials.login) {
-                Ok(login) => self.start_login(login, credentials.password, now),
-                Err(e) => {
-                    self.send_client(&reply::err(&e.to_string()));
-                    self.finish();
-                }
-            },
-            Err(SaslError::Cancelled) => {
-                self.send_client(&reply::err("Authentifizierung abgebrochen"));
-            }
-            Err(SaslError::Malformed) => self.login_failed(now),
-        }
-    }
-
-    fn start_login(&mut self, login: LoginName, password: Password, now: Instant) {
-        // A_2033: the server named in the login name, with implicit TLS.
-        self.actions.push_back(Pop3Action::ConnectUpstream {
-            host: login.host.clone(),
-            port: login.port,
-        });
-        self.upstream_open = true;
-        self.upstream_gone = false;
-        self.server_owes_since = Some(now);
-        self.phase = Phase::Connecting { login, password };
-    }
-
-    /// PROXY state: forward unchanged except TOP (A_2040, A_2041) and remember the reply
-    /// shape. Unparseable lines are forwarded too; the server answers them with one line.
-    fn proxy_line(&mut self, line: &[u8], now: Instant) {
-        let text = reply::trim_eol(line);
-        let (shape, quit, rewritten) = match command::parse(text) {
-            Ok(cmd) => {
-                let rewritten = match cmd {
-                    Command::Top { message, lines } => command::top_with_zero_lines(message, lines),
-                    _ => None,
-                };
-                (cmd.reply_shape(), cmd == Command::Quit, rewritten)
-            }
-            Err(_) => (ReplyShape::SingleLine, false, None),
-        };
-        let Phase::Proxy { replies, .. } = &mut self.phase else {
-            return;
-        };
-        if replies.outstanding() == 0 {
-            self.server_owes_since = Some(now);
-        }
-        replies.expect(shape, quit);
-        self.server_idle_since = now;
-        match rewritten {
-            Some(bytes) => self.send_upstream(&bytes),
-            None => self.send_upstream(line),
-        }
-    }
-
-    fn client_closed(&mut self, now: Instant) {
+    pub(super) fn client_closed(&mut self, now: Instant) {
         // A_2039: commands already received still reach the server, then it is closed.
         if matches!(self.phase, Phase::Proxy { .. }) {
             self.process_client(now, true);
@@ -421,7 +294,7 @@ impl Pop3Session {
 
     // ---- server side -------------------------------------------------------------------
 
-    fn process_upstream(&mut self, now: Instant) {
+    pub(super) fn process_upstream(&mut self, now: Instant) {
         match &mut self.phase {
             Phase::LoggingIn(_) => self.process_login(now),
             Phase::Proxy { .. } => self.process_replies(now),
@@ -431,7 +304,7 @@ impl Pop3Session {
         }
     }
 
-    fn process_login(&mut self, now: Instant) {
+    pub(super) fn process_login(&mut self, now: Instant) {
         loop {
             let Phase::LoggingIn(login) = &mut self.phase else {
                 return;
@@ -486,94 +359,7 @@ impl Pop3Session {
         }
     }
 
-    fn process_replies(&mut self, now: Instant) {
-        let Phase::Proxy {
-            login,
-            replies,
-            opening,
-        } = &mut self.phase
-        else {
-            return;
-        };
-        if *opening {
-            return;
-        }
-        let before = replies.outstanding();
-        let mut client = Vec::new();
-        let (used, stop) = replies.feed(&self.upstream_in, &mut client);
-        let after = replies.outstanding();
-        let mut job = None;
-        let mut end = None;
-        match stop {
-            Some(Stop::Message(message)) => {
-                *opening = true;
-                job = Some(OpenJob {
-                    login: login.clone(),
-                    message,
-                });
-            }
-            Some(other) => end = Some(other),
-            None => {}
-        }
-        consume_front(&mut self.upstream_in, used);
-        self.send_client(&client);
-        client.zeroize();
-        if after < before {
-            self.server_idle_since = now;
-            self.server_owes_since = (after > 0).then_some(now);
-        }
-        match end {
-            Some(Stop::LineTooLong) => {
-                self.send_client(&reply::err(SERVER_UNAVAILABLE));
-                self.finish();
-            }
-            // QUIT answered (A_2038: the +OK is relayed, then both sides close).
-            Some(_) => self.finish(),
-            None => {
-                if let Some(job) = job {
-                    self.actions.push_back(Pop3Action::Open(job));
-                } else if self.upstream_gone {
-                    self.finish();
-                } else if after < before {
-                    // Room in the pipeline again: commands held back may go now.
-                    self.process_client(now, false);
-                }
-            }
-        }
-    }
-
-    /// PROCESS → PROXY: the client gets the processed message with its true size, or `-ERR`.
-    fn opened(&mut self, result: Result<OpenedMessage, super::event::OpenFailure>, now: Instant) {
-        let Phase::Proxy { opening, .. } = &mut self.phase else {
-            return;
-        };
-        if !*opening {
-            return;
-        }
-        *opening = false;
-        match result {
-            Ok(opened) => {
-                let (mut body, octets) = dot_stuff(opened.message.as_slice());
-                // RFC 1939 §7 RETR: `+OK` then the message; the size is that of what the
-                // client actually receives, not the encrypted size the server announced.
-                self.send_client(&reply::ok(&format!("{octets} octets")));
-                self.send_client(&body);
-                body.zeroize();
-            }
-            Err(failure) => self.send_client(&reply::err(&failure.reason)),
-        }
-        self.server_idle_since = now;
-        if self.upstream_gone && self.upstream_in.is_empty() {
-            self.finish();
-            return;
-        }
-        self.process_replies(now);
-        if !self.is_finished() {
-            self.process_client(now, false);
-        }
-    }
-
-    fn upstream_closed(&mut self, now: Instant) {
+    pub(super) fn upstream_closed(&mut self, now: Instant) {
         self.upstream_open = false;
         match &self.phase {
             Phase::Connecting { .. } | Phase::LoggingIn(_) => {
@@ -588,21 +374,9 @@ impl Pop3Session {
 
     // ---- state changes -----------------------------------------------------------------
 
-    /// A_2037: the server refused the credentials. The session stays in CONNECT (§3.4.2.2:
-    /// "Anderenfalls bleibt das Clientmodul im CONNECT-Zustand") until too many failures.
-    fn login_failed(&mut self, now: Instant) {
-        self.failed_logins += 1;
-        if self.failed_logins >= self.config.max_failed_logins {
-            self.send_client(&reply::err(AUTH_FAILED));
-            self.finish();
-        } else {
-            self.back_to_connect(AUTH_FAILED, now);
-        }
-    }
-
     /// Answers `-ERR text`, drops the server connection and the credentials, and lets the
     /// client try again.
-    fn back_to_connect(&mut self, text: &str, now: Instant) {
+    pub(super) fn back_to_connect(&mut self, text: &str, now: Instant) {
         self.send_client(&reply::err(text));
         if self.upstream_open {
             self.actions.push_back(Pop3Action::CloseUpstream);
@@ -619,7 +393,7 @@ impl Pop3Session {
     }
 
     /// Closes what is open (A_2038/A_2039) and forgets all buffered data.
-    fn finish(&mut self) {
+    pub(super) fn finish(&mut self) {
         if self.is_finished() {
             return;
         }
@@ -633,7 +407,7 @@ impl Pop3Session {
         self.upstream_in.zeroize();
     }
 
-    fn send_client(&mut self, bytes: &[u8]) {
+    pub(super) fn send_client(&mut self, bytes: &[u8]) {
         if bytes.is_empty() {
             return;
         }
@@ -645,7 +419,7 @@ impl Pop3Session {
         }
     }
 
-    fn send_upstream(&mut self, bytes: &[u8]) {
+    pub(super) fn send_upstream(&mut self, bytes: &[u8]) {
         if let Some(Pop3Action::SendToUpstream(last)) = self.actions.back_mut() {
             last.extend_from_slice(bytes);
         } else {
@@ -681,7 +455,7 @@ impl core::fmt::Debug for Pop3Session {
 
 /// Removes the first `n` bytes and wipes the vacated tail, which still holds copies of
 /// message content or passwords after the shift (A_2005).
-fn consume_front(buf: &mut Vec<u8>, n: usize) {
+pub(super) fn consume_front(buf: &mut Vec<u8>, n: usize) {
     if n == 0 {
         return;
     }

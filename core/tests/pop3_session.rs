@@ -1000,3 +1000,126 @@ fn a_2040_large_retr_in_small_chunks_arrives_intact_both_ways() {
     expected.extend_from_slice(&wire);
     assert!(h.client == expected);
 }
+
+#[test]
+fn connection_events_out_of_turn_are_ignored() {
+    let mut h = H::new();
+    h.take_client();
+    h.trace.clear();
+    h.ev(Pop3Event::UpstreamConnected);
+    h.ev(Pop3Event::UpstreamFailed {
+        reason: "late".into(),
+    });
+    h.srv("+OK unasked\r\n");
+    assert_eq!(h.take_client(), "");
+    assert!(h.trace.is_empty());
+    let mut h = H::logged_in();
+    h.ev(Pop3Event::UpstreamConnected);
+    h.ev(Pop3Event::UpstreamFailed {
+        reason: "late".into(),
+    });
+    assert!(h.trace.is_empty());
+    h.c("NOOP\r\n");
+    assert_eq!(h.take_server(), "NOOP\r\n");
+}
+
+#[test]
+fn a_2031_plain_for_another_identity_is_refused() {
+    let mut h = H::new();
+    h.take_client();
+    let foreign = komle_core::sasl::encode_b64(format!("admin\0{LOGIN}\0pw").as_bytes());
+    h.c(&format!("AUTH PLAIN {foreign}\r\n"));
+    assert_eq!(h.take_client(), format!("-ERR {AUTH_FAILED}\r\n"));
+    assert!(h.connects.is_empty());
+}
+
+#[test]
+fn a_2040_garbage_status_line_is_relayed_as_one_line() {
+    let mut h = H::logged_in();
+    h.c("RETR 1\r\nNOOP\r\n");
+    h.srv("* what\r\n");
+    assert_eq!(h.take_client(), "* what\r\n");
+    assert!(h.jobs.is_empty());
+    // The RETR is answered, so NOOP goes out now.
+    assert_eq!(h.take_server(), "RETR 1\r\nNOOP\r\n");
+}
+
+#[derive(Debug, Clone)]
+enum Input {
+    Client(Vec<u8>),
+    Server(Vec<u8>),
+    Connected,
+    Failed,
+    ClientClosed,
+    ServerClosed,
+    Opened(bool),
+    Wait(u16),
+}
+
+fn input() -> impl Strategy<Value = Input> {
+    let line = prop_oneof![
+        Just(b"CAPA\r\n".to_vec()),
+        Just(format!("USER {LOGIN}\r\n").into_bytes()),
+        Just(b"PASS x\r\n".to_vec()),
+        Just(b"AUTH PLAIN\r\n".to_vec()),
+        Just(b"RETR 1\r\n".to_vec()),
+        Just(b"TOP 1 9\r\n".to_vec()),
+        Just(b"LIST\r\n".to_vec()),
+        Just(b"QUIT\r\n".to_vec()),
+        Just(b"+OK\r\n".to_vec()),
+        Just(b"-ERR\r\n".to_vec()),
+        Just(b".\r\n".to_vec()),
+        Just(b"..x\r\n".to_vec()),
+        proptest::collection::vec(any::<u8>(), 0..40),
+    ];
+    prop_oneof![
+        line.clone().prop_map(Input::Client),
+        line.prop_map(Input::Server),
+        Just(Input::Connected),
+        Just(Input::Failed),
+        Just(Input::ClientClosed),
+        Just(Input::ServerClosed),
+        any::<bool>().prop_map(Input::Opened),
+        (0u16..400).prop_map(Input::Wait),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+    /// Whatever arrives in whatever order: no panic, every action is well-formed, and a
+    /// finished session stays silent.
+    #[test]
+    fn arbitrary_inputs_never_panic_and_finished_sessions_stay_silent(
+        inputs in proptest::collection::vec(input(), 0..40)
+    ) {
+        let mut h = H::new();
+        let mut closed_client_at = None;
+        for (i, inp) in inputs.into_iter().enumerate() {
+            match inp {
+                Input::Client(b) => h.c_bytes(&b),
+                Input::Server(b) => h.srv_bytes(&b),
+                Input::Connected => h.ev(Pop3Event::UpstreamConnected),
+                Input::Failed => h.ev(Pop3Event::UpstreamFailed { reason: "x".into() }),
+                Input::ClientClosed => h.ev(Pop3Event::ClientClosed),
+                Input::ServerClosed => h.ev(Pop3Event::UpstreamClosed),
+                Input::Opened(ok) => h.ev(Pop3Event::Opened(if ok {
+                    Ok(OpenedMessage { message: SecretBytes::from(&b"A: b\r\n"[..]) })
+                } else {
+                    Err(OpenFailure { reason: "x".into() })
+                })),
+                Input::Wait(s) => h.advance(Duration::from_secs(u64::from(s))),
+            }
+            if closed_client_at.is_none() && h.trace.contains(&Kind::CloseClient) {
+                closed_client_at = Some((i, h.trace.len()));
+                prop_assert!(h.s.is_finished());
+                prop_assert_eq!(h.s.poll_timeout(), None);
+            }
+        }
+        if let Some((_, n)) = closed_client_at {
+            prop_assert_eq!(h.trace.len(), n, "actions after CloseClient");
+            prop_assert_eq!(h.trace.iter().filter(|k| **k == Kind::CloseClient).count(), 1);
+        }
+        let text = String::from_utf8_lossy(&h.client).into_owned();
+        prop_assert!(text.starts_with("+OK KOM-LE Clientmodul POP3\r\n"));
+    }
+}

@@ -130,7 +130,7 @@ fn for_each_normalized_line(message: &[u8], mut f: impl FnMut(&[u8])) {
 ///
 /// Returns the bytes to send after the status line and the octet count of the message as the
 /// client will see it once unstuffed (line ends normalised to CRLF, see
-/// [`normalize_line_ends`]), which RFC 1939 §5 asks for in the `+OK` line.
+/// [`normalize_line_ends`]), as RFC 1939 §5 shows it in the RETR `+OK` line.
 pub fn dot_stuff(message: &[u8]) -> (Vec<u8>, usize) {
     let mut out = Vec::with_capacity(message.len() + message.len() / 64 + 8);
     let mut stuffed = 0;

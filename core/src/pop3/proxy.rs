@@ -109,7 +109,7 @@ impl Pop3Session {
         match result {
             Ok(opened) => {
                 let (mut body, octets) = dot_stuff(opened.message.as_slice());
-                // RFC 1939 §7 RETR: `+OK` then the message; the size is that of what the
+                // RFC 1939 §5 RETR: `+OK` then the message; the size is that of what the
                 // client actually receives, not the encrypted size the server announced.
                 self.send_client(&reply::ok(&format!("{octets} octets")));
                 self.send_client(&body);

@@ -11,6 +11,7 @@ pub mod oids;
 pub mod samples;
 pub mod sign;
 pub mod verify;
+pub mod xml;
 
 pub use error::SimError;
 pub use keys::KeyMaterial;

@@ -10,6 +10,7 @@ pub mod ber;
 pub mod cert_issuer;
 pub mod config;
 pub mod decrypt;
+pub mod demo;
 pub mod encrypt;
 pub mod error;
 pub mod keys;

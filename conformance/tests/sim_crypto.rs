@@ -31,8 +31,7 @@ fn read(name: &str) -> Vec<u8> {
 
 fn sample_key(dir: &str, stem: &str) -> KeyMaterial {
     let cert = std::fs::read_to_string(samples().join(dir).join(format!("{stem}.pem"))).unwrap();
-    let key =
-        std::fs::read_to_string(samples().join(dir).join(format!("{stem}.prv.pem"))).unwrap();
+    let key = std::fs::read_to_string(samples().join(dir).join(format!("{stem}.prv.pem"))).unwrap();
     KeyMaterial {
         cert_der: pem_to_der(&cert).unwrap(),
         private_key_pkcs8_der: pem_to_der(&key).unwrap(),
@@ -303,7 +302,13 @@ fn openssl_verifies_our_signed_data() {
     let input = write_temp(&dir, "signed.der", &cms);
     let out = Command::new("openssl")
         .args([
-            "cms", "-verify", "-inform", "DER", "-noverify", "-binary", "-in",
+            "cms",
+            "-verify",
+            "-inform",
+            "DER",
+            "-noverify",
+            "-binary",
+            "-in",
         ])
         .arg(&input)
         .output()
@@ -333,7 +338,14 @@ fn pkcs1_v15_signed_data_from_openssl_verifies() {
     let data = write_temp(&dir, "d.txt", b"pkcs1 v1.5 content");
     let out = Command::new("openssl")
         .args([
-            "cms", "-sign", "-binary", "-nodetach", "-outform", "DER", "-md", "sha256",
+            "cms",
+            "-sign",
+            "-binary",
+            "-nodetach",
+            "-outform",
+            "DER",
+            "-md",
+            "sha256",
             "-signer",
         ])
         .arg(&cert)

@@ -8,15 +8,15 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use der::asn1::{Ia5String, OctetString};
 use der::Encode;
-use rsa::pkcs8::EncodePrivateKey;
+use der::asn1::{Ia5String, OctetString};
 use rsa::RsaPrivateKey;
+use rsa::pkcs8::EncodePrivateKey;
 use sha2::Sha256;
 use spki::{EncodePublicKey, SubjectPublicKeyInfoOwned};
 use x509_cert::builder::{Builder, CertificateBuilder, Profile};
-use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::SubjectAltName;
+use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::{Time, Validity};
@@ -77,9 +77,15 @@ pub fn issue(
         ),
     };
     let signer = rsa::pkcs1v15::SigningKey::<Sha256>::new(signing_key);
-    let mut builder =
-        CertificateBuilder::new(builder_profile, serial, validity, subject_name, spki, &signer)
-            .map_err(err)?;
+    let mut builder = CertificateBuilder::new(
+        builder_profile,
+        serial,
+        validity,
+        subject_name,
+        spki,
+        &signer,
+    )
+    .map_err(err)?;
     if tls {
         let san = SubjectAltName(vec![
             GeneralName::IpAddress(OctetString::new(vec![127, 0, 0, 1]).map_err(err)?),
@@ -87,9 +93,7 @@ pub fn issue(
         ]);
         builder.add_extension(&san).map_err(err)?;
     }
-    let cert = builder
-        .build::<rsa::pkcs1v15::Signature>()
-        .map_err(err)?;
+    let cert = builder.build::<rsa::pkcs1v15::Signature>().map_err(err)?;
     Ok(KeyMaterial {
         cert_der: cert.to_der()?,
         private_key_pkcs8_der: key.to_pkcs8_der().map_err(err)?.as_bytes().to_vec(),

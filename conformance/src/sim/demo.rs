@@ -47,8 +47,18 @@ pub fn demo_setup(now: u64) -> Result<DemoSetup, SimError> {
         telematik_id: "5-SMC-B-Testkarte-883110000095711".into(),
         holder: "Praxis Sim TEST-ONLY".into(),
         user_id: None,
-        osig: Some(leaf(&ca, "CN=Praxis Sim OSIG TEST-ONLY,O=Praxis Sim,C=DE", 100, now)?),
-        enc: vec![leaf(&ca, "CN=Praxis Sim ENC TEST-ONLY,O=Praxis Sim,C=DE", 101, now)?],
+        osig: Some(leaf(
+            &ca,
+            "CN=Praxis Sim OSIG TEST-ONLY,O=Praxis Sim,C=DE",
+            100,
+            now,
+        )?),
+        enc: vec![leaf(
+            &ca,
+            "CN=Praxis Sim ENC TEST-ONLY,O=Praxis Sim,C=DE",
+            101,
+            now,
+        )?],
         pin: PinState::Verified,
     };
     let hba = Card {
@@ -59,7 +69,12 @@ pub fn demo_setup(now: u64) -> Result<DemoSetup, SimError> {
         holder: "Dr. Sim Arzt".into(),
         user_id: Some("arzt1".into()),
         osig: None,
-        enc: vec![leaf(&ca, "CN=Dr. Sim Arzt ENC TEST-ONLY,O=Praxis Sim,C=DE", 102, now)?],
+        enc: vec![leaf(
+            &ca,
+            "CN=Dr. Sim Arzt ENC TEST-ONLY,O=Praxis Sim,C=DE",
+            102,
+            now,
+        )?],
         pin: PinState::Verified,
     };
     let config = SimConfig {

@@ -11,18 +11,17 @@ use aes_gcm::{Aes256Gcm, Key, Nonce};
 use cms::cert::IssuerAndSerialNumber;
 use cms::content_info::{CmsVersion, ContentInfo};
 use cms::enveloped_data::{
-    EncryptedContentInfo, KeyTransRecipientInfo, RecipientIdentifier, RecipientInfo,
-    RecipientInfos,
+    EncryptedContentInfo, KeyTransRecipientInfo, RecipientIdentifier, RecipientInfo, RecipientInfos,
 };
 use der::asn1::{OctetString, SetOfVec};
 use der::{Any, Decode, Encode};
 use rand::RngCore;
-use rsa::pkcs1::RsaOaepParams;
 use rsa::Oaep;
+use rsa::pkcs1::RsaOaepParams;
 use sha2::Sha256;
 use spki::AlgorithmIdentifierOwned;
-use x509_cert::attr::Attribute;
 use x509_cert::Certificate;
+use x509_cert::attr::Attribute;
 
 use super::auth_enveloped::{AuthEnvelopedData, GcmParameters};
 use super::error::SimError;

@@ -2,17 +2,16 @@
 //! a directory made of the test PKI: what comes out opens with the recipient's card and carries
 //! the original mail (KOM-LE-A_2019, A_2299, A_2022, A_2024, A_2028, A_2176, Abbildung 8).
 
-use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use komle_conformance::pki::{KeyMaterial, Person, TestPki};
-use komle_conformance::sim::config::{Card, CardKind, Fault, Operation, PinState, SimConfig};
-use komle_conformance::sim::keys::KeyMaterial as SimKey;
+use komle_conformance::pki::TestPki;
+use komle_conformance::sim::config::{Fault, Operation};
 use komle_conformance::sim::simulator::Simulator;
-use komle_core::directory::{CacheConfig, CertificateCache, DirectoryEntry};
+use komle_conformance::world::{OLD_AND_NEW_CARD, SENDER_CARD, SINGLE_CARD, World};
+use komle_core::directory::{CacheConfig, CertificateCache};
 use komle_core::konnektor::{
     CallContext, KonnektorEndpoints, ServiceDirectory, decrypt_document, verify_document,
 };
@@ -21,67 +20,30 @@ use komle_core::protect::{DirectoryUnavailable, Protection, Step};
 use komle_core::secret::SecretBytes;
 use komle_core::smtp::{ProtectJob, ProtectedMessage, ProtectionFailure};
 
-struct World {
+struct Setup {
     pki: TestPki,
+    world: World,
     sim: Simulator,
     endpoints: KonnektorEndpoints,
-    directory: HashMap<String, Vec<Vec<u8>>>,
     now: SystemTime,
 }
 
-fn sim_key(k: &KeyMaterial) -> SimKey {
-    SimKey {
-        cert_der: k.cert_der.clone(),
-        private_key_pkcs8_der: k.private_key_pkcs8_der.clone(),
-    }
-}
-
-fn card(handle: &str, p: &Person) -> Card {
-    Card {
-        handle: handle.into(),
-        kind: CardKind::SmcB,
-        iccsn: format!("80276{handle}"),
-        telematik_id: p.telematik_id.clone(),
-        holder: p.uid.clone(),
-        user_id: None,
-        osig: p.osig.first().map(sim_key),
-        enc: p.enc.iter().map(sim_key).collect(),
-        pin: PinState::Verified,
-    }
-}
-
-fn world(faults: &[(Operation, Fault)]) -> World {
+fn world(faults: &[(Operation, Fault)]) -> Setup {
     let now = SystemTime::now();
-    let pki = TestPki::generate(now).expect("test PKI");
-    let config = SimConfig {
-        cards: vec![
-            card("SMCB-SENDER", &pki.sender),
-            card("SMCB-SINGLE", &pki.single),
-            card("SMCB-OLDNEW", &pki.old_and_new_card),
-        ],
-        trust_anchors: vec![pki.ca.cert_der.clone()],
-        faults: faults.iter().cloned().collect(),
-        ..SimConfig::default()
-    };
-    let sim = Simulator::new(config);
+    let mut world = World::generate(now).expect("test world");
+    world.sim_config.faults = faults.iter().cloned().collect();
+    let sim = Simulator::new(world.sim_config.clone());
     let sds = sim
         .handle_get("/connector.sds", "https://konnektor.test")
         .body;
     let endpoints = ServiceDirectory::parse(&sds)
         .and_then(|d| d.endpoints())
         .expect("simulator's connector.sds");
-    let mut directory = HashMap::new();
-    for p in pki.persons() {
-        directory.insert(
-            p.address.clone(),
-            p.enc.iter().map(|k| k.cert_der.clone()).collect(),
-        );
-    }
-    World {
-        pki,
+    Setup {
+        pki: world.pki.clone(),
+        world,
         sim,
         endpoints,
-        directory,
         now,
     }
 }
@@ -100,7 +62,7 @@ fn mail(from: &str, to: &[&str]) -> Vec<u8> {
 
 /// Runs the pipeline to the end, the way a runtime does.
 fn run(
-    w: &World,
+    w: &Setup,
     cache: &mut CertificateCache,
     recipients: &[&str],
     message: Vec<u8>,
@@ -117,18 +79,7 @@ fn run(
         match p.next(cache) {
             Step::LookUp(a) => {
                 calls.push(format!("lookup {a}"));
-                let entries = w
-                    .directory
-                    .get(&a)
-                    .map(|certs| {
-                        vec![DirectoryEntry {
-                            dn: format!("mail={a}"),
-                            mail: vec![a.clone()],
-                            certificates: certs.clone(),
-                            kom_le_data: vec![],
-                        }]
-                    })
-                    .unwrap_or_default();
+                let entries = w.world.directory_entries(&a);
                 p.directory_answer(cache, Ok::<_, DirectoryUnavailable>(entries));
             }
             Step::Call(c) => {
@@ -150,7 +101,7 @@ fn cache() -> CertificateCache {
 
 /// Decrypts the outer message with `card_handle` and verifies the signature, returning the
 /// signed content (the `message/rfc822` wrapper of the mail).
-fn open(w: &World, outer: &[u8], card_handle: &str) -> Vec<u8> {
+fn open(w: &Setup, outer: &[u8], card_handle: &str) -> Vec<u8> {
     let text = String::from_utf8(outer.to_vec()).unwrap();
     let (_, body) = text.split_once("\r\n\r\n").unwrap();
     let cms = STANDARD.decode(body.replace("\r\n", "")).unwrap();
@@ -226,7 +177,7 @@ fn a_2019_message_is_signed_and_encrypted_for_recipient_and_sender() {
         ]
     );
     // The recipient's card and the sender's card both open it (A_2022).
-    for handle in ["SMCB-SINGLE", "SMCB-SENDER"] {
+    for handle in [SINGLE_CARD, SENDER_CARD] {
         let signed = open(&w, outer, handle);
         let needle = b"Streng vertraulicher Befund.";
         assert!(
@@ -280,7 +231,7 @@ fn a_2022_old_and_new_card_both_open_the_message() {
         &mut Vec::new(),
     )
     .unwrap();
-    open(&w, p.message.as_slice(), "SMCB-OLDNEW");
+    open(&w, p.message.as_slice(), OLD_AND_NEW_CARD);
 }
 
 #[test]
@@ -303,7 +254,7 @@ fn a_2028_a_2024_recipient_without_certificate_is_dropped_and_sender_told() {
     let n = String::from_utf8_lossy(notice.message.as_slice()).into_owned();
     assert!(n.contains(&bad), "{n}");
     // The protected copy no longer names the dropped address (A_2028).
-    let signed = open(&w, p.message.as_slice(), "SMCB-SINGLE");
+    let signed = open(&w, p.message.as_slice(), SINGLE_CARD);
     let signed = String::from_utf8_lossy(&signed).into_owned();
     assert!(!signed.contains(&bad));
 }
@@ -360,7 +311,8 @@ fn abbildung_8_rejected_cached_certificates_are_looked_up_once_more() {
     let to = w.pki.single.address.clone();
     let sender = w.pki.sender.address.clone();
     for a in [&to, &sender] {
-        c.insert(a, w.directory[a].clone(), w.now);
+        let certs = w.world.directory_entries(a)[0].certificates.clone();
+        c.insert(a, certs, w.now);
     }
     let mut calls = Vec::new();
     let err = run(&w, &mut c, &[&to], mail(&sender, &[&to]), &mut calls).unwrap_err();

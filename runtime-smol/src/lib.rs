@@ -9,3 +9,6 @@ pub mod config;
 pub mod duration;
 pub mod ldap;
 pub mod logging;
+#[cfg(test)]
+mod test_pki;
+pub mod tls;

@@ -11,4 +11,5 @@ pub mod ldap;
 pub mod logging;
 #[cfg(test)]
 mod test_pki;
+pub mod time_sync;
 pub mod tls;

@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod config;
 pub mod duration;
+pub mod konnektor_http;
 pub mod ldap;
 pub mod logging;
 #[cfg(test)]

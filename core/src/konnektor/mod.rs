@@ -1,1 +1,43 @@
 //! Konnektor SOAP services: service discovery, requests and response parsing (bytes in, bytes out).
+//!
+//! Every operation lives in its own module with a `build(&Request) -> SoapRequest` and a
+//! `parse(&[u8]) -> Result<Response, KonnektorError>`; the runtime POSTs `SoapRequest::body`
+//! to the endpoint chosen from `connector.sds` ([`service_directory`]) with the `SOAPAction`
+//! header, and feeds the response body to `parse`. Nothing here performs I/O.
+//!
+//! Sending (KOM-LE-A_2299): [`get_cards`] (SM-B) → [`pin`] when locked → [`get_job_number`] →
+//! [`sign_document`] → [`read_card_certificate`] (own C.ENC) → [`encrypt_document`].
+//! Receiving: [`get_cards`] → [`decrypt_document`] → [`verify_document`].
+//!
+//! Responses are read with a hardened namespace-aware reader ([`xml_tree`]): prefixes are the
+//! peer's choice, DOCTYPE and entities are rejected, size/depth/element counts are bounded, and
+//! base64 payloads are decoded straight from the input.
+
+mod base64_codec;
+pub mod context;
+pub mod decrypt_document;
+pub mod encrypt_document;
+pub mod envelope;
+pub mod error;
+pub mod get_cards;
+pub mod get_job_number;
+pub mod namespaces;
+pub mod pin;
+pub mod read_card_certificate;
+pub mod service_directory;
+pub mod sign_document;
+pub mod status;
+pub mod telematik_error;
+pub mod verify_document;
+pub mod xml_tree;
+mod xml_writer;
+
+pub use context::CallContext;
+pub use envelope::SoapRequest;
+pub use error::{KonnektorError, SoapFault};
+pub use service_directory::{
+    KonnektorEndpoints, ServiceDirectory, ServiceVersion, SignatureServiceVersion,
+};
+pub use status::Status;
+pub use telematik_error::{TelematikError, Trace};
+pub use xml_tree::Limits;

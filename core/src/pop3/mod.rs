@@ -1,1 +1,58 @@
-//! POP3 proxy (gemSpec_CM_KOMLE §3.3): codec and sans-IO session state machine.
+//! The POP3 proxy of the Clientmodul (gemSpec_CM_KOMLE §3.3, V1.16 §3.4) as a sans-IO state
+//! machine.
+//!
+//! One [`Pop3Session`] per client connection. The runtime feeds it bytes from the client and the
+//! POP3 server, the results of the actions it asked for and the current time, and drains
+//! [`Pop3Action`]s: bytes to write, a server to connect to, a message to open (decrypt and
+//! verify), a side to close. [`Pop3Session::poll_timeout`] says when to call
+//! [`Pop3Session::handle_timeout`].
+//!
+//! ```text
+//!   client bytes ──► handle_client_data ─┐                ┌─► SendToClient / SendToUpstream
+//!   server bytes ──► handle_upstream_data├─► Pop3Session ─┤   ConnectUpstream / Open
+//!   Pop3Event ─────► handle_event ───────┤                │   CloseClient / CloseUpstream
+//!   now ───────────► handle_timeout ─────┘                └─► poll_timeout
+//! ```
+//!
+//! States (Abb_Status_CM_Empfang): CONNECT answers the client itself (Tab_POP3_Ant_Init,
+//! KOM-LE-A_2030) until USER/PASS or AUTH PLAIN delivered the login name and password (A_2031);
+//! the session then connects to the server named in the login name and logs in there
+//! (module `upstream`, A_2033–A_2035), answering the client per Tab_POP3_Verbindung (A_2037). PROXY
+//! relays commands and replies unchanged (A_2040) except `TOP n N` → `TOP n 0` (A_2041). A
+//! `RETR` message is collected, handed out as [`Pop3Action::Open`] (PROCESS) and its result
+//! sent to the client with its true size.
+//!
+//! **STAT and LIST show the sizes of the encrypted messages.** They pass unchanged (A_2040): the
+//! decrypted size is only known after fetching and decrypting a message with the card, which
+//! nobody wants for a mere listing, and the server's numbers are the only consistent ones across
+//! STAT, LIST and the server's own limits. Clients use them as estimates; the `+OK <n> octets`
+//! of RETR is exact.
+
+//! What the runtime owes the session: every [`Pop3Action::Open`] is answered with exactly one
+//! [`Pop3Event::Opened`] (the Konnektor timeout lives there: the session sets no timer while a
+//! message is being opened); `ConnectUpstream` means implicit TLS with the server certificate
+//! checked; byte payloads are never logged (they carry `PASS` and message content).
+//!
+//! Pipelining: commands are forwarded as they come and their replies matched in order, except
+//! that commands after a `RETR` wait until its message is delivered, so at most one message is
+//! ever held in memory.
+
+mod command;
+mod config;
+mod connect;
+mod event;
+mod multiline;
+mod proxy;
+mod replies;
+mod reply;
+mod session;
+mod upstream;
+
+pub use command::{Command, CommandError, ReplyShape, parse as parse_command, top_with_zero_lines};
+pub use config::Pop3Config;
+pub use connect::{AUTH_FAILED, MECHANISM_UNSUPPORTED};
+pub use event::{OpenFailure, OpenJob, OpenedMessage, Pop3Action, Pop3Event};
+pub use multiline::{Fed, MultilineDecoder, dot_stuff, normalize_line_ends};
+pub use replies::TOO_BIG;
+pub use reply::{Status, status};
+pub use session::{Pop3Session, SERVER_UNAVAILABLE, SERVER_UNREACHABLE, TIMEOUT};

@@ -13,8 +13,14 @@ mod tests {
 
     #[test]
     fn a_2009_login_challenges_decode_to_the_prompts() {
-        assert_eq!(decode_b64(USERNAME_CHALLENGE.as_bytes()).unwrap(), b"Username:");
-        assert_eq!(decode_b64(PASSWORD_CHALLENGE.as_bytes()).unwrap(), b"Password:");
+        assert_eq!(
+            decode_b64(USERNAME_CHALLENGE.as_bytes()).unwrap(),
+            b"Username:"
+        );
+        assert_eq!(
+            decode_b64(PASSWORD_CHALLENGE.as_bytes()).unwrap(),
+            b"Password:"
+        );
         assert_eq!(encode_b64(b"Password:"), PASSWORD_CHALLENGE);
     }
 }

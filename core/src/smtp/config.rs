@@ -11,7 +11,8 @@ pub const MIN_ADVERTISED_SIZE: usize = 35_882_577;
 pub struct SmtpConfig {
     /// Name in the greeting and the first EHLO line.
     pub hostname: String,
-    /// SIZE advertised in EHLO and enforced on DATA (never below [`MIN_ADVERTISED_SIZE`]).
+    /// SIZE advertised in EHLO and enforced on DATA. Tab_SMTP_Ant_Init requires at least
+    /// [`MIN_ADVERTISED_SIZE`]; the runtime's configuration check enforces that, tests may go lower.
     pub max_message_size: usize,
     /// Longest command line accepted, CRLF included (RFC 5321 says 512; AUTH lines may be
     /// longer, RFC 4954 §4 suggests 12288).

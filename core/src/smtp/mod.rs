@@ -12,10 +12,20 @@
 //!   now ───────────► handle_timeout ─────┘                └─► poll_timeout
 //! ```
 
+pub mod command;
 mod config;
+mod connect;
+pub mod data;
 mod event;
+mod proxy;
+pub mod reply;
+mod session;
+mod upstream_login;
 
+pub use config::MIN_ADVERTISED_SIZE;
 pub use config::SmtpConfig;
 pub use event::{
-    Notice, ProtectJob, ProtectedMessage, ProtectionFailure, RecipientVerdict, SmtpAction, SmtpEvent,
+    Notice, ProtectJob, ProtectedMessage, ProtectionFailure, RecipientVerdict, SmtpAction,
+    SmtpEvent,
 };
+pub use session::SmtpSession;

@@ -1,0 +1,480 @@
+//! The POP3 proxy session (states of Abb_Status_CM_Empfang): public API, dispatch of inputs,
+//! timers, logging in upstream and the closing rules (KOM-LE-A_2038, A_2039). The states live in
+//! their own files: [`connect`](super::connect) (CONNECT, Tab_POP3_Ant_Init) and
+//! [`proxy`](super::proxy) (PROXY and PROCESS).
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use zeroize::Zeroize;
+
+use super::config::Pop3Config;
+use super::event::{Pop3Action, Pop3Event};
+use super::replies::ReplyReader;
+use super::reply;
+use super::upstream::{LoginStep, UpstreamLogin};
+use crate::login_name::LoginName;
+use crate::secret::Password;
+
+/// A_2037: the server cannot be reached.
+pub const SERVER_UNREACHABLE: &str = "Der POP3-Server ist nicht erreichbar";
+/// A_2037: the server refused the session or does not speak POP3.
+pub const SERVER_UNAVAILABLE: &str = "Der POP3-Server ist nicht verfuegbar";
+/// A_2038: the server did not answer in time.
+pub const TIMEOUT: &str = "timeout";
+
+pub(super) enum Phase {
+    /// CONNECT: answering the client ourselves until the credentials are complete.
+    Connect {
+        user: Option<LoginName>,
+        /// `AUTH PLAIN` without initial response was answered with `+ `; the next line is
+        /// the response.
+        plain_pending: bool,
+    },
+    /// Waiting for the TLS connection to the server (A_2033).
+    Connecting {
+        login: LoginName,
+        password: Password,
+    },
+    /// Logging in to the server on the client's behalf (A_2034, A_2035).
+    LoggingIn(UpstreamLogin),
+    /// PROXY (A_2040), including PROCESS while `opening` (a RETR message is with the
+    /// Konnektor; later replies wait in the upstream buffer).
+    Proxy {
+        login: LoginName,
+        replies: ReplyReader,
+        opening: bool,
+    },
+    Finished,
+}
+
+#[derive(Clone, Copy)]
+enum Deadline {
+    ClientIdle,
+    ServerResponse,
+    ServerIdle,
+}
+
+/// One client connection of the POP3 proxy. See the [module docs](super) for the data flow.
+pub struct Pop3Session {
+    pub(super) config: Pop3Config,
+    pub(super) phase: Phase,
+    pub(super) actions: VecDeque<Pop3Action>,
+    /// Client bytes not yet processed: a partial line, or lines held back while the server
+    /// connection is being set up or too many commands are outstanding. May hold a password.
+    pub(super) client_in: Vec<u8>,
+    /// Server bytes not yet processed: a partial status line, or replies after a RETR
+    /// message whose opening is pending. May hold message content.
+    pub(super) upstream_in: Vec<u8>,
+    /// A server connection exists or is being made (so closing must close it).
+    pub(super) upstream_open: bool,
+    /// The server hung up while a message was being opened; close after delivering it.
+    pub(super) upstream_gone: bool,
+    pub(super) commands_before_auth: usize,
+    pub(super) failed_logins: u32,
+    pub(super) client_seen: Instant,
+    /// Since when the server owes an answer (reset on every byte it sends).
+    pub(super) server_owes_since: Option<Instant>,
+    /// When the server connection last carried a command or finished a reply.
+    pub(super) server_idle_since: Instant,
+}
+
+impl Pop3Session {
+    /// Starts a session for a freshly accepted client and queues the greeting (§3.4.2.1).
+    pub fn new(config: Pop3Config, now: Instant) -> Self {
+        let greeting = reply::ok(&config.greeting);
+        let mut session = Self {
+            config,
+            phase: Phase::Connect {
+                user: None,
+                plain_pending: false,
+            },
+            actions: VecDeque::new(),
+            client_in: Vec::new(),
+            upstream_in: Vec::new(),
+            upstream_open: false,
+            upstream_gone: false,
+            commands_before_auth: 0,
+            failed_logins: 0,
+            client_seen: now,
+            server_owes_since: None,
+            server_idle_since: now,
+        };
+        session.send_client(&greeting);
+        session
+    }
+
+    pub fn handle_client_data(&mut self, bytes: &[u8], now: Instant) {
+        if self.is_finished() {
+            return;
+        }
+        self.client_seen = now;
+        self.client_in.extend_from_slice(bytes);
+        self.process_client(now, false);
+        // Lines held back (login in progress, pipeline full, RETR pending) are bounded too.
+        let held_max = self.config.max_line_length * (self.config.max_pipelined_commands + 1);
+        if !self.is_finished() && self.client_in.len() > held_max {
+            self.send_client(&reply::err("Zu viele Kommandos"));
+            self.finish();
+        }
+    }
+
+    pub fn handle_upstream_data(&mut self, bytes: &[u8], now: Instant) {
+        if self.is_finished() || !self.upstream_open {
+            return;
+        }
+        if self.server_owes_since.is_some() {
+            self.server_owes_since = Some(now);
+        }
+        self.upstream_in.extend_from_slice(bytes);
+        self.process_upstream(now);
+        // While a message is being opened the server owes nothing (commands after RETR are
+        // held back), so whatever it sends meanwhile must stay small.
+        if !self.is_finished() && self.upstream_in.len() > self.config.max_reply_line_length {
+            self.send_client(&reply::err(SERVER_UNAVAILABLE));
+            self.finish();
+        }
+    }
+
+    pub fn handle_event(&mut self, event: Pop3Event, now: Instant) {
+        if self.is_finished() {
+            return;
+        }
+        match event {
+            Pop3Event::ClientClosed => self.client_closed(now),
+            Pop3Event::UpstreamConnected => {
+                if let Phase::Connecting { .. } = self.phase {
+                    let Phase::Connecting { login, password } =
+                        core::mem::replace(&mut self.phase, Phase::Finished)
+                    else {
+                        return;
+                    };
+                    self.phase = Phase::LoggingIn(UpstreamLogin::new(login, password));
+                    self.server_owes_since = Some(now);
+                    self.process_upstream(now);
+                }
+            }
+            Pop3Event::UpstreamFailed { reason } => {
+                if let Phase::Connecting { .. } = self.phase {
+                    self.upstream_open = false;
+                    let text = format!("{SERVER_UNREACHABLE}: {reason}");
+                    self.back_to_connect(&text, now);
+                }
+            }
+            Pop3Event::UpstreamClosed => self.upstream_closed(now),
+            Pop3Event::Opened(result) => self.opened(result, now),
+        }
+    }
+
+    /// Acts on an expired deadline; earlier calls are harmless.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let Some((at, kind)) = self.deadline() else {
+            return;
+        };
+        if now < at {
+            return;
+        }
+        match kind {
+            Deadline::ClientIdle | Deadline::ServerResponse => {
+                // A_2038: `-ERR timeout`, then close (the server side with it, A_2039).
+                self.send_client(&reply::err(TIMEOUT));
+                self.finish();
+            }
+            // A_2039: the idle server connection is closed — without QUIT, so the server
+            // does not enter UPDATE and no DELE the client sent takes effect unconfirmed.
+            // A_2038 then closes the client, which cannot continue without a server.
+            Deadline::ServerIdle => self.finish(),
+        }
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.deadline().map(|(at, _)| at)
+    }
+
+    pub fn poll_action(&mut self) -> Option<Pop3Action> {
+        self.actions.pop_front()
+    }
+
+    /// Both connections are closed (or asked to be) and nothing more will happen.
+    pub fn is_finished(&self) -> bool {
+        matches!(self.phase, Phase::Finished)
+    }
+
+    fn deadline(&self) -> Option<(Instant, Deadline)> {
+        let response = |since: Option<Instant>| {
+            since.map(|s| {
+                (
+                    s + self.config.server_response_timeout,
+                    Deadline::ServerResponse,
+                )
+            })
+        };
+        match &self.phase {
+            Phase::Connect { .. } => Some((
+                self.client_seen + self.config.client_idle_timeout,
+                Deadline::ClientIdle,
+            )),
+            Phase::Connecting { .. } | Phase::LoggingIn(_) => response(self.server_owes_since),
+            // The Konnektor call has its own timeout in the runtime (Tab_Konf_Param).
+            Phase::Proxy { opening: true, .. } => None,
+            Phase::Proxy { replies, .. } if replies.outstanding() > 0 => {
+                response(self.server_owes_since)
+            }
+            Phase::Proxy { .. } => Some((
+                self.server_idle_since + self.config.server_idle_timeout,
+                Deadline::ServerIdle,
+            )),
+            Phase::Finished => None,
+        }
+    }
+
+    // ---- client side -------------------------------------------------------------------
+
+    /// Handles complete client lines as far as the state allows. `draining`: the client has
+    /// gone; forward every complete command regardless of the pipelining limit (A_2039).
+    pub(super) fn process_client(&mut self, now: Instant, draining: bool) {
+        loop {
+            let ready = match &self.phase {
+                Phase::Connect { .. } => true,
+                // Commands after a RETR wait until its message is opened and delivered: the
+                // server's answers to them would otherwise pile up here while the Konnektor
+                // works, up to a whole message per pipelined RETR.
+                Phase::Proxy {
+                    replies, opening, ..
+                } => {
+                    draining
+                        || (!*opening
+                            && !replies.message_outstanding()
+                            && replies.outstanding() < self.config.max_pipelined_commands)
+                }
+                _ => false,
+            };
+            if !ready {
+                return;
+            }
+            let Some(mut line) = self.take_client_line() else {
+                return;
+            };
+            if matches!(self.phase, Phase::Connect { .. }) {
+                self.connect_line(&line, now);
+            } else {
+                self.proxy_line(&line, now);
+            }
+            line.zeroize();
+        }
+    }
+
+    /// The next complete line with its line end, or `None`. An overlong line ends the
+    /// session with `-ERR` (the limit keeps a client from filling memory).
+    pub(super) fn take_client_line(&mut self) -> Option<Vec<u8>> {
+        let max = self.config.max_line_length;
+        match self.client_in.iter().position(|b| *b == b'\n') {
+            Some(lf) if lf < max => {
+                let line = self.client_in[..=lf].to_vec();
+                consume_front(&mut self.client_in, lf + 1);
+                Some(line)
+            }
+            None if self.client_in.len() <= max => None,
+            _ => {
+                self.client_in.zeroize();
+                self.send_client(&reply::err("Zeile zu lang"));
+                self.finish();
+                None
+            }
+        }
+    }
+
+    pub(super) fn client_closed(&mut self, now: Instant) {
+        // A_2039: commands already received still reach the server, then it is closed.
+        if matches!(self.phase, Phase::Proxy { .. }) {
+            self.process_client(now, true);
+        }
+        self.finish();
+    }
+
+    // ---- server side -------------------------------------------------------------------
+
+    pub(super) fn process_upstream(&mut self, now: Instant) {
+        match &mut self.phase {
+            Phase::LoggingIn(_) => self.process_login(now),
+            Phase::Proxy { .. } => self.process_replies(now),
+            // Nothing is expected before the greeting or after the session: bytes that arrive
+            // while connecting wait for the login.
+            _ => {}
+        }
+    }
+
+    pub(super) fn process_login(&mut self, now: Instant) {
+        loop {
+            let Phase::LoggingIn(login) = &mut self.phase else {
+                return;
+            };
+            let Some(lf) = self.upstream_in.iter().position(|b| *b == b'\n') else {
+                if self.upstream_in.len() > self.config.max_reply_line_length {
+                    self.back_to_connect(SERVER_UNAVAILABLE, now);
+                }
+                return;
+            };
+            let step = login.on_line(&self.upstream_in[..=lf]);
+            consume_front(&mut self.upstream_in, lf + 1);
+            match step {
+                LoginStep::Wait => {}
+                LoginStep::Send(mut bytes) => {
+                    self.server_owes_since = Some(now);
+                    self.send_upstream(&bytes);
+                    bytes.zeroize();
+                }
+                LoginStep::LoggedIn(line) => {
+                    let Phase::LoggingIn(login) =
+                        core::mem::replace(&mut self.phase, Phase::Finished)
+                    else {
+                        return;
+                    };
+                    self.phase = Phase::Proxy {
+                        login: login.into_login(),
+                        replies: ReplyReader::new(
+                            self.config.max_reply_line_length,
+                            self.config.max_message_size,
+                        ),
+                        opening: false,
+                    };
+                    self.server_owes_since = None;
+                    self.server_idle_since = now;
+                    // Tab_POP3_Verbindung: +OK — the server's own line, as in §3.4.5.
+                    self.send_client(&line);
+                    self.process_replies(now);
+                    self.process_client(now, false);
+                    return;
+                }
+                LoginStep::Rejected => {
+                    self.send_upstream(b"QUIT\r\n");
+                    self.login_failed(now);
+                    return;
+                }
+                LoginStep::Unavailable => {
+                    self.back_to_connect(SERVER_UNAVAILABLE, now);
+                    return;
+                }
+            }
+        }
+    }
+
+    pub(super) fn upstream_closed(&mut self, now: Instant) {
+        self.upstream_open = false;
+        match &self.phase {
+            Phase::Connecting { .. } | Phase::LoggingIn(_) => {
+                self.back_to_connect(SERVER_UNAVAILABLE, now);
+            }
+            // A_2038: what the server sent is delivered first; a message with the Konnektor
+            // is still delivered, then the client is closed.
+            Phase::Proxy { opening: true, .. } => self.upstream_gone = true,
+            _ => self.finish(),
+        }
+    }
+
+    // ---- state changes -----------------------------------------------------------------
+
+    /// Answers `-ERR text`, drops the server connection and the credentials, and lets the
+    /// client try again.
+    pub(super) fn back_to_connect(&mut self, text: &str, now: Instant) {
+        self.send_client(&reply::err(text));
+        if self.upstream_open {
+            self.actions.push_back(Pop3Action::CloseUpstream);
+            self.upstream_open = false;
+        }
+        self.upstream_in.zeroize();
+        self.server_owes_since = None;
+        self.client_seen = now;
+        self.phase = Phase::Connect {
+            user: None,
+            plain_pending: false,
+        };
+        self.process_client(now, false);
+    }
+
+    /// Closes what is open (A_2038/A_2039) and forgets all buffered data.
+    pub(super) fn finish(&mut self) {
+        if self.is_finished() {
+            return;
+        }
+        if self.upstream_open {
+            self.actions.push_back(Pop3Action::CloseUpstream);
+            self.upstream_open = false;
+        }
+        self.actions.push_back(Pop3Action::CloseClient);
+        self.phase = Phase::Finished;
+        self.client_in.zeroize();
+        self.upstream_in.zeroize();
+    }
+
+    pub(super) fn send_client(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        if let Some(Pop3Action::SendToClient(last)) = self.actions.back_mut() {
+            last.extend_from_slice(bytes);
+        } else {
+            self.actions
+                .push_back(Pop3Action::SendToClient(bytes.to_vec()));
+        }
+    }
+
+    pub(super) fn send_upstream(&mut self, bytes: &[u8]) {
+        if let Some(Pop3Action::SendToUpstream(last)) = self.actions.back_mut() {
+            last.extend_from_slice(bytes);
+        } else {
+            self.actions
+                .push_back(Pop3Action::SendToUpstream(bytes.to_vec()));
+        }
+    }
+}
+
+impl Drop for Pop3Session {
+    fn drop(&mut self) {
+        self.client_in.zeroize();
+        self.upstream_in.zeroize();
+    }
+}
+
+impl core::fmt::Debug for Pop3Session {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let phase = match &self.phase {
+            Phase::Connect { .. } => "CONNECT",
+            Phase::Connecting { .. } => "CONNECTING",
+            Phase::LoggingIn(_) => "LOGIN",
+            Phase::Proxy { opening: true, .. } => "PROCESS",
+            Phase::Proxy { .. } => "PROXY",
+            Phase::Finished => "FINISHED",
+        };
+        f.debug_struct("Pop3Session")
+            .field("phase", &phase)
+            .field("pending_actions", &self.actions.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Removes the first `n` bytes and wipes the vacated tail, which still holds copies of
+/// message content or passwords after the shift (A_2005).
+pub(super) fn consume_front(buf: &mut Vec<u8>, n: usize) {
+    if n == 0 {
+        return;
+    }
+    let old_len = buf.len();
+    buf.copy_within(n.., 0);
+    buf[old_len - n..].zeroize();
+    buf.truncate(old_len - n);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::consume_front;
+
+    #[test]
+    fn consume_front_keeps_the_rest_in_order() {
+        let mut v = b"abcdef".to_vec();
+        consume_front(&mut v, 2);
+        assert_eq!(v, b"cdef");
+        consume_front(&mut v, 4);
+        assert!(v.is_empty());
+    }
+}

@@ -1,0 +1,199 @@
+//! CONNECT state towards the client: the dialog of Tab_SMTP_Ant_Init (KOM-LE-A_2008) and the
+//! server side of SASL PLAIN and LOGIN (KOM-LE-A_2009), up to the point where the credentials
+//! are known and the MTA connection starts (A_2010, A_2011).
+
+use std::time::Instant;
+
+use super::command::{self, Verb};
+use super::event::SmtpAction;
+use super::reply;
+use super::session::{Phase, SmtpSession};
+use super::upstream_login::PendingLogin;
+use crate::login_name::LoginName;
+use crate::sasl::{self, Credentials, SaslError, login, plain};
+use crate::secret::Password;
+
+/// Progress of an AUTH exchange with the client.
+#[derive(Debug)]
+pub(super) enum AuthStep {
+    /// No AUTH in progress.
+    Idle,
+    /// AUTH PLAIN without initial response: waiting for the response line.
+    PlainResponse,
+    /// AUTH LOGIN: waiting for the user name.
+    LoginUser,
+    /// AUTH LOGIN: waiting for the password.
+    LoginPassword { login: String },
+}
+
+impl SmtpSession {
+    pub(super) fn on_connect_line(&mut self, line: &[u8], now: Instant) {
+        let step = match &mut self.phase {
+            Phase::Connect(step) => core::mem::replace(step, AuthStep::Idle),
+            _ => return,
+        };
+        match step {
+            AuthStep::Idle => self.on_connect_command(line, now),
+            AuthStep::PlainResponse => match plain::decode_response(line) {
+                Ok(creds) => self.credentials_received(creds),
+                Err(e) => self.sasl_failed(e),
+            },
+            AuthStep::LoginUser => match sasl::decode_b64(line).and_then(utf8) {
+                Ok(login) => self.ask_login_password(login),
+                Err(e) => self.sasl_failed(e),
+            },
+            AuthStep::LoginPassword { login } => match sasl::decode_b64(line).and_then(utf8) {
+                Ok(password) => self.credentials_received(Credentials {
+                    login,
+                    password: Password::new(password),
+                }),
+                Err(e) => self.sasl_failed(e),
+            },
+        }
+    }
+
+    /// One row of Tab_SMTP_Ant_Init per verb.
+    fn on_connect_command(&mut self, line: &[u8], _now: Instant) {
+        self.commands_before_auth += 1;
+        if self.commands_before_auth > self.config.max_commands_before_auth {
+            self.send_client(reply::line(421, "4.7.0 Zu viele Kommandos ohne Anmeldung"));
+            self.close_both();
+            return;
+        }
+        let cmd = command::parse(line);
+        match cmd.verb {
+            Verb::Helo => {
+                self.ehlo_domain = domain_arg(cmd.args);
+                let text = format!("{} OK", self.config.hostname);
+                self.send_client(reply::line(250, &text));
+            }
+            Verb::Ehlo => {
+                self.ehlo_domain = domain_arg(cmd.args);
+                let size = format!("SIZE {}", self.config.max_message_size);
+                let lines = [
+                    self.config.hostname.as_str(),
+                    size.as_str(),
+                    "AUTH LOGIN PLAIN",
+                    "8BITMIME",
+                    "ENHANCEDSTATUSCODES",
+                    "DSN",
+                ];
+                self.send_client(reply::multiline(250, &lines));
+            }
+            Verb::Rset | Verb::Noop => self.send_client(reply::line(250, "2.0.0 OK")),
+            Verb::Mail | Verb::Rcpt | Verb::Data => {
+                self.send_client(reply::line(530, "5.7.0 Authentication required"))
+            }
+            Verb::Quit => {
+                // A_2016, third case: QUIT before any MTA connection.
+                self.send_client(reply::line(221, "2.0.0 OK"));
+                self.close_both();
+            }
+            Verb::Auth => self.on_auth(cmd.args),
+            _ => self.send_client(reply::line(502, "5.5.1 Invalid command")),
+        }
+    }
+
+    /// `AUTH mechanism [initial-response]` (RFC 4954).
+    fn on_auth(&mut self, args: &[u8]) {
+        let mut parts = args.split(|b| *b == b' ').filter(|p| !p.is_empty());
+        let mechanism = parts.next().map(<[u8]>::to_ascii_uppercase);
+        let initial = parts.next();
+        if parts.next().is_some() {
+            self.send_client(reply::line(501, "5.5.4 Invalid command arguments"));
+            return;
+        }
+        match (mechanism.as_deref(), initial) {
+            (None, _) => self.send_client(reply::line(501, "5.5.4 Invalid command arguments")),
+            (Some(b"PLAIN"), None) => {
+                self.phase = Phase::Connect(AuthStep::PlainResponse);
+                self.send_client(b"334 \r\n".to_vec());
+            }
+            (Some(b"PLAIN"), Some(b"=")) => self.sasl_failed(SaslError::Malformed),
+            (Some(b"PLAIN"), Some(ir)) => match plain::decode_response(ir) {
+                Ok(creds) => self.credentials_received(creds),
+                Err(e) => self.sasl_failed(e),
+            },
+            (Some(b"LOGIN"), None) => {
+                self.phase = Phase::Connect(AuthStep::LoginUser);
+                self.send_client(reply::line(334, login::USERNAME_CHALLENGE));
+            }
+            (Some(b"LOGIN"), Some(ir)) => match sasl::decode_b64(ir).and_then(utf8) {
+                Ok(login) => self.ask_login_password(login),
+                Err(e) => self.sasl_failed(e),
+            },
+            // A_2009: challenge–response mechanisms hide the password.
+            (Some(_), _) => {
+                self.send_client(reply::line(504, "5.7.4 Security features not supported"))
+            }
+        }
+    }
+
+    fn ask_login_password(&mut self, login: String) {
+        self.phase = Phase::Connect(AuthStep::LoginPassword { login });
+        self.send_client(reply::line(334, login::PASSWORD_CHALLENGE));
+    }
+
+    fn sasl_failed(&mut self, e: SaslError) {
+        self.phase = Phase::Connect(AuthStep::Idle);
+        match e {
+            SaslError::Cancelled => {
+                self.send_client(reply::line(501, "5.7.0 Authentication cancelled"))
+            }
+            SaslError::Malformed => {
+                self.send_client(reply::line(501, "5.5.2 Cannot decode response"))
+            }
+        }
+    }
+
+    /// A_2010/A_2011: split the login name and connect to the MTA it names. An incomplete
+    /// name ends the session with 501 5.5.4 (Tab_SMTP_Verbindung, example in §3.2.5).
+    fn credentials_received(&mut self, creds: Credentials) {
+        match LoginName::parse(&creds.login) {
+            Ok(login) => {
+                let host = login.host.clone();
+                let port = login.port;
+                self.phase = Phase::Connecting(PendingLogin {
+                    login,
+                    password: creds.password,
+                });
+                self.upstream_open = true;
+                self.actions
+                    .push_back(SmtpAction::ConnectUpstream { host, port });
+            }
+            Err(e) => {
+                let text = format!("5.5.4 {e}");
+                self.send_client(reply::line(501, &text));
+                self.close_both();
+            }
+        }
+    }
+
+    /// A failed login (454 or 535) keeps the session in CONNECT, up to a limit.
+    pub(super) fn failed_login_attempt(&mut self, reply_bytes: Vec<u8>) {
+        self.close_upstream();
+        self.phase = Phase::Connect(AuthStep::Idle);
+        self.send_client(reply_bytes);
+        self.failed_logins += 1;
+        if self.failed_logins >= self.config.max_failed_logins {
+            self.send_client(reply::line(
+                421,
+                "4.7.0 Zu viele fehlgeschlagene Anmeldungen",
+            ));
+            self.close_both();
+        }
+    }
+}
+
+fn utf8(bytes: Vec<u8>) -> Result<String, SaslError> {
+    String::from_utf8(bytes).map_err(|_| SaslError::Malformed)
+}
+
+/// The domain of HELO/EHLO, kept only if it is a plain token (it is repeated to the MTA).
+fn domain_arg(args: &[u8]) -> Option<String> {
+    let d = args.split(|b| *b == b' ').next().unwrap_or_default();
+    if d.is_empty() || !d.iter().all(|b| b.is_ascii_graphic()) {
+        return None;
+    }
+    String::from_utf8(d.to_vec()).ok()
+}

@@ -1,0 +1,256 @@
+//! The DATA phase: reading a dot-stuffed message as a stream, and stuffing one for sending
+//! (RFC 5321 §4.5.2).
+//!
+//! The end of the message is recognised only as `CRLF . CRLF`. Bare LF or bare CR never end a
+//! message or a line here: that closes the SMTP-smuggling hole where the Clientmodul and the MTA
+//! disagree on where a message ends. The result is the same for every split of the input into
+//! reads (tested by a property test).
+
+use crate::secret::SecretBytes;
+
+/// Position of the reader relative to the line structure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Inside a line.
+    Text,
+    /// Inside a line, after a CR.
+    Cr,
+    /// At the start of a line.
+    LineStart,
+    /// A line started with `.`.
+    Dot,
+    /// A line started with `.` CR.
+    DotCr,
+    /// `CRLF . CRLF` seen.
+    Done,
+}
+
+/// Reads one message from the client, unstuffing dots, up to a size limit.
+#[derive(Debug)]
+pub struct DataReader {
+    state: State,
+    message: SecretBytes,
+    max_size: usize,
+    oversized: bool,
+}
+
+/// How the DATA phase ended.
+#[derive(Debug)]
+pub enum DataOutcome {
+    /// The whole message, unstuffed, CRLF.CRLF removed (the last line keeps its CRLF).
+    Complete(SecretBytes),
+    /// The message was larger than allowed; its bytes were dropped.
+    TooLarge,
+}
+
+impl DataReader {
+    pub fn new(max_size: usize) -> Self {
+        Self {
+            // DATA's own CRLF counts as the line end before the first line, so a message that
+            // is just `.` CRLF is empty.
+            state: State::LineStart,
+            message: SecretBytes::new(),
+            max_size,
+            oversized: false,
+        }
+    }
+
+    /// Consumes bytes; returns how many were used. When the message is complete, the rest of
+    /// `input` (a pipelined next command) is left unconsumed.
+    pub fn feed(&mut self, input: &[u8]) -> usize {
+        let mut pending: Vec<u8> = Vec::new();
+        let mut used = 0;
+        for &b in input {
+            if self.state == State::Done {
+                break;
+            }
+            used += 1;
+            match (self.state, b) {
+                (State::Text, b'\r') => self.state = State::Cr,
+                (State::Text, _) => pending.push(b),
+                (State::Cr, b'\n') => {
+                    pending.extend_from_slice(b"\r\n");
+                    self.state = State::LineStart;
+                }
+                (State::Cr, b'\r') => pending.push(b'\r'),
+                (State::Cr, _) => {
+                    pending.extend_from_slice(&[b'\r', b]);
+                    self.state = State::Text;
+                }
+                (State::LineStart, b'.') => self.state = State::Dot,
+                (State::LineStart, b'\r') => self.state = State::Cr,
+                (State::LineStart, _) => {
+                    pending.push(b);
+                    self.state = State::Text;
+                }
+                (State::Dot, b'\r') => self.state = State::DotCr,
+                // A leading dot is removed (unstuffing); what follows is ordinary text.
+                (State::Dot, _) => {
+                    pending.push(b);
+                    self.state = State::Text;
+                }
+                (State::DotCr, b'\n') => self.state = State::Done,
+                (State::DotCr, b'\r') => {
+                    pending.push(b'\r');
+                    self.state = State::Cr;
+                }
+                (State::DotCr, _) => {
+                    pending.extend_from_slice(&[b'\r', b]);
+                    self.state = State::Text;
+                }
+                (State::Done, _) => unreachable!("loop stops at Done"),
+            }
+            if pending.len() >= 64 * 1024 {
+                self.store(&pending);
+                zeroize::Zeroize::zeroize(&mut pending);
+            }
+        }
+        self.store(&pending);
+        zeroize::Zeroize::zeroize(&mut pending);
+        used
+    }
+
+    fn store(&mut self, bytes: &[u8]) {
+        if self.oversized {
+            return;
+        }
+        if self.message.len() + bytes.len() > self.max_size {
+            self.oversized = true;
+            self.message = SecretBytes::new();
+            return;
+        }
+        self.message.extend_from_slice(bytes);
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.state == State::Done
+    }
+
+    /// The outcome once [`is_done`](Self::is_done).
+    pub fn finish(self) -> DataOutcome {
+        if self.oversized {
+            DataOutcome::TooLarge
+        } else {
+            DataOutcome::Complete(self.message)
+        }
+    }
+}
+
+/// Dot-stuffs a message for sending and appends the terminator. A message that does not end
+/// with CRLF gets one, so the terminator always stands on its own line. Like [`DataReader`],
+/// only CRLF ends a line.
+pub fn stuff(message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.len() + message.len() / 512 + 8);
+    let mut line_start = true;
+    let mut prev = 0u8;
+    for &b in message {
+        if line_start && b == b'.' {
+            out.push(b'.');
+        }
+        out.push(b);
+        line_start = prev == b'\r' && b == b'\n';
+        prev = b;
+    }
+    if !message.is_empty() && !message.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b".\r\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn read_all(chunks: &[&[u8]], max: usize) -> (DataOutcome, usize) {
+        let mut r = DataReader::new(max);
+        let mut used = 0;
+        for c in chunks {
+            used += r.feed(c);
+            if r.is_done() {
+                break;
+            }
+        }
+        assert!(r.is_done());
+        (r.finish(), used)
+    }
+
+    fn complete(o: DataOutcome) -> Vec<u8> {
+        match o {
+            DataOutcome::Complete(m) => m.as_slice().to_vec(),
+            DataOutcome::TooLarge => panic!("too large"),
+        }
+    }
+
+    #[test]
+    fn unstuffs_and_stops_at_terminator_leaving_pipelined_rest() {
+        let input = b"Subject: x\r\n\r\n..leading dot\r\n.\r\nQUIT\r\n";
+        let mut r = DataReader::new(1000);
+        let used = r.feed(input);
+        assert!(r.is_done());
+        assert_eq!(&input[used..], b"QUIT\r\n");
+        assert_eq!(complete(r.finish()), b"Subject: x\r\n\r\n.leading dot\r\n");
+    }
+
+    #[test]
+    fn empty_message() {
+        let (o, used) = read_all(&[b".\r\n"], 10);
+        assert_eq!(complete(o), b"");
+        assert_eq!(used, 3);
+    }
+
+    #[test]
+    fn smuggling_sequences_do_not_end_the_message() {
+        // bare LF before the dot, bare CR dot CR, LF . LF: all content, not an end.
+        let input = b"a\n.\r\nb\r.\rc\n.\nd\r\n.\r\n";
+        let (o, used) = read_all(&[input], 1000);
+        assert_eq!(used, input.len());
+        assert_eq!(complete(o), b"a\n.\r\nb\r.\rc\n.\nd\r\n");
+    }
+
+    #[test]
+    fn oversized_message_is_dropped_but_read_to_its_end() {
+        let (o, _) = read_all(&[b"0123456789\r\n", b"abc\r\n.\r\n"], 8);
+        assert!(matches!(o, DataOutcome::TooLarge));
+    }
+
+    #[test]
+    fn stuffing_round_trips() {
+        let msg = b".a\r\nb\r\n..c\r\n";
+        let stuffed = stuff(msg);
+        assert_eq!(stuffed, b"..a\r\nb\r\n...c\r\n.\r\n");
+        let (o, _) = read_all(&[&stuffed], 1000);
+        assert_eq!(complete(o), msg);
+        assert_eq!(stuff(b"no newline"), b"no newline\r\n.\r\n");
+        assert_eq!(stuff(b""), b".\r\n");
+    }
+
+    proptest! {
+        #[test]
+        fn same_result_for_every_split(
+            body in proptest::collection::vec(prop_oneof![
+                Just(b'.'), Just(b'\r'), Just(b'\n'), Just(b'a')], 0..200),
+            cuts in proptest::collection::vec(0usize..220, 0..8),
+        ) {
+            let mut input = stuff(&body);
+            input.extend_from_slice(b"NEXT");
+            let (whole, used_whole) = read_all(&[&input], 10_000);
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(input.len())).collect();
+            cuts.sort_unstable();
+            let mut chunks = Vec::new();
+            let mut last = 0;
+            for c in cuts { chunks.push(&input[last..c]); last = c; }
+            chunks.push(&input[last..]);
+            let (split, used_split) = read_all(&chunks, 10_000);
+            let whole = complete(whole);
+            prop_assert_eq!(&whole, &complete(split));
+            prop_assert_eq!(used_whole, used_split);
+            prop_assert_eq!(&input[used_whole..], b"NEXT");
+            // Unstuffing undoes stuffing, up to the CRLF that stuffing adds at the end.
+            let mut expect = body.clone();
+            if !expect.is_empty() && !expect.ends_with(b"\r\n") { expect.extend_from_slice(b"\r\n"); }
+            prop_assert_eq!(whole, expect);
+        }
+    }
+}

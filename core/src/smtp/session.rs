@@ -1,0 +1,402 @@
+//! The session object: public API, dispatch of inputs, timers and the closing rules
+//! (KOM-LE-A_2016, A_2017). The three phases live in their own files:
+//! [`connect`](super::connect) (Tab_SMTP_Ant_Init and SASL towards the client),
+//! [`upstream_login`](super::upstream_login) (logging into the MTA, Tab_SMTP_Verbindung) and
+//! [`proxy`](super::proxy) (relaying, RCPT check, DATA and the protected hand-over).
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use super::config::SmtpConfig;
+use super::connect::AuthStep;
+use super::event::{SmtpAction, SmtpEvent};
+use super::proxy::{Envelope, Proxy};
+use super::reply::{self, MalformedReply, ReplyCollector};
+use super::upstream_login::{Handshake, PendingLogin};
+use crate::line_buffer::{Line, LineBuffer};
+use crate::login_name::LoginName;
+
+/// How much a client may send ahead (pipelining) while the session waits for the MTA, the
+/// directory or the Konnektor; more is treated as abuse.
+const MAX_PIPELINED_BYTES: usize = 64 * 1024;
+
+/// Where the session stands.
+#[derive(Debug)]
+pub(super) enum Phase {
+    /// CONNECT: no MTA connection; the client may say HELO/EHLO/NOOP/RSET/QUIT/AUTH.
+    Connect(AuthStep),
+    /// CONNECT: the MTA connection is being set up.
+    Connecting(PendingLogin),
+    /// CONNECT: logging into the MTA on the client's behalf.
+    Handshake(PendingLogin, Handshake),
+    /// PROXY and PROCESS.
+    Proxy(Proxy),
+    /// Both sides closed or closing.
+    Closed,
+}
+
+/// One SMTP proxy session: a client connection and, once the client logged in, the MTA
+/// connection made on its behalf.
+#[derive(Debug)]
+pub struct SmtpSession {
+    pub(super) config: SmtpConfig,
+    pub(super) phase: Phase,
+    pub(super) client_in: LineBuffer,
+    pub(super) upstream_in: LineBuffer,
+    pub(super) replies: ReplyCollector,
+    pub(super) actions: VecDeque<SmtpAction>,
+    /// Who logged in (set once the MTA accepted the credentials).
+    pub(super) login: Option<LoginName>,
+    /// The transaction as the MTA accepted it.
+    pub(super) envelope: Envelope,
+    /// Domain of the client's last HELO/EHLO, repeated towards the MTA.
+    pub(super) ehlo_domain: Option<String>,
+    pub(super) commands_before_auth: usize,
+    pub(super) failed_logins: u32,
+    pub(super) client_open: bool,
+    pub(super) upstream_open: bool,
+    /// When the MTA must have answered by (A_2016: 421 otherwise).
+    pub(super) upstream_deadline: Option<Instant>,
+    /// Last time a command went to the MTA (A_2017: idle close).
+    pub(super) upstream_last_command: Option<Instant>,
+    /// Last time the client sent something.
+    pub(super) client_last_input: Instant,
+}
+
+impl SmtpSession {
+    /// Starts a session for a freshly accepted client connection and queues the greeting with
+    /// `ESMTP` (KOM-LE-A_2007).
+    pub fn new(config: SmtpConfig, now: Instant) -> Self {
+        let mut s = Self {
+            client_in: LineBuffer::new(config.max_line_length),
+            upstream_in: LineBuffer::new(config.max_line_length),
+            config,
+            phase: Phase::Connect(AuthStep::Idle),
+            replies: ReplyCollector::default(),
+            actions: VecDeque::new(),
+            login: None,
+            envelope: Envelope::default(),
+            ehlo_domain: None,
+            commands_before_auth: 0,
+            failed_logins: 0,
+            client_open: true,
+            upstream_open: false,
+            upstream_deadline: None,
+            upstream_last_command: None,
+            client_last_input: now,
+        };
+        let greeting = format!("{} ESMTP", s.config.hostname);
+        s.send_client(reply::line(220, &greeting));
+        s
+    }
+
+    /// Bytes the client sent.
+    pub fn handle_client_data(&mut self, bytes: &[u8], now: Instant) {
+        if !self.client_open || matches!(self.phase, Phase::Closed) {
+            return;
+        }
+        self.client_last_input = now;
+        if let Phase::Proxy(Proxy::Collecting(_)) = self.phase {
+            self.feed_data(bytes, now);
+        } else {
+            self.client_in.push(bytes);
+        }
+        self.pump(now);
+        if self.client_open
+            && !matches!(self.phase, Phase::Closed)
+            && self.client_in.buffered() > MAX_PIPELINED_BYTES
+        {
+            self.send_client(reply::line(
+                421,
+                "4.7.0 Zu viele Daten ohne Antwort, Verbindung wird geschlossen",
+            ));
+            self.close_both();
+        }
+    }
+
+    /// Bytes the MTA sent.
+    pub fn handle_upstream_data(&mut self, bytes: &[u8], now: Instant) {
+        if !self.upstream_open || matches!(self.phase, Phase::Closed) {
+            return;
+        }
+        self.upstream_in.push(bytes);
+        while let Some(line) = self.upstream_in.next_line() {
+            let collected = match line {
+                Line::Complete(mut l) => {
+                    l.extend_from_slice(b"\r\n");
+                    self.replies.push_line(&l)
+                }
+                Line::TooLong => Err(MalformedReply),
+            };
+            match collected {
+                Ok(None) => {}
+                Ok(Some(r)) => {
+                    self.upstream_deadline = None;
+                    self.on_upstream_reply(r, now);
+                }
+                Err(MalformedReply) => {
+                    self.upstream_protocol_error();
+                    return;
+                }
+            }
+            if !self.upstream_open || matches!(self.phase, Phase::Closed) {
+                return;
+            }
+        }
+        self.pump(now);
+    }
+
+    /// Results of actions and connection events.
+    pub fn handle_event(&mut self, event: SmtpEvent, now: Instant) {
+        if matches!(self.phase, Phase::Closed) {
+            return;
+        }
+        match event {
+            SmtpEvent::ClientClosed => self.on_client_closed(),
+            SmtpEvent::UpstreamConnected => self.on_upstream_connected(now),
+            SmtpEvent::UpstreamFailed { .. } => self.on_upstream_failed(),
+            SmtpEvent::UpstreamClosed => self.on_upstream_closed(),
+            SmtpEvent::RecipientChecked { address, verdict } => {
+                self.on_recipient_checked(&address, verdict, now)
+            }
+            SmtpEvent::Protected(result) => self.on_protected(result, now),
+        }
+        self.pump(now);
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if matches!(self.phase, Phase::Closed) {
+            return None;
+        }
+        if let Some(d) = self.upstream_deadline {
+            return Some(d);
+        }
+        let mut next = None;
+        if self.waiting_for_client() {
+            next = Some(self.client_last_input + self.config.client_idle_timeout);
+        }
+        if let (Phase::Proxy(Proxy::Idle), Some(last)) = (&self.phase, self.upstream_last_command) {
+            let idle = last + self.config.mta_idle_timeout;
+            next = Some(next.map_or(idle, |n: Instant| n.min(idle)));
+        }
+        next
+    }
+
+    /// Acts on expired timers.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if matches!(self.phase, Phase::Closed) {
+            return;
+        }
+        if self.upstream_deadline.is_some_and(|d| now >= d) {
+            // A_2016: the MTA did not answer in time.
+            self.upstream_deadline = None;
+            self.send_client(reply::line(
+                421,
+                "4.4.2 Der MTA antwortet nicht, Verbindung wird geschlossen",
+            ));
+            self.close_both();
+            return;
+        }
+        if let (Phase::Proxy(Proxy::Idle), Some(last)) = (&self.phase, self.upstream_last_command)
+            && now >= last + self.config.mta_idle_timeout
+        {
+            // A_2017: no command for the MTA within the idle timeout; A_2016: the client
+            // connection ends with it.
+            self.send_upstream(b"QUIT\r\n".to_vec());
+            self.send_client(reply::line(
+                421,
+                "4.4.2 Zeitueberschreitung, Verbindung wird geschlossen",
+            ));
+            self.close_both();
+            return;
+        }
+        if self.waiting_for_client()
+            && now >= self.client_last_input + self.config.client_idle_timeout
+        {
+            if self.upstream_open {
+                self.send_upstream(b"QUIT\r\n".to_vec());
+            }
+            self.send_client(reply::line(
+                421,
+                "4.4.2 Zeitueberschreitung, Verbindung wird geschlossen",
+            ));
+            self.close_both();
+        }
+    }
+
+    /// The next thing the runtime must do.
+    pub fn poll_action(&mut self) -> Option<SmtpAction> {
+        self.actions.pop_front()
+    }
+
+    /// True once both sides are closed and every action was taken.
+    pub fn is_finished(&self) -> bool {
+        matches!(self.phase, Phase::Closed) && self.actions.is_empty()
+    }
+
+    /// Whether the session is waiting for the client to say something (for the idle timer).
+    fn waiting_for_client(&self) -> bool {
+        match &self.phase {
+            Phase::Connect(_) => true,
+            Phase::Proxy(p) => matches!(p, Proxy::Idle | Proxy::Collecting(_)),
+            _ => false,
+        }
+    }
+
+    /// Processes buffered client lines while the session is free to act on them; commands are
+    /// handled strictly one after another, so pipelined input is safe.
+    pub(super) fn pump(&mut self, now: Instant) {
+        loop {
+            if !self.client_open {
+                return;
+            }
+            let ready = match &self.phase {
+                Phase::Connect(_) => true,
+                Phase::Proxy(Proxy::Idle) => true,
+                Phase::Proxy(Proxy::Collecting(_)) => {
+                    let rest = self.client_in.take_rest();
+                    if rest.is_empty() {
+                        return;
+                    }
+                    self.feed_data(&rest, now);
+                    continue;
+                }
+                _ => false,
+            };
+            if !ready {
+                return;
+            }
+            let Some(line) = self.client_in.next_line() else {
+                return;
+            };
+            match line {
+                Line::TooLong => self.send_client(reply::line(500, "5.5.2 Zeile zu lang")),
+                Line::Complete(l) => match self.phase {
+                    Phase::Connect(_) => self.on_connect_line(&l, now),
+                    _ => self.on_proxy_line(l, now),
+                },
+            }
+        }
+    }
+
+    fn on_upstream_reply(&mut self, r: reply::Reply, now: Instant) {
+        match &self.phase {
+            Phase::Handshake(..) => self.on_handshake_reply(r, now),
+            Phase::Proxy(_) => self.on_proxy_reply(r, now),
+            // Nothing was asked: the MTA talks out of turn.
+            _ => self.upstream_protocol_error(),
+        }
+    }
+
+    fn upstream_protocol_error(&mut self) {
+        self.send_client(reply::line(
+            421,
+            "4.4.2 Ungueltige Antwort vom MTA, Verbindung wird geschlossen",
+        ));
+        self.close_both();
+    }
+
+    /// A_2017: the client went away. What it sent and the MTA has not seen yet is forwarded
+    /// (except a message body, which must not be delivered unconfirmed), then the MTA side
+    /// is closed.
+    fn on_client_closed(&mut self) {
+        self.client_open = false;
+        if let Phase::Proxy(p) = &mut self.phase {
+            let mut owed = Vec::new();
+            if let Proxy::CheckingRecipient { line, .. } = p {
+                owed.push(core::mem::take(line));
+            }
+            if matches!(
+                p,
+                Proxy::Idle | Proxy::Relay(_) | Proxy::CheckingRecipient { .. }
+            ) {
+                while let Some(Line::Complete(l)) = self.client_in.next_line() {
+                    owed.push(l);
+                }
+            }
+            for mut l in owed {
+                let verb = super::command::parse(&l).verb;
+                if matches!(
+                    verb,
+                    super::command::Verb::Data
+                        | super::command::Verb::Bdat
+                        | super::command::Verb::Auth
+                ) {
+                    continue;
+                }
+                l.extend_from_slice(b"\r\n");
+                self.send_upstream(l);
+            }
+        }
+        self.close_both();
+    }
+
+    /// A_2016: the MTA went away. Replies already received were forwarded when they came;
+    /// a command still waiting for its reply gets 421; then the client side is closed.
+    fn on_upstream_closed(&mut self) {
+        if !self.upstream_open {
+            return;
+        }
+        self.upstream_open = false;
+        self.upstream_deadline = None;
+        match &self.phase {
+            Phase::Handshake(..) | Phase::Connecting(_) => {
+                self.failed_login_attempt(reply::line(
+                    454,
+                    "4.7.0 Temporary authentication failure",
+                ));
+            }
+            Phase::Proxy(Proxy::Quitting) => self.close_both(),
+            Phase::Proxy(_) => {
+                self.send_client(reply::line(
+                    421,
+                    "4.4.2 Die Verbindung zum MTA wurde beendet",
+                ));
+                self.close_both();
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn send_client(&mut self, bytes: Vec<u8>) {
+        if self.client_open {
+            self.actions.push_back(SmtpAction::SendToClient(bytes));
+        }
+    }
+
+    /// Sends bytes to the MTA. Commands arm the response timer; message content does too, as
+    /// the MTA's answer to the final dot is what the timer waits for.
+    pub(super) fn send_upstream(&mut self, bytes: Vec<u8>) {
+        if self.upstream_open {
+            self.actions.push_back(SmtpAction::SendToUpstream(bytes));
+        }
+    }
+
+    /// Sends a command that expects a reply and arms the A_2016 response timer.
+    pub(super) fn command_upstream(&mut self, bytes: Vec<u8>, now: Instant) {
+        self.upstream_deadline = Some(now + self.config.mta_response_timeout);
+        self.upstream_last_command = Some(now);
+        self.send_upstream(bytes);
+    }
+
+    pub(super) fn close_upstream(&mut self) {
+        if self.upstream_open {
+            self.upstream_open = false;
+            self.actions.push_back(SmtpAction::CloseUpstream);
+        }
+        self.upstream_deadline = None;
+        self.upstream_last_command = None;
+        self.upstream_in = LineBuffer::new(self.config.max_line_length);
+        self.replies = ReplyCollector::default();
+    }
+
+    pub(super) fn close_both(&mut self) {
+        self.close_upstream();
+        if self.client_open {
+            self.client_open = false;
+            self.actions.push_back(SmtpAction::CloseClient);
+        }
+        self.phase = Phase::Closed;
+    }
+}

@@ -13,7 +13,6 @@
 use std::fmt;
 use std::io::ErrorKind;
 use std::sync::Arc;
-use std::time::Duration;
 
 use base64::Engine;
 use komle_core::secret::Password;
@@ -259,6 +258,7 @@ mod tests {
     use std::path::PathBuf;
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
 
     /// What the test server saw.
     #[derive(Debug, Clone)]

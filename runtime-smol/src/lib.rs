@@ -10,6 +10,8 @@ pub mod duration;
 pub mod konnektor_http;
 pub mod ldap;
 pub mod logging;
+pub mod smtp_driver;
+pub mod smtp_server;
 #[cfg(test)]
 mod test_pki;
 pub mod time_sync;

@@ -1,0 +1,734 @@
+//! The daemon's configuration file (TOML).
+//!
+//! The file is parsed into a generic TOML table and then read section by section, key by key,
+//! instead of deriving `Deserialize` for the whole tree: serde's messages do not name the key for
+//! a wrong type ("invalid type: string, expected u64"), and an operator staring at a daemon that
+//! will not start needs exactly one line saying which key is wrong, e.g.
+//! `config error: [konnektor] sds_url: missing`. Unknown keys and sections are rejected so a typo
+//! never silently falls back to a default.
+//!
+//! Defaults follow Tab_Konf_Param (gemSpec_CM_KOMLE): Konnektor timeout 1 min, SMTP/POP3 server
+//! and client timeouts 5 min, encryption-certificate TTL 12 h.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use komle_core::secret::Password;
+use toml::{Table, Value};
+
+use crate::duration::parse_duration;
+
+/// Default for `[timeouts] konnektor` (Tab_Konf_Param: 1 min).
+pub const DEFAULT_KONNEKTOR_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default for the SMTP/POP3 timeouts (Tab_Konf_Param: 5 min).
+pub const DEFAULT_MAIL_TIMEOUT: Duration = Duration::from_secs(300);
+/// Default for `[cache] certificate_ttl` (Tab_Konf_Param: 12 h).
+pub const DEFAULT_CERTIFICATE_TTL: Duration = Duration::from_secs(12 * 3600);
+/// Default for `[cache] capacity`: addresses whose certificates are kept.
+pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
+/// Default for `[smtp] max_sessions`.
+pub const DEFAULT_MAX_SESSIONS: usize = 100;
+/// Default for `[directory] timeout`.
+pub const DEFAULT_DIRECTORY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The whole configuration, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub smtp: Option<SmtpSettings>,
+    pub pop3: Option<Pop3Settings>,
+    pub tls: TlsSettings,
+    pub upstream: UpstreamSettings,
+    pub konnektor: KonnektorSettings,
+    pub directory: DirectorySettings,
+    pub cache: CacheSettings,
+    pub timeouts: Timeouts,
+    pub log: LogSettings,
+}
+
+/// `[smtp]`: the listener mail clients send through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpSettings {
+    pub listen: SocketAddr,
+    /// Reserved: only implicit TLS is implemented; `true` is rejected until STARTTLS exists.
+    pub starttls: bool,
+    /// Concurrent sessions; more are refused with `421 4.3.2`.
+    pub max_sessions: usize,
+    /// Name in the greeting and EHLO reply.
+    pub hostname: String,
+}
+
+/// `[pop3]`: the listener mail clients fetch through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pop3Settings {
+    pub listen: SocketAddr,
+    pub max_sessions: usize,
+}
+
+/// `[tls]`: the certificate the listeners present to mail clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    pub certificate: PathBuf,
+    pub private_key: PathBuf,
+}
+
+/// `[upstream]`: trust for the MTA and POP3 server of the mail service.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UpstreamSettings {
+    /// Extra CA (PEM) besides the webpki roots.
+    pub ca: Option<PathBuf>,
+}
+
+/// How the Clientmodul authenticates at the Konnektor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KonnektorAuth {
+    /// Mutual TLS (the default the Konnektor expects).
+    ClientCertificate { certificate: PathBuf, key: PathBuf },
+    /// HTTP Basic over TLS.
+    Basic { user: String, password: Password },
+    /// Neither (a Konnektor configured without client authentication).
+    None,
+}
+
+/// `[konnektor]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KonnektorSettings {
+    /// URL of `connector.sds` (service discovery).
+    pub sds_url: String,
+    /// CA (PEM) the Konnektor's TLS certificate is checked against.
+    pub ca: Option<PathBuf>,
+    pub auth: KonnektorAuth,
+    /// Also used for NTP time sync (A_2230).
+    pub timeout: Duration,
+}
+
+/// `[directory]`: the VZD over LDAP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectorySettings {
+    pub url: String,
+    pub base: String,
+    pub ca: Option<PathBuf>,
+    pub bind_dn: Option<String>,
+    pub bind_password: Option<Password>,
+    pub timeout: Duration,
+}
+
+/// `[cache]`: recipients' encryption certificates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheSettings {
+    pub certificate_ttl: Duration,
+    pub capacity: usize,
+}
+
+/// `[timeouts]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timeouts {
+    /// A_2016: how long the MTA may take to answer.
+    pub mta_response: Duration,
+    /// A_2017: idle MTA connection.
+    pub mta_idle: Duration,
+    /// Silent client.
+    pub client_idle: Duration,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSettings {
+    pub level: log::LevelFilter,
+}
+
+/// A configuration problem: one line, naming the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// `[section] key`, `[section]`, or the file path for I/O and syntax errors.
+    pub key: String,
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "config error: {}: {}", self.key, self.problem)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads and validates the file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            key: path.display().to_string(),
+            problem: e.to_string(),
+        })?;
+        Self::parse(&text).map_err(|mut e| {
+            if e.key.is_empty() {
+                e.key = path.display().to_string();
+            }
+            e
+        })
+    }
+
+    /// Parses configuration text. Relative paths stay relative (to the working directory).
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let table: Table = toml::from_str(text).map_err(|e| ConfigError {
+            key: String::new(),
+            // toml's message spans several lines with a snippet; keep the first line and the
+            // position so the error stays one line.
+            problem: one_line_toml_error(&e, text),
+        })?;
+        const SECTIONS: &[&str] = &[
+            "smtp",
+            "pop3",
+            "tls",
+            "upstream",
+            "konnektor",
+            "directory",
+            "cache",
+            "timeouts",
+            "log",
+        ];
+        for (name, value) in &table {
+            if !SECTIONS.contains(&name.as_str()) {
+                return Err(ConfigError {
+                    key: format!("[{name}]"),
+                    problem: format!("unknown section (known: {})", SECTIONS.join(", ")),
+                });
+            }
+            if !value.is_table() {
+                return Err(ConfigError {
+                    key: format!("[{name}]"),
+                    problem: "must be a table".into(),
+                });
+            }
+        }
+
+        let smtp = match Section::optional(&table, "smtp") {
+            Some(mut s) => {
+                let listen = s.required_addr("listen")?;
+                let starttls = s.bool("starttls")?.unwrap_or(false);
+                if starttls {
+                    return Err(s.error(
+                        "starttls",
+                        "STARTTLS is not supported; listeners use implicit TLS (set false)",
+                    ));
+                }
+                let max_sessions = s.count("max_sessions")?.unwrap_or(DEFAULT_MAX_SESSIONS);
+                let hostname = s
+                    .string("hostname")?
+                    .unwrap_or_else(|| "KOM-LE-Clientmodul".to_owned());
+                s.finish()?;
+                Some(SmtpSettings {
+                    listen,
+                    starttls,
+                    max_sessions,
+                    hostname,
+                })
+            }
+            None => None,
+        };
+        let pop3 = match Section::optional(&table, "pop3") {
+            Some(mut s) => {
+                let listen = s.required_addr("listen")?;
+                let max_sessions = s.count("max_sessions")?.unwrap_or(DEFAULT_MAX_SESSIONS);
+                s.finish()?;
+                Some(Pop3Settings {
+                    listen,
+                    max_sessions,
+                })
+            }
+            None => None,
+        };
+        if smtp.is_none() && pop3.is_none() {
+            return Err(ConfigError {
+                key: "[smtp] listen".into(),
+                problem: "missing (configure [smtp] and/or [pop3])".into(),
+            });
+        }
+
+        let mut s = Section::required(&table, "tls");
+        let tls = TlsSettings {
+            certificate: s.required_path("certificate")?,
+            private_key: s.required_path("private_key")?,
+        };
+        s.finish()?;
+
+        let mut s = Section::required(&table, "upstream");
+        let upstream = UpstreamSettings { ca: s.path("ca")? };
+        s.finish()?;
+
+        let mut t = Section::required(&table, "timeouts");
+        let timeouts = Timeouts {
+            mta_response: t.duration("mta_response")?.unwrap_or(DEFAULT_MAIL_TIMEOUT),
+            mta_idle: t.duration("mta_idle")?.unwrap_or(DEFAULT_MAIL_TIMEOUT),
+            client_idle: t.duration("client_idle")?.unwrap_or(DEFAULT_MAIL_TIMEOUT),
+        };
+        let konnektor_timeout_in_timeouts = t.duration("konnektor")?;
+        t.finish()?;
+
+        let mut s = Section::required(&table, "konnektor");
+        let sds_url = s.required_string("sds_url")?;
+        if !sds_url.starts_with("https://") {
+            return Err(s.error("sds_url", "must be an https:// URL (A_2011: TLS always)"));
+        }
+        let ca = s.path("ca")?;
+        let client_certificate = s.path("client_certificate")?;
+        let client_key = s.path("client_key")?;
+        let user = s.string("user")?;
+        let password = s.string("password")?.map(Password::new);
+        let timeout_here = s.duration("timeout")?;
+        let auth = match (client_certificate, client_key, user, password) {
+            (Some(_), None, _, _) => return Err(s.error("client_key", "missing")),
+            (None, Some(_), _, _) => return Err(s.error("client_certificate", "missing")),
+            (Some(_), Some(_), Some(_), _) | (Some(_), Some(_), _, Some(_)) => {
+                return Err(s.error(
+                    "user",
+                    "give either client_certificate/client_key or user/password",
+                ));
+            }
+            (Some(certificate), Some(key), None, None) => {
+                KonnektorAuth::ClientCertificate { certificate, key }
+            }
+            (None, None, Some(_), None) => return Err(s.error("password", "missing")),
+            (None, None, None, Some(_)) => return Err(s.error("user", "missing")),
+            (None, None, Some(user), Some(password)) => KonnektorAuth::Basic { user, password },
+            (None, None, None, None) => KonnektorAuth::None,
+        };
+        let timeout = match (timeout_here, konnektor_timeout_in_timeouts) {
+            (Some(_), Some(_)) => {
+                return Err(s.error("timeout", "also set as [timeouts] konnektor; give one"));
+            }
+            (Some(t), None) | (None, Some(t)) => t,
+            (None, None) => DEFAULT_KONNEKTOR_TIMEOUT,
+        };
+        s.finish()?;
+        let konnektor = KonnektorSettings {
+            sds_url,
+            ca,
+            auth,
+            timeout,
+        };
+
+        let mut s = Section::required(&table, "directory");
+        let url = s.required_string("url")?;
+        if !(url.starts_with("ldap://") || url.starts_with("ldaps://")) {
+            return Err(s.error("url", "must be an ldap:// or ldaps:// URL"));
+        }
+        let directory = DirectorySettings {
+            url,
+            base: s.required_string("base")?,
+            ca: s.path("ca")?,
+            bind_dn: s.string("bind_dn")?,
+            bind_password: s.string("bind_password")?.map(Password::new),
+            timeout: s.duration("timeout")?.unwrap_or(DEFAULT_DIRECTORY_TIMEOUT),
+        };
+        if directory.bind_dn.is_some() != directory.bind_password.is_some() {
+            let which = if directory.bind_dn.is_some() {
+                "bind_password"
+            } else {
+                "bind_dn"
+            };
+            return Err(s.error(which, "missing (bind_dn and bind_password go together)"));
+        }
+        s.finish()?;
+
+        let mut s = Section::required(&table, "cache");
+        let cache = CacheSettings {
+            certificate_ttl: s
+                .duration("certificate_ttl")?
+                .unwrap_or(DEFAULT_CERTIFICATE_TTL),
+            capacity: s.count("capacity")?.unwrap_or(DEFAULT_CACHE_CAPACITY),
+        };
+        s.finish()?;
+
+        let mut s = Section::required(&table, "log");
+        let level = match s.string("level")? {
+            None => log::LevelFilter::Info,
+            Some(l) => l.parse().map_err(|_| {
+                s.error(
+                    "level",
+                    &format!("unknown level {l:?} (off, error, warn, info, debug, trace)"),
+                )
+            })?,
+        };
+        s.finish()?;
+        let log = LogSettings { level };
+
+        Ok(Config {
+            smtp,
+            pop3,
+            tls,
+            upstream,
+            konnektor,
+            directory,
+            cache,
+            timeouts,
+            log,
+        })
+    }
+}
+
+fn one_line_toml_error(e: &toml::de::Error, text: &str) -> String {
+    let msg = e.message().trim().replace('\n', " ");
+    match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())]
+                .bytes()
+                .filter(|&b| b == b'\n')
+                .count()
+                + 1;
+            format!("TOML syntax, line {line}: {msg}")
+        }
+        None => format!("TOML syntax: {msg}"),
+    }
+}
+
+/// One `[section]` being read; remembers which keys were consumed so leftovers (typos) can be
+/// rejected by [`Section::finish`]. A missing optional section reads as empty.
+struct Section<'a> {
+    name: &'static str,
+    table: Option<&'a Table>,
+    used: Vec<&'static str>,
+}
+
+static EMPTY: std::sync::OnceLock<Table> = std::sync::OnceLock::new();
+
+impl<'a> Section<'a> {
+    fn optional(root: &'a Table, name: &'static str) -> Option<Self> {
+        root.get(name).and_then(Value::as_table).map(|t| Section {
+            name,
+            table: Some(t),
+            used: Vec::new(),
+        })
+    }
+
+    /// A section whose keys may all be required or defaulted; absent means empty.
+    fn required(root: &'a Table, name: &'static str) -> Self {
+        Section {
+            name,
+            table: root.get(name).and_then(Value::as_table),
+            used: Vec::new(),
+        }
+    }
+
+    fn error(&self, key: &str, problem: &str) -> ConfigError {
+        ConfigError {
+            key: format!("[{}] {key}", self.name),
+            problem: problem.to_owned(),
+        }
+    }
+
+    fn get(&mut self, key: &'static str) -> Option<&'a Value> {
+        self.used.push(key);
+        self.table
+            .unwrap_or_else(|| EMPTY.get_or_init(Table::new))
+            .get(key)
+    }
+
+    fn string(&mut self, key: &'static str) -> Result<Option<String>, ConfigError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::String(s)) if s.trim().is_empty() => Err(self.error(key, "empty")),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(other) => Err(self.error(
+                key,
+                &format!("expected a string, found {}", other.type_str()),
+            )),
+        }
+    }
+
+    fn required_string(&mut self, key: &'static str) -> Result<String, ConfigError> {
+        self.string(key)?.ok_or_else(|| self.error(key, "missing"))
+    }
+
+    fn path(&mut self, key: &'static str) -> Result<Option<PathBuf>, ConfigError> {
+        Ok(self.string(key)?.map(PathBuf::from))
+    }
+
+    fn required_path(&mut self, key: &'static str) -> Result<PathBuf, ConfigError> {
+        Ok(PathBuf::from(self.required_string(key)?))
+    }
+
+    fn required_addr(&mut self, key: &'static str) -> Result<SocketAddr, ConfigError> {
+        let s = self.required_string(key)?;
+        s.parse().map_err(|_| {
+            self.error(
+                key,
+                &format!("{s:?} is not an IP:port address (e.g. \"127.0.0.1:465\")"),
+            )
+        })
+    }
+
+    fn bool(&mut self, key: &'static str) -> Result<Option<bool>, ConfigError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Boolean(b)) => Ok(Some(*b)),
+            Some(other) => Err(self.error(
+                key,
+                &format!("expected true or false, found {}", other.type_str()),
+            )),
+        }
+    }
+
+    /// A positive integer.
+    fn count(&mut self, key: &'static str) -> Result<Option<usize>, ConfigError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Integer(n)) if *n > 0 => usize::try_from(*n)
+                .map(Some)
+                .map_err(|_| self.error(key, "too large")),
+            Some(Value::Integer(_)) => Err(self.error(key, "must be at least 1")),
+            Some(other) => Err(self.error(
+                key,
+                &format!("expected a positive integer, found {}", other.type_str()),
+            )),
+        }
+    }
+
+    fn duration(&mut self, key: &'static str) -> Result<Option<Duration>, ConfigError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => match parse_duration(s) {
+                Ok(d) if d.is_zero() => Err(self.error(key, "must be longer than zero")),
+                Ok(d) => Ok(Some(d)),
+                Err(e) => Err(self.error(key, &e.to_string())),
+            },
+            Some(other) => Err(self.error(
+                key,
+                &format!(
+                    "expected a duration string like \"30s\" or \"5m\", found {}",
+                    other.type_str()
+                ),
+            )),
+        }
+    }
+
+    /// Rejects keys nobody asked for: a typo must not fall back to a default silently.
+    fn finish(self) -> Result<(), ConfigError> {
+        if let Some(table) = self.table {
+            for key in table.keys() {
+                if !self.used.contains(&key.as_str()) {
+                    let mut known = self.used.clone();
+                    known.dedup();
+                    return Err(
+                        self.error(key, &format!("unknown key (known: {})", known.join(", ")))
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[smtp]
+listen = "127.0.0.1:4650"
+[tls]
+certificate = "cert.pem"
+private_key = "key.pem"
+[konnektor]
+sds_url = "https://konnektor.example/connector.sds"
+client_certificate = "client.pem"
+client_key = "client.key"
+[directory]
+url = "ldaps://vzd.example"
+base = "dc=data,dc=vzd"
+"#;
+
+    fn err(text: &str) -> String {
+        Config::parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn minimal_config_takes_tab_konf_param_defaults() {
+        let c = Config::parse(MINIMAL).unwrap();
+        assert_eq!(c.konnektor.timeout, Duration::from_secs(60));
+        assert_eq!(c.timeouts.mta_response, Duration::from_secs(300));
+        assert_eq!(c.timeouts.mta_idle, Duration::from_secs(300));
+        assert_eq!(c.timeouts.client_idle, Duration::from_secs(300));
+        assert_eq!(c.cache.certificate_ttl, Duration::from_secs(43_200));
+        assert_eq!(c.cache.capacity, DEFAULT_CACHE_CAPACITY);
+        let smtp = c.smtp.unwrap();
+        assert_eq!(smtp.listen, "127.0.0.1:4650".parse().unwrap());
+        assert!(!smtp.starttls);
+        assert_eq!(smtp.max_sessions, DEFAULT_MAX_SESSIONS);
+        assert!(c.pop3.is_none());
+        assert_eq!(
+            c.konnektor.auth,
+            KonnektorAuth::ClientCertificate {
+                certificate: "client.pem".into(),
+                key: "client.key".into()
+            }
+        );
+        assert_eq!(c.log.level, log::LevelFilter::Info);
+    }
+
+    #[test]
+    fn missing_required_key_names_it() {
+        let text = MINIMAL.replace("sds_url = \"https://konnektor.example/connector.sds\"", "");
+        assert_eq!(err(&text), "config error: [konnektor] sds_url: missing");
+    }
+
+    #[test]
+    fn unknown_key_is_rejected_with_its_name() {
+        let text = MINIMAL.replace("[cache]", "") + "[cache]\ncapactiy = 5\n";
+        let e = err(&text);
+        assert!(
+            e.starts_with("config error: [cache] capactiy: unknown key"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unknown_section_is_rejected() {
+        let e = err(&format!("{MINIMAL}\n[smpt]\nlisten = \"x\"\n"));
+        assert!(
+            e.starts_with("config error: [smpt]: unknown section"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn wrong_type_names_the_key() {
+        let text = format!("{MINIMAL}[cache]\ncapacity = \"many\"\n");
+        let e = err(&text);
+        assert!(
+            e.starts_with("config error: [cache] capacity: expected a positive integer"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn humane_durations_are_read() {
+        let text = format!(
+            "{MINIMAL}[timeouts]\nmta_response = \"30s\"\nmta_idle = \"2m\"\nclient_idle = \"1h30m\"\nkonnektor = \"90s\"\n[cache]\ncertificate_ttl = \"1d\"\n"
+        );
+        let c = Config::parse(&text).unwrap();
+        assert_eq!(c.timeouts.mta_response, Duration::from_secs(30));
+        assert_eq!(c.timeouts.mta_idle, Duration::from_secs(120));
+        assert_eq!(c.timeouts.client_idle, Duration::from_secs(5400));
+        assert_eq!(c.konnektor.timeout, Duration::from_secs(90));
+        assert_eq!(c.cache.certificate_ttl, Duration::from_secs(86_400));
+    }
+
+    #[test]
+    fn bad_duration_names_the_key() {
+        let e = err(&format!("{MINIMAL}[timeouts]\nmta_idle = \"5\"\n"));
+        assert!(e.starts_with("config error: [timeouts] mta_idle: "), "{e}");
+        let e = err(&format!("{MINIMAL}[timeouts]\nmta_idle = 5\n"));
+        assert!(
+            e.starts_with("config error: [timeouts] mta_idle: expected a duration"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn konnektor_timeout_given_twice_is_ambiguous() {
+        let text = MINIMAL.replace(
+            "[directory]",
+            "timeout = \"10s\"\n[timeouts]\nkonnektor = \"20s\"\n[directory]",
+        );
+        let e = err(&text);
+        assert!(
+            e.starts_with("config error: [konnektor] timeout: also set"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn basic_auth_needs_user_and_password_and_excludes_client_cert() {
+        let basic = MINIMAL.replace(
+            "client_certificate = \"client.pem\"\nclient_key = \"client.key\"",
+            "user = \"cm\"\npassword = \"geheim\"",
+        );
+        let c = Config::parse(&basic).unwrap();
+        match &c.konnektor.auth {
+            KonnektorAuth::Basic { user, password } => {
+                assert_eq!(user, "cm");
+                assert_eq!(password.expose(), "geheim");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        // The password never shows in Debug output (logs).
+        assert!(!format!("{c:?}").contains("geheim"));
+        let no_password = basic.replace("password = \"geheim\"", "");
+        assert_eq!(
+            err(&no_password),
+            "config error: [konnektor] password: missing"
+        );
+        let both = MINIMAL.replace("[directory]", "user = \"cm\"\n[directory]");
+        assert!(err(&both).starts_with("config error: [konnektor] user: give either"));
+    }
+
+    #[test]
+    fn a_2011_konnektor_url_must_be_https() {
+        let text = MINIMAL.replace("https://konnektor", "http://konnektor");
+        assert!(err(&text).starts_with("config error: [konnektor] sds_url: must be an https://"));
+    }
+
+    #[test]
+    fn bad_listen_address_names_the_key() {
+        let text = MINIMAL.replace("127.0.0.1:4650", "localhost");
+        assert!(err(&text).starts_with("config error: [smtp] listen: \"localhost\" is not"));
+    }
+
+    #[test]
+    fn toml_syntax_error_is_one_line_with_line_number() {
+        let e = Config::parse("[smtp\nlisten = 1").unwrap_err().to_string();
+        assert!(!e.contains('\n'), "{e}");
+        assert!(e.contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn starttls_true_is_refused_until_implemented() {
+        let text = MINIMAL.replace("[tls]", "starttls = true\n[tls]");
+        assert!(err(&text).starts_with("config error: [smtp] starttls:"));
+    }
+
+    #[test]
+    fn at_least_one_listener_is_required() {
+        let text = MINIMAL.replace("[smtp]\nlisten = \"127.0.0.1:4650\"\n", "");
+        assert!(err(&text).starts_with("config error: [smtp] listen: missing"));
+    }
+
+    #[test]
+    fn example_file_parses_and_documents_every_key() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/komle-cm.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let c = Config::load(&path).unwrap();
+        assert!(c.smtp.is_some() && c.pop3.is_some());
+        // Every key the parser knows appears (set or commented out) in the example.
+        for key in [
+            "listen",
+            "starttls",
+            "max_sessions",
+            "hostname",
+            "certificate",
+            "private_key",
+            "ca",
+            "sds_url",
+            "client_certificate",
+            "client_key",
+            "user",
+            "password",
+            "url",
+            "base",
+            "bind_dn",
+            "bind_password",
+            "timeout",
+            "certificate_ttl",
+            "capacity",
+            "mta_response",
+            "mta_idle",
+            "client_idle",
+            "konnektor",
+            "level",
+        ] {
+            assert!(text.contains(&format!("{key} =")), "example lacks {key}");
+        }
+    }
+}

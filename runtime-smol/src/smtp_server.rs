@@ -1,0 +1,564 @@
+//! The SMTP listener: accepts clients (implicit TLS), limits concurrent sessions, runs one
+//! [`smtp_driver::drive`](crate::smtp_driver::drive) task per connection and shuts down
+//! gracefully.
+//!
+//! Over the limit a client still gets a TLS handshake and then `421 4.3.2 Too many sessions`
+//! (RFC 5321 §3.8), so its mail program shows a reason and retries later instead of reporting a
+//! broken connection. On shutdown the listener stops accepting at once; running sessions may
+//! finish within a grace period, then they are cut off.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_lite::{AsyncWriteExt, future};
+use futures_rustls::TlsAcceptor;
+use rustls::ServerConfig;
+use smol::lock::Semaphore;
+use smol::net::{TcpListener, TcpStream};
+
+use crate::smtp_driver::{self, SessionContext};
+use crate::tls;
+
+/// The reply to clients over the session limit.
+pub const TOO_MANY_SESSIONS: &[u8] = b"421 4.3.2 Too many sessions, try again later\r\n";
+
+/// Limits of a listener.
+#[derive(Debug, Clone)]
+pub struct ServerLimits {
+    pub max_sessions: usize,
+    /// Time for a client's TLS handshake.
+    pub handshake_timeout: Duration,
+    /// How long running sessions may continue after shutdown was requested.
+    pub grace: Duration,
+}
+
+/// A bound SMTP listener, ready to [`run`](Self::run).
+pub struct SmtpServer {
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    ctx: Arc<SessionContext>,
+    limits: ServerLimits,
+}
+
+/// Correlation ids for log lines: random per process start, counting per session, so ids from
+/// different runs do not collide in aggregated logs.
+fn session_id() -> String {
+    static BASE: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let base = *BASE.get_or_init(rand::random::<u32>);
+    format!("{base:08x}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+impl SmtpServer {
+    pub async fn bind(
+        addr: SocketAddr,
+        tls: Arc<ServerConfig>,
+        ctx: SessionContext,
+        limits: ServerLimits,
+    ) -> io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        Ok(Self {
+            listener,
+            acceptor: TlsAcceptor::from(tls),
+            ctx: Arc::new(ctx),
+            limits,
+        })
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Accepts until `shutdown` completes, then waits up to the grace period for running
+    /// sessions. Returns how many sessions had to be cut off.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<usize> {
+        let slots = Arc::new(Semaphore::new(self.limits.max_sessions));
+        let mut tasks: Vec<smol::Task<()>> = Vec::new();
+        let mut shutdown = std::pin::pin!(shutdown);
+        let local = self.listener.local_addr()?;
+        log::info!(
+            "SMTP listening on {local} (implicit TLS, max {} sessions)",
+            self.limits.max_sessions
+        );
+        loop {
+            let accepted = future::or(async { Some(self.listener.accept().await) }, async {
+                (&mut shutdown).await;
+                None
+            })
+            .await;
+            let (tcp, peer) = match accepted {
+                None => break,
+                Some(Ok(pair)) => pair,
+                Some(Err(e)) => {
+                    // E.g. out of file descriptors: back off instead of spinning.
+                    log::warn!("SMTP accept failed: {e}");
+                    smol::Timer::after(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            tasks.retain(|t| !t.is_finished());
+            let _ = tcp.set_nodelay(true);
+            let acceptor = self.acceptor.clone();
+            let handshake = self.limits.handshake_timeout;
+            match slots.try_acquire_arc() {
+                Some(permit) => {
+                    let ctx = self.ctx.clone();
+                    tasks.push(smol::spawn(async move {
+                        serve(tcp, peer, &acceptor, handshake, &ctx).await;
+                        drop(permit);
+                    }));
+                }
+                None => {
+                    log::warn!("SMTP session from {peer} refused: too many sessions");
+                    tasks.push(smol::spawn(refuse(tcp, acceptor, handshake)));
+                }
+            }
+        }
+        drop(self.listener);
+        tasks.retain(|t| !t.is_finished());
+        log::info!(
+            "SMTP listener on {local} closed; waiting up to {:?} for {} session(s)",
+            self.limits.grace,
+            tasks.len()
+        );
+        let deadline = Instant::now() + self.limits.grace;
+        let mut cut = 0;
+        for task in tasks {
+            let finished = future::or(
+                async {
+                    task.await;
+                    true
+                },
+                async {
+                    smol::Timer::at(deadline).await;
+                    false
+                },
+            )
+            .await;
+            // A task that did not finish was dropped (cancelled) by `or` above.
+            if !finished {
+                cut += 1;
+            }
+        }
+        if cut > 0 {
+            log::warn!("SMTP shutdown: {cut} session(s) cut off after the grace period");
+        }
+        Ok(cut)
+    }
+}
+
+async fn serve(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    acceptor: &TlsAcceptor,
+    handshake: Duration,
+    ctx: &SessionContext,
+) {
+    let id = session_id();
+    let started = Instant::now();
+    let client = match tls::accept(acceptor, tcp, handshake).await {
+        Ok(c) => c,
+        Err(e) => {
+            log::info!("session={id} peer={peer} TLS accept failed: {e}");
+            return;
+        }
+    };
+    let summary = smtp_driver::drive(client, ctx, &id).await;
+    log::info!(
+        "session={id} peer={peer} ended after {} ms: protected={} failed={}{}",
+        started.elapsed().as_millis(),
+        summary.messages_protected,
+        summary.protection_failures,
+        if summary.stalled { " (stalled)" } else { "" }
+    );
+}
+
+async fn refuse(tcp: TcpStream, acceptor: TlsAcceptor, handshake: Duration) {
+    if let Ok(mut client) = tls::accept(&acceptor, tcp, handshake).await {
+        let _ = future::or(
+            async {
+                let _ = client.write_all(TOO_MANY_SESSIONS).await;
+                let _ = client.close().await;
+            },
+            async {
+                smol::Timer::after(handshake).await;
+            },
+        )
+        .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::smtp_driver::{BoxFuture, Protector, RecipientChecker};
+    use crate::test_pki::{self, TestPki};
+    use base64::Engine;
+    use futures_lite::AsyncReadExt;
+    use komle_conformance::mini_mta::MiniMta;
+    use komle_core::secret::SecretBytes;
+    use komle_core::smtp::{
+        ProtectJob, ProtectedMessage, ProtectionFailure, RecipientVerdict, SmtpConfig,
+    };
+    use std::sync::Mutex;
+
+    const OUTER: &[u8] =
+        b"X-KOM-LE-Version: 1.0\r\nSubject: KOM-LE-Nachricht\r\n\r\n.MIIBBASE64\r\n";
+    const T: Duration = Duration::from_secs(10);
+
+    struct AllUsable;
+    impl RecipientChecker for AllUsable {
+        fn check<'a>(&'a self, address: &'a str) -> BoxFuture<'a, RecipientVerdict> {
+            Box::pin(async move {
+                if address.starts_with("nocert") {
+                    RecipientVerdict::NoValidCertificate
+                } else {
+                    RecipientVerdict::Usable
+                }
+            })
+        }
+    }
+
+    /// Records the job and answers with [`OUTER`].
+    #[derive(Default)]
+    struct FixedProtector {
+        jobs: Mutex<Vec<(String, String, Vec<String>, Vec<u8>)>>,
+    }
+    impl Protector for FixedProtector {
+        fn protect(
+            &self,
+            job: ProtectJob,
+        ) -> BoxFuture<'_, Result<ProtectedMessage, ProtectionFailure>> {
+            Box::pin(async move {
+                self.jobs.lock().unwrap().push((
+                    job.login.user.clone(),
+                    job.envelope_from.clone(),
+                    job.recipients.clone(),
+                    job.message.as_slice().to_vec(),
+                ));
+                Ok(ProtectedMessage {
+                    message: SecretBytes::from(OUTER),
+                    recipients: job.recipients,
+                    notice: None,
+                })
+            })
+        }
+    }
+
+    struct Fixture {
+        pki: TestPki,
+        protector: Arc<FixedProtector>,
+    }
+
+    fn fixture() -> Fixture {
+        Fixture {
+            pki: test_pki::make("Test CA"),
+            protector: Arc::new(FixedProtector::default()),
+        }
+    }
+
+    impl Fixture {
+        async fn server(&self, max_sessions: usize, session: SmtpConfig) -> SmtpServer {
+            let ctx = SessionContext {
+                session,
+                upstream_tls: tls::client_config(Some(&self.pki.ca())).unwrap(),
+                connect_timeout: T,
+                checker: Arc::new(AllUsable),
+                protector: self.protector.clone(),
+            };
+            let limits = ServerLimits {
+                max_sessions,
+                handshake_timeout: T,
+                grace: Duration::from_millis(500),
+            };
+            let server_tls =
+                tls::server_config(&self.pki.server_cert(), &self.pki.server_key()).unwrap();
+            SmtpServer::bind("127.0.0.1:0".parse().unwrap(), server_tls, ctx, limits)
+                .await
+                .unwrap()
+        }
+
+        fn mta(&self) -> MiniMta {
+            let tls = tls::server_config(&self.pki.server_cert(), &self.pki.server_key()).unwrap();
+            MiniMta::start("127.0.0.1:0", tls, "alice@kim.test", "geheim").unwrap()
+        }
+    }
+
+    /// A mail client over implicit TLS that reads whole (multi-line) replies.
+    struct Client {
+        tls: futures_rustls::client::TlsStream<TcpStream>,
+        buf: Vec<u8>,
+    }
+
+    impl Client {
+        async fn connect(pki: &TestPki, addr: SocketAddr) -> Client {
+            let tls = tls::connect(
+                tls::client_config(Some(&pki.ca())).unwrap(),
+                "127.0.0.1",
+                addr.port(),
+                T,
+            )
+            .await
+            .unwrap();
+            Client {
+                tls,
+                buf: Vec::new(),
+            }
+        }
+
+        /// The next complete reply, or what arrived before EOF.
+        async fn reply(&mut self) -> String {
+            loop {
+                if let Some(end) = complete_reply(&self.buf) {
+                    let r = String::from_utf8_lossy(&self.buf[..end]).into_owned();
+                    self.buf.drain(..end);
+                    return r;
+                }
+                let mut chunk = [0u8; 4096];
+                let n = future::or(self.tls.read(&mut chunk), async {
+                    smol::Timer::after(T).await;
+                    Err(io::Error::new(io::ErrorKind::TimedOut, "no reply"))
+                })
+                .await
+                .unwrap_or(0);
+                if n == 0 {
+                    return String::from_utf8_lossy(&std::mem::take(&mut self.buf)).into_owned();
+                }
+                self.buf.extend_from_slice(&chunk[..n]);
+            }
+        }
+
+        async fn send(&mut self, line: &str) {
+            self.tls.write_all(line.as_bytes()).await.unwrap();
+            self.tls.flush().await.unwrap();
+        }
+
+        async fn say(&mut self, line: &str) -> String {
+            self.send(&format!("{line}\r\n")).await;
+            self.reply().await
+        }
+
+        /// EHLO and AUTH PLAIN with a login name pointing at `mta`.
+        async fn login(&mut self, mta: SocketAddr) -> String {
+            assert!(self.reply().await.starts_with("220 "));
+            assert!(self.say("EHLO client.test").await.starts_with("250"));
+            let login = format!("alice@kim.test#127.0.0.1:{}#1#CS#7", mta.port());
+            let token =
+                base64::engine::general_purpose::STANDARD.encode(format!("\0{login}\0geheim"));
+            self.say(&format!("AUTH PLAIN {token}")).await
+        }
+    }
+
+    /// End offset of the first complete reply (last line `NNN ` ... CRLF) in `buf`.
+    fn complete_reply(buf: &[u8]) -> Option<usize> {
+        let mut start = 0;
+        while let Some(pos) = buf[start..].windows(2).position(|w| w == b"\r\n") {
+            let line = &buf[start..start + pos];
+            start += pos + 2;
+            if line.len() < 4 || line[3] == b' ' {
+                return Some(start);
+            }
+        }
+        None
+    }
+
+    fn spawn_server(
+        server: SmtpServer,
+    ) -> (smol::channel::Sender<()>, smol::Task<io::Result<usize>>) {
+        let (stop, stopped) = smol::channel::bounded::<()>(1);
+        let task = smol::spawn(server.run(async move {
+            let _ = stopped.recv().await;
+        }));
+        (stop, task)
+    }
+
+    #[test]
+    fn a_2019_message_is_protected_and_delivered_end_to_end() {
+        let fx = fixture();
+        let mta = fx.mta();
+        smol::block_on(async {
+            let server = fx.server(4, SmtpConfig::default()).await;
+            let addr = server.local_addr().unwrap();
+            let (stop, task) = spawn_server(server);
+            let mut c = Client::connect(&fx.pki, addr).await;
+            assert!(c.login(mta.addr()).await.starts_with("235 "));
+            assert!(c.say("MAIL FROM:<alice@kim.test>").await.starts_with("250"));
+            assert!(c.say("RCPT TO:<bob@kim.test>").await.starts_with("250"));
+            let nocert = c.say("RCPT TO:<nocert@kim.test>").await;
+            assert!(nocert.starts_with("550"), "A_2176: {nocert}");
+            assert!(c.say("DATA").await.starts_with("354"));
+            c.send("Subject: Befund\r\n\r\n..dot-stuffed line\r\nText\r\n.\r\n")
+                .await;
+            let queued = c.reply().await;
+            assert!(queued.starts_with("250"), "{queued}");
+            assert!(c.say("QUIT").await.starts_with("221"));
+            // The session ends: the server closes the connection.
+            assert_eq!(c.reply().await, "");
+
+            let jobs = fx.protector.jobs.lock().unwrap().clone();
+            assert_eq!(jobs.len(), 1);
+            let (user, from, rcpts, message) = &jobs[0];
+            assert_eq!(user, "alice@kim.test");
+            assert_eq!(from, "alice@kim.test");
+            assert_eq!(rcpts, &["bob@kim.test".to_owned()]);
+            assert_eq!(
+                message,
+                b"Subject: Befund\r\n\r\n.dot-stuffed line\r\nText\r\n"
+            );
+
+            let got = mta.received();
+            assert_eq!(
+                got.len(),
+                1,
+                "exactly the protected message reached the MTA"
+            );
+            assert_eq!(got[0].from, "alice@kim.test");
+            assert_eq!(got[0].recipients, vec!["bob@kim.test".to_owned()]);
+            assert_eq!(
+                got[0].data, OUTER,
+                "MTA got the protected message, unstuffed intact"
+            );
+
+            stop.send(()).await.unwrap();
+            assert_eq!(task.await.unwrap(), 0, "no session left to cut off");
+        });
+    }
+
+    #[test]
+    fn a_2015_unreachable_mta_is_reported_to_the_client() {
+        let fx = fixture();
+        smol::block_on(async {
+            let server = fx.server(4, SmtpConfig::default()).await;
+            let addr = server.local_addr().unwrap();
+            let (_stop, _task) = spawn_server(server);
+            let closed = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap();
+            let mut c = Client::connect(&fx.pki, addr).await;
+            let reply = c.login(closed).await;
+            assert!(reply.starts_with("454"), "{reply}");
+        });
+    }
+
+    #[test]
+    fn a_2011_untrusted_mta_certificate_is_never_used() {
+        let fx = fixture();
+        let other = test_pki::make("Rogue CA");
+        let tls = tls::server_config(&other.server_cert(), &other.server_key()).unwrap();
+        let rogue = MiniMta::start("127.0.0.1:0", tls, "alice@kim.test", "geheim").unwrap();
+        smol::block_on(async {
+            let server = fx.server(4, SmtpConfig::default()).await;
+            let addr = server.local_addr().unwrap();
+            let (_stop, _task) = spawn_server(server);
+            let mut c = Client::connect(&fx.pki, addr).await;
+            let reply = c.login(rogue.addr()).await;
+            assert!(reply.starts_with("454"), "{reply}");
+        });
+    }
+
+    #[test]
+    fn extra_connections_get_421_too_many_sessions() {
+        let fx = fixture();
+        smol::block_on(async {
+            let server = fx.server(1, SmtpConfig::default()).await;
+            let addr = server.local_addr().unwrap();
+            let (_stop, _task) = spawn_server(server);
+            let mut first = Client::connect(&fx.pki, addr).await;
+            assert!(first.reply().await.starts_with("220 "));
+            let mut second = Client::connect(&fx.pki, addr).await;
+            assert_eq!(
+                second.reply().await.as_bytes(),
+                TOO_MANY_SESSIONS,
+                "the refused client gets a reason"
+            );
+            assert_eq!(second.reply().await, "", "and is closed");
+            // The first session is unaffected; after it ends a new one is admitted.
+            assert!(first.say("NOOP").await.starts_with("250"));
+            assert!(first.say("QUIT").await.starts_with("221"));
+            assert_eq!(first.reply().await, "");
+            let mut third = Client::connect(&fx.pki, addr).await;
+            let mut greeting = third.reply().await;
+            for _ in 0..20 {
+                if greeting.starts_with("220 ") {
+                    break;
+                }
+                // The first session's slot is returned a moment after its socket closes.
+                smol::Timer::after(Duration::from_millis(50)).await;
+                third = Client::connect(&fx.pki, addr).await;
+                greeting = third.reply().await;
+            }
+            assert!(greeting.starts_with("220 "), "{greeting}");
+        });
+    }
+
+    #[test]
+    fn client_idle_timeout_comes_from_the_session_timer() {
+        let fx = fixture();
+        smol::block_on(async {
+            let session = SmtpConfig {
+                client_idle_timeout: Duration::from_millis(300),
+                ..SmtpConfig::default()
+            };
+            let server = fx.server(4, session).await;
+            let addr = server.local_addr().unwrap();
+            let (_stop, _task) = spawn_server(server);
+            let mut c = Client::connect(&fx.pki, addr).await;
+            let started = Instant::now();
+            assert!(c.reply().await.starts_with("220 "));
+            let bye = c.reply().await;
+            assert!(bye.starts_with("421 4.4.2"), "{bye}");
+            assert!(started.elapsed() >= Duration::from_millis(300));
+            assert!(started.elapsed() < Duration::from_secs(5));
+            assert_eq!(c.reply().await, "");
+        });
+    }
+
+    #[test]
+    fn shutdown_stops_accepting_and_cuts_sessions_after_grace() {
+        let fx = fixture();
+        smol::block_on(async {
+            let server = fx.server(4, SmtpConfig::default()).await;
+            let addr = server.local_addr().unwrap();
+            let (stop, task) = spawn_server(server);
+            let mut idle = Client::connect(&fx.pki, addr).await;
+            assert!(idle.reply().await.starts_with("220 "));
+            let started = Instant::now();
+            stop.send(()).await.unwrap();
+            let cut = task.await.unwrap();
+            assert_eq!(cut, 1, "the idle session outlived the grace period");
+            let waited = started.elapsed();
+            assert!(waited >= Duration::from_millis(450), "{waited:?}");
+            assert!(waited < Duration::from_secs(5), "{waited:?}");
+            assert!(
+                TcpStream::connect(addr).await.is_err(),
+                "listener must be closed after shutdown"
+            );
+            assert_eq!(idle.reply().await, "", "cut-off session is closed");
+        });
+    }
+
+    #[test]
+    fn shutdown_lets_a_running_session_finish_within_grace() {
+        let fx = fixture();
+        smol::block_on(async {
+            let server = fx.server(4, SmtpConfig::default()).await;
+            let addr = server.local_addr().unwrap();
+            let (stop, task) = spawn_server(server);
+            let mut c = Client::connect(&fx.pki, addr).await;
+            assert!(c.reply().await.starts_with("220 "));
+            stop.send(()).await.unwrap();
+            smol::Timer::after(Duration::from_millis(100)).await;
+            assert!(
+                c.say("NOOP").await.starts_with("250"),
+                "session still served"
+            );
+            assert!(c.say("QUIT").await.starts_with("221"));
+            assert_eq!(task.await.unwrap(), 0, "finished in time, nothing cut");
+        });
+    }
+}

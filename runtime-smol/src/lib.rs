@@ -6,10 +6,12 @@
 
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod duration;
 pub mod konnektor_http;
 pub mod ldap;
 pub mod logging;
+pub mod services;
 pub mod smtp_driver;
 pub mod smtp_server;
 #[cfg(test)]

@@ -1,0 +1,371 @@
+//! `komle-cm demo`: the whole sending path on an embedded default, without any system package.
+//!
+//! In-process and on 127.0.0.1: a test PKI with practices and their cards, the Konnektor
+//! simulator (HTTPS, real CMS cryptography) holding those cards, a directory made of the PKI, a
+//! small SMTPS mail service, and komle-cm's SMTP proxy in front of it. The demo sends a sample
+//! mail through the proxy, shows the KOM-LE message as it reached the mail service, opens it
+//! again with the recipient's card, and keeps serving so curl or Thunderbird can be pointed at
+//! it.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use komle_conformance::loopback_tls::LoopbackTls;
+use komle_conformance::mini_mta::MiniMta;
+use komle_conformance::sim::server::{SimServer, TlsOptions};
+use komle_conformance::sim::simulator::Simulator;
+use komle_conformance::world::{SINGLE_CARD, World};
+use komle_core::directory::{CacheConfig, CertificateCache};
+use komle_core::konnektor::{ServiceDirectory, decrypt_document, verify_document};
+use komle_core::login_name::LoginName;
+use komle_core::sasl::plain;
+use komle_core::secret::Password;
+use komle_core::smtp::SmtpConfig;
+use rustls::pki_types::ServerName;
+
+use crate::config::{KonnektorAuth, KonnektorSettings};
+use crate::konnektor_http::KonnektorHttp;
+use crate::services::{Services, TableDirectory};
+use crate::smtp_driver::SessionContext;
+use crate::smtp_server::{ServerLimits, SmtpServer};
+use crate::time_sync::Clock;
+
+/// Password of the demo account at the embedded mail service.
+pub const DEMO_PASSWORD: &str = "demo";
+
+/// Options of the demo.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// Port of the SMTP proxy (0: any free port).
+    pub smtp_port: u16,
+    /// Stop after showing the round trip instead of serving on.
+    pub once: bool,
+}
+
+/// Why the demo could not run.
+#[derive(Debug)]
+pub struct DemoError(pub String);
+
+impl std::fmt::Display for DemoError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn err<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> DemoError + '_ {
+    move |e| DemoError(format!("{what}: {e}"))
+}
+
+/// Runs the demo; output goes to `out` so it can be tested.
+pub fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<(), DemoError> {
+    let say = |out: &mut dyn Write, s: &str| {
+        let _ = writeln!(out, "{s}");
+        let _ = out.flush();
+    };
+    say(
+        out,
+        "KOM-LE Clientmodul demo: everything runs in this process on 127.0.0.1.",
+    );
+    say(out, "Generating the test PKI and the practices' cards ...");
+    let world = World::generate(SystemTime::now()).map_err(err("test PKI"))?;
+    let sender = world.pki.sender.address.clone();
+    let recipient = world.pki.single.address.clone();
+
+    let sim = SimServer::start(
+        Simulator::new(world.sim_config.clone()),
+        TlsOptions::default(),
+    )
+    .map_err(err("Konnektor simulator"))?;
+    let scratch = tempfile::tempdir().map_err(err("temp dir"))?;
+    let sim_ca = scratch.path().join("konnektor-ca.pem");
+    std::fs::write(&sim_ca, &sim.ca_pem).map_err(err("Konnektor CA"))?;
+    let konnektor = KonnektorHttp::new(&KonnektorSettings {
+        sds_url: format!("{}/connector.sds", sim.base_url()),
+        ca: Some(sim_ca),
+        auth: KonnektorAuth::None,
+        timeout: Duration::from_secs(60),
+    })
+    .map_err(err("Konnektor client"))?;
+    let sds = konnektor
+        .get_blocking(&format!("{}/connector.sds", sim.base_url()))
+        .map_err(err("connector.sds"))?;
+    let endpoints = ServiceDirectory::parse(&sds)
+        .and_then(|d| d.endpoints())
+        .map_err(err("connector.sds"))?;
+    say(
+        out,
+        &format!(
+            "Konnektor simulator: {} (ECC capable: {})",
+            sim.base_url(),
+            endpoints.ecc_capable
+        ),
+    );
+
+    let mta_tls = LoopbackTls::generate("demo-mta").map_err(err("MTA certificate"))?;
+    let mta = MiniMta::start(
+        "127.0.0.1:0",
+        mta_tls.server_config(),
+        &sender,
+        DEMO_PASSWORD,
+    )
+    .map_err(err("mail service"))?;
+    say(out, &format!("Mail service (SMTPS): {}", mta.addr()));
+
+    let cm_tls = LoopbackTls::generate("komle-cm").map_err(err("proxy certificate"))?;
+    let world = Arc::new(world);
+    let directory_world = world.clone();
+    let services = Arc::new(Services {
+        directory: Arc::new(TableDirectory(move |a: &str| {
+            directory_world.directory_entries(a)
+        })),
+        konnektor: Arc::new(konnektor.clone()),
+        endpoints: endpoints.clone(),
+        cache: Arc::new(Mutex::new(CertificateCache::new(CacheConfig {
+            lifetime: Duration::from_secs(12 * 3600),
+            capacity: NonZeroUsize::new(1024).unwrap_or(NonZeroUsize::MIN),
+        }))),
+        clock: Arc::new(Clock::new()),
+    });
+    let ctx = SessionContext {
+        session: SmtpConfig::default(),
+        upstream_tls: mta_tls.client_config(),
+        connect_timeout: Duration::from_secs(10),
+        checker: services.clone(),
+        protector: services.clone(),
+    };
+    let server = smol::block_on(SmtpServer::bind(
+        SocketAddr::from(([127, 0, 0, 1], options.smtp_port)),
+        cm_tls.server_config(),
+        ctx,
+        ServerLimits {
+            max_sessions: 64,
+            handshake_timeout: Duration::from_secs(10),
+            grace: Duration::from_secs(5),
+        },
+    ))
+    .map_err(err("SMTP listener"))?;
+    let proxy_addr = server.local_addr().map_err(err("SMTP listener"))?;
+    let (stop_tx, stop_rx) = smol::channel::bounded::<()>(1);
+    let server_thread = std::thread::spawn(move || {
+        smol::block_on(server.run(async move {
+            let _ = stop_rx.recv().await;
+        }))
+    });
+    say(
+        out,
+        &format!("komle-cm SMTP proxy (implicit TLS): {proxy_addr}"),
+    );
+
+    let login = format!(
+        "{sender}#127.0.0.1:{}#Praxis#KIM-Demo#Platz1",
+        mta.addr().port()
+    );
+    say(out, "");
+    say(
+        out,
+        &format!("1. Sending a mail from {sender} to {recipient} through the proxy:"),
+    );
+    let mail = sample_mail(&sender, &recipient);
+    send(proxy_addr, &cm_tls, &login, &sender, &recipient, &mail, out)?;
+
+    let received = mta.received();
+    let Some(delivered) = received.first() else {
+        return Err(DemoError("the mail service received nothing".into()));
+    };
+    say(out, "");
+    say(
+        out,
+        "2. The message as it reached the mail service (KOM-LE S/MIME, A_2193):",
+    );
+    show_outer(&delivered.data, out);
+
+    say(out, "");
+    say(
+        out,
+        &format!("3. Opening it again with the recipient's card ({SINGLE_CARD}):"),
+    );
+    open(&konnektor, &endpoints, &delivered.data, out)?;
+
+    say(out, "");
+    say(out, "Try it yourself while this runs (Ctrl-C to stop):");
+    say(
+        out,
+        &format!("  proxy      smtps://127.0.0.1:{}", proxy_addr.port()),
+    );
+    say(out, &format!("  user       {login}"));
+    say(out, &format!("  password   {DEMO_PASSWORD}"));
+    say(
+        out,
+        &format!(
+            "  recipients {recipient}, {} (others have no usable certificate)",
+            world.pki.old_and_new_card.address
+        ),
+    );
+    let ca_path = scratch.path().join("komle-cm-ca.pem");
+    let _ = std::fs::write(&ca_path, &cm_tls.ca_pem);
+    say(
+        out,
+        &format!(
+            "  curl --ssl-reqd --cacert {} --url smtps://127.0.0.1:{} --user '{login}:{DEMO_PASSWORD}' --mail-from {sender} --mail-rcpt {recipient} --upload-file mail.txt",
+            ca_path.display(),
+            proxy_addr.port()
+        ),
+    );
+    if options.once {
+        let _ = stop_tx.send_blocking(());
+        let _ = server_thread.join();
+        return Ok(());
+    }
+    let _ = server_thread.join();
+    Ok(())
+}
+
+fn sample_mail(from: &str, to: &str) -> String {
+    format!(
+        "From: Praxis Dr. Mustermann <{from}>\r\nTo: <{to}>\r\nSubject: Befund Frau S. Muster\r\nDate: Fri, 27 Nov 2026 10:00:00 +0100\r\nMessage-ID: <demo-1@komle.test>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nSehr geehrte Kollegin,\r\n\r\nanbei der Befund. Dies ist eine Demo-Nachricht.\r\n\r\nMit freundlichen Gruessen\r\n"
+    )
+}
+
+/// A small SMTP client over TLS that prints the dialog (password hidden).
+fn send(
+    proxy: SocketAddr,
+    tls: &LoopbackTls,
+    login: &str,
+    from: &str,
+    to: &str,
+    mail: &str,
+    out: &mut dyn Write,
+) -> Result<(), DemoError> {
+    let sock = TcpStream::connect(proxy).map_err(err("connect to proxy"))?;
+    sock.set_read_timeout(Some(Duration::from_secs(120)))
+        .map_err(err("socket"))?;
+    let name = ServerName::try_from("localhost").map_err(err("server name"))?;
+    let conn = rustls::ClientConnection::new(tls.client_config(), name).map_err(err("TLS"))?;
+    let mut io = BufReader::new(rustls::StreamOwned::new(conn, sock));
+    let auth = plain::encode_response(login, &Password::new(DEMO_PASSWORD));
+    let steps: Vec<(String, String)> = vec![
+        (String::new(), String::new()),
+        ("EHLO demo-client".into(), "EHLO demo-client".into()),
+        (
+            format!("AUTH PLAIN {auth}"),
+            "AUTH PLAIN <login name and password>".into(),
+        ),
+        (format!("MAIL FROM:<{from}>"), format!("MAIL FROM:<{from}>")),
+        (format!("RCPT TO:<{to}>"), format!("RCPT TO:<{to}>")),
+        ("DATA".into(), "DATA".into()),
+        (format!("{mail}."), "<the mail> .".into()),
+        ("QUIT".into(), "QUIT".into()),
+    ];
+    for (send, shown) in steps {
+        if !send.is_empty() {
+            let _ = writeln!(out, "   C: {shown}");
+            io.get_mut()
+                .write_all(format!("{send}\r\n").as_bytes())
+                .map_err(err("write"))?;
+        }
+        loop {
+            let mut line = String::new();
+            if io.read_line(&mut line).map_err(err("read"))? == 0 {
+                return Err(DemoError("the proxy closed the connection".into()));
+            }
+            let _ = writeln!(out, "   S: {}", line.trim_end());
+            if line.as_bytes().get(3) != Some(&b'-') {
+                if line.starts_with('4') || line.starts_with('5') {
+                    return Err(DemoError(format!("the proxy refused: {}", line.trim_end())));
+                }
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn show_outer(message: &[u8], out: &mut dyn Write) {
+    let text = String::from_utf8_lossy(message);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    for l in head.lines() {
+        let _ = writeln!(out, "   {l}");
+    }
+    let lines: Vec<&str> = body.lines().collect();
+    let _ = writeln!(out);
+    for l in lines.iter().take(3) {
+        let _ = writeln!(out, "   {l}");
+    }
+    let _ = writeln!(
+        out,
+        "   ... ({} lines of base64, {} bytes in all)",
+        lines.len(),
+        message.len()
+    );
+}
+
+/// DecryptDocument with the recipient's card, VerifyDocument, then the signed mail.
+fn open(
+    konnektor: &KonnektorHttp,
+    endpoints: &komle_core::konnektor::KonnektorEndpoints,
+    message: &[u8],
+    out: &mut dyn Write,
+) -> Result<(), DemoError> {
+    use base64::Engine as _;
+    let text = String::from_utf8_lossy(message);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    let cms = base64::engine::general_purpose::STANDARD
+        .decode(body.replace("\r\n", ""))
+        .map_err(err("base64 body"))?;
+    let context = LoginName::parse("demo#127.0.0.1:1#Praxis#KIM-Demo#Platz1")
+        .map_err(err("context"))?
+        .call_context();
+    let req = decrypt_document::build(&decrypt_document::DecryptDocumentRequest {
+        context: &context,
+        card_handle: SINGLE_CARD,
+        document: &cms,
+    });
+    let answer = konnektor
+        .post_soap_blocking(&endpoints.encryption_service, req.soap_action, req.body)
+        .map_err(err("DecryptDocument"))?;
+    let plain = decrypt_document::parse(&answer)
+        .map_err(err("DecryptDocument"))?
+        .plaintext;
+    let _ = writeln!(
+        out,
+        "   DecryptDocument: ok ({} bytes of signed data)",
+        plain.len()
+    );
+    let head_end = plain
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| DemoError("decrypted entity has no header".into()))?;
+    let signed = &plain[head_end + 4..];
+    let vreq = verify_document::build(&verify_document::VerifyDocumentRequest {
+        version: endpoints.signature_version,
+        context: &context,
+        signed_data: signed,
+        return_report: true,
+    });
+    let answer = konnektor
+        .post_soap_blocking(&endpoints.signature_service, vreq.soap_action, vreq.body)
+        .map_err(err("VerifyDocument"))?;
+    let verified = verify_document::parse(&answer).map_err(err("VerifyDocument"))?;
+    let signer = verified
+        .signer()
+        .and_then(|s| s.subject.clone())
+        .unwrap_or_else(|| "unknown".into());
+    let _ = writeln!(
+        out,
+        "   VerifyDocument: {:?} (signer {signer})",
+        verified.high_level_result
+    );
+    let info = komle_core::smime::signed_data::inspect(signed).map_err(err("SignedData"))?;
+    let _ = writeln!(
+        out,
+        "   The signed mail, as the recipient's client will see it:"
+    );
+    let content = String::from_utf8_lossy(&info.content);
+    for l in content.lines() {
+        let _ = writeln!(out, "   | {l}");
+    }
+    Ok(())
+}

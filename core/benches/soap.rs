@@ -163,14 +163,24 @@ fn summary(doc: &[u8], ctx: &CallContext, resp: &[u8], resp_wrapped: &[u8], b64:
     let t_parse = median_time(7, || parse(resp));
     let t_parse_w = median_time(7, || parse(resp_wrapped));
     let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
-    println!("--- SOAP summary for a {} byte document (request {} bytes) ---", DOC_SIZE, req.len());
-    println!("base64 encode        {t_enc:>10.2?}  peak heap {:.2} x doc", mb(p_enc));
+    println!(
+        "--- SOAP summary for a {} byte document (request {} bytes) ---",
+        DOC_SIZE,
+        req.len()
+    );
+    println!(
+        "base64 encode        {t_enc:>10.2?}  peak heap {:.2} x doc",
+        mb(p_enc)
+    );
     println!(
         "build SignDocument   {t_build:>10.2?}  peak heap {:.2} x doc  time ratio vs encode {:.2}",
         mb(p_build),
         ratio(t_build, t_enc)
     );
-    println!("base64 decode        {t_dec:>10.2?}  peak heap {:.2} x doc", mb(p_dec));
+    println!(
+        "base64 decode        {t_dec:>10.2?}  peak heap {:.2} x doc",
+        mb(p_dec)
+    );
     println!(
         "parse response       {t_parse:>10.2?}  peak heap {:.2} x doc  time ratio vs decode {:.2}",
         mb(p_parse),
@@ -196,10 +206,18 @@ fn bench(c: &mut Criterion) {
     g.measurement_time(Duration::from_secs(4));
     g.warm_up_time(Duration::from_secs(1));
     g.throughput(Throughput::Bytes(DOC_SIZE as u64));
-    g.bench_function("baseline_base64_encode", |b| b.iter(|| STANDARD.encode(black_box(&doc))));
-    g.bench_function("build_sign_document", |b| b.iter(|| build(&ctx, black_box(&doc))));
-    g.bench_function("baseline_base64_decode", |b| b.iter(|| STANDARD.decode(black_box(&b64))));
-    g.bench_function("parse_sign_document_response", |b| b.iter(|| parse(black_box(&resp))));
+    g.bench_function("baseline_base64_encode", |b| {
+        b.iter(|| STANDARD.encode(black_box(&doc)))
+    });
+    g.bench_function("build_sign_document", |b| {
+        b.iter(|| build(&ctx, black_box(&doc)))
+    });
+    g.bench_function("baseline_base64_decode", |b| {
+        b.iter(|| STANDARD.decode(black_box(&b64)))
+    });
+    g.bench_function("parse_sign_document_response", |b| {
+        b.iter(|| parse(black_box(&resp)))
+    });
     g.bench_function("parse_sign_document_response_wrapped", |b| {
         b.iter(|| parse(black_box(&resp_wrapped)))
     });

@@ -17,8 +17,8 @@ fn all_parsers(input: &[u8]) -> Vec<Result<(), KonnektorError>> {
         encrypt_document::parse(input).map(drop),
         decrypt_document::parse(input).map(drop),
         verify_document::parse(input).map(drop),
-        pin::parse_get_pin_status(input).map(drop),
-        pin::parse_verify_pin(input).map(drop),
+        get_pin_status::parse(input).map(drop),
+        verify_pin::parse(input).map(drop),
         ServiceDirectory::parse(input).map(drop),
     ]
 }
@@ -28,9 +28,16 @@ fn valid_responses() -> Vec<Vec<u8>> {
     vec![
         envelope(fixtures::GET_CARDS_PAYLOAD),
         envelope(&fixtures::read_card_certificate_payload(&cert)),
-        envelope(&fixtures::sign_document_payload(namespaces::SIG_V7_5, &cert)),
+        envelope(&fixtures::sign_document_payload(
+            namespaces::SIG_V7_5,
+            &cert,
+        )),
         envelope(&fixtures::crypt_payload("DecryptDocumentResponse", &cert)),
-        envelope(&fixtures::verify_document_payload("VALID", &cert, fixtures::STATUS_OK)),
+        envelope(&fixtures::verify_document_payload(
+            "VALID",
+            &cert,
+            fixtures::STATUS_OK,
+        )),
         fixtures::fault(4019, "x"),
         fixtures::default_sds(),
     ]
@@ -48,7 +55,12 @@ fn deep_nesting_is_rejected_by_depth_limit() {
     }
     xml.extend_from_slice(b"</S:Body></S:Envelope>");
     for result in all_parsers(&xml) {
-        assert_eq!(result, Err(KonnektorError::TooDeep { limit: Limits::DEFAULT.max_depth }));
+        assert_eq!(
+            result,
+            Err(KonnektorError::TooDeep {
+                limit: Limits::DEFAULT.max_depth
+            })
+        );
     }
 }
 
@@ -96,7 +108,10 @@ fn doctype_and_entities_are_forbidden() {
     for result in all_parsers(billion_laughs.as_bytes()) {
         assert_eq!(result, Err(KonnektorError::Forbidden("DOCTYPE")));
     }
-    let xxe = envelope(&fixtures::crypt_payload("DecryptDocumentResponse", b"x").replace("</d:Base64Data>", "&xxe;</d:Base64Data>"));
+    let xxe = envelope(
+        &fixtures::crypt_payload("DecryptDocumentResponse", b"x")
+            .replace("</d:Base64Data>", "&xxe;</d:Base64Data>"),
+    );
     assert_eq!(
         decrypt_document::parse(&xxe),
         Err(KonnektorError::Forbidden("entity reference"))
@@ -108,7 +123,10 @@ fn non_utf8_encoding_declaration_is_forbidden() {
     let body = String::from_utf8(envelope(fixtures::GET_CARDS_PAYLOAD))
         .expect("utf8")
         .replace("encoding=\"UTF-8\"", "encoding=\"UTF-16\"");
-    assert_eq!(get_cards::parse(body.as_bytes()), Err(KonnektorError::Forbidden("non-UTF-8 encoding")));
+    assert_eq!(
+        get_cards::parse(body.as_bytes()),
+        Err(KonnektorError::Forbidden("non-UTF-8 encoding"))
+    );
 }
 
 #[test]
@@ -126,7 +144,10 @@ fn every_truncation_of_a_valid_response_is_an_error() {
 #[test]
 fn undeclared_prefix_is_malformed() {
     let body = envelope("<n:GetCardsResponse/>");
-    assert!(matches!(get_cards::parse(&body), Err(KonnektorError::Malformed { .. })));
+    assert!(matches!(
+        get_cards::parse(&body),
+        Err(KonnektorError::Malformed { .. })
+    ));
 }
 
 #[test]
@@ -164,14 +185,17 @@ fn invalid_utf8_text_is_an_error() {
 fn content_after_root_and_empty_body_are_errors() {
     let mut body = envelope(fixtures::GET_PIN_STATUS_PAYLOAD);
     body.extend_from_slice(b"<extra/>");
-    assert!(matches!(pin::parse_get_pin_status(&body), Err(KonnektorError::Malformed { .. })));
+    assert!(matches!(
+        get_pin_status::parse(&body),
+        Err(KonnektorError::Malformed { .. })
+    ));
     assert_eq!(
-        pin::parse_get_pin_status(&envelope("")),
+        get_pin_status::parse(&envelope("")),
         Err(KonnektorError::MissingElement("CARD:GetPinStatusResponse"))
     );
     let no_body = format!("<S:Envelope xmlns:S=\"{}\"/>", fixtures::SOAP);
     assert_eq!(
-        pin::parse_get_pin_status(no_body.as_bytes()),
+        get_pin_status::parse(no_body.as_bytes()),
         Err(KonnektorError::MissingElement("soap:Body"))
     );
 }
@@ -179,7 +203,10 @@ fn content_after_root_and_empty_body_are_errors() {
 #[test]
 fn mismatched_end_tag_is_malformed() {
     let body = envelope("<a:X xmlns:a=\"urn:a\"></a:Y>");
-    assert!(matches!(get_cards::parse(&body), Err(KonnektorError::Malformed { .. })));
+    assert!(matches!(
+        get_cards::parse(&body),
+        Err(KonnektorError::Malformed { .. })
+    ));
 }
 
 proptest! {

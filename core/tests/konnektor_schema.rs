@@ -97,7 +97,7 @@ fn payload_of(body: &[u8]) -> Vec<u8> {
     let start = text.find("<soap:Body>").expect("soap:Body") + "<soap:Body>".len();
     let end = text.rfind("</soap:Body>").expect("/soap:Body");
     let mut doc = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n".to_vec();
-    doc.extend_from_slice(text[start..end].as_bytes());
+    doc.extend_from_slice(&text.as_bytes()[start..end]);
     doc
 }
 

@@ -423,3 +423,33 @@ fn soap_1_2_envelope_is_rejected() {
         })
     ));
 }
+
+#[test]
+fn large_request_is_built_in_one_pre_sized_buffer() {
+    let ctx = CallContext {
+        mandant_id: "M".into(),
+        client_system_id: "C".into(),
+        workplace_id: "W".into(),
+        user_id: None,
+    };
+    let doc = fixtures::bytes(3 * 1024 * 1024, 21);
+    let req = sign_document::build(&sign_document::SignDocumentRequest {
+        version: SignatureServiceVersion::V7_5,
+        context: &ctx,
+        card_handle: "SMB-1",
+        job_number: "ABC-123",
+        request_id: "KIM-1",
+        recipient_emails_attribute: &[0x30; 64],
+        document: &doc,
+    });
+    // A reallocation would have at least doubled the capacity.
+    assert!(req.body.len() > doc.len() * 4 / 3);
+    assert!(
+        req.body.capacity() < req.body.len() + 8192,
+        "buffer grew: {}",
+        req.body.capacity()
+    );
+    // And the payload survives a round trip through a response.
+    let resp = envelope(&fixtures::sign_document_payload(namespaces::SIG_V7_5, &doc));
+    assert_eq!(sign_document::parse(&resp).map(|r| r.signed_data), Ok(doc));
+}

@@ -17,8 +17,8 @@ fn all_parsers(input: &[u8]) -> Vec<Result<(), KonnektorError>> {
         encrypt_document::parse(input).map(drop),
         decrypt_document::parse(input).map(drop),
         verify_document::parse(input).map(drop),
-        pin::parse_get_pin_status(input).map(drop),
-        pin::parse_verify_pin(input).map(drop),
+        get_pin_status::parse(input).map(drop),
+        verify_pin::parse(input).map(drop),
         ServiceDirectory::parse(input).map(drop),
     ]
 }
@@ -186,16 +186,16 @@ fn content_after_root_and_empty_body_are_errors() {
     let mut body = envelope(fixtures::GET_PIN_STATUS_PAYLOAD);
     body.extend_from_slice(b"<extra/>");
     assert!(matches!(
-        pin::parse_get_pin_status(&body),
+        get_pin_status::parse(&body),
         Err(KonnektorError::Malformed { .. })
     ));
     assert_eq!(
-        pin::parse_get_pin_status(&envelope("")),
+        get_pin_status::parse(&envelope("")),
         Err(KonnektorError::MissingElement("CARD:GetPinStatusResponse"))
     );
     let no_body = format!("<S:Envelope xmlns:S=\"{}\"/>", fixtures::SOAP);
     assert_eq!(
-        pin::parse_get_pin_status(no_body.as_bytes()),
+        get_pin_status::parse(no_body.as_bytes()),
         Err(KonnektorError::MissingElement("soap:Body"))
     );
 }

@@ -273,11 +273,14 @@ fn verify_document_rejects_unknown_high_level_result() {
 #[test]
 fn pin_status_and_verify_pin_parse() {
     let status =
-        pin::parse_get_pin_status(&envelope(fixtures::GET_PIN_STATUS_PAYLOAD)).expect("parses");
-    assert_eq!(status.pin_status, Some(pin::PinStatus::Verifiable));
+        get_pin_status::parse(&envelope(fixtures::GET_PIN_STATUS_PAYLOAD)).expect("parses");
+    assert_eq!(
+        status.pin_status,
+        Some(get_pin_status::PinStatus::Verifiable)
+    );
     assert_eq!(status.left_tries, Some(3));
-    let verify = pin::parse_verify_pin(&envelope(fixtures::VERIFY_PIN_PAYLOAD)).expect("parses");
-    assert_eq!(verify.pin_result, pin::PinResult::Rejected);
+    let verify = verify_pin::parse(&envelope(fixtures::VERIFY_PIN_PAYLOAD)).expect("parses");
+    assert_eq!(verify.pin_result, verify_pin::PinResult::Rejected);
     assert_eq!(verify.left_tries, Some(2));
 }
 
@@ -325,12 +328,10 @@ fn every_parser_turns_the_same_fault_into_the_same_code() {
         verify_document::parse(&f)
             .err()
             .and_then(|e| e.gematik_code()),
-        pin::parse_get_pin_status(&f)
+        get_pin_status::parse(&f)
             .err()
             .and_then(|e| e.gematik_code()),
-        pin::parse_verify_pin(&f)
-            .err()
-            .and_then(|e| e.gematik_code()),
+        verify_pin::parse(&f).err().and_then(|e| e.gematik_code()),
     ];
     assert!(codes.iter().all(|c| *c == Some(4085)), "{codes:?}");
 }
@@ -415,10 +416,40 @@ fn soap_1_2_envelope_is_rejected() {
         .expect("utf8")
         .replace(fixtures::SOAP, "http://www.w3.org/2003/05/soap-envelope");
     assert!(matches!(
-        pin::parse_get_pin_status(body.as_bytes()),
+        get_pin_status::parse(body.as_bytes()),
         Err(KonnektorError::UnexpectedElement {
             expected: "soap:Envelope",
             ..
         })
     ));
+}
+
+#[test]
+fn large_request_is_built_in_one_pre_sized_buffer() {
+    let ctx = CallContext {
+        mandant_id: "M".into(),
+        client_system_id: "C".into(),
+        workplace_id: "W".into(),
+        user_id: None,
+    };
+    let doc = fixtures::bytes(3 * 1024 * 1024, 21);
+    let req = sign_document::build(&sign_document::SignDocumentRequest {
+        version: SignatureServiceVersion::V7_5,
+        context: &ctx,
+        card_handle: "SMB-1",
+        job_number: "ABC-123",
+        request_id: "KIM-1",
+        recipient_emails_attribute: &[0x30; 64],
+        document: &doc,
+    });
+    // A reallocation would have at least doubled the capacity.
+    assert!(req.body.len() > doc.len() * 4 / 3);
+    assert!(
+        req.body.capacity() < req.body.len() + 8192,
+        "buffer grew: {}",
+        req.body.capacity()
+    );
+    // And the payload survives a round trip through a response.
+    let resp = envelope(&fixtures::sign_document_payload(namespaces::SIG_V7_5, &doc));
+    assert_eq!(sign_document::parse(&resp).map(|r| r.signed_data), Ok(doc));
 }

@@ -97,7 +97,7 @@ fn payload_of(body: &[u8]) -> Vec<u8> {
     let start = text.find("<soap:Body>").expect("soap:Body") + "<soap:Body>".len();
     let end = text.rfind("</soap:Body>").expect("/soap:Body");
     let mut doc = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n".to_vec();
-    doc.extend_from_slice(text[start..end].as_bytes());
+    doc.extend_from_slice(&text.as_bytes()[start..end]);
     doc
 }
 
@@ -302,15 +302,12 @@ fn card_certificate_and_event_requests_are_schema_valid() {
         well_formed(&req.body, "GetCards");
         validate(&payload_of(&req.body), "conn/EventService.xsd", "GetCards");
     }
-    let pin_req = pin::PinRequest {
+    let pin_req = pin_request::PinRequest {
         context: &c,
         card_handle: "SMB-1",
-        pin_type: pin::PIN_TYPE_SMC,
+        pin_type: pin_request::PIN_TYPE_SMC,
     };
-    for req in [
-        pin::build_get_pin_status(&pin_req),
-        pin::build_verify_pin(&pin_req),
-    ] {
+    for req in [get_pin_status::build(&pin_req), verify_pin::build(&pin_req)] {
         well_formed(&req.body, "Pin");
         validate(&payload_of(&req.body), "conn/CardService.xsd", "Pin");
     }
@@ -430,11 +427,11 @@ fn soap_actions_match_the_wsdls() {
     );
     // No CardService WSDL in the schema set: every other WSDL uses `<targetNamespace>#<op>`.
     assert_eq!(
-        pin::GET_PIN_STATUS_SOAP_ACTION,
+        get_pin_status::SOAP_ACTION,
         format!("{}#GetPinStatus", namespaces::CARD)
     );
     assert_eq!(
-        pin::VERIFY_PIN_SOAP_ACTION,
+        verify_pin::SOAP_ACTION,
         format!("{}#VerifyPin", namespaces::CARD)
     );
 }

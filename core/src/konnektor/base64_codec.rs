@@ -40,29 +40,42 @@ pub(crate) fn append_encoded(out: &mut Vec<u8>, data: &[u8]) {
     }
 }
 
-/// Chunk size for decoding input that contains whitespace (a multiple of 4).
-const CHUNK: usize = 16 * 1024;
+/// Bytes gathered from short runs (line-wrapped base64) before one decode call; also the run
+/// length from which a run is decoded straight from the input instead.
+const CHUNK: usize = 64 * 1024;
 
-/// Incremental decoder over text pieces that may contain whitespace anywhere.
-pub(crate) struct Decoder {
+/// Index of the first byte `<= b' '` (all ASCII whitespace and controls; every base64 symbol
+/// is above it). Scans eight bytes at a time: long unwrapped payloads have none.
+fn first_low_byte(s: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut skipped = 0;
+    for chunk in s.chunks_exact(8) {
+        let Ok(bytes) = <[u8; 8]>::try_from(chunk) else {
+            break;
+        };
+        let x = u64::from_le_bytes(bytes);
+        // Non-zero iff some byte is < 0x21 (classic "hasless" bit trick).
+        if x.wrapping_sub(ONES * 0x21) & !x & HIGH != 0 {
+            break;
+        }
+        skipped += 8;
+    }
+    s[skipped..]
+        .iter()
+        .position(|&b| b <= b' ')
+        .map(|p| skipped + p)
+}
+
+/// Output side of the decoder: one buffer sized up front.
+struct Sink {
     out: Vec<u8>,
     pos: usize,
-    pending: Vec<u8>,
     padded: bool,
 }
 
-impl Decoder {
-    /// A decoder whose output buffer is sized for `input_len` base64 characters.
-    pub(crate) fn with_input_len(input_len: usize) -> Decoder {
-        Decoder {
-            out: vec![0; input_len.div_ceil(4).saturating_mul(3)],
-            pos: 0,
-            pending: Vec::new(),
-            padded: false,
-        }
-    }
-
-    fn decode_chunk(&mut self, chunk: &[u8]) -> Result<(), ()> {
+impl Sink {
+    fn decode(&mut self, chunk: &[u8]) -> Result<(), ()> {
         if chunk.is_empty() {
             return Ok(());
         }
@@ -70,42 +83,66 @@ impl Decoder {
             // Data after a padded quantum: not base64.
             return Err(());
         }
-        let written = LENIENT
-            .decode_slice(chunk, &mut self.out[self.pos..])
-            .map_err(|_| ())?;
+        let out = self.out.get_mut(self.pos..).ok_or(())?;
+        let written = LENIENT.decode_slice(chunk, out).map_err(|_| ())?;
         self.pos += written;
         if chunk.last() == Some(&b'=') {
             self.padded = true;
         }
         Ok(())
     }
+}
 
-    /// Feeds raw text; whitespace is skipped.
+/// Incremental decoder over text pieces that may contain whitespace anywhere.
+pub(crate) struct Decoder {
+    sink: Sink,
+    pending: Vec<u8>,
+}
+
+impl Decoder {
+    /// A decoder whose output buffer is sized for `input_len` base64 characters.
+    pub(crate) fn with_input_len(input_len: usize) -> Decoder {
+        Decoder {
+            sink: Sink {
+                out: vec![0; input_len.div_ceil(4).saturating_mul(3)],
+                pos: 0,
+                padded: false,
+            },
+            pending: Vec::new(),
+        }
+    }
+
+    /// Feeds raw text; ASCII whitespace is skipped, other control bytes are an error.
     pub(crate) fn push(&mut self, text: &[u8]) -> Result<(), ()> {
-        for run in text.split(u8::is_ascii_whitespace) {
-            let mut run = run;
-            if run.is_empty() {
-                continue;
+        let mut rest = text;
+        while let Some(p) = first_low_byte(rest) {
+            if !rest[p].is_ascii_whitespace() {
+                return Err(());
             }
-            if !self.pending.is_empty() {
-                let need = (4 - self.pending.len() % 4) % 4;
-                let take = need.min(run.len());
-                self.pending.extend_from_slice(&run[..take]);
-                run = &run[take..];
-                if self.pending.len() % 4 == 0 {
-                    let pending = std::mem::take(&mut self.pending);
-                    self.decode_chunk(&pending)?;
-                    self.pending = pending;
-                    self.pending.clear();
-                }
-            }
-            // Whole quanta go straight from the input slice to the output.
+            self.push_run(&rest[..p])?;
+            rest = &rest[p + 1..];
+        }
+        self.push_run(rest)
+    }
+
+    fn push_run(&mut self, run: &[u8]) -> Result<(), ()> {
+        if run.len() >= CHUNK {
+            // Complete the pending quantum, then decode the run in place.
+            let need = (4 - self.pending.len() % 4) % 4;
+            let (head, run) = run.split_at(need);
+            self.pending.extend_from_slice(head);
+            self.sink.decode(&self.pending)?;
+            self.pending.clear();
             let whole = run.len() / 4 * 4;
-            let (direct, rest) = run.split_at(whole);
-            for chunk in direct.chunks(CHUNK * 64) {
-                self.decode_chunk(chunk)?;
-            }
-            self.pending.extend_from_slice(rest);
+            self.sink.decode(&run[..whole])?;
+            self.pending.extend_from_slice(&run[whole..]);
+            return Ok(());
+        }
+        self.pending.extend_from_slice(run);
+        if self.pending.len() >= CHUNK {
+            let whole = self.pending.len() / 4 * 4;
+            self.sink.decode(&self.pending[..whole])?;
+            self.pending.drain(..whole);
         }
         Ok(())
     }
@@ -113,9 +150,9 @@ impl Decoder {
     /// Decodes what is left and returns the bytes.
     pub(crate) fn finish(mut self) -> Result<Vec<u8>, ()> {
         let pending = std::mem::take(&mut self.pending);
-        self.decode_chunk(&pending)?;
-        let mut out = self.out;
-        out.truncate(self.pos);
+        self.sink.decode(&pending)?;
+        let mut out = self.sink.out;
+        out.truncate(self.sink.pos);
         Ok(out)
     }
 }
@@ -164,6 +201,41 @@ mod tests {
         assert_eq!(decode_pieces(&[b"QQ==", b"QUJD"]), Err(()));
         assert_eq!(decode_pieces(&[b"Q!=="]), Err(()));
         assert_eq!(decode_pieces(&[b"Q"]), Err(()));
+    }
+
+    #[test]
+    fn decoder_handles_long_runs_and_wrapped_lines_alike() {
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7919 % 251) as u8).collect();
+        let encoded = STANDARD.encode(&data);
+        assert_eq!(decode_pieces(&[encoded.as_bytes()]), Ok(data.clone()));
+        let wrapped = encoded
+            .as_bytes()
+            .chunks(76)
+            .collect::<Vec<_>>()
+            .join(&b"\r\n"[..]);
+        assert_eq!(decode_pieces(&[&wrapped]), Ok(data.clone()));
+        // A long run that starts after an odd-length short run.
+        let mut odd = encoded.as_bytes()[..3].to_vec();
+        odd.push(b'\n');
+        odd.extend_from_slice(&encoded.as_bytes()[3..]);
+        assert_eq!(decode_pieces(&[&odd]), Ok(data));
+    }
+
+    #[test]
+    fn first_low_byte_finds_whitespace_anywhere() {
+        let mut s = vec![b'A'; 40];
+        assert_eq!(first_low_byte(&s), None);
+        for i in 0..40 {
+            s[i] = b'\n';
+            assert_eq!(first_low_byte(&s), Some(i));
+            s[i] = b'A';
+        }
+        assert_eq!(first_low_byte(b"AAAAAAAA\x7f\xff "), Some(10));
+    }
+
+    #[test]
+    fn decoder_rejects_control_bytes() {
+        assert_eq!(decode_pieces(&[b"QU\x00JD"]), Err(()));
     }
 
     #[test]

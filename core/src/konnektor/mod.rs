@@ -5,7 +5,7 @@
 //! to the endpoint chosen from `connector.sds` ([`service_directory`]) with the `SOAPAction`
 //! header, and feeds the response body to `parse`. Nothing here performs I/O.
 //!
-//! Sending (KOM-LE-A_2299): [`get_cards`] (SM-B) → [`pin`] when locked → [`get_job_number`] →
+//! Sending (KOM-LE-A_2299): [`get_cards`] (SM-B) → [`get_pin_status`]/[`verify_pin`] when locked → [`get_job_number`] →
 //! [`sign_document`] → [`read_card_certificate`] (own C.ENC) → [`encrypt_document`].
 //! Receiving: [`get_cards`] → [`decrypt_document`] → [`verify_document`].
 //!
@@ -21,14 +21,16 @@ pub mod envelope;
 pub mod error;
 pub mod get_cards;
 pub mod get_job_number;
+pub mod get_pin_status;
 pub mod namespaces;
-pub mod pin;
+pub mod pin_request;
 pub mod read_card_certificate;
 pub mod service_directory;
 pub mod sign_document;
 pub mod status;
 pub mod telematik_error;
 pub mod verify_document;
+pub mod verify_pin;
 pub mod xml_tree;
 mod xml_writer;
 

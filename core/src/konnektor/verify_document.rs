@@ -251,10 +251,10 @@ fn parse_individual(report: Node<'_, '_>) -> Result<IndividualReport, KonnektorE
             ],
             "vr:ResultMajor",
         )?;
-        if out.signing_time.is_none() {
-            if let Some(props) = detailed.child(VR, "Properties") {
-                out.signing_time = path_text(props, &signing_time_path, "XAdES:SigningTime")?;
-            }
+        if out.signing_time.is_none()
+            && let Some(props) = detailed.child(VR, "Properties")
+        {
+            out.signing_time = path_text(props, &signing_time_path, "XAdES:SigningTime")?;
         }
         out.signer = parse_signer(detailed)?;
     }

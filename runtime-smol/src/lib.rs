@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod duration;
 pub mod konnektor_http;
 pub mod ldap;

@@ -68,7 +68,8 @@ pub struct SessionSummary {
 
 /// Results of work running alongside the sockets.
 enum Completion {
-    Upstream(Result<UpstreamStream, ConnectError>),
+    /// Boxed: a TLS stream is large and the other variants are not.
+    Upstream(Result<Box<UpstreamStream>, ConnectError>),
     Checked {
         address: String,
         verdict: RecipientVerdict,
@@ -150,7 +151,11 @@ where
                     let config = ctx.upstream_tls.clone();
                     let timeout = ctx.connect_timeout;
                     pending.push(Box::pin(async move {
-                        Completion::Upstream(tls::connect(config, &host, port, timeout).await)
+                        Completion::Upstream(
+                            tls::connect(config, &host, port, timeout)
+                                .await
+                                .map(Box::new),
+                        )
                     }));
                 }
                 SmtpAction::CheckRecipient { address } => {
@@ -243,7 +248,7 @@ where
             Wake::Upstream(Ok(n)) => session.handle_upstream_data(&upstream_buf[..n], now),
             Wake::Timer => session.handle_timeout(now),
             Wake::Done(Completion::Upstream(Ok(stream))) => {
-                upstream = Some(stream);
+                upstream = Some(*stream);
                 session.handle_event(SmtpEvent::UpstreamConnected, now);
             }
             Wake::Done(Completion::Upstream(Err(e))) => {

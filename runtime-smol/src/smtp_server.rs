@@ -223,10 +223,13 @@ mod tests {
         }
     }
 
+    /// (login user, envelope from, recipients, message) of a job.
+    type JobRecord = (String, String, Vec<String>, Vec<u8>);
+
     /// Records the job and answers with [`OUTER`].
     #[derive(Default)]
     struct FixedProtector {
-        jobs: Mutex<Vec<(String, String, Vec<String>, Vec<u8>)>>,
+        jobs: Mutex<Vec<JobRecord>>,
     }
     impl Protector for FixedProtector {
         fn protect(

@@ -432,6 +432,54 @@ mod tests {
     }
 
     #[test]
+    fn large_message_crosses_many_reads_intact() {
+        // 8 MiB of 78-byte lines, some starting with a dot: every 16 KiB read boundary falls
+        // somewhere inside a line, and the protector must still see the exact message.
+        let fx = fixture();
+        let mta = fx.mta();
+        let mut message = Vec::new();
+        let mut stuffed = Vec::new();
+        let mut i = 0u32;
+        while message.len() < 8 * 1024 * 1024 {
+            let line = if i % 7 == 0 {
+                format!(".{i:076}\r\n")
+            } else {
+                format!("{i:077}\r\n")
+            };
+            message.extend_from_slice(line.as_bytes());
+            if line.starts_with('.') {
+                stuffed.push(b'.');
+            }
+            stuffed.extend_from_slice(line.as_bytes());
+            i += 1;
+        }
+        smol::block_on(async {
+            let server = fx.server(4, SmtpConfig::default()).await;
+            let addr = server.local_addr().unwrap();
+            let (_stop, _task) = spawn_server(server);
+            let mut c = Client::connect(&fx.pki, addr).await;
+            assert!(c.login(mta.addr()).await.starts_with("235 "));
+            assert!(c.say("MAIL FROM:<alice@kim.test>").await.starts_with("250"));
+            assert!(c.say("RCPT TO:<bob@kim.test>").await.starts_with("250"));
+            assert!(c.say("DATA").await.starts_with("354"));
+            let started = Instant::now();
+            c.tls.write_all(&stuffed).await.unwrap();
+            c.send(".\r\n").await;
+            let queued = c.reply().await;
+            let elapsed = started.elapsed();
+            assert!(queued.starts_with("250"), "{queued}");
+            eprintln!(
+                "8 MiB DATA through the proxy (TLS in, protector, TLS out) in {} ms",
+                elapsed.as_millis()
+            );
+            let jobs = fx.protector.jobs.lock().unwrap().clone();
+            assert_eq!(jobs.len(), 1);
+            assert!(jobs[0].3 == message, "protector saw a different message");
+            assert_eq!(mta.received()[0].data, OUTER);
+        });
+    }
+
+    #[test]
     fn a_2015_unreachable_mta_is_reported_to_the_client() {
         let fx = fixture();
         smol::block_on(async {

@@ -266,6 +266,16 @@ mod tests {
 
     impl Fixture {
         async fn server(&self, max_sessions: usize, session: SmtpConfig) -> SmtpServer {
+            self.server_with_grace(max_sessions, session, Duration::from_millis(500))
+                .await
+        }
+
+        async fn server_with_grace(
+            &self,
+            max_sessions: usize,
+            session: SmtpConfig,
+            grace: Duration,
+        ) -> SmtpServer {
             let ctx = SessionContext {
                 session,
                 upstream_tls: tls::client_config(Some(&self.pki.ca())).unwrap(),
@@ -276,7 +286,7 @@ mod tests {
             let limits = ServerLimits {
                 max_sessions,
                 handshake_timeout: T,
-                grace: Duration::from_millis(500),
+                grace,
             };
             let server_tls =
                 tls::server_config(&self.pki.server_cert(), &self.pki.server_key()).unwrap();
@@ -479,6 +489,74 @@ mod tests {
         });
     }
 
+    /// Collects every log line of the test process.
+    struct Capture(Mutex<Vec<String>>);
+    impl log::Log for Capture {
+        fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+            true
+        }
+        fn log(&self, record: &log::Record<'_>) {
+            self.0.lock().unwrap().push(format!("{}", record.args()));
+        }
+        fn flush(&self) {}
+    }
+
+    #[test]
+    fn a_2005_logs_carry_outcome_and_timing_but_no_content_or_password() {
+        static CAPTURE: Capture = Capture(Mutex::new(Vec::new()));
+        assert!(
+            log::set_logger(&CAPTURE).is_ok(),
+            "no other test installs a logger"
+        );
+        log::set_max_level(log::LevelFilter::Trace);
+        let fx = fixture();
+        let mta = fx.mta();
+        smol::block_on(async {
+            let server = fx.server(4, SmtpConfig::default()).await;
+            let addr = server.local_addr().unwrap();
+            let (stop, task) = spawn_server(server);
+            let mut c = Client::connect(&fx.pki, addr).await;
+            assert!(c.login(mta.addr()).await.starts_with("235 "));
+            assert!(c.say("MAIL FROM:<alice@kim.test>").await.starts_with("250"));
+            assert!(c.say("RCPT TO:<bob@kim.test>").await.starts_with("250"));
+            assert!(c.say("DATA").await.starts_with("354"));
+            c.send("Subject: GEHEIMER-BEFUND\r\n\r\nDiagnose\r\n.\r\n")
+                .await;
+            assert!(c.reply().await.starts_with("250"));
+            assert!(c.say("QUIT").await.starts_with("221"));
+            assert_eq!(c.reply().await, "");
+            stop.send(()).await.unwrap();
+            task.await.unwrap();
+        });
+        let lines = CAPTURE.0.lock().unwrap().clone();
+        let message_line = lines
+            .iter()
+            .find(|l| l.contains("message protected in"))
+            .expect("one line per message");
+        assert!(message_line.starts_with("session="), "{message_line}");
+        assert!(
+            message_line.contains(" ms: 38 bytes in, "),
+            "{message_line}"
+        );
+        let session_line = lines
+            .iter()
+            .find(|l| l.contains("ended after") && l.contains("protected=1"))
+            .expect("one line per session");
+        let id = session_line.split_whitespace().next().unwrap();
+        assert!(message_line.starts_with(id), "same correlation id: {id}");
+        for line in &lines {
+            for secret in [
+                "GEHEIMER-BEFUND",
+                "Diagnose",
+                "geheim",
+                "Z2VoZWlt",
+                "AGFsaWNl",
+            ] {
+                assert!(!line.contains(secret), "log line leaks {secret:?}: {line}");
+            }
+        }
+    }
+
     #[test]
     fn a_2015_unreachable_mta_is_reported_to_the_client() {
         let fx = fixture();
@@ -597,7 +675,9 @@ mod tests {
     fn shutdown_lets_a_running_session_finish_within_grace() {
         let fx = fixture();
         smol::block_on(async {
-            let server = fx.server(4, SmtpConfig::default()).await;
+            let server = fx
+                .server_with_grace(4, SmtpConfig::default(), Duration::from_secs(20))
+                .await;
             let addr = server.local_addr().unwrap();
             let (stop, task) = spawn_server(server);
             let mut c = Client::connect(&fx.pki, addr).await;

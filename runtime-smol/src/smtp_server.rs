@@ -451,7 +451,7 @@ mod tests {
         let mut stuffed = Vec::new();
         let mut i = 0u32;
         while message.len() < 8 * 1024 * 1024 {
-            let line = if i % 7 == 0 {
+            let line = if i.is_multiple_of(7) {
                 format!(".{i:076}\r\n")
             } else {
                 format!("{i:077}\r\n")

@@ -9,3 +9,4 @@ pub mod servers;
 pub mod sim;
 pub mod slapd;
 pub mod transcript;
+pub mod world;

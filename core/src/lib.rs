@@ -11,6 +11,7 @@ pub mod konnektor;
 pub mod line_buffer;
 pub mod login_name;
 pub mod pop3;
+pub mod protect;
 pub mod sasl;
 pub mod secret;
 pub mod smime;

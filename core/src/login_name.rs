@@ -90,6 +90,19 @@ impl LoginName {
     }
 }
 
+impl LoginName {
+    /// The Konnektor call context this login name carries (MandantId, ClientSystemId,
+    /// WorkplaceId and, for a professional card, UserId).
+    pub fn call_context(&self) -> crate::konnektor::CallContext {
+        crate::konnektor::CallContext {
+            mandant_id: self.mandant_id.clone(),
+            client_system_id: self.client_system_id.clone(),
+            workplace_id: self.workplace_id.clone(),
+            user_id: self.user_id.clone(),
+        }
+    }
+}
+
 fn required(field: Option<&str>, missing: LoginNameError) -> Result<String, LoginNameError> {
     match field {
         Some(f) if !f.is_empty() => Ok(f.to_owned()),

@@ -129,7 +129,9 @@ pub fn crypt_payload(element: &str, data: &[u8]) -> String {
         wrapped_base64(data)
     );
     let status = "<s:Status xmlns:s=\"http://ws.gematik.de/conn/ConnectorCommon/v5.0\"><s:Result>OK</s:Result></s:Status>";
-    format!("<{element} xmlns=\"http://ws.gematik.de/conn/EncryptionService/v6.1\">{status}{doc}</{element}>")
+    format!(
+        "<{element} xmlns=\"http://ws.gematik.de/conn/EncryptionService/v6.1\">{status}{doc}</{element}>"
+    )
 }
 
 pub const VALID: &str = "urn:oasis:names:tc:dss:1.0:detail:valid";
@@ -203,7 +205,9 @@ pub fn connector_sds(sig_versions: &[(&str, &str)], enc_version: &str) -> Vec<u8
         .map(|(ns, v)| version(ns, v, &format!("ws/SignatureService/{v}")))
         .collect();
     let service = |name: &str, versions: String| {
-        format!("<SI:Service Name=\"{name}\"><SI:Abstract>{name}</SI:Abstract><SI:Versions>{versions}</SI:Versions></SI:Service>")
+        format!(
+            "<SI:Service Name=\"{name}\"><SI:Abstract>{name}</SI:Abstract><SI:Versions>{versions}</SI:Versions></SI:Service>"
+        )
     };
     format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\

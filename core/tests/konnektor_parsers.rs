@@ -17,8 +17,14 @@ fn get_cards_finds_smb_and_hba_with_foreign_prefixes() {
     assert_eq!(smb.card_handle, "SMB-1");
     assert_eq!(smb.card_type, "SMC-B");
     assert_eq!(smb.iccsn.as_deref(), Some("80276883110000054321"));
-    assert_eq!(smb.card_holder_name.as_deref(), Some("Praxis Dr. Müller & Partner"));
-    assert_eq!(smb.certificate_expiration_date.as_deref(), Some("2029-01-31"));
+    assert_eq!(
+        smb.card_holder_name.as_deref(),
+        Some("Praxis Dr. Müller & Partner")
+    );
+    assert_eq!(
+        smb.certificate_expiration_date.as_deref(),
+        Some("2029-01-31")
+    );
     let hbas: Vec<_> = resp.hbas().map(|c| c.card_handle.as_str()).collect();
     assert_eq!(hbas, ["HBA-3"]);
     assert!(!resp.status.is_warning);
@@ -34,8 +40,9 @@ fn get_cards_without_smb_yields_none() {
 #[test]
 fn read_card_certificate_returns_der_of_c_enc() {
     let cert = fixtures::bytes(1200, 9);
-    let resp = read_card_certificate::parse(&envelope(&fixtures::read_card_certificate_payload(&cert)))
-        .expect("parses");
+    let resp =
+        read_card_certificate::parse(&envelope(&fixtures::read_card_certificate_payload(&cert)))
+            .expect("parses");
     assert_eq!(resp.certificates.len(), 1);
     let c = &resp.certificates[0];
     assert_eq!(c.cert_ref, "C.ENC");
@@ -63,8 +70,11 @@ fn get_job_number_accepts_pattern_and_rejects_others() {
 fn a_2177_sign_document_response_yields_cms_bytes_for_both_versions() {
     let signed = fixtures::bytes(10_000, 10);
     for v in [SignatureServiceVersion::V7_4, SignatureServiceVersion::V7_5] {
-        let resp = sign_document::parse(&envelope(&fixtures::sign_document_payload(v.namespace(), &signed)))
-            .expect("parses");
+        let resp = sign_document::parse(&envelope(&fixtures::sign_document_payload(
+            v.namespace(),
+            &signed,
+        )))
+        .expect("parses");
         assert_eq!(resp.signed_data, signed);
         assert_eq!(resp.request_id, "KIM-1");
     }
@@ -98,12 +108,18 @@ fn a_2190_sign_request_carries_recipient_emails_attribute_and_document() {
         b64.encode(&attr)
     );
     assert!(body.contains(&expected_attr), "{body}");
-    assert!(body.contains(&format!("<dss:Base64Data>{}</dss:Base64Data>", b64.encode(&doc))));
+    assert!(body.contains(&format!(
+        "<dss:Base64Data>{}</dss:Base64Data>",
+        b64.encode(&doc)
+    )));
     assert!(body.contains("<dss:SignatureType>urn:ietf:rfc:5652</dss:SignatureType>"));
     assert!(body.contains("<SIG:IncludeEContent>true</SIG:IncludeEContent>"));
     assert!(body.contains("<SIG:JobNumber>ABC-123</SIG:JobNumber>"));
     assert!(body.contains("<SIG:Crypt>RSA</SIG:Crypt>"));
-    assert_eq!(req.soap_action, "http://ws.gematik.de/conn/SignatureService/v7.5#SignDocument");
+    assert_eq!(
+        req.soap_action,
+        "http://ws.gematik.de/conn/SignatureService/v7.5#SignDocument"
+    );
 }
 
 #[test]
@@ -116,7 +132,11 @@ fn a_2191_encrypt_request_lists_every_certificate_and_unprotected_attribute() {
         workplace_id: "W".into(),
         user_id: Some("U".into()),
     };
-    let certs = vec![fixtures::bytes(300, 1), fixtures::bytes(310, 2), fixtures::bytes(320, 3)];
+    let certs = vec![
+        fixtures::bytes(300, 1),
+        fixtures::bytes(310, 2),
+        fixtures::bytes(320, 3),
+    ];
     let attr = fixtures::bytes(90, 4);
     let req = encrypt_document::build(&encrypt_document::EncryptDocumentRequest {
         context: &ctx,
@@ -126,7 +146,10 @@ fn a_2191_encrypt_request_lists_every_certificate_and_unprotected_attribute() {
     });
     let body = String::from_utf8(req.body).expect("utf8");
     for cert in &certs {
-        assert!(body.contains(&format!("<CRYPT:Certificate>{}</CRYPT:Certificate>", b64.encode(cert))));
+        assert!(body.contains(&format!(
+            "<CRYPT:Certificate>{}</CRYPT:Certificate>",
+            b64.encode(cert)
+        )));
     }
     assert!(body.contains(&format!(
         "<CRYPT:UnprotectedProperties><dss:Property><dss:Identifier>RecipientEmailsAttribute</dss:Identifier>\
@@ -145,20 +168,32 @@ fn context_text_is_escaped() {
         workplace_id: "W".into(),
         user_id: None,
     };
-    let req = get_cards::build(&get_cards::GetCardsRequest { context: &ctx, card_type: None });
+    let req = get_cards::build(&get_cards::GetCardsRequest {
+        context: &ctx,
+        card_type: None,
+    });
     let body = String::from_utf8(req.body).expect("utf8");
-    assert!(body.contains("<CONN:MandantId>A&lt;&amp;&gt;&quot;&apos;B</CONN:MandantId>"), "{body}");
+    assert!(
+        body.contains("<CONN:MandantId>A&lt;&amp;&gt;&quot;&apos;B</CONN:MandantId>"),
+        "{body}"
+    );
     assert!(!body.contains("UserId"));
 }
 
 #[test]
 fn encrypt_and_decrypt_responses_yield_document_bytes() {
     let data = fixtures::bytes(4096, 12);
-    let enc = encrypt_document::parse(&envelope(&fixtures::crypt_payload("EncryptDocumentResponse", &data)))
-        .expect("parses");
+    let enc = encrypt_document::parse(&envelope(&fixtures::crypt_payload(
+        "EncryptDocumentResponse",
+        &data,
+    )))
+    .expect("parses");
     assert_eq!(enc.encrypted, data);
-    let dec = decrypt_document::parse(&envelope(&fixtures::crypt_payload("DecryptDocumentResponse", &data)))
-        .expect("parses");
+    let dec = decrypt_document::parse(&envelope(&fixtures::crypt_payload(
+        "DecryptDocumentResponse",
+        &data,
+    )))
+    .expect("parses");
     assert_eq!(dec.plaintext, data);
 }
 
@@ -198,9 +233,15 @@ fn a_2048_verify_document_valid_names_signer_and_time() {
     );
     assert_eq!(report.format_ok.as_deref(), Some(fixtures::VALID));
     assert_eq!(report.signature_ok.as_deref(), Some(fixtures::VALID));
-    assert_eq!(report.certificate_path_valid.as_deref(), Some(fixtures::VALID));
+    assert_eq!(
+        report.certificate_path_valid.as_deref(),
+        Some(fixtures::VALID)
+    );
     let signer = resp.signer().expect("signer");
-    assert_eq!(signer.subject.as_deref(), Some("CN=Praxis Dr. Mustermann TEST-ONLY,C=DE"));
+    assert_eq!(
+        signer.subject.as_deref(),
+        Some("CN=Praxis Dr. Mustermann TEST-ONLY,C=DE")
+    );
     assert_eq!(signer.serial_number, "1034953504625805");
     assert_eq!(signer.certificate.as_deref(), Some(cert.as_slice()));
     let raw = resp.verification_report_xml.expect("raw report kept");
@@ -210,7 +251,8 @@ fn a_2048_verify_document_valid_names_signer_and_time() {
 
 #[test]
 fn a_2050_verify_document_warning_keeps_gematik_code_4264() {
-    let payload = fixtures::verify_document_payload("INCONCLUSIVE", b"c", &fixtures::status_warning(4264));
+    let payload =
+        fixtures::verify_document_payload("INCONCLUSIVE", b"c", &fixtures::status_warning(4264));
     let resp = verify_document::parse(&envelope(&payload)).expect("parses");
     assert_eq!(resp.high_level_result, HighLevelResult::Inconclusive);
     assert!(resp.status.is_warning);
@@ -230,7 +272,8 @@ fn verify_document_rejects_unknown_high_level_result() {
 
 #[test]
 fn pin_status_and_verify_pin_parse() {
-    let status = pin::parse_get_pin_status(&envelope(fixtures::GET_PIN_STATUS_PAYLOAD)).expect("parses");
+    let status =
+        pin::parse_get_pin_status(&envelope(fixtures::GET_PIN_STATUS_PAYLOAD)).expect("parses");
     assert_eq!(status.pin_status, Some(pin::PinStatus::Verifiable));
     assert_eq!(status.left_tries, Some(3));
     let verify = pin::parse_verify_pin(&envelope(fixtures::VERIFY_PIN_PAYLOAD)).expect("parses");
@@ -264,24 +307,44 @@ fn every_parser_turns_the_same_fault_into_the_same_code() {
     let f = fault(4085, "Zugriff verweigert");
     let codes = [
         get_cards::parse(&f).err().and_then(|e| e.gematik_code()),
-        read_card_certificate::parse(&f).err().and_then(|e| e.gematik_code()),
-        get_job_number::parse(&f).err().and_then(|e| e.gematik_code()),
-        sign_document::parse(&f).err().and_then(|e| e.gematik_code()),
-        encrypt_document::parse(&f).err().and_then(|e| e.gematik_code()),
-        decrypt_document::parse(&f).err().and_then(|e| e.gematik_code()),
-        verify_document::parse(&f).err().and_then(|e| e.gematik_code()),
-        pin::parse_get_pin_status(&f).err().and_then(|e| e.gematik_code()),
-        pin::parse_verify_pin(&f).err().and_then(|e| e.gematik_code()),
+        read_card_certificate::parse(&f)
+            .err()
+            .and_then(|e| e.gematik_code()),
+        get_job_number::parse(&f)
+            .err()
+            .and_then(|e| e.gematik_code()),
+        sign_document::parse(&f)
+            .err()
+            .and_then(|e| e.gematik_code()),
+        encrypt_document::parse(&f)
+            .err()
+            .and_then(|e| e.gematik_code()),
+        decrypt_document::parse(&f)
+            .err()
+            .and_then(|e| e.gematik_code()),
+        verify_document::parse(&f)
+            .err()
+            .and_then(|e| e.gematik_code()),
+        pin::parse_get_pin_status(&f)
+            .err()
+            .and_then(|e| e.gematik_code()),
+        pin::parse_verify_pin(&f)
+            .err()
+            .and_then(|e| e.gematik_code()),
     ];
     assert!(codes.iter().all(|c| *c == Some(4085)), "{codes:?}");
 }
 
 #[test]
 fn fault_without_detail_has_no_code() {
-    let body = envelope("<S:Fault><faultcode>S:Client</faultcode><faultstring>bad request</faultstring></S:Fault>");
+    let body = envelope(
+        "<S:Fault><faultcode>S:Client</faultcode><faultstring>bad request</faultstring></S:Fault>",
+    );
     let err = decrypt_document::parse(&body).expect_err("fault");
     assert_eq!(err.gematik_code(), None);
-    assert!(matches!(&err, KonnektorError::Fault(f) if f.string == "bad request" && f.telematik.is_none()));
+    assert!(
+        matches!(&err, KonnektorError::Fault(f) if f.string == "bad request" && f.telematik.is_none())
+    );
 }
 
 #[test]
@@ -301,31 +364,44 @@ fn status_error_becomes_error_with_code() {
 fn tel_error_with_non_numeric_code_is_invalid_value() {
     let body = envelope(&format!(
         "<S:Fault><faultcode>S:Server</faultcode><faultstring>x</faultstring><detail>{}</detail></S:Fault>",
-        fixtures::tel_error("g", 1, "Error", "x").replace("<g:Code>1</g:Code>", "<g:Code>eins</g:Code>")
+        fixtures::tel_error("g", 1, "Error", "x")
+            .replace("<g:Code>1</g:Code>", "<g:Code>eins</g:Code>")
     ));
-    assert_eq!(get_cards::parse(&body), Err(KonnektorError::InvalidValue("GERROR:Code")));
+    assert_eq!(
+        get_cards::parse(&body),
+        Err(KonnektorError::InvalidValue("GERROR:Code"))
+    );
 }
 
 #[test]
 fn wrong_response_element_is_rejected() {
     let signed = fixtures::bytes(10, 1);
-    let body = envelope(&fixtures::sign_document_payload(namespaces::SIG_V7_5, &signed));
+    let body = envelope(&fixtures::sign_document_payload(
+        namespaces::SIG_V7_5,
+        &signed,
+    ));
     assert!(matches!(
         encrypt_document::parse(&body),
-        Err(KonnektorError::UnexpectedElement { expected: "CRYPT:EncryptDocumentResponse", .. })
+        Err(KonnektorError::UnexpectedElement {
+            expected: "CRYPT:EncryptDocumentResponse",
+            ..
+        })
     ));
 }
 
 #[test]
 fn right_local_name_in_wrong_namespace_is_rejected() {
-    let payload = fixtures::sign_document_payload("http://ws.gematik.de/conn/SignatureService/v7.0", b"x");
+    let payload =
+        fixtures::sign_document_payload("http://ws.gematik.de/conn/SignatureService/v7.0", b"x");
     assert!(matches!(
         sign_document::parse(&envelope(&payload)),
         Err(KonnektorError::UnexpectedElement { .. })
     ));
     // Children in a foreign namespace do not count either.
-    let payload = fixtures::crypt_payload("DecryptDocumentResponse", b"abc")
-        .replace("urn:oasis:names:tc:dss:1.0:core:schema", "urn:example:other");
+    let payload = fixtures::crypt_payload("DecryptDocumentResponse", b"abc").replace(
+        "urn:oasis:names:tc:dss:1.0:core:schema",
+        "urn:example:other",
+    );
     assert_eq!(
         decrypt_document::parse(&envelope(&payload)),
         Err(KonnektorError::MissingElement("dss:Base64Data"))
@@ -340,6 +416,9 @@ fn soap_1_2_envelope_is_rejected() {
         .replace(fixtures::SOAP, "http://www.w3.org/2003/05/soap-envelope");
     assert!(matches!(
         pin::parse_get_pin_status(body.as_bytes()),
-        Err(KonnektorError::UnexpectedElement { expected: "soap:Envelope", .. })
+        Err(KonnektorError::UnexpectedElement {
+            expected: "soap:Envelope",
+            ..
+        })
     ));
 }

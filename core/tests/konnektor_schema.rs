@@ -152,7 +152,10 @@ fn ctx(user: Option<&str>) -> CallContext {
 
 const SIG_XSD: [(SignatureServiceVersion, &str); 2] = [
     (SignatureServiceVersion::V7_4, "conn/SignatureService.xsd"),
-    (SignatureServiceVersion::V7_5, "conn/SignatureService_V7_5_6.xsd"),
+    (
+        SignatureServiceVersion::V7_5,
+        "conn/SignatureService_V7_5_6.xsd",
+    ),
 ];
 
 #[test]
@@ -171,7 +174,11 @@ fn a_2190_a_2020_sign_document_request_is_schema_valid_for_7_4_and_7_5() {
             document: &doc,
         });
         well_formed(&req.body, "SignDocument");
-        validate(&payload_of(&req.body), xsd, &format!("SignDocument-{version:?}"));
+        validate(
+            &payload_of(&req.body),
+            xsd,
+            &format!("SignDocument-{version:?}"),
+        );
         assert_eq!(
             envelope::payload_name(&req.body).expect("own request parses"),
             (version.namespace().to_owned(), "SignDocument".to_owned())
@@ -201,7 +208,11 @@ fn a_2020_crypt_is_only_sent_to_7_5_and_the_validator_notices() {
     assert!(body75.contains("<SIG:Crypt>RSA</SIG:Crypt>"));
     assert!(!String::from_utf8(v74.body).expect("utf8").contains("Crypt"));
     let mislabelled = body75.replace(namespaces::SIG_V7_5, namespaces::SIG_V7_4);
-    let result = try_validate(&payload_of(mislabelled.as_bytes()), "conn/SignatureService.xsd", "neg");
+    let result = try_validate(
+        &payload_of(mislabelled.as_bytes()),
+        "conn/SignatureService.xsd",
+        "neg",
+    );
     assert!(result.is_err(), "7.4 schema must reject Crypt");
 }
 
@@ -210,9 +221,16 @@ fn get_job_number_and_verify_document_requests_are_schema_valid() {
     let c = ctx(Some("user-1"));
     let signed = fixtures::bytes(500, 3);
     for (version, xsd) in SIG_XSD {
-        let req = get_job_number::build(&get_job_number::GetJobNumberRequest { version, context: &c });
+        let req = get_job_number::build(&get_job_number::GetJobNumberRequest {
+            version,
+            context: &c,
+        });
         well_formed(&req.body, "GetJobNumber");
-        validate(&payload_of(&req.body), xsd, &format!("GetJobNumber-{version:?}"));
+        validate(
+            &payload_of(&req.body),
+            xsd,
+            &format!("GetJobNumber-{version:?}"),
+        );
         for return_report in [false, true] {
             let req = verify_document::build(&verify_document::VerifyDocumentRequest {
                 version,
@@ -221,7 +239,11 @@ fn get_job_number_and_verify_document_requests_are_schema_valid() {
                 return_report,
             });
             well_formed(&req.body, "VerifyDocument");
-            validate(&payload_of(&req.body), xsd, &format!("VerifyDocument-{version:?}-{return_report}"));
+            validate(
+                &payload_of(&req.body),
+                xsd,
+                &format!("VerifyDocument-{version:?}-{return_report}"),
+            );
         }
     }
 }
@@ -245,7 +267,10 @@ fn a_2191_encrypt_and_decrypt_requests_are_schema_valid_for_6_1_1_and_6_1_2() {
     });
     for (req, label) in [(&enc, "EncryptDocument"), (&dec, "DecryptDocument")] {
         well_formed(&req.body, label);
-        for xsd in ["conn/EncryptionService.xsd", "conn/EncryptionService_v6_1_2.xsd"] {
+        for xsd in [
+            "conn/EncryptionService.xsd",
+            "conn/EncryptionService_v6_1_2.xsd",
+        ] {
             validate(&payload_of(&req.body), xsd, label);
         }
     }
@@ -260,9 +285,20 @@ fn card_certificate_and_event_requests_are_schema_valid() {
         cert_refs: &[read_card_certificate::CertRef::Enc],
     });
     well_formed(&read.body, "ReadCardCertificate");
-    validate(&payload_of(&read.body), "conn/CertificateService.xsd", "ReadCardCertificate");
-    for card_type in [None, Some(get_cards::CardType::SmcB), Some(get_cards::CardType::Hba)] {
-        let req = get_cards::build(&get_cards::GetCardsRequest { context: &c, card_type });
+    validate(
+        &payload_of(&read.body),
+        "conn/CertificateService.xsd",
+        "ReadCardCertificate",
+    );
+    for card_type in [
+        None,
+        Some(get_cards::CardType::SmcB),
+        Some(get_cards::CardType::Hba),
+    ] {
+        let req = get_cards::build(&get_cards::GetCardsRequest {
+            context: &c,
+            card_type,
+        });
         well_formed(&req.body, "GetCards");
         validate(&payload_of(&req.body), "conn/EventService.xsd", "GetCards");
     }
@@ -271,7 +307,10 @@ fn card_certificate_and_event_requests_are_schema_valid() {
         card_handle: "SMB-1",
         pin_type: pin::PIN_TYPE_SMC,
     };
-    for req in [pin::build_get_pin_status(&pin_req), pin::build_verify_pin(&pin_req)] {
+    for req in [
+        pin::build_get_pin_status(&pin_req),
+        pin::build_verify_pin(&pin_req),
+    ] {
         well_formed(&req.body, "Pin");
         validate(&payload_of(&req.body), "conn/CardService.xsd", "Pin");
     }
@@ -281,7 +320,11 @@ fn card_certificate_and_event_requests_are_schema_valid() {
 fn response_fixtures_are_schema_valid() {
     let cert = fixtures::bytes(800, 8);
     let cases: Vec<(String, &str, &str)> = vec![
-        (fixtures::GET_CARDS_PAYLOAD.to_owned(), "conn/EventService.xsd", "GetCardsResponse"),
+        (
+            fixtures::GET_CARDS_PAYLOAD.to_owned(),
+            "conn/EventService.xsd",
+            "GetCardsResponse",
+        ),
         (
             fixtures::read_card_certificate_payload(&cert),
             "conn/CertificateService.xsd",
@@ -318,12 +361,24 @@ fn response_fixtures_are_schema_valid() {
             "VerifyDocumentResponse",
         ),
         (
-            fixtures::verify_document_payload("INCONCLUSIVE", &cert, &fixtures::status_warning(4264)),
+            fixtures::verify_document_payload(
+                "INCONCLUSIVE",
+                &cert,
+                &fixtures::status_warning(4264),
+            ),
             "conn/SignatureService_V7_5_6.xsd",
             "VerifyDocumentResponseWarning",
         ),
-        (fixtures::GET_PIN_STATUS_PAYLOAD.to_owned(), "conn/CardService.xsd", "GetPinStatusResponse"),
-        (fixtures::VERIFY_PIN_PAYLOAD.to_owned(), "conn/CardService.xsd", "VerifyPinResponse"),
+        (
+            fixtures::GET_PIN_STATUS_PAYLOAD.to_owned(),
+            "conn/CardService.xsd",
+            "GetPinStatusResponse",
+        ),
+        (
+            fixtures::VERIFY_PIN_PAYLOAD.to_owned(),
+            "conn/CardService.xsd",
+            "VerifyPinResponse",
+        ),
         (
             fixtures::tel_error("GERROR", 4019, "Error", "Kartenhandle ungültig"),
             "tel/error/TelematikError.xsd",
@@ -333,17 +388,30 @@ fn response_fixtures_are_schema_valid() {
     for (xml, xsd, label) in cases {
         validate(xml.as_bytes(), xsd, label);
     }
-    validate(&fixtures::default_sds(), "conn/ServiceDirectory.xsd", "connector-sds");
+    validate(
+        &fixtures::default_sds(),
+        "conn/ServiceDirectory.xsd",
+        "connector-sds",
+    );
 }
 
 #[test]
 fn soap_actions_match_the_wsdls() {
     let sig74 = wsdl_actions("SignatureService.wsdl");
     let sig75 = wsdl_actions("SignatureService_V7_5_6.wsdl");
-    for (version, actions) in [(SignatureServiceVersion::V7_4, &sig74), (SignatureServiceVersion::V7_5, &sig75)] {
+    for (version, actions) in [
+        (SignatureServiceVersion::V7_4, &sig74),
+        (SignatureServiceVersion::V7_5, &sig75),
+    ] {
         assert_eq!(actions["SignDocument"], sign_document::soap_action(version));
-        assert_eq!(actions["VerifyDocument"], verify_document::soap_action(version));
-        assert_eq!(actions["GetJobNumber"], get_job_number::soap_action(version));
+        assert_eq!(
+            actions["VerifyDocument"],
+            verify_document::soap_action(version)
+        );
+        assert_eq!(
+            actions["GetJobNumber"],
+            get_job_number::soap_action(version)
+        );
     }
     for wsdl in ["EncryptionService.wsdl", "EncryptionService_v6_1_1.wsdl"] {
         let enc = wsdl_actions(wsdl);
@@ -352,7 +420,10 @@ fn soap_actions_match_the_wsdls() {
         assert_eq!(enc["DecryptDocument"], decrypt_document::SOAP_ACTION);
         assert!(decrypt_document::SOAP_ACTION.contains("/conn/crypt/EncryptionService/"));
     }
-    assert_eq!(wsdl_actions("EventService.wsdl")["GetCards"], get_cards::SOAP_ACTION);
+    assert_eq!(
+        wsdl_actions("EventService.wsdl")["GetCards"],
+        get_cards::SOAP_ACTION
+    );
     assert_eq!(
         wsdl_actions("CertificateService.wsdl")["ReadCardCertificate"],
         read_card_certificate::SOAP_ACTION
@@ -362,7 +433,10 @@ fn soap_actions_match_the_wsdls() {
         pin::GET_PIN_STATUS_SOAP_ACTION,
         format!("{}#GetPinStatus", namespaces::CARD)
     );
-    assert_eq!(pin::VERIFY_PIN_SOAP_ACTION, format!("{}#VerifyPin", namespaces::CARD));
+    assert_eq!(
+        pin::VERIFY_PIN_SOAP_ACTION,
+        format!("{}#VerifyPin", namespaces::CARD)
+    );
 }
 
 #[test]

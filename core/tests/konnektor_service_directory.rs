@@ -3,7 +3,9 @@
 #[path = "konnektor_fixtures.rs"]
 mod fixtures;
 
-use komle_core::konnektor::service_directory::{ServiceDirectory, ServiceVersion, SignatureServiceVersion};
+use komle_core::konnektor::service_directory::{
+    ServiceDirectory, ServiceVersion, SignatureServiceVersion,
+};
 use komle_core::konnektor::{KonnektorError, namespaces};
 
 const SIG74: &str = "http://ws.gematik.de/conn/SignatureService/v7.4";
@@ -19,8 +21,14 @@ fn parses_services_versions_and_tls_endpoints() {
     assert_eq!(sig.len(), 2);
     assert_eq!(sig[1].version, Some(ServiceVersion::new(7, 5, 5)));
     assert_eq!(sig[1].target_namespace.as_deref(), Some(SIG75));
-    assert_eq!(sig[1].endpoint_tls, "https://192.168.1.2:443/ws/SignatureService/7.5.5");
-    assert_eq!(sig[1].endpoint.as_deref(), Some("http://192.168.1.2/ws/SignatureService/7.5.5"));
+    assert_eq!(
+        sig[1].endpoint_tls,
+        "https://192.168.1.2:443/ws/SignatureService/7.5.5"
+    );
+    assert_eq!(
+        sig[1].endpoint.as_deref(),
+        Some("http://192.168.1.2/ws/SignatureService/7.5.5")
+    );
 }
 
 #[test]
@@ -30,24 +38,42 @@ fn kom_le_a_2020_prefers_signature_service_7_5_and_uses_tls_endpoints() {
         .endpoints()
         .expect("endpoints");
     assert_eq!(e.signature_version, SignatureServiceVersion::V7_5);
-    assert_eq!(e.signature_service, "https://192.168.1.2:443/ws/SignatureService/7.5.5");
-    assert_eq!(e.encryption_service, "https://192.168.1.2:443/ws/EncryptionService");
-    assert_eq!(e.certificate_service, "https://192.168.1.2:443/ws/CertificateService");
+    assert_eq!(
+        e.signature_service,
+        "https://192.168.1.2:443/ws/SignatureService/7.5.5"
+    );
+    assert_eq!(
+        e.encryption_service,
+        "https://192.168.1.2:443/ws/EncryptionService"
+    );
+    assert_eq!(
+        e.certificate_service,
+        "https://192.168.1.2:443/ws/CertificateService"
+    );
     assert_eq!(e.event_service, "https://192.168.1.2:443/ws/EventService");
-    assert_eq!(e.card_service.as_deref(), Some("https://192.168.1.2:443/ws/CardService"));
+    assert_eq!(
+        e.card_service.as_deref(),
+        Some("https://192.168.1.2:443/ws/CardService")
+    );
 }
 
 #[test]
 fn falls_back_to_7_4_when_7_5_is_not_offered() {
     let sds = fixtures::connector_sds(&[(SIG74, "7.4.2")], "6.1.2");
-    let e = ServiceDirectory::parse(&sds).expect("parses").endpoints().expect("endpoints");
+    let e = ServiceDirectory::parse(&sds)
+        .expect("parses")
+        .endpoints()
+        .expect("endpoints");
     assert_eq!(e.signature_version, SignatureServiceVersion::V7_4);
     assert_eq!(e.signature_version.namespace(), namespaces::SIG_V7_4);
 }
 
 #[test]
 fn unknown_signature_namespace_alone_is_not_usable() {
-    let sds = fixtures::connector_sds(&[("http://ws.gematik.de/conn/SignatureService/v7.0", "7.0.0")], "6.1.2");
+    let sds = fixtures::connector_sds(
+        &[("http://ws.gematik.de/conn/SignatureService/v7.0", "7.0.0")],
+        "6.1.2",
+    );
     assert_eq!(
         ServiceDirectory::parse(&sds).expect("parses").endpoints(),
         Err(KonnektorError::NoUsableEndpoint("SignatureService"))
@@ -88,7 +114,9 @@ fn missing_service_is_reported_by_name() {
         .expect("utf8")
         .replace("Name=\"EventService\"", "Name=\"OtherService\"");
     assert_eq!(
-        ServiceDirectory::parse(sds.as_bytes()).expect("parses").endpoints(),
+        ServiceDirectory::parse(sds.as_bytes())
+            .expect("parses")
+            .endpoints(),
         Err(KonnektorError::NoUsableEndpoint("EventService"))
     );
 }
@@ -104,5 +132,8 @@ fn wrong_root_and_hostile_input_are_errors() {
         Err(KonnektorError::Forbidden("DOCTYPE"))
     );
     let truncated = &fixtures::default_sds()[..500];
-    assert!(matches!(ServiceDirectory::parse(truncated), Err(KonnektorError::Malformed { .. })));
+    assert!(matches!(
+        ServiceDirectory::parse(truncated),
+        Err(KonnektorError::Malformed { .. })
+    ));
 }

@@ -1,0 +1,108 @@
+//! A complete test world: the test PKI's practices as cards in the Konnektor simulator and as
+//! entries of a directory, so a message can be protected for a recipient and opened again
+//! with that recipient's card.
+//!
+//! Used by the in-process pipeline tests, the end-to-end suites (which load the same PKI into
+//! slapd) and `komle-cm demo`.
+
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+use komle_core::directory::DirectoryEntry;
+
+use crate::pki::{KeyMaterial, Person, PkiError, TestPki};
+use crate::sim::config::{Card, CardKind, PinState, SimConfig};
+use crate::sim::keys::KeyMaterial as SimKey;
+
+/// Card handles of the practices in the simulator.
+pub const SENDER_CARD: &str = "SMCB-SENDER";
+pub const SINGLE_CARD: &str = "SMCB-SINGLE";
+pub const OLD_AND_NEW_CARD: &str = "SMCB-OLDNEW";
+pub const ECC_AND_RSA_CARD: &str = "SMCB-ECCRSA";
+
+/// The PKI, the simulator configuration with every practice's card, and the directory.
+pub struct World {
+    pub pki: TestPki,
+    pub sim_config: SimConfig,
+    directory: HashMap<String, Vec<Vec<u8>>>,
+}
+
+impl World {
+    /// Generates the world with certificates valid around `now`.
+    pub fn generate(now: SystemTime) -> Result<World, PkiError> {
+        let pki = TestPki::generate(now)?;
+        // The sender's SM-B comes first: GetCards lists it first, and it is the card the
+        // Clientmodul signs with.
+        let sim_config = SimConfig {
+            cards: vec![
+                card(SENDER_CARD, &pki.sender),
+                card(SINGLE_CARD, &pki.single),
+                card(OLD_AND_NEW_CARD, &pki.old_and_new_card),
+                card(ECC_AND_RSA_CARD, &pki.ecc_and_rsa),
+            ],
+            trust_anchors: vec![pki.ca.cert_der.clone()],
+            revoked_serials: pki
+                .revoked_serials
+                .iter()
+                .map(|s| {
+                    s.to_be_bytes()
+                        .iter()
+                        .copied()
+                        .skip_while(|b| *b == 0)
+                        .collect()
+                })
+                .collect(),
+            ..SimConfig::default()
+        };
+        let directory = pki
+            .persons()
+            .into_iter()
+            .map(|p| {
+                (
+                    p.address.clone(),
+                    p.enc.iter().map(|k| k.cert_der.clone()).collect(),
+                )
+            })
+            .collect();
+        Ok(World {
+            pki,
+            sim_config,
+            directory,
+        })
+    }
+
+    /// What the directory returns for `address` (no entry: an empty list).
+    pub fn directory_entries(&self, address: &str) -> Vec<DirectoryEntry> {
+        self.directory
+            .iter()
+            .filter(|(a, _)| a.eq_ignore_ascii_case(address))
+            .map(|(a, certs)| DirectoryEntry {
+                dn: format!("mail={a},dc=data,dc=vzd"),
+                mail: vec![a.clone()],
+                certificates: certs.clone(),
+                kom_le_data: vec![format!("1.0,{a}")],
+            })
+            .collect()
+    }
+}
+
+fn sim_key(k: &KeyMaterial) -> SimKey {
+    SimKey {
+        cert_der: k.cert_der.clone(),
+        private_key_pkcs8_der: k.private_key_pkcs8_der.clone(),
+    }
+}
+
+fn card(handle: &str, p: &Person) -> Card {
+    Card {
+        handle: handle.into(),
+        kind: CardKind::SmcB,
+        iccsn: format!("80276883110000{:06}", handle.len() * 1000 + p.uid.len()),
+        telematik_id: p.telematik_id.clone(),
+        holder: p.uid.clone(),
+        user_id: None,
+        osig: p.osig.first().map(sim_key),
+        enc: p.enc.iter().map(sim_key).collect(),
+        pin: PinState::Verified,
+    }
+}

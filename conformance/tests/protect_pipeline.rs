@@ -1,0 +1,327 @@
+//! The protection pipeline (core) against the Konnektor simulator (real CMS cryptography) and
+//! a directory made of the test PKI: what comes out opens with the recipient's card and carries
+//! the original mail (KOM-LE-A_2019, A_2299, A_2022, A_2024, A_2028, A_2176, Abbildung 8).
+
+use std::num::NonZeroUsize;
+use std::time::{Duration, SystemTime};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use komle_conformance::pki::TestPki;
+use komle_conformance::sim::config::{Fault, Operation};
+use komle_conformance::sim::simulator::Simulator;
+use komle_conformance::world::{OLD_AND_NEW_CARD, SENDER_CARD, SINGLE_CARD, World};
+use komle_core::directory::{CacheConfig, CertificateCache};
+use komle_core::konnektor::{
+    CallContext, KonnektorEndpoints, ServiceDirectory, decrypt_document, verify_document,
+};
+use komle_core::login_name::LoginName;
+use komle_core::protect::{DirectoryUnavailable, Protection, Step};
+use komle_core::secret::SecretBytes;
+use komle_core::smtp::{ProtectJob, ProtectedMessage, ProtectionFailure};
+
+struct Setup {
+    pki: TestPki,
+    world: World,
+    sim: Simulator,
+    endpoints: KonnektorEndpoints,
+    now: SystemTime,
+}
+
+fn world(faults: &[(Operation, Fault)]) -> Setup {
+    let now = SystemTime::now();
+    let mut world = World::generate(now).expect("test world");
+    world.sim_config.faults = faults.iter().cloned().collect();
+    let sim = Simulator::new(world.sim_config.clone());
+    let sds = sim
+        .handle_get("/connector.sds", "https://konnektor.test")
+        .body;
+    let endpoints = ServiceDirectory::parse(&sds)
+        .and_then(|d| d.endpoints())
+        .expect("simulator's connector.sds");
+    Setup {
+        pki: world.pki.clone(),
+        world,
+        sim,
+        endpoints,
+        now,
+    }
+}
+
+fn login() -> LoginName {
+    LoginName::parse("praxis@komle.test#127.0.0.1:465#M1#CS1#WP1").unwrap()
+}
+
+fn mail(from: &str, to: &[&str]) -> Vec<u8> {
+    format!(
+        "From: Praxis <{from}>\r\nTo: {}\r\nSubject: Befund\r\nDate: Mon, 30 Jan 2012 13:14:12 +0100\r\nMessage-ID: <1@komle.test>\r\n\r\nStreng vertraulicher Befund.\r\n",
+        to.join(", ")
+    )
+    .into_bytes()
+}
+
+/// Runs the pipeline to the end, the way a runtime does.
+fn run(
+    w: &Setup,
+    cache: &mut CertificateCache,
+    recipients: &[&str],
+    message: Vec<u8>,
+    calls: &mut Vec<String>,
+) -> Result<ProtectedMessage, ProtectionFailure> {
+    let job = ProtectJob {
+        login: login(),
+        envelope_from: w.pki.sender.address.clone(),
+        recipients: recipients.iter().map(|s| s.to_string()).collect(),
+        message: SecretBytes::from(message),
+    };
+    let mut p = Protection::new(job, w.endpoints.clone(), w.now);
+    loop {
+        match p.next(cache) {
+            Step::LookUp(a) => {
+                calls.push(format!("lookup {a}"));
+                let entries = w.world.directory_entries(&a);
+                p.directory_answer(cache, Ok::<_, DirectoryUnavailable>(entries));
+            }
+            Step::Call(c) => {
+                calls.push(c.request.soap_action.rsplit('#').next().unwrap().to_owned());
+                let r = w.sim.handle(c.request.soap_action, &c.request.body);
+                p.konnektor_answer(cache, Ok(r.body));
+            }
+            Step::Done(r) => return r,
+        }
+    }
+}
+
+fn cache() -> CertificateCache {
+    CertificateCache::new(CacheConfig {
+        lifetime: Duration::from_secs(3600),
+        capacity: NonZeroUsize::new(64).unwrap(),
+    })
+}
+
+/// Decrypts the outer message with `card_handle` and verifies the signature, returning the
+/// signed content (the `message/rfc822` wrapper of the mail).
+fn open(w: &Setup, outer: &[u8], card_handle: &str) -> Vec<u8> {
+    let text = String::from_utf8(outer.to_vec()).unwrap();
+    let (_, body) = text.split_once("\r\n\r\n").unwrap();
+    let cms = STANDARD.decode(body.replace("\r\n", "")).unwrap();
+    let ctx = login().call_context();
+    let req = decrypt_document::build(&decrypt_document::DecryptDocumentRequest {
+        context: &ctx,
+        card_handle,
+        document: &cms,
+    });
+    let plain = decrypt_document::parse(&w.sim.handle(req.soap_action, &req.body).body)
+        .expect("DecryptDocument with the recipient's card")
+        .plaintext;
+    let head_end = plain.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&plain[..head_end]);
+    assert!(head.contains("smime-type=signed-data"), "{head}");
+    let signed_der = &plain[head_end + 4..];
+    let ctx2: CallContext = ctx.clone();
+    let vreq = verify_document::build(&verify_document::VerifyDocumentRequest {
+        version: w.endpoints.signature_version,
+        context: &ctx2,
+        signed_data: signed_der,
+        return_report: true,
+    });
+    let v = verify_document::parse(&w.sim.handle(vreq.soap_action, &vreq.body).body)
+        .expect("VerifyDocument");
+    assert_eq!(
+        v.high_level_result,
+        verify_document::HighLevelResult::Valid,
+        "{v:?}"
+    );
+    // The signed content is inside the SignedData; the simulator's report of the econtent is
+    // not needed: the DER carries it as an OCTET STRING.
+    signed_der.to_vec()
+}
+
+#[test]
+fn a_2019_message_is_signed_and_encrypted_for_recipient_and_sender() {
+    let w = world(&[]);
+    let mut c = cache();
+    let mut calls = Vec::new();
+    let to = w.pki.single.address.clone();
+    let p = run(
+        &w,
+        &mut c,
+        &[&to],
+        mail(&w.pki.sender.address, &[&to]),
+        &mut calls,
+    )
+    .expect("protected");
+    assert_eq!(p.recipients, vec![to.clone()]);
+    assert!(p.notice.is_none());
+    let outer = p.message.as_slice();
+    let text = String::from_utf8_lossy(outer);
+    assert!(
+        text.contains("Subject: KOM-LE-Nachricht\r\n"),
+        "{text:.400}"
+    );
+    assert!(text.contains("X-KOM-LE-Version: 1.0\r\n"));
+    assert!(text.contains("smime-type=authenticated-enveloped-data"));
+    assert!(
+        !text.contains("Streng vertraulich"),
+        "content must not be in clear"
+    );
+    assert_eq!(
+        calls,
+        vec![
+            format!("lookup {to}"),
+            format!("lookup {}", w.pki.sender.address),
+            "GetCards".into(),
+            "GetJobNumber".into(),
+            "SignDocument".into(),
+            "EncryptDocument".into(),
+        ]
+    );
+    // The recipient's card and the sender's card both open it (A_2022).
+    for handle in [SINGLE_CARD, SENDER_CARD] {
+        let signed = open(&w, outer, handle);
+        let needle = b"Streng vertraulicher Befund.";
+        assert!(
+            String::from_utf8_lossy(&signed).contains("Streng")
+                || signed.windows(needle.len()).any(|x| x == needle),
+            "signed content carries the mail"
+        );
+    }
+}
+
+#[test]
+fn a_2026_second_message_uses_the_cache_not_the_directory() {
+    let w = world(&[]);
+    let mut c = cache();
+    let to = w.pki.single.address.clone();
+    let mut first = Vec::new();
+    run(
+        &w,
+        &mut c,
+        &[&to],
+        mail(&w.pki.sender.address, &[&to]),
+        &mut first,
+    )
+    .unwrap();
+    let mut second = Vec::new();
+    run(
+        &w,
+        &mut c,
+        &[&to],
+        mail(&w.pki.sender.address, &[&to]),
+        &mut second,
+    )
+    .unwrap();
+    assert!(first.iter().any(|c| c.starts_with("lookup")));
+    assert!(
+        !second.iter().any(|c| c.starts_with("lookup")),
+        "{second:?}"
+    );
+}
+
+#[test]
+fn a_2022_old_and_new_card_both_open_the_message() {
+    let w = world(&[]);
+    let mut c = cache();
+    let to = w.pki.old_and_new_card.address.clone();
+    let p = run(
+        &w,
+        &mut c,
+        &[&to],
+        mail(&w.pki.sender.address, &[&to]),
+        &mut Vec::new(),
+    )
+    .unwrap();
+    open(&w, p.message.as_slice(), OLD_AND_NEW_CARD);
+}
+
+#[test]
+fn a_2028_a_2024_recipient_without_certificate_is_dropped_and_sender_told() {
+    let w = world(&[]);
+    let mut c = cache();
+    let good = w.pki.single.address.clone();
+    let bad = w.pki.expired.address.clone();
+    let p = run(
+        &w,
+        &mut c,
+        &[&good, &bad],
+        mail(&w.pki.sender.address, &[&good, &bad]),
+        &mut Vec::new(),
+    )
+    .unwrap();
+    assert_eq!(p.recipients, vec![good.clone()]);
+    let notice = p.notice.expect("notice to the sender");
+    assert_eq!(notice.recipient, w.pki.sender.address);
+    let n = String::from_utf8_lossy(notice.message.as_slice()).into_owned();
+    assert!(n.contains(&bad), "{n}");
+    // The protected copy no longer names the dropped address (A_2028).
+    let signed = open(&w, p.message.as_slice(), SINGLE_CARD);
+    let signed = String::from_utf8_lossy(&signed).into_owned();
+    assert!(!signed.contains(&bad));
+}
+
+#[test]
+fn a_2025_nobody_encryptable_fails_with_the_addresses_named() {
+    let w = world(&[]);
+    let mut c = cache();
+    let bad = w.pki.no_certificate.address.clone();
+    let err = run(
+        &w,
+        &mut c,
+        &[&bad],
+        mail(&w.pki.sender.address, &[&bad]),
+        &mut Vec::new(),
+    )
+    .unwrap_err();
+    assert!(err.reason.contains(&bad), "{err:?}");
+}
+
+#[test]
+fn a_2021_signing_fault_fails_with_the_gematik_code() {
+    let w = world(&[(
+        Operation::SignDocument,
+        Fault::SoapFault {
+            code: 4085,
+            text: "SM-B gesperrt".into(),
+        },
+    )]);
+    let mut c = cache();
+    let to = w.pki.single.address.clone();
+    let err = run(
+        &w,
+        &mut c,
+        &[&to],
+        mail(&w.pki.sender.address, &[&to]),
+        &mut Vec::new(),
+    )
+    .unwrap_err();
+    assert!(err.reason.contains("SignDocument"), "{err:?}");
+    assert!(err.reason.contains("4085"), "{err:?}");
+}
+
+#[test]
+fn abbildung_8_rejected_cached_certificates_are_looked_up_once_more() {
+    let w = world(&[(
+        Operation::EncryptDocument,
+        Fault::SoapFault {
+            code: 4111,
+            text: "Zertifikat ungueltig".into(),
+        },
+    )]);
+    let mut c = cache();
+    let to = w.pki.single.address.clone();
+    let sender = w.pki.sender.address.clone();
+    for a in [&to, &sender] {
+        let certs = w.world.directory_entries(a)[0].certificates.clone();
+        c.insert(a, certs, w.now);
+    }
+    let mut calls = Vec::new();
+    let err = run(&w, &mut c, &[&to], mail(&sender, &[&to]), &mut calls).unwrap_err();
+    assert!(err.reason.contains("EncryptDocument"), "{err:?}");
+    let encrypts = calls.iter().filter(|c| *c == "EncryptDocument").count();
+    let lookups = calls.iter().filter(|c| c.starts_with("lookup")).count();
+    assert_eq!(encrypts, 2, "one retry: {calls:?}");
+    assert_eq!(
+        lookups, 2,
+        "both cached addresses looked up again: {calls:?}"
+    );
+}

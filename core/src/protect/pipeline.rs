@@ -1,0 +1,406 @@
+//! The protection pipeline's state machine: the I/O steps around [`SendPlan`].
+
+use std::collections::VecDeque;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::directory::{
+    CacheLookup, CertificateCache, DirectoryEntry, RetryDecision, RetryGuard, Selection, select,
+};
+use crate::konnektor::{
+    CallContext, KonnektorEndpoints, KonnektorError, SoapRequest, encrypt_document, get_cards,
+    get_job_number, sign_document,
+};
+use crate::secret::SecretBytes;
+use crate::smime::send_plan::{Lookup, Prepared, Protect, SendPlan, SendStart};
+use crate::smtp::{Notice, ProtectJob, ProtectedMessage, ProtectionFailure};
+
+/// A Konnektor call for the runtime: POST `request.body` to `url` with `request`'s SOAPAction.
+#[derive(Debug)]
+pub struct KonnektorCall {
+    pub url: String,
+    pub request: SoapRequest,
+}
+
+/// What the pipeline needs next.
+#[derive(Debug)]
+pub enum Step {
+    /// Look the address up in the directory and call [`Protection::directory_answer`].
+    LookUp(String),
+    /// Make the call and give the response body (or a transport error) to
+    /// [`Protection::konnektor_answer`].
+    Call(KonnektorCall),
+    /// Finished.
+    Done(Result<ProtectedMessage, ProtectionFailure>),
+}
+
+/// The directory could not be asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DirectoryUnavailable;
+
+#[derive(Debug)]
+enum State {
+    /// Finding certificates (cache, then directory).
+    Certificates,
+    AwaitingCards,
+    AwaitingJobNumber,
+    AwaitingSignature {
+        job_number: String,
+    },
+    AwaitingEncryption {
+        signed_entity: SecretBytes,
+    },
+    Finished,
+}
+
+/// One message on its way through the pipeline.
+#[derive(Debug)]
+pub struct Protection {
+    job: ProtectJob,
+    context: CallContext,
+    endpoints: KonnektorEndpoints,
+    now: SystemTime,
+    state: State,
+    sender: String,
+    /// Addresses to find certificates for (recipients and sender, A_2022).
+    addresses: Vec<String>,
+    lookups: Vec<(String, Lookup)>,
+    /// Addresses whose certificates came from the cache (retry rule of Abbildung 8).
+    from_cache: Vec<String>,
+    to_look_up: VecDeque<String>,
+    /// The address of the outstanding [`Step::LookUp`].
+    asked: Option<String>,
+    retry: RetryGuard,
+    prepared: Option<Protect>,
+    card_handle: Option<String>,
+    outcome: Option<Result<ProtectedMessage, ProtectionFailure>>,
+}
+
+impl Protection {
+    /// Starts protecting `job`. `now` is the Konnektor-synchronised wall-clock time (A_2230),
+    /// used for certificate validity and the notice's date.
+    pub fn new(job: ProtectJob, endpoints: KonnektorEndpoints, now: SystemTime) -> Self {
+        let context = job.login.call_context();
+        let mut p = Self {
+            context,
+            endpoints,
+            now,
+            state: State::Certificates,
+            sender: String::new(),
+            addresses: Vec::new(),
+            lookups: Vec::new(),
+            from_cache: Vec::new(),
+            to_look_up: VecDeque::new(),
+            asked: None,
+            retry: RetryGuard::new(),
+            prepared: None,
+            card_handle: None,
+            outcome: None,
+            job,
+        };
+        match p.plan() {
+            Ok(SendStart::Forward(message)) => {
+                // A_2029: a forwarded KOM-LE message goes out as it is.
+                p.outcome = Some(Ok(ProtectedMessage {
+                    message: SecretBytes::from(message),
+                    recipients: p.job.recipients.clone(),
+                    notice: None,
+                }));
+            }
+            Ok(SendStart::Protect(plan)) => {
+                p.sender = plan.sender().to_owned();
+                p.addresses = plan.addresses_to_look_up();
+            }
+            Err(_) => p.fail("Die Nachricht hat keinen gueltigen Absender (From/Sender)"),
+        }
+        p
+    }
+
+    fn plan(&self) -> Result<SendStart, crate::smime::SmimeError> {
+        SendPlan::start(self.job.message.as_slice().to_vec(), &self.job.recipients)
+    }
+
+    /// Advances as far as possible without the runtime and says what is needed next. After a
+    /// [`Step::LookUp`] or [`Step::Call`] its answer must be given before calling this again.
+    pub fn next(&mut self, cache: &mut CertificateCache) -> Step {
+        loop {
+            if let Some(outcome) = self.outcome.take() {
+                self.state = State::Finished;
+                return Step::Done(outcome);
+            }
+            match self.state {
+                State::Certificates => {
+                    if self.lookups.is_empty() && self.to_look_up.is_empty() {
+                        self.consult_cache(cache);
+                    }
+                    if let Some(a) = self.to_look_up.pop_front() {
+                        self.asked = Some(a.clone());
+                        return Step::LookUp(a);
+                    }
+                    self.certificates_complete();
+                }
+                State::Finished => {
+                    return Step::Done(Err(ProtectionFailure {
+                        reason: "Die Verarbeitung ist bereits abgeschlossen".into(),
+                    }));
+                }
+                _ => return Step::Call(self.call_for_state()),
+            }
+        }
+    }
+
+    /// The directory's answer for the address of the last [`Step::LookUp`].
+    pub fn directory_answer(
+        &mut self,
+        cache: &mut CertificateCache,
+        entries: Result<Vec<DirectoryEntry>, DirectoryUnavailable>,
+    ) {
+        let Some(address) = self.asked.take() else {
+            return;
+        };
+        match entries {
+            Ok(entries) => {
+                let certs: Vec<Vec<u8>> = entries
+                    .iter()
+                    .flat_map(|e| e.certificates.iter().cloned())
+                    .collect();
+                let selection = select(&certs, self.now, self.endpoints.ecc_capable).selection;
+                if matches!(selection, Selection::Usable(_)) {
+                    cache.insert(&address, certs, self.now);
+                }
+                self.lookups.push((address, lookup(selection)));
+            }
+            Err(DirectoryUnavailable) => {
+                self.fail("Der Verzeichnisdienst ist nicht erreichbar");
+            }
+        }
+    }
+
+    /// The Konnektor's answer to the last [`Step::Call`]: the response body, or a transport
+    /// error.
+    pub fn konnektor_answer(
+        &mut self,
+        cache: &mut CertificateCache,
+        body: Result<Vec<u8>, String>,
+    ) {
+        let Ok(body) = body else {
+            self.fail("Der Konnektor ist nicht erreichbar");
+            return;
+        };
+        match core::mem::replace(&mut self.state, State::Finished) {
+            State::AwaitingCards => match get_cards::parse(&body) {
+                Ok(cards) => match cards.smb() {
+                    Some(card) => {
+                        self.card_handle = Some(card.card_handle.clone());
+                        self.state = State::AwaitingJobNumber;
+                    }
+                    None => self.fail("Keine SM-B im Kartenkontext gefunden"),
+                },
+                Err(e) => self.fail_konnektor("GetCards", &e),
+            },
+            State::AwaitingJobNumber => match get_job_number::parse(&body) {
+                Ok(job_number) => self.state = State::AwaitingSignature { job_number },
+                Err(e) => self.fail_konnektor("GetJobNumber", &e),
+            },
+            // A_2021: a failed signature ends the attempt (451 + RSET in the session).
+            State::AwaitingSignature { .. } => match sign_document::parse(&body) {
+                Ok(r) => match &self.prepared {
+                    Some(p) => {
+                        self.state = State::AwaitingEncryption {
+                            signed_entity: SecretBytes::from(p.encrypt_input(&r.signed_data)),
+                        }
+                    }
+                    None => self.fail("Interner Zustand ohne vorbereitete Nachricht"),
+                },
+                Err(e) => self.fail_konnektor("SignDocument", &e),
+            },
+            State::AwaitingEncryption { .. } => match encrypt_document::parse(&body) {
+                Ok(r) => self.finish(&r.encrypted),
+                Err(e) => self.encryption_refused(cache, &e),
+            },
+            other => self.state = other,
+        }
+    }
+
+    /// The Konnektor call the current state waits for.
+    fn call_for_state(&self) -> KonnektorCall {
+        let empty = Vec::new();
+        let prepared_attr = self
+            .prepared
+            .as_ref()
+            .map_or(&empty, |p| &p.recipient_emails);
+        match &self.state {
+            State::AwaitingCards => KonnektorCall {
+                url: self.endpoints.event_service.clone(),
+                request: get_cards::build(&get_cards::GetCardsRequest {
+                    context: &self.context,
+                    card_type: None,
+                }),
+            },
+            State::AwaitingJobNumber => KonnektorCall {
+                url: self.endpoints.signature_service.clone(),
+                request: get_job_number::build(&get_job_number::GetJobNumberRequest {
+                    version: self.endpoints.signature_version,
+                    context: &self.context,
+                }),
+            },
+            State::AwaitingSignature { job_number } => KonnektorCall {
+                url: self.endpoints.signature_service.clone(),
+                request: sign_document::build(&sign_document::SignDocumentRequest {
+                    version: self.endpoints.signature_version,
+                    context: &self.context,
+                    card_handle: self.card_handle.as_deref().unwrap_or_default(),
+                    job_number,
+                    request_id: "KOMLE-1",
+                    recipient_emails_attribute: prepared_attr,
+                    document: self.prepared.as_ref().map_or(&[][..], |p| &p.sign_input),
+                }),
+            },
+            State::AwaitingEncryption { signed_entity } => KonnektorCall {
+                url: self.endpoints.encryption_service.clone(),
+                request: encrypt_document::build(&encrypt_document::EncryptDocumentRequest {
+                    context: &self.context,
+                    certificates: self
+                        .prepared
+                        .as_ref()
+                        .map_or(&[][..], |p| &p.encryption_certificates),
+                    recipient_emails_attribute: prepared_attr,
+                    document: signed_entity.as_slice(),
+                }),
+            },
+            // Only the waiting states ask for a call; `next` never gets here otherwise.
+            State::Certificates | State::Finished => KonnektorCall {
+                url: String::new(),
+                request: SoapRequest {
+                    soap_action: "",
+                    body: Vec::new(),
+                },
+            },
+        }
+    }
+
+    fn consult_cache(&mut self, cache: &mut CertificateCache) {
+        for a in &self.addresses {
+            match cache.get(a, self.now) {
+                CacheLookup::Hit(certs) => {
+                    let selection = select(&certs, self.now, self.endpoints.ecc_capable).selection;
+                    self.from_cache.push(a.clone());
+                    self.lookups.push((a.clone(), lookup(selection)));
+                }
+                CacheLookup::Miss => self.to_look_up.push_back(a.clone()),
+            }
+        }
+    }
+
+    /// Every address has an answer: let the S/MIME plan decide whom the message goes to
+    /// (A_2022, A_2178, A_2024, A_2027, A_2028) and prepare the sign input.
+    fn certificates_complete(&mut self) {
+        let plan = match self.plan() {
+            Ok(SendStart::Protect(plan)) => plan,
+            _ => {
+                self.fail("Die Nachricht konnte nicht vorbereitet werden");
+                return;
+            }
+        };
+        let now = self
+            .now
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        match plan.with_certificates(&self.lookups, now) {
+            Ok(Prepared::Protect(p)) => {
+                self.prepared = Some(p);
+                self.state = if self.card_handle.is_some() {
+                    State::AwaitingJobNumber
+                } else {
+                    State::AwaitingCards
+                };
+            }
+            Ok(Prepared::NothingToSend { .. }) => {
+                // A_2025: the session answers 451 with this text and sends RSET.
+                let missing: Vec<&str> = self
+                    .lookups
+                    .iter()
+                    .filter(|(_, l)| !matches!(l, Lookup::Found(c) if !c.is_empty()))
+                    .map(|(a, _)| a.as_str())
+                    .collect();
+                self.fail(&format!(
+                    "Die Nachricht konnte nicht verschluesselt werden, weil Verschluesselungszertifikate fuer {} nicht zugaenglich sind",
+                    missing.join(", ")
+                ));
+            }
+            Err(_) => self.fail("Die Nachricht ist kein gueltiges Internet-Mail-Format"),
+        }
+    }
+
+    /// Abbildung 8: when certificates from the cache were among those the Konnektor refused,
+    /// look them up once more and start again from the signature (the signed recipient-emails
+    /// must equal the unprotected ones).
+    fn encryption_refused(&mut self, cache: &mut CertificateCache, e: &KonnektorError) {
+        let used = self
+            .prepared
+            .as_ref()
+            .map(|p| p.encryption_certificates.clone())
+            .unwrap_or_default();
+        if self.from_cache.is_empty() {
+            self.fail_konnektor("EncryptDocument", e);
+            return;
+        }
+        match self.retry.on_rejected(cache, &used) {
+            RetryDecision::LookUpReplacements(addresses) => {
+                for a in addresses {
+                    self.lookups.retain(|(x, _)| x != &a);
+                    self.from_cache.retain(|x| x != &a);
+                    self.to_look_up.push_back(a);
+                }
+                self.prepared = None;
+                self.state = State::Certificates;
+            }
+            RetryDecision::GiveUp => self.fail_konnektor("EncryptDocument", e),
+        }
+    }
+
+    fn finish(&mut self, encrypted: &[u8]) {
+        let Some(p) = self.prepared.take() else {
+            self.fail("Interner Zustand ohne vorbereitete Nachricht");
+            return;
+        };
+        match p.finish(encrypted) {
+            Ok(outer) => {
+                let notice = p.sender_notice.map(|n| Notice {
+                    envelope_from: self.sender.clone(),
+                    recipient: self.sender.clone(),
+                    message: SecretBytes::from(n),
+                });
+                self.outcome = Some(Ok(ProtectedMessage {
+                    message: SecretBytes::from(outer),
+                    recipients: p.recipients,
+                    notice,
+                }));
+            }
+            Err(_) => self.fail("Die verschluesselte Nachricht konnte nicht verpackt werden"),
+        }
+    }
+
+    fn fail_konnektor(&mut self, operation: &str, e: &KonnektorError) {
+        let code = e
+            .gematik_code()
+            .map(|c| format!(" (Fehler {c})"))
+            .unwrap_or_default();
+        self.fail(&format!(
+            "Konnektor-Operation {operation} fehlgeschlagen{code}"
+        ));
+    }
+
+    fn fail(&mut self, reason: &str) {
+        self.outcome = Some(Err(ProtectionFailure {
+            reason: reason.to_owned(),
+        }));
+    }
+}
+
+fn lookup(selection: Selection) -> Lookup {
+    match selection {
+        Selection::Usable(certs) => Lookup::Found(certs.into_iter().map(|c| c.der).collect()),
+        Selection::NoValidCertificate => Lookup::NoCertificate,
+        Selection::ConflictingTelematikIds(_) => Lookup::DifferentTelematikIds,
+    }
+}

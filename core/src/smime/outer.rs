@@ -1,0 +1,90 @@
+//! The outer KOM-LE message handed to the MTA (KOM-LE-A_2019 step 4, KOM-LE-A_2193).
+
+use super::error::SmimeError;
+use super::headers;
+use super::wrap::DEFAULT_DIENSTKENNUNG;
+use base64::Engine;
+
+/// Headers copied from the inner mail, in gematik's order (sample 05).
+const COPIED_BEFORE: [&str; 7] = [
+    "Date",
+    "From",
+    "Sender",
+    "Reply-To",
+    "To",
+    "Cc",
+    "Message-ID",
+];
+
+/// The fixed part of the outer header after the copied addressing fields.
+const FIXED_MIDDLE: &[u8] = b"Subject: KOM-LE-Nachricht\r\n\
+MIME-Version: 1.0\r\n\
+Content-Type: application/pkcs7-mime; \r\n\tsmime-type=authenticated-enveloped-data; name=smime.p7m\r\n\
+Content-Transfer-Encoding: base64\r\n\
+X-KOM-LE-Version: 1.0\r\n";
+
+const FIXED_END: &[u8] = b"Content-Disposition: attachment; filename=smime.p7m\r\n\r\n";
+
+/// Characters per base64 line (RFC 2045 limit, gematik sample 05).
+const LINE: usize = 76;
+
+/// Builds the outer message: `Date`, `From`, `Sender`, `Reply-To`, `To`, `Cc`, `Message-ID` copied
+/// from `inner_mail` (those present), `Subject: KOM-LE-Nachricht`, the S/MIME content headers,
+/// `X-KOM-LE-Version: 1.0`, every `X-KIM-*` header of the inner mail (the default
+/// `X-KIM-Dienstkennung` when it has none, as step 1 added it to the signed copy), then the base64 body of
+/// `encrypted_cms` in 76-column CRLF lines without a final line end (as in sample 05).
+///
+/// Copied fields keep their folding; line ends become CRLF. One allocation, sized in advance.
+pub fn build_outer(inner_mail: &[u8], encrypted_cms: &[u8]) -> Result<Vec<u8>, SmimeError> {
+    let head = headers::parse(inner_mail)?;
+    if head.get("From").is_none() {
+        return Err(SmimeError::MissingHeader("From"));
+    }
+    let b64_len = encrypted_cms.len().div_ceil(3) * 4;
+    let mut out = Vec::with_capacity(head.end + 400 + b64_len + b64_len / LINE * 2);
+    for name in COPIED_BEFORE {
+        for f in head
+            .fields
+            .iter()
+            .filter(|f| f.name.eq_ignore_ascii_case(name))
+        {
+            headers::push_crlf(&mut out, &inner_mail[f.range.clone()]);
+            if !out.ends_with(b"\n") {
+                out.extend_from_slice(b"\r\n");
+            }
+        }
+    }
+    out.extend_from_slice(FIXED_MIDDLE);
+    for f in head
+        .fields
+        .iter()
+        .filter(|f| f.name.len() > 6 && f.name[..6].eq_ignore_ascii_case("X-KIM-"))
+    {
+        headers::push_crlf(&mut out, &inner_mail[f.range.clone()]);
+        if !out.ends_with(b"\n") {
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    if head.get("X-KIM-Dienstkennung").is_none() {
+        // Step 1 added it to the signed copy; the outer copy must carry it too (A_2193).
+        out.extend_from_slice(DEFAULT_DIENSTKENNUNG);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(FIXED_END);
+    push_base64_lines(&mut out, encrypted_cms);
+    Ok(out)
+}
+
+/// Appends base64 of `data` in 76-character lines separated by CRLF (no trailing CRLF).
+pub fn push_base64_lines(out: &mut Vec<u8>, data: &[u8]) {
+    let engine = base64::engine::general_purpose::STANDARD;
+    for (i, chunk) in data.chunks(LINE / 4 * 3).enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b"\r\n");
+        }
+        let start = out.len();
+        out.resize(start + chunk.len().div_ceil(3) * 4, 0);
+        // The slice is sized exactly for this chunk, so encoding cannot run out of space.
+        let _ = engine.encode_slice(chunk, &mut out[start..]);
+    }
+}

@@ -1,0 +1,211 @@
+//! The single entry point the SMTP proxy calls to protect a mail (gemSpec_CM_KOMLE §3.2.4).
+//!
+//! Pure and step-wise, because between the steps the proxy talks to the directory and the
+//! Konnektor:
+//!
+//! 1. [`SendPlan::start`] with the mail (DATA, dot-unstuffed) and the envelope recipients:
+//!    either [`SendStart::Forward`] (KOM-LE-A_2029: send the attached KOM-LE message as-is) or a
+//!    plan whose [`SendPlan::addresses_to_look_up`] names the addresses to find encryption
+//!    certificates for (recipients and sender, A_2025).
+//! 2. [`SendPlan::with_certificates`] with the lookup results: removes unencryptable addresses
+//!    (A_2028), prepares the notice to the sender (A_2024/A_2192), the recipient-emails attribute
+//!    (A_2027) and the sign input (A_2019 step 1, sample 01).
+//! 3. SignDocument with [`Prepared::sign_input`]; [`Prepared::encrypt_input`] wraps the
+//!    SignedData (step 2); EncryptDocument with it and [`Prepared::encryption_certificates`];
+//!    [`Prepared::finish`] builds the outer message (step 4, A_2193).
+
+use super::addresses;
+use super::error::SmimeError;
+use super::forward::forwarded_komle_message;
+use super::headers;
+use super::outer::build_outer;
+use super::recipient_emails;
+use super::sender_notice::{LeftOut, LeftOutReason, sender_notice};
+use super::wrap::{wrap_for_signing, wrap_signed};
+
+/// Result of step 1.
+#[derive(Debug)]
+pub enum SendStart {
+    /// KOM-LE-A_2029: hand these bytes (the forwarded KOM-LE message) to the MTA unchanged.
+    Forward(Vec<u8>),
+    /// Look up certificates, then continue with [`SendPlan::with_certificates`].
+    Protect(SendPlan),
+}
+
+/// A mail waiting for its certificate lookups.
+#[derive(Debug)]
+pub struct SendPlan {
+    mail: Vec<u8>,
+    sender: String,
+    recipients: Vec<String>,
+}
+
+/// What the directory said about one address.
+#[derive(Debug, Clone)]
+pub enum Lookup {
+    /// Valid encryption certificates (DER), all to be used (old and new card).
+    Found(Vec<Vec<u8>>),
+    /// None found or none valid.
+    NoCertificate,
+    /// Certificates found but with different Telematik-IDs.
+    DifferentTelematikIds,
+}
+
+/// Result of step 2.
+#[derive(Debug)]
+pub enum Prepared {
+    /// Sign, encrypt and send.
+    Protect(Protect),
+    /// Nobody left to send to (or the sender cannot be encrypted for): send only the notice.
+    NothingToSend {
+        /// Plain notice to the sender (A_2024).
+        sender_notice: Vec<u8>,
+    },
+}
+
+/// A mail ready for SignDocument / EncryptDocument.
+#[derive(Debug)]
+pub struct Protect {
+    /// The sign input (sample 01 form).
+    pub sign_input: Vec<u8>,
+    /// DER of the recipient-emails attribute for SignDocument and EncryptDocument (A_2027).
+    pub recipient_emails: Vec<u8>,
+    /// All certificates to encrypt for (recipients and sender).
+    pub encryption_certificates: Vec<Vec<u8>>,
+    /// Envelope recipients to send the protected message to.
+    pub recipients: Vec<String>,
+    /// Notice to the sender when addresses were left out (A_2024).
+    pub sender_notice: Option<Vec<u8>>,
+    /// Header block of the protected copy (for the outer message).
+    header: Vec<u8>,
+}
+
+impl SendPlan {
+    /// Step 1. `envelope_recipients` are the RCPT TO addresses.
+    pub fn start(mail: Vec<u8>, envelope_recipients: &[String]) -> Result<SendStart, SmimeError> {
+        if let Some(forwarded) = forwarded_komle_message(&mail) {
+            return Ok(SendStart::Forward(forwarded));
+        }
+        let sender = addresses::sender_address(&mail)?;
+        Ok(SendStart::Protect(SendPlan {
+            mail,
+            sender,
+            recipients: envelope_recipients.to_vec(),
+        }))
+    }
+
+    /// The sender address (A_2022).
+    pub fn sender(&self) -> &str {
+        &self.sender
+    }
+
+    /// Addresses to find encryption certificates for: the recipients and the sender (A_2025),
+    /// each once (case-insensitive).
+    pub fn addresses_to_look_up(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for a in self.recipients.iter().chain(std::iter::once(&self.sender)) {
+            if !out.iter().any(|o| o.eq_ignore_ascii_case(a)) {
+                out.push(a.clone());
+            }
+        }
+        out
+    }
+
+    /// Step 2. `lookups` answers [`SendPlan::addresses_to_look_up`]; an address without an
+    /// answer counts as having no certificate. `now` (Unix seconds) dates the notice.
+    pub fn with_certificates(
+        self,
+        lookups: &[(String, Lookup)],
+        now: i64,
+    ) -> Result<Prepared, SmimeError> {
+        let find = |a: &str| {
+            lookups
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(a))
+                .map(|(_, l)| l)
+        };
+        let mut left_out = Vec::new();
+        let mut pairs: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut recipients = Vec::new();
+        for a in self.addresses_to_look_up() {
+            match find(&a) {
+                Some(Lookup::Found(certs)) if !certs.is_empty() => {
+                    for c in certs {
+                        pairs.push((a.clone(), c.clone()));
+                    }
+                    if self.recipients.iter().any(|r| r.eq_ignore_ascii_case(&a)) {
+                        recipients.push(a);
+                    }
+                }
+                Some(Lookup::DifferentTelematikIds) => left_out.push(LeftOut {
+                    address: a,
+                    reason: LeftOutReason::DifferentTelematikIds,
+                }),
+                _ => left_out.push(LeftOut {
+                    address: a,
+                    reason: LeftOutReason::NoCertificate,
+                }),
+            }
+        }
+        let head = headers::parse(&self.mail)?;
+        let notice = (!left_out.is_empty()).then(|| {
+            sender_notice(
+                &self.sender,
+                &head.value(&self.mail, "Subject").unwrap_or_default(),
+                &head.value(&self.mail, "Message-ID").unwrap_or_default(),
+                &left_out,
+                now,
+            )
+        });
+        let sender_ok = !left_out
+            .iter()
+            .any(|l| l.address.eq_ignore_ascii_case(&self.sender));
+        if recipients.is_empty() || !sender_ok {
+            return Ok(Prepared::NothingToSend {
+                sender_notice: notice.unwrap_or_default(),
+            });
+        }
+        let removed: Vec<String> = left_out.iter().map(|l| l.address.clone()).collect();
+        let protected = if removed.is_empty() {
+            self.mail
+        } else {
+            addresses::remove_addresses(&self.mail, &removed)?
+        };
+        let sign_input = wrap_for_signing(&protected)?;
+        let pair_refs: Vec<(&str, &[u8])> = pairs
+            .iter()
+            .map(|(a, c)| (a.as_str(), c.as_slice()))
+            .collect();
+        let recipient_emails = recipient_emails::build(&pair_refs)?;
+        let mut encryption_certificates: Vec<Vec<u8>> = Vec::new();
+        for (_, c) in pairs {
+            if !encryption_certificates.contains(&c) {
+                encryption_certificates.push(c);
+            }
+        }
+        let mut header = protected;
+        let end = headers::parse(&header)?.end;
+        header.truncate(end);
+        header.shrink_to_fit();
+        Ok(Prepared::Protect(Protect {
+            sign_input,
+            recipient_emails,
+            encryption_certificates,
+            recipients,
+            sender_notice: notice,
+            header,
+        }))
+    }
+}
+
+impl Protect {
+    /// Step 2 of A_2019: the signed-data MIME entity to pass to EncryptDocument.
+    pub fn encrypt_input(&self, signed_cms: &[u8]) -> Vec<u8> {
+        wrap_signed(signed_cms)
+    }
+
+    /// Step 4 / A_2193: the outer message for the MTA.
+    pub fn finish(&self, encrypted_cms: &[u8]) -> Result<Vec<u8>, SmimeError> {
+        build_outer(&self.header, encrypted_cms)
+    }
+}

@@ -557,6 +557,84 @@ mod tests {
         }
     }
 
+    /// A scripted SMTPS server (std thread, rustls) that records every byte it receives.
+    fn scripted_mta(pki: &TestPki) -> (SocketAddr, std::thread::JoinHandle<Vec<u8>>) {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let config = tls::server_config(&pki.server_cert(), &pki.server_key()).unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let handle = std::thread::spawn(move || {
+            let (tcp, _) = listener.accept().unwrap();
+            tcp.set_read_timeout(Some(T)).unwrap();
+            let conn = rustls::ServerConnection::new(config).unwrap();
+            let mut io = BufReader::new(rustls::StreamOwned::new(conn, tcp));
+            let mut seen = Vec::new();
+            let say = |io: &mut BufReader<_>, r: &str| {
+                let s: &mut rustls::StreamOwned<_, _> = io.get_mut();
+                s.write_all(r.as_bytes()).unwrap();
+                s.flush().unwrap();
+            };
+            say(&mut io, "220 mta.test ESMTP\r\n");
+            loop {
+                let mut line = Vec::new();
+                if io.read_until(b'\n', &mut line).unwrap_or(0) == 0 {
+                    return seen;
+                }
+                seen.extend_from_slice(&line);
+                let cmd = String::from_utf8_lossy(&line).to_ascii_uppercase();
+                if cmd.starts_with("EHLO") {
+                    say(&mut io, "250-mta.test\r\n250 AUTH PLAIN\r\n");
+                } else if cmd.starts_with("AUTH") {
+                    say(&mut io, "235 2.7.0 ok\r\n");
+                } else if cmd.starts_with("DATA") {
+                    say(&mut io, "354 go ahead\r\n");
+                    while !seen.ends_with(b"\r\n.\r\n") {
+                        let mut byte = [0u8; 1];
+                        io.read_exact(&mut byte).unwrap();
+                        seen.push(byte[0]);
+                    }
+                    say(&mut io, "250 2.0.0 queued as X1\r\n");
+                } else if cmd.starts_with("QUIT") {
+                    say(&mut io, "221 2.0.0 bye\r\n");
+                    return seen;
+                } else {
+                    say(&mut io, "250 2.0.0 ok\r\n");
+                }
+            }
+        });
+        (addr, handle)
+    }
+
+    #[test]
+    fn a_2018_bytes_on_the_mta_side_are_exactly_the_protected_exchange() {
+        let fx = fixture();
+        let (mta, recorded) = scripted_mta(&fx.pki);
+        smol::block_on(async {
+            let server = fx.server(4, SmtpConfig::default()).await;
+            let addr = server.local_addr().unwrap();
+            let (_stop, _task) = spawn_server(server);
+            let mut c = Client::connect(&fx.pki, addr).await;
+            assert!(c.login(mta).await.starts_with("235 "));
+            assert_eq!(
+                c.say("MAIL FROM:<alice@kim.test>").await,
+                "250 2.0.0 ok\r\n"
+            );
+            assert_eq!(c.say("RCPT TO:<bob@kim.test>").await, "250 2.0.0 ok\r\n");
+            assert!(c.say("DATA").await.starts_with("354 "));
+            c.send("Subject: Befund\r\n\r\nText\r\n.\r\n").await;
+            assert_eq!(c.reply().await, "250 2.0.0 queued as X1\r\n");
+            assert_eq!(c.say("QUIT").await, "221 2.0.0 bye\r\n");
+            assert_eq!(c.reply().await, "");
+        });
+        let seen = String::from_utf8(recorded.join().unwrap()).unwrap();
+        let plain = base64::engine::general_purpose::STANDARD.encode("\0alice@kim.test\0geheim");
+        let expected = format!(
+            "EHLO client.test\r\nAUTH PLAIN {plain}\r\nMAIL FROM:<alice@kim.test>\r\nRCPT TO:<bob@kim.test>\r\nDATA\r\n\
+             X-KOM-LE-Version: 1.0\r\nSubject: KOM-LE-Nachricht\r\n\r\n..MIIBBASE64\r\n.\r\nQUIT\r\n"
+        );
+        assert_eq!(seen, expected);
+    }
+
     #[test]
     fn a_2015_unreachable_mta_is_reported_to_the_client() {
         let fx = fixture();

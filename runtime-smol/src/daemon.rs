@@ -111,6 +111,7 @@ impl Daemon {
                     connect_timeout: config.timeouts.mta_response,
                     checker: services.checker.clone(),
                     protector: services.protector.clone(),
+                    clock: runtime.clock.clone(),
                 };
                 let limits = ServerLimits {
                     max_sessions: settings.max_sessions,

@@ -282,6 +282,7 @@ mod tests {
                 connect_timeout: T,
                 checker: Arc::new(AllUsable),
                 protector: self.protector.clone(),
+                clock: Arc::new(crate::time_sync::Clock::new()),
             };
             let limits = ServerLimits {
                 max_sessions,

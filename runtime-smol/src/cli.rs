@@ -76,7 +76,7 @@ pub enum Command {
     /// `--check-config`: the configuration is valid.
     Checked,
     /// Run the daemon with this configuration (log level already resolved).
-    Run(Config),
+    Run(Box<Config>),
 }
 
 /// Loads the configuration named on the command line; applies `--log-level`.
@@ -88,7 +88,7 @@ pub fn prepare(cli: &Cli) -> Result<Command, Failure> {
     if cli.check_config {
         Ok(Command::Checked)
     } else {
-        Ok(Command::Run(config))
+        Ok(Command::Run(Box::new(config)))
     }
 }
 
@@ -114,7 +114,7 @@ pub fn main_with(run: impl FnOnce(Config) -> Result<(), RuntimeError>) -> ExitCo
         }
         Ok(Command::Run(config)) => {
             crate::logging::init(config.log.level);
-            match run(config) {
+            match run(*config) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     log::error!("{e}");

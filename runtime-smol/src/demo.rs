@@ -28,7 +28,7 @@ use rustls::pki_types::ServerName;
 
 use crate::config::{KonnektorAuth, KonnektorSettings};
 use crate::konnektor_http::KonnektorHttp;
-use crate::services::{Services, TableDirectory};
+use crate::services::{Pipeline, TableDirectory};
 use crate::smtp_driver::SessionContext;
 use crate::smtp_server::{ServerLimits, SmtpServer};
 use crate::time_sync::Clock;
@@ -117,7 +117,8 @@ pub fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<(), DemoError> 
     let cm_tls = LoopbackTls::generate("komle-cm").map_err(err("proxy certificate"))?;
     let world = Arc::new(world);
     let directory_world = world.clone();
-    let services = Arc::new(Services {
+    let clock = Arc::new(Clock::new());
+    let services = Arc::new(Pipeline {
         directory: Arc::new(TableDirectory(move |a: &str| {
             directory_world.directory_entries(a)
         })),
@@ -127,7 +128,7 @@ pub fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<(), DemoError> 
             lifetime: Duration::from_secs(12 * 3600),
             capacity: NonZeroUsize::new(1024).unwrap_or(NonZeroUsize::MIN),
         }))),
-        clock: Arc::new(Clock::new()),
+        clock: clock.clone(),
     });
     let ctx = SessionContext {
         session: SmtpConfig::default(),
@@ -135,6 +136,7 @@ pub fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<(), DemoError> 
         connect_timeout: Duration::from_secs(10),
         checker: services.clone(),
         protector: services.clone(),
+        clock,
     };
     let server = smol::block_on(SmtpServer::bind(
         SocketAddr::from(([127, 0, 0, 1], options.smtp_port)),

@@ -3,9 +3,20 @@
 //! Everything protocol-related lives in `komle-core` as sans-IO state machines; this crate only
 //! moves bytes between sockets and those machines, reads the configuration, sets up TLS, talks
 //! HTTP to the Konnektor and keeps the clock.
+//!
+//! - [`config`] / [`duration`]: the TOML file, one-line errors naming the key.
+//! - [`cli`]: `komle-cm --config FILE [--check-config]`, exit codes 2 (config) / 1 (runtime).
+//! - [`tls`]: listener certificate, client trust towards the mail service (always verified).
+//! - [`konnektor_http`]: SOAP/GET over HTTPS to the Konnektor (ureq, off the executor).
+//! - [`time_sync`]: NTP against the Konnektor (A_2230) and the [`time_sync::Clock`].
+//! - [`smtp_driver`] / [`smtp_server`]: one task per client driving `SmtpSession`, the
+//!   listener with session limit and graceful shutdown.
+//! - [`daemon`]: assembly; the directory/Konnektor pipeline is plugged in through
+//!   [`daemon::Services`].
 
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod demo;
 pub mod duration;
 pub mod konnektor_http;

@@ -1,16 +1,15 @@
 //! `komle-cm`: the KOM-LE Clientmodul daemon. All logic is in the library.
 use std::process::ExitCode;
 
+use komle_smol::cli;
+use komle_smol::{daemon, services};
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("demo") {
         return demo(&args[1..]);
     }
-    komle_smol::cli::main_with(|_config| {
-        Err(komle_smol::cli::RuntimeError(
-            "the daemon loop is not wired in yet".into(),
-        ))
-    })
+    cli::main_with(|config| daemon::run(config, services::build))
 }
 
 /// `komle-cm demo [--port N] [--once]`: the sending path on an embedded default.
@@ -21,19 +20,13 @@ fn demo(args: &[String]) -> ExitCode {
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        match a.as_str() {
-            "--once" => options.once = true,
-            "--port" => match it.next().and_then(|p| p.parse().ok()) {
+        match (a.as_str(), options.once) {
+            ("--once", _) => options.once = true,
+            ("--port", _) => match it.next().and_then(|p| p.parse().ok()) {
                 Some(p) => options.smtp_port = p,
-                None => {
-                    eprintln!("usage: komle-cm demo [--port N] [--once]");
-                    return ExitCode::from(2);
-                }
+                None => return usage(),
             },
-            _ => {
-                eprintln!("usage: komle-cm demo [--port N] [--once]");
-                return ExitCode::from(2);
-            }
+            _ => return usage(),
         }
     }
     komle_smol::logging::init(log::LevelFilter::Warn);
@@ -44,4 +37,9 @@ fn demo(args: &[String]) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+fn usage() -> ExitCode {
+    eprintln!("usage: komle-cm demo [--port N] [--once]");
+    ExitCode::from(2)
 }

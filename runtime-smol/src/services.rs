@@ -48,7 +48,7 @@ impl Konnektor for KonnektorHttp {
 }
 
 /// Directory, Konnektor, certificate cache and clock, shared by all sessions.
-pub struct Services {
+pub struct Pipeline {
     pub directory: Arc<dyn Directory>,
     pub konnektor: Arc<dyn Konnektor>,
     pub endpoints: KonnektorEndpoints,
@@ -57,7 +57,7 @@ pub struct Services {
     pub clock: Arc<Clock>,
 }
 
-impl Services {
+impl Pipeline {
     fn with_cache<T>(&self, f: impl FnOnce(&mut CertificateCache) -> T) -> T {
         let mut guard = match self.cache.lock() {
             Ok(g) => g,
@@ -67,7 +67,7 @@ impl Services {
     }
 }
 
-impl RecipientChecker for Services {
+impl RecipientChecker for Pipeline {
     fn check<'a>(&'a self, address: &'a str) -> BoxFuture<'a, RecipientVerdict> {
         Box::pin(async move {
             let ecc = self.endpoints.ecc_capable;
@@ -88,7 +88,7 @@ impl RecipientChecker for Services {
     }
 }
 
-impl Protector for Services {
+impl Protector for Pipeline {
     fn protect(
         &self,
         job: ProtectJob,
@@ -134,4 +134,77 @@ where
         let entries = (self.0)(address);
         Box::pin(async move { Ok(entries) })
     }
+}
+
+/// The VZD over LDAP: `ldap3`'s blocking client run off the executor.
+pub struct LdapDirectory(pub Arc<crate::ldap::DirectoryClient>);
+
+impl Directory for LdapDirectory {
+    fn lookup<'a>(
+        &'a self,
+        address: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<DirectoryEntry>, DirectoryUnavailable>> {
+        let client = self.0.clone();
+        let address = address.to_owned();
+        Box::pin(async move {
+            smol::unblock(move || client.lookup_blocking(&address))
+                .await
+                .map_err(|e| {
+                    log::warn!("directory lookup failed: {e}");
+                    DirectoryUnavailable
+                })
+        })
+    }
+}
+
+/// Builds the daemon's services from the configuration: discovers the Konnektor's endpoints
+/// (`connector.sds`, A_17464), connects the directory and sets up the certificate cache.
+pub fn build(
+    config: &crate::config::Config,
+    runtime: &crate::daemon::Runtime,
+) -> Result<crate::daemon::Services, crate::cli::RuntimeError> {
+    use crate::cli::RuntimeError;
+    let sds = runtime
+        .konnektor
+        .get_blocking(&config.konnektor.sds_url)
+        .map_err(|e| RuntimeError(format!("[konnektor] sds_url: {e}")))?;
+    let endpoints = komle_core::konnektor::ServiceDirectory::parse(&sds)
+        .and_then(|d| d.endpoints())
+        .map_err(|e| RuntimeError(format!("[konnektor] sds_url: connector.sds: {e}")))?;
+    log::info!(
+        "Konnektor: signature service {:?}, ECC capable: {}",
+        endpoints.signature_version,
+        endpoints.ecc_capable
+    );
+    let d = &config.directory;
+    let mut settings = crate::ldap::LdapSettings::new(&d.url, &d.base);
+    settings.timeout = d.timeout;
+    if let Some(ca) = &d.ca {
+        let pem = std::fs::read(ca)
+            .map_err(|e| RuntimeError(format!("[directory] ca: {}: {e}", ca.display())))?;
+        settings.ca_pem = Some(pem);
+    }
+    if let (Some(dn), Some(pw)) = (&d.bind_dn, &d.bind_password) {
+        settings.bind = Some((dn.clone(), pw.expose().to_owned()));
+    }
+    let client = crate::ldap::DirectoryClient::new(settings)
+        .map_err(|e| RuntimeError(format!("[directory] url: {e}")))?;
+    let capacity = std::num::NonZeroUsize::new(config.cache.capacity)
+        .unwrap_or(std::num::NonZeroUsize::MIN);
+    let pipeline = Arc::new(Pipeline {
+        directory: Arc::new(LdapDirectory(Arc::new(client))),
+        konnektor: Arc::new(runtime.konnektor.clone()),
+        endpoints,
+        cache: Arc::new(Mutex::new(CertificateCache::new(
+            komle_core::directory::CacheConfig {
+                lifetime: config.cache.certificate_ttl,
+                capacity,
+            },
+        ))),
+        clock: runtime.clock.clone(),
+    });
+    Ok(crate::daemon::Services {
+        checker: pipeline.clone(),
+        protector: pipeline,
+    })
 }

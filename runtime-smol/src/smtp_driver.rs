@@ -24,6 +24,7 @@ use komle_core::smtp::{
 };
 use rustls::ClientConfig;
 
+use crate::time_sync::Clock;
 use crate::tls::{self, ConnectError, UpstreamStream};
 
 /// A boxed, sendable future: keeps the service traits object-safe.
@@ -53,6 +54,8 @@ pub struct SessionContext {
     pub connect_timeout: Duration,
     pub checker: Arc<dyn RecipientChecker>,
     pub protector: Arc<dyn Protector>,
+    /// Source of the `now` handed to the session.
+    pub clock: Arc<Clock>,
 }
 
 /// How a session ended, for the one log line per session.
@@ -68,7 +71,8 @@ pub struct SessionSummary {
 
 /// Results of work running alongside the sockets.
 enum Completion {
-    Upstream(Result<UpstreamStream, ConnectError>),
+    /// Boxed: a TLS stream is large and the other variants are not.
+    Upstream(Result<Box<UpstreamStream>, ConnectError>),
     Checked {
         address: String,
         verdict: RecipientVerdict,
@@ -113,7 +117,7 @@ pub async fn drive<S>(mut client: S, ctx: &SessionContext, id: &str) -> SessionS
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut session = SmtpSession::new(ctx.session.clone(), Instant::now());
+    let mut session = SmtpSession::new(ctx.session.clone(), ctx.clock.instant());
     let mut summary = SessionSummary::default();
     let mut client_open = true;
     let mut upstream: Option<UpstreamStream> = None;
@@ -131,7 +135,7 @@ where
                             .is_err()
                     {
                         client_open = false;
-                        session.handle_event(SmtpEvent::ClientClosed, Instant::now());
+                        session.handle_event(SmtpEvent::ClientClosed, ctx.clock.instant());
                     }
                 }
                 SmtpAction::SendToUpstream(bytes) => {
@@ -143,14 +147,18 @@ where
                     };
                     if failed {
                         upstream = None;
-                        session.handle_event(SmtpEvent::UpstreamClosed, Instant::now());
+                        session.handle_event(SmtpEvent::UpstreamClosed, ctx.clock.instant());
                     }
                 }
                 SmtpAction::ConnectUpstream { host, port } => {
                     let config = ctx.upstream_tls.clone();
                     let timeout = ctx.connect_timeout;
                     pending.push(Box::pin(async move {
-                        Completion::Upstream(tls::connect(config, &host, port, timeout).await)
+                        Completion::Upstream(
+                            tls::connect(config, &host, port, timeout)
+                                .await
+                                .map(Box::new),
+                        )
                     }));
                 }
                 SmtpAction::CheckRecipient { address } => {
@@ -163,7 +171,7 @@ where
                 SmtpAction::Protect(job) => {
                     let protector = ctx.protector.clone();
                     let size = job.message.len();
-                    let started = Instant::now();
+                    let started = ctx.clock.instant();
                     pending.push(Box::pin(async move {
                         let result = protector.protect(job).await;
                         Completion::Protected {
@@ -229,7 +237,7 @@ where
             .await
         };
 
-        let now = Instant::now();
+        let now = ctx.clock.instant();
         match wake {
             Wake::Client(Ok(0)) | Wake::Client(Err(_)) => {
                 client_open = false;
@@ -243,7 +251,7 @@ where
             Wake::Upstream(Ok(n)) => session.handle_upstream_data(&upstream_buf[..n], now),
             Wake::Timer => session.handle_timeout(now),
             Wake::Done(Completion::Upstream(Ok(stream))) => {
-                upstream = Some(stream);
+                upstream = Some(*stream);
                 session.handle_event(SmtpEvent::UpstreamConnected, now);
             }
             Wake::Done(Completion::Upstream(Err(e))) => {

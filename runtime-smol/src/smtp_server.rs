@@ -223,10 +223,13 @@ mod tests {
         }
     }
 
+    /// (login user, envelope from, recipients, message) of a job.
+    type JobRecord = (String, String, Vec<String>, Vec<u8>);
+
     /// Records the job and answers with [`OUTER`].
     #[derive(Default)]
     struct FixedProtector {
-        jobs: Mutex<Vec<(String, String, Vec<String>, Vec<u8>)>>,
+        jobs: Mutex<Vec<JobRecord>>,
     }
     impl Protector for FixedProtector {
         fn protect(
@@ -263,17 +266,28 @@ mod tests {
 
     impl Fixture {
         async fn server(&self, max_sessions: usize, session: SmtpConfig) -> SmtpServer {
+            self.server_with_grace(max_sessions, session, Duration::from_millis(500))
+                .await
+        }
+
+        async fn server_with_grace(
+            &self,
+            max_sessions: usize,
+            session: SmtpConfig,
+            grace: Duration,
+        ) -> SmtpServer {
             let ctx = SessionContext {
                 session,
                 upstream_tls: tls::client_config(Some(&self.pki.ca())).unwrap(),
                 connect_timeout: T,
                 checker: Arc::new(AllUsable),
                 protector: self.protector.clone(),
+                clock: Arc::new(crate::time_sync::Clock::new()),
             };
             let limits = ServerLimits {
                 max_sessions,
                 handshake_timeout: T,
-                grace: Duration::from_millis(500),
+                grace,
             };
             let server_tls =
                 tls::server_config(&self.pki.server_cert(), &self.pki.server_key()).unwrap();
@@ -429,6 +443,200 @@ mod tests {
     }
 
     #[test]
+    fn large_message_crosses_many_reads_intact() {
+        // 8 MiB of 78-byte lines, some starting with a dot: every 16 KiB read boundary falls
+        // somewhere inside a line, and the protector must still see the exact message.
+        let fx = fixture();
+        let mta = fx.mta();
+        let mut message = Vec::new();
+        let mut stuffed = Vec::new();
+        let mut i = 0u32;
+        while message.len() < 8 * 1024 * 1024 {
+            let line = if i.is_multiple_of(7) {
+                format!(".{i:076}\r\n")
+            } else {
+                format!("{i:077}\r\n")
+            };
+            message.extend_from_slice(line.as_bytes());
+            if line.starts_with('.') {
+                stuffed.push(b'.');
+            }
+            stuffed.extend_from_slice(line.as_bytes());
+            i += 1;
+        }
+        smol::block_on(async {
+            let server = fx.server(4, SmtpConfig::default()).await;
+            let addr = server.local_addr().unwrap();
+            let (_stop, _task) = spawn_server(server);
+            let mut c = Client::connect(&fx.pki, addr).await;
+            assert!(c.login(mta.addr()).await.starts_with("235 "));
+            assert!(c.say("MAIL FROM:<alice@kim.test>").await.starts_with("250"));
+            assert!(c.say("RCPT TO:<bob@kim.test>").await.starts_with("250"));
+            assert!(c.say("DATA").await.starts_with("354"));
+            let started = Instant::now();
+            c.tls.write_all(&stuffed).await.unwrap();
+            c.send(".\r\n").await;
+            let queued = c.reply().await;
+            let elapsed = started.elapsed();
+            assert!(queued.starts_with("250"), "{queued}");
+            eprintln!(
+                "8 MiB DATA through the proxy (TLS in, protector, TLS out) in {} ms",
+                elapsed.as_millis()
+            );
+            let jobs = fx.protector.jobs.lock().unwrap().clone();
+            assert_eq!(jobs.len(), 1);
+            assert!(jobs[0].3 == message, "protector saw a different message");
+            assert_eq!(mta.received()[0].data, OUTER);
+        });
+    }
+
+    /// Collects every log line of the test process.
+    struct Capture(Mutex<Vec<String>>);
+    impl log::Log for Capture {
+        fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+            true
+        }
+        fn log(&self, record: &log::Record<'_>) {
+            self.0.lock().unwrap().push(format!("{}", record.args()));
+        }
+        fn flush(&self) {}
+    }
+
+    #[test]
+    fn a_2005_logs_carry_outcome_and_timing_but_no_content_or_password() {
+        static CAPTURE: Capture = Capture(Mutex::new(Vec::new()));
+        assert!(
+            log::set_logger(&CAPTURE).is_ok(),
+            "no other test installs a logger"
+        );
+        log::set_max_level(log::LevelFilter::Trace);
+        let fx = fixture();
+        let mta = fx.mta();
+        smol::block_on(async {
+            let server = fx.server(4, SmtpConfig::default()).await;
+            let addr = server.local_addr().unwrap();
+            let (stop, task) = spawn_server(server);
+            let mut c = Client::connect(&fx.pki, addr).await;
+            assert!(c.login(mta.addr()).await.starts_with("235 "));
+            assert!(c.say("MAIL FROM:<alice@kim.test>").await.starts_with("250"));
+            assert!(c.say("RCPT TO:<bob@kim.test>").await.starts_with("250"));
+            assert!(c.say("DATA").await.starts_with("354"));
+            c.send("Subject: GEHEIMER-BEFUND\r\n\r\nDiagnose\r\n.\r\n")
+                .await;
+            assert!(c.reply().await.starts_with("250"));
+            assert!(c.say("QUIT").await.starts_with("221"));
+            assert_eq!(c.reply().await, "");
+            stop.send(()).await.unwrap();
+            task.await.unwrap();
+        });
+        let lines = CAPTURE.0.lock().unwrap().clone();
+        let message_line = lines
+            .iter()
+            .find(|l| l.contains("message protected in"))
+            .expect("one line per message");
+        assert!(message_line.starts_with("session="), "{message_line}");
+        assert!(
+            message_line.contains(" ms: 38 bytes in, "),
+            "{message_line}"
+        );
+        let session_line = lines
+            .iter()
+            .find(|l| l.contains("ended after") && l.contains("protected=1"))
+            .expect("one line per session");
+        let id = session_line.split_whitespace().next().unwrap();
+        assert!(message_line.starts_with(id), "same correlation id: {id}");
+        for line in &lines {
+            for secret in [
+                "GEHEIMER-BEFUND",
+                "Diagnose",
+                "geheim",
+                "Z2VoZWlt",
+                "AGFsaWNl",
+            ] {
+                assert!(!line.contains(secret), "log line leaks {secret:?}: {line}");
+            }
+        }
+    }
+
+    /// A scripted SMTPS server (std thread, rustls) that records every byte it receives.
+    fn scripted_mta(pki: &TestPki) -> (SocketAddr, std::thread::JoinHandle<Vec<u8>>) {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let config = tls::server_config(&pki.server_cert(), &pki.server_key()).unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let handle = std::thread::spawn(move || {
+            let (tcp, _) = listener.accept().unwrap();
+            tcp.set_read_timeout(Some(T)).unwrap();
+            let conn = rustls::ServerConnection::new(config).unwrap();
+            let mut io = BufReader::new(rustls::StreamOwned::new(conn, tcp));
+            let mut seen = Vec::new();
+            let say = |io: &mut BufReader<_>, r: &str| {
+                let s: &mut rustls::StreamOwned<_, _> = io.get_mut();
+                s.write_all(r.as_bytes()).unwrap();
+                s.flush().unwrap();
+            };
+            say(&mut io, "220 mta.test ESMTP\r\n");
+            loop {
+                let mut line = Vec::new();
+                if io.read_until(b'\n', &mut line).unwrap_or(0) == 0 {
+                    return seen;
+                }
+                seen.extend_from_slice(&line);
+                let cmd = String::from_utf8_lossy(&line).to_ascii_uppercase();
+                if cmd.starts_with("EHLO") {
+                    say(&mut io, "250-mta.test\r\n250 AUTH PLAIN\r\n");
+                } else if cmd.starts_with("AUTH") {
+                    say(&mut io, "235 2.7.0 ok\r\n");
+                } else if cmd.starts_with("DATA") {
+                    say(&mut io, "354 go ahead\r\n");
+                    while !seen.ends_with(b"\r\n.\r\n") {
+                        let mut byte = [0u8; 1];
+                        io.read_exact(&mut byte).unwrap();
+                        seen.push(byte[0]);
+                    }
+                    say(&mut io, "250 2.0.0 queued as X1\r\n");
+                } else if cmd.starts_with("QUIT") {
+                    say(&mut io, "221 2.0.0 bye\r\n");
+                    return seen;
+                } else {
+                    say(&mut io, "250 2.0.0 ok\r\n");
+                }
+            }
+        });
+        (addr, handle)
+    }
+
+    #[test]
+    fn a_2018_bytes_on_the_mta_side_are_exactly_the_protected_exchange() {
+        let fx = fixture();
+        let (mta, recorded) = scripted_mta(&fx.pki);
+        smol::block_on(async {
+            let server = fx.server(4, SmtpConfig::default()).await;
+            let addr = server.local_addr().unwrap();
+            let (_stop, _task) = spawn_server(server);
+            let mut c = Client::connect(&fx.pki, addr).await;
+            assert!(c.login(mta).await.starts_with("235 "));
+            assert_eq!(
+                c.say("MAIL FROM:<alice@kim.test>").await,
+                "250 2.0.0 ok\r\n"
+            );
+            assert_eq!(c.say("RCPT TO:<bob@kim.test>").await, "250 2.0.0 ok\r\n");
+            assert!(c.say("DATA").await.starts_with("354 "));
+            c.send("Subject: Befund\r\n\r\nText\r\n.\r\n").await;
+            assert_eq!(c.reply().await, "250 2.0.0 queued as X1\r\n");
+            assert_eq!(c.say("QUIT").await, "221 2.0.0 bye\r\n");
+            assert_eq!(c.reply().await, "");
+        });
+        let seen = String::from_utf8(recorded.join().unwrap()).unwrap();
+        let plain = base64::engine::general_purpose::STANDARD.encode("\0alice@kim.test\0geheim");
+        let expected = format!(
+            "EHLO client.test\r\nAUTH PLAIN {plain}\r\nMAIL FROM:<alice@kim.test>\r\nRCPT TO:<bob@kim.test>\r\nDATA\r\n\
+             X-KOM-LE-Version: 1.0\r\nSubject: KOM-LE-Nachricht\r\n\r\n..MIIBBASE64\r\n.\r\nQUIT\r\n"
+        );
+        assert_eq!(seen, expected);
+    }
+
+    #[test]
     fn a_2015_unreachable_mta_is_reported_to_the_client() {
         let fx = fixture();
         smol::block_on(async {
@@ -546,7 +754,9 @@ mod tests {
     fn shutdown_lets_a_running_session_finish_within_grace() {
         let fx = fixture();
         smol::block_on(async {
-            let server = fx.server(4, SmtpConfig::default()).await;
+            let server = fx
+                .server_with_grace(4, SmtpConfig::default(), Duration::from_secs(20))
+                .await;
             let addr = server.local_addr().unwrap();
             let (stop, task) = spawn_server(server);
             let mut c = Client::connect(&fx.pki, addr).await;

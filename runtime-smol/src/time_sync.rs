@@ -326,7 +326,8 @@ mod tests {
             r
         };
         assert!(evaluate(&good, t0, t0).is_ok());
-        let cases: [(fn(&mut [u8; 48]), &str); 5] = [
+        type Mangle = fn(&mut [u8; 48]);
+        let cases: [(Mangle, &str); 5] = [
             (|r| r[0] = 0b00_100_011, "mode"),
             (|r| r[0] = 0b11_100_100, "not synchronised"),
             (|r| r[1] = 0, "kiss"),

@@ -1,0 +1,382 @@
+//! Puts the pieces together: TLS from the configuration, the Konnektor transport, the clock
+//! with periodic time sync (A_2230), the SMTP listener, and shutdown on SIGTERM/SIGINT.
+//!
+//! The directory/Konnektor pipeline behind [`RecipientChecker`] and [`Protector`] is not built
+//! here; the caller supplies it through `build_services`, given the shared [`Runtime`] handles,
+//! so this crate stays a thin adapter.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_lite::StreamExt;
+use komle_core::smtp::SmtpConfig;
+
+use crate::cli::RuntimeError;
+use crate::config::Config;
+use crate::konnektor_http::KonnektorHttp;
+use crate::smtp_driver::{Protector, RecipientChecker, SessionContext};
+use crate::smtp_server::{ServerLimits, SmtpServer};
+use crate::time_sync::{self, Clock};
+use crate::tls;
+
+/// How often the clock is re-synchronised with the Konnektor.
+pub const TIME_SYNC_INTERVAL: Duration = Duration::from_secs(3600);
+/// How long running sessions may continue after SIGTERM/SIGINT.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// Time for a client's TLS handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+/// NTP port on the Konnektor.
+pub const NTP_PORT: u16 = 123;
+
+/// Handles shared by the daemon and the services the integrator builds.
+#[derive(Clone)]
+pub struct Runtime {
+    /// Konnektor-corrected wall time (A_2230) for certificate validity checks.
+    pub clock: Arc<Clock>,
+    /// The Konnektor HTTPS transport (one connection pool).
+    pub konnektor: KonnektorHttp,
+}
+
+/// What the SMTP sessions need from the directory and the Konnektor.
+#[derive(Clone)]
+pub struct Services {
+    pub checker: Arc<dyn RecipientChecker>,
+    pub protector: Arc<dyn Protector>,
+}
+
+/// The core's session settings from the configuration.
+pub fn smtp_session_config(config: &Config) -> SmtpConfig {
+    let mut s = SmtpConfig {
+        mta_response_timeout: config.timeouts.mta_response,
+        mta_idle_timeout: config.timeouts.mta_idle,
+        client_idle_timeout: config.timeouts.client_idle,
+        ..SmtpConfig::default()
+    };
+    if let Some(smtp) = &config.smtp {
+        s.hostname = smtp.hostname.clone();
+    }
+    s
+}
+
+/// The host of an `https://host[:port]/…` URL (brackets of IPv6 literals removed): where the
+/// Konnektor's NTP service is.
+pub fn url_host(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split_once(']')?.0
+    } else {
+        authority.split(':').next()?
+    };
+    (!host.is_empty()).then(|| host.to_owned())
+}
+
+/// A configured, bound daemon.
+pub struct Daemon {
+    smtp: Option<SmtpServer>,
+    runtime: Runtime,
+    ntp_host: Option<String>,
+    ntp_timeout: Duration,
+}
+
+impl Daemon {
+    /// Loads certificates, builds the Konnektor transport and the services, binds the
+    /// listeners. Every failure names what failed.
+    pub async fn start(
+        config: &Config,
+        build_services: impl FnOnce(&Config, &Runtime) -> Result<Services, RuntimeError>,
+    ) -> Result<Self, RuntimeError> {
+        let server_tls = tls::server_config(&config.tls.certificate, &config.tls.private_key)
+            .map_err(|e| RuntimeError(format!("[tls]: {e}")))?;
+        let upstream_tls = tls::client_config(config.upstream.ca.as_deref())
+            .map_err(|e| RuntimeError(format!("[upstream] ca: {e}")))?;
+        let konnektor = KonnektorHttp::new(&config.konnektor)
+            .map_err(|e| RuntimeError(format!("[konnektor]: {e}")))?;
+        let runtime = Runtime {
+            clock: Arc::new(Clock::new()),
+            konnektor,
+        };
+        let services = build_services(config, &runtime)?;
+        if config.pop3.is_some() {
+            log::warn!("[pop3] is configured but this build serves SMTP only");
+        }
+        let smtp = match &config.smtp {
+            Some(settings) => {
+                let ctx = SessionContext {
+                    session: smtp_session_config(config),
+                    upstream_tls,
+                    connect_timeout: config.timeouts.mta_response,
+                    checker: services.checker.clone(),
+                    protector: services.protector.clone(),
+                    clock: runtime.clock.clone(),
+                };
+                let limits = ServerLimits {
+                    max_sessions: settings.max_sessions,
+                    handshake_timeout: HANDSHAKE_TIMEOUT,
+                    grace: SHUTDOWN_GRACE,
+                };
+                let server = SmtpServer::bind(settings.listen, server_tls, ctx, limits)
+                    .await
+                    .map_err(|e| {
+                        RuntimeError(format!(
+                            "[smtp] listen {}: cannot bind: {e}",
+                            settings.listen
+                        ))
+                    })?;
+                Some(server)
+            }
+            None => None,
+        };
+        Ok(Self {
+            smtp,
+            runtime,
+            ntp_host: url_host(&config.konnektor.sds_url),
+            ntp_timeout: config.konnektor.timeout,
+        })
+    }
+
+    pub fn smtp_addr(&self) -> Option<SocketAddr> {
+        self.smtp.as_ref().and_then(|s| s.local_addr().ok())
+    }
+
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// Serves until `shutdown` completes, keeping the clock in sync meanwhile.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), RuntimeError> {
+        let _sync = self.ntp_host.clone().map(|host| {
+            let clock = self.runtime.clock.clone();
+            let timeout = self.ntp_timeout;
+            smol::spawn(keep_in_sync(clock, host, timeout))
+        });
+        match self.smtp {
+            Some(server) => server
+                .run(shutdown)
+                .await
+                .map(|_| ())
+                .map_err(|e| RuntimeError(format!("SMTP listener: {e}"))),
+            None => {
+                shutdown.await;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Syncs at start and every [`TIME_SYNC_INTERVAL`]; failures are logged, the last offset kept.
+async fn keep_in_sync(clock: Arc<Clock>, host: String, timeout: Duration) {
+    loop {
+        match smol::net::resolve((host.as_str(), NTP_PORT)).await {
+            Ok(addrs) => match addrs.first() {
+                Some(addr) => {
+                    if let Err(e) = time_sync::sync(&clock, *addr, timeout).await {
+                        log::warn!("time sync with {host} failed: {e}");
+                    }
+                }
+                None => log::warn!("time sync: {host} has no address"),
+            },
+            Err(e) => log::warn!("time sync: cannot resolve {host}: {e}"),
+        }
+        smol::Timer::after(TIME_SYNC_INTERVAL).await;
+    }
+}
+
+/// Completes on the first SIGTERM or SIGINT. Registers the handlers immediately, so a signal
+/// arriving before the future is polled is not lost.
+pub fn shutdown_signal() -> Result<impl Future<Output = ()>, RuntimeError> {
+    use async_signal::{Signal, Signals};
+    let mut signals = Signals::new([Signal::Term, Signal::Int])
+        .map_err(|e| RuntimeError(format!("cannot install signal handlers: {e}")))?;
+    Ok(async move {
+        if let Some(Ok(signal)) = signals.next().await {
+            log::info!("received {signal:?}, shutting down");
+        }
+    })
+}
+
+/// The daemon's main loop: start, serve until SIGTERM/SIGINT, drain.
+pub fn run(
+    config: Config,
+    build_services: impl FnOnce(&Config, &Runtime) -> Result<Services, RuntimeError>,
+) -> Result<(), RuntimeError> {
+    smol::block_on(async {
+        let shutdown = shutdown_signal()?;
+        let daemon = Daemon::start(&config, build_services).await?;
+        daemon.run(shutdown).await
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::smtp_driver::BoxFuture;
+    use crate::test_pki;
+    use futures_lite::{AsyncReadExt, future};
+    use komle_core::smtp::{ProtectJob, ProtectedMessage, ProtectionFailure, RecipientVerdict};
+
+    struct Refuse;
+    impl RecipientChecker for Refuse {
+        fn check<'a>(&'a self, _: &'a str) -> BoxFuture<'a, RecipientVerdict> {
+            Box::pin(async { RecipientVerdict::DirectoryUnavailable })
+        }
+    }
+    impl Protector for Refuse {
+        fn protect(
+            &self,
+            _: ProtectJob,
+        ) -> BoxFuture<'_, Result<ProtectedMessage, ProtectionFailure>> {
+            Box::pin(async {
+                Err(ProtectionFailure {
+                    reason: "test".into(),
+                })
+            })
+        }
+    }
+
+    fn services(_: &Config, _: &Runtime) -> Result<Services, RuntimeError> {
+        Ok(Services {
+            checker: Arc::new(Refuse),
+            protector: Arc::new(Refuse),
+        })
+    }
+
+    fn config(pki: &test_pki::TestPki, extra: &str) -> Config {
+        let text = format!(
+            r#"
+[smtp]
+listen = "127.0.0.1:0"
+hostname = "cm.test"
+[tls]
+certificate = "{}"
+private_key = "{}"
+[upstream]
+ca = "{}"
+[konnektor]
+sds_url = "https://127.0.0.1:1/connector.sds"
+ca = "{}"
+[directory]
+url = "ldap://127.0.0.1:1"
+base = "dc=data,dc=vzd"
+[timeouts]
+client_idle = "7s"
+{extra}
+"#,
+            pki.server_cert().display(),
+            pki.server_key().display(),
+            pki.ca().display(),
+            pki.ca().display(),
+        );
+        Config::parse(&text).unwrap()
+    }
+
+    #[test]
+    fn sigterm_completes_the_shutdown_future() {
+        let shutdown = shutdown_signal().unwrap();
+        // The handler is installed: SIGTERM to ourselves no longer kills the test process.
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &std::process::id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let fired = smol::block_on(future::or(
+            async {
+                shutdown.await;
+                true
+            },
+            async {
+                smol::Timer::after(Duration::from_secs(5)).await;
+                false
+            },
+        ));
+        assert!(fired, "SIGTERM did not reach the shutdown future");
+    }
+
+    #[test]
+    fn url_host_handles_ports_ipv6_and_userinfo() {
+        assert_eq!(
+            url_host("https://konnektor.local/connector.sds").as_deref(),
+            Some("konnektor.local")
+        );
+        assert_eq!(
+            url_host("https://10.0.0.1:443/sds").as_deref(),
+            Some("10.0.0.1")
+        );
+        assert_eq!(
+            url_host("https://[fd00::1]:8443/sds").as_deref(),
+            Some("fd00::1")
+        );
+        assert_eq!(url_host("https://u:p@k.local/").as_deref(), Some("k.local"));
+        assert_eq!(url_host("nonsense"), None);
+        assert_eq!(url_host("https:///x"), None);
+    }
+
+    #[test]
+    fn session_config_takes_timeouts_and_hostname() {
+        let pki = test_pki::make("CA");
+        let s = smtp_session_config(&config(&pki, ""));
+        assert_eq!(s.client_idle_timeout, Duration::from_secs(7));
+        assert_eq!(s.mta_response_timeout, Duration::from_secs(300));
+        assert_eq!(s.hostname, "cm.test");
+    }
+
+    #[test]
+    fn daemon_serves_smtp_greeting_and_stops_on_shutdown() {
+        let pki = test_pki::make("CA");
+        let config = config(&pki, "");
+        smol::block_on(async {
+            let daemon = Daemon::start(&config, services).await.unwrap();
+            let addr = daemon.smtp_addr().unwrap();
+            let (stop, stopped) = smol::channel::bounded::<()>(1);
+            let task = smol::spawn(daemon.run(async move {
+                let _ = stopped.recv().await;
+            }));
+            let client = tls::client_config(Some(&pki.ca())).unwrap();
+            let mut c = tls::connect(client, "127.0.0.1", addr.port(), Duration::from_secs(5))
+                .await
+                .unwrap();
+            let mut buf = [0u8; 64];
+            let n = c.read(&mut buf).await.unwrap();
+            assert_eq!(&buf[..n], b"220 cm.test ESMTP\r\n");
+            drop(c);
+            stop.send(()).await.unwrap();
+            let done = future::or(async { Some(task.await) }, async {
+                smol::Timer::after(Duration::from_secs(10)).await;
+                None
+            })
+            .await;
+            assert!(matches!(done, Some(Ok(()))), "daemon did not stop");
+        });
+    }
+
+    #[test]
+    fn missing_certificate_is_a_runtime_error_naming_the_file() {
+        let pki = test_pki::make("CA");
+        let mut config = config(&pki, "");
+        config.tls.certificate = "/nonexistent/server.pem".into();
+        let e = smol::block_on(Daemon::start(&config, services))
+            .err()
+            .unwrap();
+        assert!(
+            e.0.starts_with("[tls]: /nonexistent/server.pem: cannot open"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn busy_listen_address_is_a_runtime_error() {
+        let pki = test_pki::make("CA");
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut config = config(&pki, "");
+        if let Some(smtp) = config.smtp.as_mut() {
+            smtp.listen = taken.local_addr().unwrap();
+        }
+        let e = smol::block_on(Daemon::start(&config, services))
+            .err()
+            .unwrap();
+        assert!(e.0.contains("cannot bind"), "{e}");
+    }
+}

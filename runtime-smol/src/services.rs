@@ -189,8 +189,8 @@ pub fn build(
     }
     let client = crate::ldap::DirectoryClient::new(settings)
         .map_err(|e| RuntimeError(format!("[directory] url: {e}")))?;
-    let capacity = std::num::NonZeroUsize::new(config.cache.capacity)
-        .unwrap_or(std::num::NonZeroUsize::MIN);
+    let capacity =
+        std::num::NonZeroUsize::new(config.cache.capacity).unwrap_or(std::num::NonZeroUsize::MIN);
     let pipeline = Arc::new(Pipeline {
         directory: Arc::new(LdapDirectory(Arc::new(client))),
         konnektor: Arc::new(runtime.konnektor.clone()),

@@ -82,12 +82,29 @@ pub fn decode_base64(body: &[u8]) -> Result<Vec<u8>, SmimeError> {
         out.truncate(start + n);
         Ok(())
     };
-    for &b in body.iter().filter(|b| !b.is_ascii_whitespace()) {
-        window[filled] = b;
-        filled += 1;
-        if filled == WINDOW {
-            flush(&window, &mut out)?;
-            filled = 0;
+    // Lines are copied into the window as slices (memcpy); white space inside a line is rare
+    // and handled byte by byte.
+    for line in body.split(|b| *b == b'\n') {
+        let line = line.trim_ascii();
+        let mut rest: &[u8] = line;
+        let clean = !line.iter().any(u8::is_ascii_whitespace);
+        while !rest.is_empty() {
+            if clean {
+                let n = rest.len().min(WINDOW - filled);
+                window[filled..filled + n].copy_from_slice(&rest[..n]);
+                filled += n;
+                rest = &rest[n..];
+            } else {
+                if !rest[0].is_ascii_whitespace() {
+                    window[filled] = rest[0];
+                    filled += 1;
+                }
+                rest = &rest[1..];
+            }
+            if filled == WINDOW {
+                flush(&window, &mut out)?;
+                filled = 0;
+            }
         }
     }
     if filled > 0 {

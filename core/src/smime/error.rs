@@ -24,8 +24,6 @@ pub enum SmimeError {
     BadAddress,
     /// Nesting deeper than the limit (ASN.1 or MIME): refuses "bombs".
     TooDeep,
-    /// The message exceeds the configured size limit.
-    TooLarge,
 }
 
 impl fmt::Display for SmimeError {
@@ -39,7 +37,6 @@ impl fmt::Display for SmimeError {
             SmimeError::BadCertificate => f.write_str("undecodable certificate"),
             SmimeError::BadAddress => f.write_str("address not representable as IA5String"),
             SmimeError::TooDeep => f.write_str("nesting too deep"),
-            SmimeError::TooLarge => f.write_str("message too large"),
         }
     }
 }

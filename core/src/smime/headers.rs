@@ -134,14 +134,21 @@ pub fn unfold(raw: &[u8]) -> String {
 
 /// Appends `bytes` to `out` converting bare LF line ends to CRLF (CRLF stays CRLF).
 pub fn push_crlf(out: &mut Vec<u8>, bytes: &[u8]) {
-    let mut prev = 0u8;
-    for &b in bytes {
-        if b == b'\n' && prev != b'\r' {
+    // Copy runs between line ends as slices: CRLF input is a plain memcpy.
+    let mut rest = bytes;
+    let mut prev_cr = out.last() == Some(&b'\r');
+    while let Some(i) = rest.iter().position(|&b| b == b'\n') {
+        let (run, tail) = rest.split_at(i);
+        out.extend_from_slice(run);
+        let before = run.last().map_or(prev_cr, |&b| b == b'\r');
+        if !before {
             out.push(b'\r');
         }
-        out.push(b);
-        prev = b;
+        out.push(b'\n');
+        prev_cr = false;
+        rest = &tail[1..];
     }
+    out.extend_from_slice(rest);
 }
 
 /// The parameter `param` of a structured header value such as Content-Type (lower-cased name).
@@ -182,6 +189,15 @@ mod tests {
             &msg[head.fields[0].range.clone()],
             b"To: a@b.de,\r\n c@d.de\r\n"
         );
+    }
+
+    #[test]
+    fn push_crlf_converts_only_bare_line_feeds() {
+        let mut out = Vec::new();
+        push_crlf(&mut out, b"a\nb\r\nc\n\nd\r");
+        assert_eq!(out, b"a\r\nb\r\nc\r\n\r\nd\r");
+        push_crlf(&mut out, b"\nx");
+        assert_eq!(out, b"a\r\nb\r\nc\r\n\r\nd\r\nx");
     }
 
     #[test]

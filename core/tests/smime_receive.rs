@@ -1,0 +1,286 @@
+//! Receive side (gemSpec_CM_KOMLE §3.3) on gematik's sample chain: classify, decrypt step,
+//! verify step, delivered mail, error mails, PDF report.
+
+use base64::Engine;
+use komle_core::smime::{
+    Decrypted, DecryptionFailure, DeliveryOptions, Retrieved, Verification, VerifyResult,
+    on_retrieve, wrap_signed,
+};
+
+const DIR: &str = "/work/shared/spec/samples/smime-profil";
+const NOW: i64 = 1_600_000_000;
+
+fn sample(name: &str) -> Vec<u8> {
+    std::fs::read(format!("{DIR}/{name}")).expect("sample present")
+}
+
+fn received() -> Vec<u8> {
+    let mut m = b"Return-Path: <mustersender@komle.de>\r\nReceived: from mta.komle.de by pop.komle.de; Sat, 20 Jun 2020 12:58:30 +0200\r\n".to_vec();
+    m.extend_from_slice(&sample("inputEmail.txt.05.encryptedwrap"));
+    m
+}
+
+fn valid() -> Verification {
+    Verification {
+        result: VerifyResult::Valid,
+        signer_name: "Asclepios Apotheke".into(),
+        telematik_id: Some("3-SMC-B-Testkarte-883110000116873".into()),
+        signing_time: Some("2020-12-16 13:40:07 UTC".into()),
+        error_code: None,
+        error_text: None,
+    }
+}
+
+/// Runs all steps with the sample plaintext (wrap_signed(02)) and the given verification.
+fn open(mail: &[u8], v: &Verification, opts: DeliveryOptions) -> String {
+    let Retrieved::Decrypt(opening) = on_retrieve(mail, NOW) else {
+        panic!("must decrypt")
+    };
+    let plaintext = wrap_signed(&sample("inputEmail.txt.02.signedcms"));
+    let Decrypted::Verify(verifying) = opening.decrypted(plaintext, NOW, opts) else {
+        panic!("must verify")
+    };
+    String::from_utf8(verifying.finish(v, NOW, opts)).expect("utf8 result")
+}
+
+fn header_block(mail: &str) -> &str {
+    &mail[..mail.find("\r\n\r\n").expect("blank line")]
+}
+
+#[test]
+fn a_2043_sample_05_yields_the_cms_of_04_for_decrypt_document() {
+    let Retrieved::Decrypt(opening) = on_retrieve(&received(), NOW) else {
+        panic!("must decrypt")
+    };
+    assert_eq!(opening.cms, sample("inputEmail.txt.04.encryptedcms"));
+    let plaintext = wrap_signed(&sample("inputEmail.txt.02.signedcms"));
+    let Decrypted::Verify(v) = opening.decrypted(plaintext, NOW, DeliveryOptions::default()) else {
+        panic!("must verify")
+    };
+    assert_eq!(v.verify_input(), &sample("inputEmail.txt.02.signedcms")[..]);
+}
+
+#[test]
+fn a_2179_a_2050_valid_message_is_delivered_with_note_codes_and_original() {
+    let out = open(&received(), &valid(), DeliveryOptions::default());
+    let head = header_block(&out);
+    assert!(head.starts_with("Return-Path: <mustersender@komle.de>\r\nReceived: from mta"));
+    assert!(head.contains("\r\nSubject: Saying Hello\r\n"));
+    assert!(head.contains("\r\nX-KIM-DecryptionResult: 00\r\n"));
+    assert!(head.contains("\r\nX-KIM-IntegrityCheckResult: 01\r\n"));
+    assert!(head.contains("Content-Type: multipart/mixed; boundary="));
+    assert!(!head.contains("KOM-LE-Nachricht"));
+    assert!(out.contains("Die Nachricht wurde entschlüsselt.\r\n"));
+    assert!(out.contains("Die Signatur wurde erfolgreich geprüft."));
+    assert!(
+        out.contains("Asclepios Apotheke") && out.contains("3-SMC-B-Testkarte-883110000116873")
+    );
+    assert!(out.contains(
+        "Content-Type: text/plain; charset=ISO-8859-1\r\n\r\nThis is a message just to say hello.\r\n"
+    ));
+    assert!(out.contains("Content-Type: application/pdf"));
+}
+
+fn pdf_of(mail: &str) -> Vec<u8> {
+    let start = mail
+        .find("filename=\"Pruefbericht.pdf\"\r\n\r\n")
+        .expect("pdf part")
+        + "filename=\"Pruefbericht.pdf\"\r\n\r\n".len();
+    let end = start + mail[start..].find("\r\n--").expect("boundary");
+    let b64: String = mail[start..end]
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .expect("base64 pdf")
+}
+
+#[test]
+fn seed_pdf_report_parses_and_names_signer_and_result() {
+    let out = open(&received(), &valid(), DeliveryOptions::default());
+    let pdf = pdf_of(&out);
+    assert!(pdf.starts_with(b"%PDF-"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("report.pdf");
+    std::fs::write(&path, &pdf).expect("write pdf");
+    let run = std::process::Command::new("pdftotext")
+        .arg(&path)
+        .arg("-")
+        .output()
+        .expect("pdftotext installed");
+    assert!(run.status.success(), "pdftotext failed: {run:?}");
+    let text = String::from_utf8_lossy(&run.stdout);
+    assert!(text.contains("Asclepios Apotheke"), "{text}");
+    assert!(text.contains("VALID"), "{text}");
+    assert!(
+        text.contains("Telematik-ID: 3-SMC-B-Testkarte-883110000116873"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Die Signatur wurde erfolgreich geprüft."),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_2048_failed_verification_still_delivers_with_failure_stated() {
+    let v = Verification {
+        result: VerifyResult::Invalid,
+        error_code: Some(4115),
+        ..valid()
+    };
+    let out = open(&received(), &v, DeliveryOptions::default());
+    assert!(header_block(&out).contains("X-KIM-IntegrityCheckResult: 02\r\n"));
+    assert!(out.contains("Die Integrität der Nachricht ist verletzt."));
+    assert!(out.contains("This is a message just to say hello."));
+    let withheld = open(
+        &received(),
+        &v,
+        DeliveryOptions {
+            withhold_on_failure: true,
+        },
+    );
+    assert!(!withheld.contains("This is a message just to say hello."));
+    assert!(withheld.contains("SICHERHEITSWARNUNG"));
+}
+
+#[test]
+fn a_2050_konnektor_codes_map_to_integrity_results() {
+    for (result, code, expect) in [
+        (VerifyResult::Invalid, Some(4253), "03"),
+        (VerifyResult::Invalid, Some(4112), "04"),
+        (VerifyResult::Invalid, Some(4206), "05"),
+        (VerifyResult::Invalid, Some(9999), "06"),
+        (VerifyResult::Inconclusive, None, "07"),
+    ] {
+        let v = Verification {
+            result,
+            error_code: code,
+            ..valid()
+        };
+        let out = open(&received(), &v, DeliveryOptions::default());
+        assert!(
+            header_block(&out).contains(&format!("X-KIM-IntegrityCheckResult: {expect}\r\n")),
+            "{code:?}"
+        );
+    }
+}
+
+#[test]
+fn a_2048_outer_header_differing_from_signed_inner_gives_08() {
+    let tampered = String::from_utf8(received()).expect("ascii").replacen(
+        "To: Steffi Musterempfaenger <musterempfaenger@komle.de>",
+        "To: Steffi Musterempfaenger <musterempfaenger@komle.de>, spy@evil.de",
+        1,
+    );
+    let out = open(tampered.as_bytes(), &valid(), DeliveryOptions::default());
+    assert!(header_block(&out).contains("X-KIM-IntegrityCheckResult: 08\r\n"));
+    assert!(out.contains("Abweichende Kopfzeilen: To"));
+}
+
+#[test]
+fn a_2048_unprotected_recipient_emails_differing_from_signed_gives_09() {
+    let mut cms = sample("inputEmail.txt.04.encryptedcms");
+    let at = cms
+        .windows(25)
+        .rposition(|w| w == b"musterempfaenger@komle.de")
+        .expect("address in unauthAttrs");
+    cms[at] = b'X';
+    let mut mail = b"From: Karl Mustersender <mustersender@komle.de>\r\nReply-To: Karl Mustersender <mustersender@komle.de>\r\nTo: Steffi Musterempfaenger <musterempfaenger@komle.de>\r\nX-KOM-LE-Version: 1.0\r\nContent-Type: application/pkcs7-mime; smime-type=authenticated-enveloped-data\r\nContent-Transfer-Encoding: base64\r\n\r\n".to_vec();
+    mail.extend_from_slice(
+        base64::engine::general_purpose::STANDARD
+            .encode(&cms)
+            .as_bytes(),
+    );
+    let out = open(&mail, &valid(), DeliveryOptions::default());
+    assert!(header_block(&out).contains("X-KIM-IntegrityCheckResult: 09\r\n"));
+}
+
+#[test]
+fn a_2040_non_komle_message_passes_unchanged() {
+    assert!(matches!(
+        on_retrieve(b"From: a@b.de\r\nSubject: hi\r\n\r\nplain\r\n", NOW),
+        Retrieved::PassThrough
+    ));
+}
+
+#[test]
+fn unsupported_version_yields_error_mail_4008() {
+    let mail = String::from_utf8(received())
+        .expect("ascii")
+        .replace("X-KOM-LE-Version: 1.0", "X-KOM-LE-Version: 9.9");
+    let Retrieved::Deliver(out) = on_retrieve(mail.as_bytes(), NOW) else {
+        panic!("must deliver an error mail")
+    };
+    let out = String::from_utf8(out).expect("utf8");
+    let head = header_block(&out);
+    assert!(head.contains("X-KIM-Fehlermeldung: 4008\r\n"));
+    assert!(head.contains("Return-Path: <mustersender@komle.de>"));
+    let subject = "Die KIM-Version der empfangenen Nachricht wird nicht unterstützt";
+    let encoded = base64::engine::general_purpose::STANDARD.encode(subject);
+    assert!(head.contains(&format!("Subject: =?UTF-8?B?{encoded}?=")));
+    assert!(out.contains("Content-Type: message/rfc822\r\n\r\nReturn-Path:"));
+}
+
+#[test]
+fn a_2046_a_2047_undecryptable_message_yields_error_mail_with_original() {
+    let mail = received();
+    let Retrieved::Decrypt(opening) = on_retrieve(&mail, NOW) else {
+        panic!("must decrypt")
+    };
+    let out = opening.failed(
+        &mail,
+        DecryptionFailure::KeyNotFound,
+        "musterempfaenger@komle.de",
+        NOW,
+    );
+    let text = String::from_utf8(out).expect("utf8");
+    let head = header_block(&text);
+    assert!(head.contains("X-KIM-DecryptionResult: 01\r\n"));
+    assert!(head.contains("To: Steffi Musterempfaenger <musterempfaenger@komle.de>\r\n"));
+    assert!(head.contains("Content-Type: multipart/mixed"));
+    let subject = "Die Nachricht konnte nicht entschlüsselt werden";
+    let encoded = base64::engine::general_purpose::STANDARD.encode(subject);
+    assert!(head.contains(&format!("Subject: =?UTF-8?B?{encoded}?=")));
+    assert!(text.contains("an Ihre eigene E-Mail-Adresse (musterempfaenger@komle.de) weiter"));
+    // the attachment is the received message byte-exact
+    let original = String::from_utf8(mail).expect("ascii");
+    assert!(text.contains(&format!(
+        "Content-Type: message/rfc822\r\n\r\n{original}\r\n--KOMLE-"
+    )));
+}
+
+#[test]
+fn a_2046_truncated_cms_or_base64_yields_wrong_format_mail() {
+    let full = String::from_utf8(received()).expect("ascii");
+    let truncated = &full[..full.len() - 300];
+    let Retrieved::Deliver(out) = on_retrieve(truncated.as_bytes(), NOW) else {
+        panic!("must deliver an error mail")
+    };
+    assert!(
+        String::from_utf8_lossy(&out).contains("X-KIM-DecryptionResult: 02\r\n"),
+        "truncated CMS"
+    );
+    let bad_b64 = format!("{}!!!!", &full[..full.len() - 4]);
+    let Retrieved::Deliver(out) = on_retrieve(bad_b64.as_bytes(), NOW) else {
+        panic!("must deliver an error mail")
+    };
+    assert!(String::from_utf8_lossy(&out).contains("X-KIM-DecryptionResult: 02\r\n"));
+}
+
+#[test]
+fn a_2048_plaintext_without_signed_data_gives_03() {
+    let Retrieved::Decrypt(opening) = on_retrieve(&received(), NOW) else {
+        panic!("must decrypt")
+    };
+    let out = match opening.decrypted(
+        b"Content-Type: text/plain\r\n\r\nunsigned".to_vec(),
+        NOW,
+        DeliveryOptions::default(),
+    ) {
+        Decrypted::Deliver(out) => String::from_utf8(out).expect("utf8"),
+        Decrypted::Verify(_) => panic!("nothing to verify"),
+    };
+    assert!(header_block(&out).contains("X-KIM-IntegrityCheckResult: 03\r\n"));
+}

@@ -2,6 +2,7 @@
 //! the Konnektor simulator with real cryptography, the test PKI, and harnesses that start real
 //! servers (Postfix, Dovecot, slapd) from temp dirs for the end-to-end suites.
 
+pub mod inprocess;
 pub mod loopback_tls;
 pub mod mini_mta;
 pub mod pki;

@@ -9,6 +9,7 @@
 pub mod directory;
 pub mod konnektor;
 pub mod line_buffer;
+pub mod open;
 pub mod login_name;
 pub mod pop3;
 pub mod protect;

@@ -1,0 +1,175 @@
+//! The opening pipeline (core) against the Konnektor simulator: a protected message comes back
+//! as the original mail with the verification note, headers and PDF report; gematik's sample 05
+//! opens to the sample mail; what cannot be decrypted becomes the error mail (§3.3, A_2043 to
+//! A_2050, A_2179).
+
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use komle_conformance::inprocess;
+use komle_conformance::sim::config::{Card, CardKind, PinState, SimConfig};
+use komle_conformance::sim::keys::KeyMaterial as SimKey;
+use komle_conformance::sim::simulator::Simulator;
+use komle_conformance::world::World;
+use komle_core::directory::{CacheConfig, CertificateCache};
+use komle_core::login_name::LoginName;
+use komle_core::pop3::OpenJob;
+use komle_core::secret::SecretBytes;
+use komle_core::smtp::ProtectJob;
+
+fn job(user: &str, message: &[u8]) -> OpenJob {
+    OpenJob {
+        login: LoginName::parse(&format!("{user}#127.0.0.1:995#M1#CS1#WP1")).unwrap(),
+        message: SecretBytes::from(message.to_vec()),
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A message from the world's sender to `to`, protected by the pipeline.
+fn protected(world: &World, sim: &Simulator, to: &str, now: SystemTime) -> Vec<u8> {
+    let mut cache = CertificateCache::new(CacheConfig {
+        lifetime: Duration::from_secs(60),
+        capacity: NonZeroUsize::new(8).unwrap(),
+    });
+    let from = world.pki.sender.address.clone();
+    let mail = format!(
+        "From: Praxis A <{from}>\r\nTo: <{to}>\r\nSubject: Laborwerte\r\nDate: Fri, 27 Nov 2026 10:00:00 +0100\r\nMessage-ID: <open-1@komle.test>\r\n\r\nKalium 4,1 mmol/l.\r\n"
+    );
+    let job = ProtectJob {
+        login: LoginName::parse(&format!("{from}#127.0.0.1:465#M1#CS1#WP1")).unwrap(),
+        envelope_from: from,
+        recipients: vec![to.to_owned()],
+        message: SecretBytes::from(mail.into_bytes()),
+    };
+    inprocess::protect(sim, world, &mut cache, job, now, &mut Vec::new())
+        .expect("protected")
+        .message
+        .as_slice()
+        .to_vec()
+}
+
+#[test]
+fn a_2048_a_2179_protected_message_opens_with_note_headers_and_report() {
+    let now = SystemTime::now();
+    let world = World::generate(now).unwrap();
+    let sim = Simulator::new(world.sim_config.clone());
+    let to = world.pki.single.address.clone();
+    let outer = protected(&world, &sim, &to, now);
+    // Received mail carries trace headers from the mail service; they are kept.
+    let mut received = b"Return-Path: <sender@komle.test>\r\nReceived: from mx by pop\r\n".to_vec();
+    received.extend_from_slice(&outer);
+    let mut calls = Vec::new();
+    let opened = inprocess::open(&sim, job(&to, &received), now, &mut calls).unwrap();
+    let out = text(opened.message.as_slice());
+    assert_eq!(calls, ["GetCards", "DecryptDocument", "VerifyDocument"]);
+    assert!(out.contains("Subject: Laborwerte"), "{out}");
+    assert!(out.contains("Return-Path: <sender@komle.test>"), "{out}");
+    assert!(out.contains("X-KIM-DecryptionResult: 00"), "{out}");
+    assert!(out.contains("X-KIM-IntegrityCheckResult: 01"), "{out}");
+    assert!(out.contains("Kalium 4,1 mmol/l."), "{out}");
+    assert!(out.contains("Die Nachricht wurde entschl"), "{out}");
+    assert!(out.contains("application/pdf"), "{out}");
+    assert!(!out.contains("X-KOM-LE-Version"), "the outer wrapper is gone: {out}");
+}
+
+#[test]
+fn a_2046_message_for_a_card_that_is_not_present_becomes_the_error_mail() {
+    let now = SystemTime::now();
+    let world = World::generate(now).unwrap();
+    let sim = Simulator::new(world.sim_config.clone());
+    let to = world.pki.single.address.clone();
+    let outer = protected(&world, &sim, &to, now);
+    // The recipient's Konnektor has only another practice's card.
+    let mut other = world.sim_config.clone();
+    other.cards.retain(|c| c.handle == komle_conformance::world::OLD_AND_NEW_CARD);
+    let other = Simulator::new(other);
+    let opened = inprocess::open(&other, job(&to, &outer), now, &mut Vec::new()).unwrap();
+    let out = text(opened.message.as_slice());
+    assert!(out.contains("X-KIM-DecryptionResult: 01"), "{out}");
+    assert!(out.contains("Die Nachricht konnte nicht entschl"), "{out}");
+    assert!(out.contains("message/rfc822"), "original attached: {out}");
+    assert!(out.contains("X-KOM-LE-Version: 1.0"), "original attached: {out}");
+}
+
+#[test]
+fn a_2040_plain_mail_passes_unchanged_without_konnektor_calls() {
+    let now = SystemTime::now();
+    let world = World::generate(now).unwrap();
+    let sim = Simulator::new(world.sim_config.clone());
+    let plain = b"From: a@b.de\r\nTo: c@d.de\r\nSubject: hallo\r\n\r\nkein KOM-LE\r\n";
+    let mut calls = Vec::new();
+    let opened = inprocess::open(&sim, job("c@d.de", plain), now, &mut calls).unwrap();
+    assert_eq!(opened.message.as_slice(), plain);
+    assert!(calls.is_empty(), "{calls:?}");
+}
+
+fn samples() -> PathBuf {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    for up in here.ancestors() {
+        let p = up.join("shared/spec/samples/smime-profil");
+        if p.is_dir() {
+            return p;
+        }
+    }
+    panic!("gematik samples not found above {}", here.display());
+}
+
+fn pem_der(path: PathBuf) -> Vec<u8> {
+    use base64::Engine as _;
+    let pem = std::fs::read_to_string(path).unwrap();
+    let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    base64::engine::general_purpose::STANDARD.decode(b64).unwrap()
+}
+
+#[test]
+fn gematik_sample_05_opens_to_the_sample_mail_with_recipient_b_key() {
+    let dir = samples();
+    let card = Card {
+        handle: "SMCB-B".into(),
+        kind: CardKind::SmcB,
+        iccsn: "80276000000000000003".into(),
+        telematik_id: "2-290003".into(),
+        holder: "Zahnarztpraxis 2".into(),
+        user_id: None,
+        osig: None,
+        enc: vec![SimKey {
+            cert_der: pem_der(dir.join("recipientB/hci-enc-3-kim-bsp.pem")),
+            private_key_pkcs8_der: pem_der(dir.join("recipientB/hci-enc-3-kim-bsp.prv.pem")),
+        }],
+        pin: PinState::Verified,
+    };
+    // Inside the validity of gematik's test certificates.
+    let now_unix = 1_640_995_200; // 2022-01-01
+    let sim = Simulator::new(SimConfig {
+        cards: vec![card],
+        now_unix: Some(now_unix),
+        ..SimConfig::default()
+    });
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(now_unix);
+    let sample05 = std::fs::read(dir.join("inputEmail.txt.05.encryptedwrap")).unwrap();
+    let mut calls = Vec::new();
+    let opened = inprocess::open(
+        &sim,
+        job("musterempfaenger@komle.de", &sample05),
+        now,
+        &mut calls,
+    )
+    .unwrap();
+    let out = text(opened.message.as_slice());
+    assert_eq!(calls, ["GetCards", "DecryptDocument", "VerifyDocument"]);
+    assert!(out.contains("X-KIM-DecryptionResult: 00"), "{out}");
+    // The body of gematik's input mail is there, line for line.
+    let input = text(&std::fs::read(dir.join("inputEmail.txt")).unwrap());
+    let body = input.split_once("\n\n").map(|(_, b)| b).unwrap_or("");
+    for line in body.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(out.contains(line.trim_end()), "missing {line:?} in {out}");
+    }
+    // The signer's CA is not among the samples: the Konnektor cannot confirm the chain, so the
+    // result is "valid, status not checkable" or "certificate path invalid", never 01.
+    assert!(!out.contains("X-KIM-IntegrityCheckResult: 01"), "{out}");
+    assert!(out.contains("X-KIM-IntegrityCheckResult: "), "{out}");
+}

@@ -1,0 +1,221 @@
+//! The opening pipeline's state machine: the Konnektor steps around the S/MIME open plan.
+
+use std::collections::VecDeque;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::verification::verification_from;
+use crate::konnektor::{
+    CallContext, KonnektorEndpoints, KonnektorError, decrypt_document, get_cards, verify_document,
+};
+use crate::pop3::{OpenFailure, OpenJob, OpenedMessage};
+use crate::protect::KonnektorCall;
+use crate::secret::SecretBytes;
+use crate::smime::opened_mail::DeliveryOptions;
+use crate::smime::open_plan::{self, Decrypted, Opening, Retrieved, Verifying};
+use crate::smime::receive::DecryptionFailure;
+
+/// What the pipeline needs next.
+#[derive(Debug)]
+pub enum Step {
+    /// Make the call and give the response body (or a transport error) to
+    /// [`Reception::konnektor_answer`].
+    Call(KonnektorCall),
+    /// Finished: what the client gets.
+    Done(Result<OpenedMessage, OpenFailure>),
+}
+
+/// The Konnektor's error code for "no RecipientInfo for this key" (gemSpec_Kon).
+const NO_MATCHING_RECIPIENT: i64 = 4253;
+/// The Konnektor's error code for malformed ASN.1.
+const BAD_ASN1: i64 = 4115;
+
+#[derive(Debug)]
+enum State {
+    Start,
+    AwaitingCards(Opening),
+    /// Trying the cards in turn; the first is being asked.
+    AwaitingDecryption {
+        opening: Opening,
+        cards: VecDeque<String>,
+    },
+    AwaitingVerification(Box<Verifying>),
+    Finished,
+}
+
+/// One retrieved message on its way to the client.
+#[derive(Debug)]
+pub struct Reception {
+    job: OpenJob,
+    context: CallContext,
+    endpoints: KonnektorEndpoints,
+    now: i64,
+    options: DeliveryOptions,
+    state: State,
+    outcome: Option<Result<OpenedMessage, OpenFailure>>,
+}
+
+impl Reception {
+    /// Starts opening `job`; `now` is the Konnektor-synchronised wall-clock time (A_2230).
+    pub fn new(
+        job: OpenJob,
+        endpoints: KonnektorEndpoints,
+        now: SystemTime,
+        options: DeliveryOptions,
+    ) -> Self {
+        let now = now
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        Self {
+            context: job.login.call_context(),
+            job,
+            endpoints,
+            now,
+            options,
+            state: State::Start,
+            outcome: None,
+        }
+    }
+
+    /// Advances as far as possible and says what is needed next. After a [`Step::Call`] its
+    /// answer must be given before calling this again.
+    pub fn next(&mut self) -> Step {
+        if let State::Start = self.state {
+            match open_plan::on_retrieve(self.job.message.as_slice(), self.now) {
+                // A KOM-LE message is recognised by its outer header only; others pass.
+                Retrieved::PassThrough => {
+                    let message = core::mem::take(&mut self.job.message);
+                    self.deliver(message);
+                }
+                Retrieved::Deliver(mail) => self.deliver(SecretBytes::from(mail)),
+                Retrieved::Decrypt(opening) => self.state = State::AwaitingCards(opening),
+            }
+        }
+        if let Some(outcome) = self.outcome.take() {
+            self.state = State::Finished;
+            return Step::Done(outcome);
+        }
+        match &self.state {
+            State::AwaitingCards(_) => Step::Call(KonnektorCall {
+                url: self.endpoints.event_service.clone(),
+                request: get_cards::build(&get_cards::GetCardsRequest {
+                    context: &self.context,
+                    card_type: None,
+                }),
+            }),
+            State::AwaitingDecryption { opening, cards } => Step::Call(KonnektorCall {
+                url: self.endpoints.encryption_service.clone(),
+                request: decrypt_document::build(&decrypt_document::DecryptDocumentRequest {
+                    context: &self.context,
+                    card_handle: cards.front().map_or("", String::as_str),
+                    document: &opening.cms,
+                }),
+            }),
+            State::AwaitingVerification(v) => Step::Call(KonnektorCall {
+                url: self.endpoints.signature_service.clone(),
+                request: verify_document::build(&verify_document::VerifyDocumentRequest {
+                    version: self.endpoints.signature_version,
+                    context: &self.context,
+                    signed_data: v.verify_input(),
+                    return_report: true,
+                }),
+            }),
+            State::Start | State::Finished => Step::Done(Err(OpenFailure {
+                reason: "Die Verarbeitung ist bereits abgeschlossen".into(),
+            })),
+        }
+    }
+
+    /// The Konnektor's answer to the last [`Step::Call`]: the body, or a transport error.
+    pub fn konnektor_answer(&mut self, body: Result<Vec<u8>, String>) {
+        match core::mem::replace(&mut self.state, State::Finished) {
+            State::AwaitingCards(opening) => match body.as_deref().map(get_cards::parse) {
+                Ok(Ok(cards)) => {
+                    // A_2043–A_2045: only the fetching user's keys: the practice's SM-B, and
+                    // the HBAs the Konnektor lists for the UserId of the login name.
+                    let mut handles: VecDeque<String> = cards
+                        .smb()
+                        .map(|c| c.card_handle.clone())
+                        .into_iter()
+                        .collect();
+                    if self.context.user_id.is_some() {
+                        handles.extend(cards.hbas().map(|c| c.card_handle.clone()));
+                    }
+                    if handles.is_empty() {
+                        self.decryption_failed(&opening, DecryptionFailure::KeyNotFound);
+                    } else {
+                        self.state = State::AwaitingDecryption {
+                            opening,
+                            cards: handles,
+                        };
+                    }
+                }
+                Ok(Err(_)) | Err(_) => {
+                    self.decryption_failed(&opening, DecryptionFailure::KonnektorUnavailable)
+                }
+            },
+            State::AwaitingDecryption { opening, mut cards } => {
+                match body.as_deref().map(decrypt_document::parse) {
+                    Ok(Ok(r)) => self.decrypted(opening, r.plaintext),
+                    Ok(Err(e)) => {
+                        cards.pop_front();
+                        match failure_of(&e) {
+                            DecryptionFailure::KeyNotFound if !cards.is_empty() => {
+                                self.state = State::AwaitingDecryption { opening, cards };
+                            }
+                            f => self.decryption_failed(&opening, f),
+                        }
+                    }
+                    Err(_) => {
+                        self.decryption_failed(&opening, DecryptionFailure::KonnektorUnavailable)
+                    }
+                }
+            }
+            State::AwaitingVerification(v) => {
+                let parsed = match body {
+                    Ok(b) => verify_document::parse(&b),
+                    Err(e) => Err(KonnektorError::Malformed {
+                        position: 0,
+                        reason: format!("Konnektor nicht erreichbar: {e}"),
+                    }),
+                };
+                let verification = verification_from(parsed.as_ref());
+                let mail = v.finish(&verification, self.now, self.options);
+                self.deliver(SecretBytes::from(mail));
+            }
+            other => self.state = other,
+        }
+    }
+
+    fn decrypted(&mut self, opening: Opening, plaintext: Vec<u8>) {
+        match opening.decrypted(plaintext, self.now, self.options) {
+            Decrypted::Verify(v) => self.state = State::AwaitingVerification(Box::new(v)),
+            Decrypted::Deliver(mail) => self.deliver(SecretBytes::from(mail)),
+        }
+    }
+
+    /// A_2046/A_2047: the client gets an error mail with the encrypted original attached, so
+    /// it can be forwarded to oneself once the card is present.
+    fn decryption_failed(&mut self, opening: &Opening, failure: DecryptionFailure) {
+        let mail = opening.failed(
+            self.job.message.as_slice(),
+            failure,
+            &self.job.login.user,
+            self.now,
+        );
+        self.deliver(SecretBytes::from(mail));
+    }
+
+    fn deliver(&mut self, message: SecretBytes) {
+        self.outcome = Some(Ok(OpenedMessage { message }));
+    }
+}
+
+fn failure_of(e: &KonnektorError) -> DecryptionFailure {
+    match e.gematik_code() {
+        Some(BAD_ASN1) => DecryptionFailure::WrongFormat,
+        Some(NO_MATCHING_RECIPIENT) => DecryptionFailure::KeyNotFound,
+        Some(_) => DecryptionFailure::KeyNotFound,
+        None if e.is_reported_by_konnektor() => DecryptionFailure::KeyNotFound,
+        None => DecryptionFailure::KonnektorUnavailable,
+    }
+}

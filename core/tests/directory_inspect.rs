@@ -16,7 +16,9 @@ fn pem_der(path: &str) -> Vec<u8> {
         .skip(1)
         .take_while(|l| !l.starts_with("-----END"))
         .collect();
-    base64::engine::general_purpose::STANDARD.decode(body).expect("base64")
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .expect("base64")
 }
 
 fn cert_a() -> Vec<u8> {
@@ -55,7 +57,11 @@ fn a_2027_issuer_and_serial_is_a_der_sequence_with_the_issuer_name() {
     let c = inspect(&cert_a()).expect("sample parses");
     assert_eq!(c.issuer_and_serial[0], 0x30);
     let needle = b"GEM.KOMP-CA24 TEST-ONLY";
-    assert!(c.issuer_and_serial.windows(needle.len()).any(|w| w == needle));
+    assert!(
+        c.issuer_and_serial
+            .windows(needle.len())
+            .any(|w| w == needle)
+    );
 }
 
 #[test]
@@ -80,8 +86,12 @@ fn ca_certificate_is_not_an_encryption_certificate() {
 
 #[test]
 fn garbage_is_skipped_with_a_reason_not_a_panic() {
-    let inputs: Vec<Vec<u8>> =
-        vec![vec![], vec![0x30], vec![0x30, 0x03, 1, 2, 3], b"hello".to_vec()];
+    let inputs: Vec<Vec<u8>> = vec![
+        vec![],
+        vec![0x30],
+        vec![0x30, 0x03, 1, 2, 3],
+        b"hello".to_vec(),
+    ];
     for i in &inputs {
         assert!(matches!(inspect(i), Err(SkipReason::Malformed(_))));
     }
@@ -94,7 +104,10 @@ fn garbage_is_skipped_with_a_reason_not_a_panic() {
 fn truncated_sample_never_panics() {
     let a = cert_a();
     for n in 0..a.len() {
-        assert!(inspect(&a[..n]).is_err(), "prefix of {n} bytes must not parse");
+        assert!(
+            inspect(&a[..n]).is_err(),
+            "prefix of {n} bytes must not parse"
+        );
     }
 }
 

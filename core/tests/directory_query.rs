@@ -19,7 +19,10 @@ fn a_2023_query_filters_on_mail_and_asks_for_binary_certificates() {
 
 #[test]
 fn rfc4515_metacharacters_are_escaped() {
-    assert_eq!(escape_filter_value("a*b(c)d\\e\0f"), "a\\2ab\\28c\\29d\\5ce\\00f");
+    assert_eq!(
+        escape_filter_value("a*b(c)d\\e\0f"),
+        "a\\2ab\\28c\\29d\\5ce\\00f"
+    );
     assert_eq!(escape_filter_value("*"), "\\2a");
     assert_eq!(escape_filter_value("müller@x.de"), "m\\c3\\bcller@x.de");
 }
@@ -79,7 +82,10 @@ fn a_2026_cache_hit_miss_and_expiry() {
     });
     assert_eq!(c.get("a@x.de", t(0)), CacheLookup::Miss);
     c.insert("a@x.de", vec![vec![1], vec![2]], t(0));
-    assert_eq!(c.get("A@X.de", t(99)), CacheLookup::Hit(vec![vec![1], vec![2]]));
+    assert_eq!(
+        c.get("A@X.de", t(99)),
+        CacheLookup::Hit(vec![vec![1], vec![2]])
+    );
     assert_eq!(c.get("a@x.de", t(100)), CacheLookup::Miss);
     let s = c.stats();
     assert_eq!((s.hits, s.misses, s.expired), (1, 2, 1));

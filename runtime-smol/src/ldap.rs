@@ -93,8 +93,13 @@ const RC_SIZE_LIMIT_EXCEEDED: u32 = 4;
 fn map_error(e: ldap3::LdapError) -> LdapError {
     use ldap3::LdapError as E;
     match e {
-        E::LdapResult { result } if result.rc == RC_SIZE_LIMIT_EXCEEDED => LdapError::TooManyResults,
-        E::LdapResult { result } => LdapError::Directory { rc: result.rc, text: result.text },
+        E::LdapResult { result } if result.rc == RC_SIZE_LIMIT_EXCEEDED => {
+            LdapError::TooManyResults
+        }
+        E::LdapResult { result } => LdapError::Directory {
+            rc: result.rc,
+            text: result.text,
+        },
         E::UrlParsing { .. } | E::UnknownScheme(_) | E::DNSName { .. } | E::FilterParsing => {
             LdapError::Config(e.to_string())
         }
@@ -117,7 +122,9 @@ fn tls_config(ca_pem: Option<&[u8]>) -> Result<Arc<rustls::ClientConfig>, LdapEr
             let mut reader = pem;
             for cert in rustls_pemfile::certs(&mut reader) {
                 let cert = cert.map_err(|e| LdapError::Config(format!("CA PEM: {e}")))?;
-                roots.add(cert).map_err(|e| LdapError::Config(format!("CA certificate: {e}")))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| LdapError::Config(format!("CA certificate: {e}")))?;
             }
             if roots.is_empty() {
                 return Err(LdapError::Config("CA PEM holds no certificate".into()));
@@ -138,9 +145,15 @@ fn tls_config(ca_pem: Option<&[u8]>) -> Result<Arc<rustls::ClientConfig>, LdapEr
 /// Clientmodul down, so such an entry is dropped instead.
 fn to_entry(re: ResultEntry) -> Option<DirectoryEntry> {
     let se = std::panic::catch_unwind(move || SearchEntry::construct(re)).ok()?;
-    let text = se.attrs.into_iter().map(|(k, v)| (k, v.into_iter().map(String::into_bytes).collect::<Vec<_>>()));
+    let text = se
+        .attrs
+        .into_iter()
+        .map(|(k, v)| (k, v.into_iter().map(String::into_bytes).collect::<Vec<_>>()));
     let all: Vec<(String, Vec<Vec<u8>>)> = text.chain(se.bin_attrs).collect();
-    Some(DirectoryEntry::from_attributes(&se.dn, all.iter().map(|(k, v)| (k.as_str(), v.clone()))))
+    Some(DirectoryEntry::from_attributes(
+        &se.dn,
+        all.iter().map(|(k, v)| (k.as_str(), v.clone())),
+    ))
 }
 
 impl DirectoryClient {
@@ -151,9 +164,15 @@ impl DirectoryClient {
         } else if settings.url.starts_with("ldap://") {
             None
         } else {
-            return Err(LdapError::Config("URL must start with ldap:// or ldaps://".into()));
+            return Err(LdapError::Config(
+                "URL must start with ldap:// or ldaps://".into(),
+            ));
         };
-        Ok(DirectoryClient { settings: Arc::new(settings), tls, conn: Arc::new(Mutex::new(None)) })
+        Ok(DirectoryClient {
+            settings: Arc::new(settings),
+            tls,
+            conn: Arc::new(Mutex::new(None)),
+        })
     }
 
     /// Looks up the entries for `address` (KOM-LE-A_2023), off the executor.
@@ -166,7 +185,10 @@ impl DirectoryClient {
     /// The same, blocking the calling thread.
     pub fn lookup_blocking(&self, address: &str) -> Result<Vec<DirectoryEntry>, LdapError> {
         let query = DirectoryQuery::for_address(&self.settings.base_dn, address);
-        let mut guard = self.conn.lock().map_err(|_| LdapError::Unreachable("connection lock poisoned".into()))?;
+        let mut guard = self
+            .conn
+            .lock()
+            .map_err(|_| LdapError::Unreachable("connection lock poisoned".into()))?;
         let reused = guard.is_some();
         match self.search(&mut guard, &query) {
             // A kept connection may have been closed by the server meanwhile: reconnect once.
@@ -194,7 +216,10 @@ impl DirectoryClient {
         }
         let mut conn = LdapConn::with_settings(s, &self.settings.url).map_err(map_error)?;
         if let Some((dn, pw)) = &self.settings.bind {
-            let r = conn.with_timeout(self.settings.timeout).simple_bind(dn, pw).map_err(map_error)?;
+            let r = conn
+                .with_timeout(self.settings.timeout)
+                .simple_bind(dn, pw)
+                .map_err(map_error)?;
             if r.rc != 0 {
                 return Err(LdapError::BindFailed(r.rc));
             }
@@ -216,7 +241,12 @@ impl DirectoryClient {
         let result = conn
             .with_timeout(self.settings.timeout)
             .with_search_options(SearchOptions::new().sizelimit(self.settings.size_limit))
-            .search(&query.base_dn, Scope::Subtree, &query.filter, &query.attributes);
+            .search(
+                &query.base_dn,
+                Scope::Subtree,
+                &query.filter,
+                &query.attributes,
+            );
         let result = match result {
             Ok(r) => r,
             Err(e) => {
@@ -232,7 +262,10 @@ impl DirectoryClient {
             RC_SIZE_LIMIT_EXCEEDED => Err(LdapError::TooManyResults),
             // noSuchObject: the base DN is missing, so nobody is in the directory.
             32 => Ok(Vec::new()),
-            rc => Err(LdapError::Directory { rc, text: result.1.text }),
+            rc => Err(LdapError::Directory {
+                rc,
+                text: result.1.text,
+            }),
         }
     }
 }

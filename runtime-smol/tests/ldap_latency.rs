@@ -23,7 +23,8 @@ fn a_2026_cached_lookup_is_faster_than_directory_lookup() {
     let now = SystemTime::now();
     let pki = TestPki::generate(now).expect("pki");
     let slapd = Slapd::start_with_pki(&pki, false).expect("slapd");
-    let client = DirectoryClient::new(LdapSettings::new(slapd.url(), slapd.base_dn())).expect("client");
+    let client =
+        DirectoryClient::new(LdapSettings::new(slapd.url(), slapd.base_dn())).expect("client");
     let addr = "oldnew@komle.test";
 
     // Warm-up: connect once, so "cold" measures a lookup, not the TCP handshake.
@@ -36,7 +37,9 @@ fn a_2026_cached_lookup_is_faster_than_directory_lookup() {
         let entries = smol::block_on(client.lookup(addr)).expect("lookup");
         let sel = select_from_entries(&entries, now, false).selection;
         cold.push(t.elapsed());
-        let Selection::Usable(c) = sel else { panic!("expected usable") };
+        let Selection::Usable(c) = sel else {
+            panic!("expected usable")
+        };
         used = c.into_iter().map(|c| c.der).collect();
     }
 
@@ -45,7 +48,9 @@ fn a_2026_cached_lookup_is_faster_than_directory_lookup() {
     let mut cached = Vec::with_capacity(ROUNDS);
     for _ in 0..ROUNDS {
         let t = Instant::now();
-        let CacheLookup::Hit(c) = cache.get(addr, now) else { panic!("expected hit") };
+        let CacheLookup::Hit(c) = cache.get(addr, now) else {
+            panic!("expected hit")
+        };
         let sel = select(&c, now, false).selection;
         cached.push(t.elapsed());
         assert!(matches!(sel, Selection::Usable(ref v) if v.len() == 2));
@@ -58,7 +63,10 @@ fn a_2026_cached_lookup_is_faster_than_directory_lookup() {
         get_only.push(t.elapsed());
         assert!(matches!(hit, CacheLookup::Hit(_)));
     }
-    println!("cache.get alone (digest check included): median {:?}", median(get_only));
+    println!(
+        "cache.get alone (digest check included): median {:?}",
+        median(get_only)
+    );
 
     let (cold, cached) = (median(cold), median(cached));
     let ratio = cold.as_secs_f64() / cached.as_secs_f64().max(1e-9);
@@ -67,5 +75,8 @@ fn a_2026_cached_lookup_is_faster_than_directory_lookup() {
          cached (cache + select) median {:?}, ratio {ratio:.1}x",
         cold, cached
     );
-    assert!(cached < cold, "cache must beat the directory: {cached:?} vs {cold:?}");
+    assert!(
+        cached < cold,
+        "cache must beat the directory: {cached:?} vs {cold:?}"
+    );
 }

@@ -8,7 +8,8 @@ use std::time::{Duration, SystemTime};
 use komle_conformance::pki::TestPki;
 use komle_conformance::slapd::{ADMIN_DN, ADMIN_PASSWORD, Slapd, SlapdConfig, TlsFiles};
 use komle_core::directory::{
-    CacheConfig, CacheLookup, CertificateCache, KeyAlgorithm, Selection, select, select_from_entries,
+    CacheConfig, CacheLookup, CertificateCache, KeyAlgorithm, Selection, select,
+    select_from_entries,
 };
 use komle_smol::ldap::{DirectoryClient, LdapError, LdapSettings};
 
@@ -22,7 +23,8 @@ fn pki() -> &'static (TestPki, SystemTime) {
 
 fn fixture() -> (Slapd, DirectoryClient) {
     let slapd = Slapd::start_with_pki(&pki().0, false).expect("slapd");
-    let client = DirectoryClient::new(LdapSettings::new(slapd.url(), slapd.base_dn())).expect("client");
+    let client =
+        DirectoryClient::new(LdapSettings::new(slapd.url(), slapd.base_dn())).expect("client");
     (slapd, client)
 }
 
@@ -56,7 +58,13 @@ fn a_2023_lookup_is_case_insensitive_on_the_address() {
 fn a_2022_old_and_new_card_are_both_used() {
     let (_s, client) = fixture();
     let mut got = usable_ders(selection(&client, "oldnew@komle.test", false));
-    let mut want: Vec<Vec<u8>> = pki().0.old_and_new_card.enc.iter().map(|k| k.cert_der.clone()).collect();
+    let mut want: Vec<Vec<u8>> = pki()
+        .0
+        .old_and_new_card
+        .enc
+        .iter()
+        .map(|k| k.cert_der.clone())
+        .collect();
     got.sort();
     want.sort();
     assert_eq!(got, want);
@@ -65,7 +73,10 @@ fn a_2022_old_and_new_card_are_both_used() {
 #[test]
 fn expired_certificate_leaves_no_valid_certificate() {
     let (_s, client) = fixture();
-    assert_eq!(selection(&client, "expired@komle.test", true), Selection::NoValidCertificate);
+    assert_eq!(
+        selection(&client, "expired@komle.test", true),
+        Selection::NoValidCertificate
+    );
 }
 
 #[test]
@@ -78,7 +89,10 @@ fn a_17472_ecc_certificate_only_with_ecc_capable_konnektor() {
     assert_eq!(algs(false), vec![KeyAlgorithm::Rsa]);
     let mut both = algs(true);
     both.sort_by_key(|a| *a == KeyAlgorithm::EccBrainpoolP256r1);
-    assert_eq!(both, vec![KeyAlgorithm::Rsa, KeyAlgorithm::EccBrainpoolP256r1]);
+    assert_eq!(
+        both,
+        vec![KeyAlgorithm::Rsa, KeyAlgorithm::EccBrainpoolP256r1]
+    );
 }
 
 #[test]
@@ -86,7 +100,10 @@ fn a_2178_two_telematik_ids_are_not_sent_to() {
     let (_s, client) = fixture();
     assert_eq!(
         selection(&client, "conflict@komle.test", true),
-        Selection::ConflictingTelematikIds(vec!["1-CONFLICT-0006".into(), "1-CONFLICT-0007".into()])
+        Selection::ConflictingTelematikIds(vec![
+            "1-CONFLICT-0006".into(),
+            "1-CONFLICT-0007".into()
+        ])
     );
 }
 
@@ -96,7 +113,10 @@ fn person_without_certificate_and_unknown_address() {
     let entries = smol::block_on(client.lookup("nocert@komle.test")).expect("lookup");
     assert_eq!(entries.len(), 1);
     assert!(entries[0].certificates.is_empty());
-    assert_eq!(selection(&client, "nocert@komle.test", true), Selection::NoValidCertificate);
+    assert_eq!(
+        selection(&client, "nocert@komle.test", true),
+        Selection::NoValidCertificate
+    );
     let entries = smol::block_on(client.lookup("nobody@komle.test")).expect("lookup");
     assert!(entries.is_empty());
 }
@@ -108,7 +128,10 @@ fn entry_carries_dn_mail_and_kom_le_data() {
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0].dn, "uid=single,dc=data,dc=vzd");
     assert_eq!(entries[0].mail, vec!["single@komle.test".to_string()]);
-    assert_eq!(entries[0].kom_le_data, vec!["1.0,single@komle.test".to_string()]);
+    assert_eq!(
+        entries[0].kom_le_data,
+        vec!["1.0,single@komle.test".to_string()]
+    );
 }
 
 #[test]
@@ -117,25 +140,48 @@ fn filter_metacharacters_match_only_the_literal_address() {
     let entries = smol::block_on(client.lookup("star*(paren)@komle.test")).expect("lookup");
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0].mail, vec!["star*(paren)@komle.test".to_string()]);
-    assert_eq!(usable_ders(selection(&client, "star*(paren)@komle.test", false)).len(), 1);
+    assert_eq!(
+        usable_ders(selection(&client, "star*(paren)@komle.test", false)).len(),
+        1
+    );
     // Unescaped, each of these would match other people's entries (or break the filter).
-    for probe in ["*", "*@komle.test", "s*", "star*", "*)(mail=*", "single@komle.test)(|(mail=*"] {
+    for probe in [
+        "*",
+        "*@komle.test",
+        "s*",
+        "star*",
+        "*)(mail=*",
+        "single@komle.test)(|(mail=*",
+    ] {
         let entries = smol::block_on(client.lookup(probe)).expect("lookup");
-        assert!(entries.is_empty(), "{probe:?} matched {} entries", entries.len());
+        assert!(
+            entries.is_empty(),
+            "{probe:?} matched {} entries",
+            entries.len()
+        );
     }
 }
 
 #[test]
 fn directory_down_is_unreachable_not_empty() {
     let (mut slapd, client) = fixture();
-    assert_eq!(smol::block_on(client.lookup("single@komle.test")).expect("up").len(), 1);
+    assert_eq!(
+        smol::block_on(client.lookup("single@komle.test"))
+            .expect("up")
+            .len(),
+        1
+    );
     slapd.stop();
     // The kept connection is dead and reconnecting fails: a distinct error, never "no entries".
     let err = smol::block_on(client.lookup("single@komle.test")).expect_err("down");
     assert!(matches!(err, LdapError::Unreachable(_)), "{err:?}");
     // A fresh client to the dead port fails the same way.
-    let fresh = DirectoryClient::new(LdapSettings::new(slapd.url(), slapd.base_dn())).expect("client");
-    assert!(matches!(fresh.lookup_blocking("single@komle.test"), Err(LdapError::Unreachable(_))));
+    let fresh =
+        DirectoryClient::new(LdapSettings::new(slapd.url(), slapd.base_dn())).expect("client");
+    assert!(matches!(
+        fresh.lookup_blocking("single@komle.test"),
+        Err(LdapError::Unreachable(_))
+    ));
 }
 
 #[test]
@@ -147,7 +193,10 @@ fn connect_timeout_to_a_blackhole_is_unreachable() {
     settings.timeout = Duration::from_millis(300);
     let client = DirectoryClient::new(settings).expect("client");
     let t = std::time::Instant::now();
-    assert!(matches!(client.lookup_blocking("a@b.de"), Err(LdapError::Unreachable(_))));
+    assert!(matches!(
+        client.lookup_blocking("a@b.de"),
+        Err(LdapError::Unreachable(_))
+    ));
     assert!(t.elapsed() < Duration::from_secs(5));
 }
 
@@ -159,16 +208,28 @@ fn ldaps_with_the_right_ca_works_and_with_another_ca_is_unreachable() {
     let mut settings = LdapSettings::new(url, slapd.base_dn());
     settings.ca_pem = Some(pki.ca.cert_pem().into_bytes());
     let client = DirectoryClient::new(settings.clone()).expect("client");
-    assert_eq!(client.lookup_blocking("single@komle.test").expect("ldaps").len(), 1);
+    assert_eq!(
+        client
+            .lookup_blocking("single@komle.test")
+            .expect("ldaps")
+            .len(),
+        1
+    );
 
     settings.ca_pem = Some(pki.single.enc[0].cert_pem().into_bytes());
     let wrong = DirectoryClient::new(settings).expect("client");
-    assert!(matches!(wrong.lookup_blocking("single@komle.test"), Err(LdapError::Unreachable(_))));
+    assert!(matches!(
+        wrong.lookup_blocking("single@komle.test"),
+        Err(LdapError::Unreachable(_))
+    ));
 }
 
 #[test]
 fn bad_settings_are_config_errors() {
-    assert!(matches!(DirectoryClient::new(LdapSettings::new("http://x", "dc=x")), Err(LdapError::Config(_))));
+    assert!(matches!(
+        DirectoryClient::new(LdapSettings::new("http://x", "dc=x")),
+        Err(LdapError::Config(_))
+    ));
     let mut s = LdapSettings::new("ldaps://127.0.0.1:1", "dc=x");
     s.ca_pem = Some(b"not pem".to_vec());
     assert!(matches!(DirectoryClient::new(s), Err(LdapError::Config(_))));
@@ -184,7 +245,8 @@ fn bind_with_credentials_and_wrong_password() {
         require_bind: true,
     })
     .expect("slapd");
-    let anon = DirectoryClient::new(LdapSettings::new(slapd.url(), slapd.base_dn())).expect("client");
+    let anon =
+        DirectoryClient::new(LdapSettings::new(slapd.url(), slapd.base_dn())).expect("client");
     // Anonymous reads are refused: an LDAP error, not an empty (= "no certificate") answer.
     assert!(matches!(
         anon.lookup_blocking("single@komle.test"),
@@ -194,12 +256,20 @@ fn bind_with_credentials_and_wrong_password() {
     let mut settings = LdapSettings::new(slapd.url(), slapd.base_dn());
     settings.bind = Some((ADMIN_DN.into(), ADMIN_PASSWORD.into()));
     let bound = DirectoryClient::new(settings.clone()).expect("client");
-    let entries = bound.lookup_blocking("single@komle.test").expect("bound search");
-    assert!(matches!(select_from_entries(&entries, *now, false).selection, Selection::Usable(_)));
+    let entries = bound
+        .lookup_blocking("single@komle.test")
+        .expect("bound search");
+    assert!(matches!(
+        select_from_entries(&entries, *now, false).selection,
+        Selection::Usable(_)
+    ));
 
     settings.bind = Some((ADMIN_DN.into(), "wrong".into()));
     let wrong = DirectoryClient::new(settings).expect("client");
-    assert_eq!(wrong.lookup_blocking("single@komle.test"), Err(LdapError::BindFailed(49)));
+    assert_eq!(
+        wrong.lookup_blocking("single@komle.test"),
+        Err(LdapError::BindFailed(49))
+    );
     // The password never appears in the settings' Debug output.
     let mut s = LdapSettings::new(slapd.url(), slapd.base_dn());
     s.bind = Some((ADMIN_DN.into(), ADMIN_PASSWORD.into()));
@@ -211,20 +281,35 @@ fn size_limit_exceeded_is_a_distinct_error() {
     let ldif = "dn: dc=data,dc=vzd\nobjectClass: dcObject\nobjectClass: organization\ndc: data\no: x\n\n\
         dn: uid=a,dc=data,dc=vzd\nobjectClass: inetOrgPerson\nuid: a\ncn: a\nsn: a\nmail: dup@komle.test\n\n\
         dn: uid=b,dc=data,dc=vzd\nobjectClass: inetOrgPerson\nuid: b\ncn: b\nsn: b\nmail: dup@komle.test\n\n";
-    let slapd = Slapd::start(SlapdConfig { ldif: ldif.into(), ..Default::default() }).expect("slapd");
+    let slapd = Slapd::start(SlapdConfig {
+        ldif: ldif.into(),
+        ..Default::default()
+    })
+    .expect("slapd");
     let mut settings = LdapSettings::new(slapd.url(), slapd.base_dn());
     settings.size_limit = 1;
     let client = DirectoryClient::new(settings.clone()).expect("client");
-    assert_eq!(client.lookup_blocking("dup@komle.test"), Err(LdapError::TooManyResults));
+    assert_eq!(
+        client.lookup_blocking("dup@komle.test"),
+        Err(LdapError::TooManyResults)
+    );
     settings.size_limit = 2;
     let client = DirectoryClient::new(settings).expect("client");
-    assert_eq!(client.lookup_blocking("dup@komle.test").expect("two").len(), 2);
+    assert_eq!(
+        client.lookup_blocking("dup@komle.test").expect("two").len(),
+        2
+    );
 }
 
 #[test]
 fn connection_is_reused_across_concurrent_lookups() {
     let (_s, client) = fixture();
-    let addrs = ["single@komle.test", "oldnew@komle.test", "eccrsa@komle.test", "expired@komle.test"];
+    let addrs = [
+        "single@komle.test",
+        "oldnew@komle.test",
+        "eccrsa@komle.test",
+        "expired@komle.test",
+    ];
     let counts = smol::block_on(async {
         let tasks: Vec<_> = addrs
             .iter()
@@ -256,14 +341,22 @@ fn a_2026_cache_hit_serves_without_directory_and_expires() {
 
     slapd.stop();
     let later = now + Duration::from_secs(3600);
-    let CacheLookup::Hit(cached) = cache.get(addr, later) else { panic!("expected a hit") };
+    let CacheLookup::Hit(cached) = cache.get(addr, later) else {
+        panic!("expected a hit")
+    };
     assert_eq!(cached, used);
     // The cached certificates still go through the selection rules at the time of use.
-    assert_eq!(usable_ders(select(&cached, later, false).selection).len(), 2);
+    assert_eq!(
+        usable_ders(select(&cached, later, false).selection).len(),
+        2
+    );
 
     let after_ttl = now + Duration::from_secs(12 * 3600);
     assert_eq!(cache.get(addr, after_ttl), CacheLookup::Miss);
-    assert!(matches!(client.lookup_blocking(addr), Err(LdapError::Unreachable(_))));
+    assert!(matches!(
+        client.lookup_blocking(addr),
+        Err(LdapError::Unreachable(_))
+    ));
     let s = cache.stats();
     assert_eq!((s.hits, s.misses, s.expired), (1, 2, 1));
 }

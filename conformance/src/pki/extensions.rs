@@ -14,7 +14,8 @@ use super::PkiError;
 
 pub(crate) const ADMISSION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.36.8.3.3");
 /// professionOID for "Betriebsstätte Arzt" (gemSpec_OID), used on every test ENC certificate.
-const PROFESSION_OID_ARZTPRAXIS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.276.0.76.4.50");
+const PROFESSION_OID_ARZTPRAXIS: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.2.276.0.76.4.50");
 
 #[derive(Sequence)]
 struct ProfessionInfo {
@@ -34,7 +35,11 @@ struct AdmissionSyntax {
 }
 
 fn ext(oid: ObjectIdentifier, critical: bool, value: &impl Encode) -> Result<Extension, PkiError> {
-    Ok(Extension { extn_id: oid, critical, extn_value: OctetString::new(value.to_der()?)? })
+    Ok(Extension {
+        extn_id: oid,
+        critical,
+        extn_value: OctetString::new(value.to_der()?)?,
+    })
 }
 
 /// Admission (OID 1.3.36.8.3.3) carrying `telematik_id` as registrationNumber (gemSpec_PKI).
@@ -51,17 +56,30 @@ pub(crate) fn admission(telematik_id: &str) -> Result<Extension, PkiError> {
     ext(ADMISSION, false, &value)
 }
 
-pub(crate) fn key_usage(flags: impl Into<der::flagset::FlagSet<KeyUsages>>) -> Result<Extension, PkiError> {
-    ext(const_oid::db::rfc5280::ID_CE_KEY_USAGE, true, &KeyUsage(flags.into()))
+pub(crate) fn key_usage(
+    flags: impl Into<der::flagset::FlagSet<KeyUsages>>,
+) -> Result<Extension, PkiError> {
+    ext(
+        const_oid::db::rfc5280::ID_CE_KEY_USAGE,
+        true,
+        &KeyUsage(flags.into()),
+    )
 }
 
 pub(crate) fn policies(oids: &[ObjectIdentifier]) -> Result<Extension, PkiError> {
     let value = CertificatePolicies(
         oids.iter()
-            .map(|o| PolicyInformation { policy_identifier: *o, policy_qualifiers: None })
+            .map(|o| PolicyInformation {
+                policy_identifier: *o,
+                policy_qualifiers: None,
+            })
             .collect(),
     );
-    ext(const_oid::db::rfc5280::ID_CE_CERTIFICATE_POLICIES, false, &value)
+    ext(
+        const_oid::db::rfc5280::ID_CE_CERTIFICATE_POLICIES,
+        false,
+        &value,
+    )
 }
 
 pub(crate) fn email_san(addresses: &[&str]) -> Result<Extension, PkiError> {
@@ -69,7 +87,11 @@ pub(crate) fn email_san(addresses: &[&str]) -> Result<Extension, PkiError> {
         .iter()
         .map(|a| Ok(GeneralName::Rfc822Name(Ia5String::new(a)?)))
         .collect::<Result<Vec<_>, der::Error>>()?;
-    ext(const_oid::db::rfc5280::ID_CE_SUBJECT_ALT_NAME, false, &SubjectAltName(names))
+    ext(
+        const_oid::db::rfc5280::ID_CE_SUBJECT_ALT_NAME,
+        false,
+        &SubjectAltName(names),
+    )
 }
 
 pub(crate) fn server_san(dns: &str, ipv4: [u8; 4]) -> Result<Extension, PkiError> {
@@ -77,7 +99,11 @@ pub(crate) fn server_san(dns: &str, ipv4: [u8; 4]) -> Result<Extension, PkiError
         GeneralName::DnsName(Ia5String::new(dns)?),
         GeneralName::IpAddress(OctetString::new(ipv4.to_vec())?),
     ];
-    ext(const_oid::db::rfc5280::ID_CE_SUBJECT_ALT_NAME, false, &SubjectAltName(names))
+    ext(
+        const_oid::db::rfc5280::ID_CE_SUBJECT_ALT_NAME,
+        false,
+        &SubjectAltName(names),
+    )
 }
 
 pub(crate) fn server_auth() -> Result<Extension, PkiError> {
@@ -92,6 +118,9 @@ pub(crate) fn basic_constraints(ca: bool) -> Result<Extension, PkiError> {
     ext(
         const_oid::db::rfc5280::ID_CE_BASIC_CONSTRAINTS,
         true,
-        &BasicConstraints { ca, path_len_constraint: None },
+        &BasicConstraints {
+            ca,
+            path_len_constraint: None,
+        },
     )
 }

@@ -24,7 +24,10 @@ use super::keys::TestKey;
 const SHA256_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
 
 fn sha256_with_rsa() -> AlgorithmIdentifierOwned {
-    AlgorithmIdentifierOwned { oid: SHA256_WITH_RSA, parameters: Some(Any::null()) }
+    AlgorithmIdentifierOwned {
+        oid: SHA256_WITH_RSA,
+        parameters: Some(Any::null()),
+    }
 }
 
 pub(crate) fn name(dn: &str) -> Result<Name, PkiError> {
@@ -37,7 +40,9 @@ pub(crate) fn time(t: SystemTime) -> Result<Time, PkiError> {
 
 fn sign(ca_key: &RsaPrivateKey, tbs_der: &[u8]) -> Result<BitString, PkiError> {
     let signer = SigningKey::<Sha256>::new(ca_key.clone());
-    let sig = signer.try_sign(tbs_der).map_err(|e| PkiError::Key(e.to_string()))?;
+    let sig = signer
+        .try_sign(tbs_der)
+        .map_err(|e| PkiError::Key(e.to_string()))?;
     Ok(BitString::from_bytes(&sig.to_vec())?)
 }
 
@@ -61,7 +66,10 @@ pub(crate) fn issue(
         serial_number: SerialNumber::from(spec.serial),
         signature: sha256_with_rsa(),
         issuer: issuer.clone(),
-        validity: Validity { not_before: time(spec.not_before)?, not_after: time(spec.not_after)? },
+        validity: Validity {
+            not_before: time(spec.not_before)?,
+            not_after: time(spec.not_after)?,
+        },
         subject: name(spec.subject)?,
         subject_public_key_info: subject_key.spki()?,
         issuer_unique_id: None,
@@ -69,8 +77,12 @@ pub(crate) fn issue(
         extensions: Some(spec.extensions),
     };
     let signature = sign(ca_key, &tbs.to_der()?)?;
-    Ok(Certificate { tbs_certificate: tbs, signature_algorithm: sha256_with_rsa(), signature }
-        .to_der()?)
+    Ok(Certificate {
+        tbs_certificate: tbs,
+        signature_algorithm: sha256_with_rsa(),
+        signature,
+    }
+    .to_der()?)
 }
 
 /// A CRL of `issuer` listing `serials` as revoked at `now` (valid for a week).
@@ -100,6 +112,10 @@ pub(crate) fn crl(
         crl_extensions: None,
     };
     let signature = sign(ca_key, &tbs.to_der()?)?;
-    Ok(CertificateList { tbs_cert_list: tbs, signature_algorithm: sha256_with_rsa(), signature }
-        .to_der()?)
+    Ok(CertificateList {
+        tbs_cert_list: tbs,
+        signature_algorithm: sha256_with_rsa(),
+        signature,
+    }
+    .to_der()?)
 }

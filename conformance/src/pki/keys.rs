@@ -14,14 +14,15 @@ use spki::{AlgorithmIdentifierOwned, ObjectIdentifier, SubjectPublicKeyInfoOwned
 
 use super::PkiError;
 
-pub(crate) const EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+pub(crate) const EC_PUBLIC_KEY: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
 pub(crate) const BRAINPOOL_P256R1: ObjectIdentifier =
     ObjectIdentifier::new_unwrap("1.3.36.3.3.2.8.1.1.7");
 
 /// A private key of the test PKI.
 #[derive(Clone)]
 pub enum TestKey {
-    Rsa(RsaPrivateKey),
+    Rsa(Box<RsaPrivateKey>),
     /// brainpoolP256r1 private scalar (32 bytes, big-endian).
     Ecc(bp256::r1::SecretKey),
 }
@@ -38,7 +39,9 @@ impl std::fmt::Debug for TestKey {
 
 fn seed(name: &str) -> u64 {
     // FNV-1a: stable across Rust versions, unlike DefaultHasher.
-    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 /// The RSA-2048 key called `name`, the same in every run and generated once per process.
@@ -51,7 +54,9 @@ pub fn rsa_key(name: &str) -> Result<RsaPrivateKey, PkiError> {
     // Generated outside the lock so several threads can build keys at once.
     let mut rng = StdRng::seed_from_u64(seed(name));
     let key = RsaPrivateKey::new(&mut rng, 2048).map_err(|e| PkiError::Key(e.to_string()))?;
-    keys.lock().map_err(|_| PkiError::Poisoned)?.insert(name.to_owned(), key.clone());
+    keys.lock()
+        .map_err(|_| PkiError::Poisoned)?
+        .insert(name.to_owned(), key.clone());
     Ok(key)
 }
 
@@ -97,7 +102,10 @@ impl TestKey {
     pub fn spki(&self) -> Result<SubjectPublicKeyInfoOwned, PkiError> {
         match self {
             TestKey::Rsa(k) => {
-                let doc = k.to_public_key().to_public_key_der().map_err(|e| PkiError::Key(e.to_string()))?;
+                let doc = k
+                    .to_public_key()
+                    .to_public_key_der()
+                    .map_err(|e| PkiError::Key(e.to_string()))?;
                 Ok(SubjectPublicKeyInfoOwned::from_der(doc.as_bytes())?)
             }
             TestKey::Ecc(k) => Ok(SubjectPublicKeyInfoOwned {

@@ -30,7 +30,8 @@ fn b64(bytes: &[u8]) -> String {
 /// One attribute line; values that are not SAFE-STRING (RFC 2849) are written base64.
 fn line(out: &mut String, attr: &str, value: &str) {
     let safe_start = !value.starts_with([' ', ':', '<']);
-    let safe = safe_start && !value.ends_with(' ') && value.bytes().all(|b| (0x20..0x7f).contains(&b));
+    let safe =
+        safe_start && !value.ends_with(' ') && value.bytes().all(|b| (0x20..0x7f).contains(&b));
     if safe {
         out.push_str(&format!("{attr}: {value}\n"));
     } else {

@@ -127,7 +127,8 @@ pub struct TestPki {
 }
 
 const DAY: Duration = Duration::from_secs(86_400);
-const CA_DN: &str = "CN=KOMLE-TEST-CA TEST-ONLY,OU=Komponenten-CA,O=komle-conformance NOT-VALID,C=DE";
+const CA_DN: &str =
+    "CN=KOMLE-TEST-CA TEST-ONLY,OU=Komponenten-CA,O=komle-conformance NOT-VALID,C=DE";
 const POLICY_GEM_OR_CP: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.276.0.76.4.163");
 const POLICY_C_HCI_ENC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.276.0.76.4.76");
 const POLICY_C_HCI_OSIG: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.276.0.76.4.78");
@@ -155,19 +156,21 @@ impl Ca {
         valid: (SystemTime, SystemTime),
     ) -> Result<KeyMaterial, PkiError> {
         let key = match algorithm {
-            KeyAlgorithm::Rsa => TestKey::Rsa(rsa_key(key_name)?),
+            KeyAlgorithm::Rsa => TestKey::Rsa(Box::new(rsa_key(key_name)?)),
             KeyAlgorithm::EccBrainpoolP256r1 => TestKey::Ecc(ecc_key(key_name)?),
         };
         let (usage, policy): (FlagSet<KeyUsages>, _) = match (&kind, algorithm) {
-            (Kind::Enc, KeyAlgorithm::Rsa) => {
-                (KeyUsages::KeyEncipherment | KeyUsages::DataEncipherment, POLICY_C_HCI_ENC)
-            }
+            (Kind::Enc, KeyAlgorithm::Rsa) => (
+                KeyUsages::KeyEncipherment | KeyUsages::DataEncipherment,
+                POLICY_C_HCI_ENC,
+            ),
             (Kind::Enc, KeyAlgorithm::EccBrainpoolP256r1) => {
                 (KeyUsages::KeyAgreement.into(), POLICY_C_HCI_ENC)
             }
-            (Kind::Osig, _) => {
-                (KeyUsages::DigitalSignature | KeyUsages::NonRepudiation, POLICY_C_HCI_OSIG)
-            }
+            (Kind::Osig, _) => (
+                KeyUsages::DigitalSignature | KeyUsages::NonRepudiation,
+                POLICY_C_HCI_OSIG,
+            ),
         };
         self.next_serial += 1;
         let serial = self.next_serial;
@@ -186,14 +189,26 @@ impl Ca {
             ],
         };
         let cert_der = issue(spec, &key, &self.name, &self.key)?;
-        Ok(KeyMaterial { cert_der, private_key_pkcs8_der: key.pkcs8_der()?, algorithm, serial })
+        Ok(KeyMaterial {
+            cert_der,
+            private_key_pkcs8_der: key.pkcs8_der()?,
+            algorithm,
+            serial,
+        })
     }
 
     fn valid(&self) -> (SystemTime, SystemTime) {
         (self.now - 30 * DAY, self.now + 365 * DAY)
     }
 
-    fn person(&self, uid: &str, address: &str, enc: Vec<KeyMaterial>, osig: Vec<KeyMaterial>, tid: &str) -> Person {
+    fn person(
+        &self,
+        uid: &str,
+        address: &str,
+        enc: Vec<KeyMaterial>,
+        osig: Vec<KeyMaterial>,
+        tid: &str,
+    ) -> Person {
         Person {
             uid: uid.to_owned(),
             address: address.to_owned(),
@@ -211,7 +226,7 @@ impl TestPki {
     pub fn generate(now: SystemTime) -> Result<TestPki, PkiError> {
         let ca_key = rsa_key("ca")?;
         let ca_name = name(CA_DN)?;
-        let ca_test_key = TestKey::Rsa(ca_key.clone());
+        let ca_test_key = TestKey::Rsa(Box::new(ca_key.clone()));
         let ca_cert = issue(
             CertSpec {
                 serial: 1,
@@ -233,7 +248,12 @@ impl TestPki {
             algorithm: KeyAlgorithm::Rsa,
             serial: 1,
         };
-        let mut ca = Ca { name: ca_name, key: ca_key, now, next_serial: 100 };
+        let mut ca = Ca {
+            name: ca_name,
+            key: ca_key,
+            now,
+            next_serial: 100,
+        };
         let valid = ca.valid();
         let rsa = KeyAlgorithm::Rsa;
         let ecc = KeyAlgorithm::EccBrainpoolP256r1;
@@ -241,19 +261,39 @@ impl TestPki {
         let a = "sender@komle.test";
         let sender_enc = ca.cert("sender-enc", rsa, Kind::Enc, a, "1-SENDER-0001", valid)?;
         let sender_osig = ca.cert("sender-osig", rsa, Kind::Osig, a, "1-SENDER-0001", valid)?;
-        let sender = ca.person("sender", a, vec![sender_enc], vec![sender_osig], "1-SENDER-0001");
+        let sender = ca.person(
+            "sender",
+            a,
+            vec![sender_enc],
+            vec![sender_osig],
+            "1-SENDER-0001",
+        );
 
         let a = "single@komle.test";
         let single = vec![ca.cert("single", rsa, Kind::Enc, a, "1-SINGLE-0002", valid)?];
         let single = ca.person("single", a, single, vec![], "1-SINGLE-0002");
 
         let a = "oldnew@komle.test";
-        let old = ca.cert("oldnew-old", rsa, Kind::Enc, a, "1-OLDNEW-0003", (now - 400 * DAY, now + 30 * DAY))?;
+        let old = ca.cert(
+            "oldnew-old",
+            rsa,
+            Kind::Enc,
+            a,
+            "1-OLDNEW-0003",
+            (now - 400 * DAY, now + 30 * DAY),
+        )?;
         let new = ca.cert("oldnew-new", rsa, Kind::Enc, a, "1-OLDNEW-0003", valid)?;
         let old_and_new_card = ca.person("oldnew", a, vec![old, new], vec![], "1-OLDNEW-0003");
 
         let a = "expired@komle.test";
-        let exp = ca.cert("expired", rsa, Kind::Enc, a, "1-EXPIRED-0004", (now - 800 * DAY, now - DAY))?;
+        let exp = ca.cert(
+            "expired",
+            rsa,
+            Kind::Enc,
+            a,
+            "1-EXPIRED-0004",
+            (now - 800 * DAY, now - DAY),
+        )?;
         let expired = ca.person("expired", a, vec![exp], vec![], "1-EXPIRED-0004");
 
         let a = "eccrsa@komle.test";
@@ -280,7 +320,7 @@ impl TestPki {
         let m = ca.cert("metachar", rsa, Kind::Enc, a, "1-META-0009", valid)?;
         let metachar = ca.person("metachar", a, vec![m], vec![], "1-META-0009");
 
-        let tls_key = TestKey::Rsa(rsa_key("tls-server")?);
+        let tls_key = TestKey::Rsa(Box::new(rsa_key("tls-server")?));
         ca.next_serial += 1;
         let tls_cert = issue(
             CertSpec {
@@ -290,7 +330,9 @@ impl TestPki {
                 not_after: valid.1,
                 extensions: vec![
                     extensions::basic_constraints(false)?,
-                    extensions::key_usage(KeyUsages::DigitalSignature | KeyUsages::KeyEncipherment)?,
+                    extensions::key_usage(
+                        KeyUsages::DigitalSignature | KeyUsages::KeyEncipherment,
+                    )?,
                     extensions::server_auth()?,
                     extensions::server_san("localhost", [127, 0, 0, 1])?,
                 ],

@@ -44,8 +44,14 @@ fn a_2022_selection_rules_hold_for_the_generated_set() {
     assert_eq!(usable(&pki.old_and_new_card, false), 2);
     assert_eq!(usable(&pki.ecc_and_rsa, false), 1);
     assert_eq!(usable(&pki.ecc_and_rsa, true), 2);
-    assert_eq!(select(&ders(&pki.expired), now, true).selection, Selection::NoValidCertificate);
-    assert_eq!(select(&ders(&pki.expired), now, true).skipped[0].reason, SkipReason::Expired);
+    assert_eq!(
+        select(&ders(&pki.expired), now, true).selection,
+        Selection::NoValidCertificate
+    );
+    assert_eq!(
+        select(&ders(&pki.expired), now, true).skipped[0].reason,
+        SkipReason::Expired
+    );
     assert!(matches!(
         select(&ders(&pki.conflicting), now, true).selection,
         Selection::ConflictingTelematikIds(ids) if ids.len() == 2
@@ -57,7 +63,7 @@ fn a_2022_selection_rules_hold_for_the_generated_set() {
 fn sender_has_an_osig_certificate_that_is_not_for_encryption() {
     let (pki, now) = pki();
     let osig = &pki.sender.osig[0];
-    let s = select(&[osig.cert_der.clone()], now, true);
+    let s = select(std::slice::from_ref(&osig.cert_der), now, true);
     assert_eq!(s.selection, Selection::NoValidCertificate);
     assert_eq!(s.skipped[0].reason, SkipReason::NoEncryptionKeyUsage);
 }
@@ -66,15 +72,27 @@ fn sender_has_an_osig_certificate_that_is_not_for_encryption() {
 fn keys_are_deterministic_and_distinct() {
     let (a, _) = pki();
     let (b, _) = pki();
-    assert_eq!(a.single.enc[0].private_key_pkcs8_der, b.single.enc[0].private_key_pkcs8_der);
-    assert_ne!(a.single.enc[0].private_key_pkcs8_der, a.sender.enc[0].private_key_pkcs8_der);
+    assert_eq!(
+        a.single.enc[0].private_key_pkcs8_der,
+        b.single.enc[0].private_key_pkcs8_der
+    );
+    assert_ne!(
+        a.single.enc[0].private_key_pkcs8_der,
+        a.sender.enc[0].private_key_pkcs8_der
+    );
     let ecc = &a.ecc_and_rsa.enc[1];
     assert_eq!(ecc.algorithm, KeyAlgorithm::EccBrainpoolP256r1);
-    assert_eq!(ecc.private_key_pkcs8_der, b.ecc_and_rsa.enc[1].private_key_pkcs8_der);
+    assert_eq!(
+        ecc.private_key_pkcs8_der,
+        b.ecc_and_rsa.enc[1].private_key_pkcs8_der
+    );
 }
 
 fn openssl(args: &[&str]) -> std::process::Output {
-    std::process::Command::new("openssl").args(args).output().expect("openssl installed")
+    std::process::Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl installed")
 }
 
 #[test]
@@ -94,7 +112,11 @@ fn openssl_verifies_chain_keys_and_crl() {
     ] {
         let cert = w(&format!("{n}.pem"), k.cert_pem());
         let out = openssl(&["verify", "-CAfile", &ca, &cert]);
-        assert!(out.status.success(), "{n}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{n}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         // The private key matches the certificate's public key.
         let key = w(&format!("{n}.key"), k.private_key_pem());
         let a = openssl(&["pkey", "-in", &key, "-pubout"]).stdout;
@@ -104,20 +126,45 @@ fn openssl_verifies_chain_keys_and_crl() {
     }
     let crl = w("crl.pem", pem("X509 CRL", &pki.crl_der));
     let revoked = w("revoked.pem", pki.revoked.enc[0].cert_pem());
-    let out = openssl(&["verify", "-crl_check", "-CAfile", &ca, "-CRLfile", &crl, &revoked]);
+    let out = openssl(&[
+        "verify",
+        "-crl_check",
+        "-CAfile",
+        &ca,
+        "-CRLfile",
+        &crl,
+        &revoked,
+    ]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("revoked")
-        || String::from_utf8_lossy(&out.stderr).contains("revoked"));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("revoked")
+            || String::from_utf8_lossy(&out.stderr).contains("revoked")
+    );
     let single = w("single2.pem", pki.single.enc[0].cert_pem());
-    let out = openssl(&["verify", "-crl_check", "-CAfile", &ca, "-CRLfile", &crl, &single]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = openssl(&[
+        "verify",
+        "-crl_check",
+        "-CAfile",
+        &ca,
+        "-CRLfile",
+        &crl,
+        &single,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
 fn ldif_has_one_entry_per_person_and_base64_certificates() {
     let (pki, _) = pki();
     let l = pki.ldif(true);
-    assert_eq!(l.matches("\ndn: uid=").count() + usize::from(l.starts_with("dn: uid=")), 9);
+    assert_eq!(
+        l.matches("\ndn: uid=").count() + usize::from(l.starts_with("dn: uid=")),
+        9
+    );
     assert_eq!(l.matches("userCertificate;binary:: ").count(), 11);
     assert!(l.contains("mail: star*(paren)@komle.test\n"));
     assert!(l.contains("komLeData: 1.0,single@komle.test\n"));

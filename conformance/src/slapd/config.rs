@@ -27,7 +27,11 @@ pub(crate) fn slapd_conf(p: &ConfParams<'_>) -> String {
         c.push_str(&format!("include {s}\n"));
     }
     c.push_str("modulepath /usr/lib/ldap\nmoduleload back_mdb\n");
-    c.push_str(&format!("pidfile {}/slapd.pid\nargsfile {}/slapd.args\n", p.dir.display(), p.dir.display()));
+    c.push_str(&format!(
+        "pidfile {}/slapd.pid\nargsfile {}/slapd.args\n",
+        p.dir.display(),
+        p.dir.display()
+    ));
     if let Some((ca, cert, key)) = p.tls {
         c.push_str(&format!(
             "TLSCACertificateFile {ca}\nTLSCertificateFile {cert}\nTLSCertificateKeyFile {key}\n"

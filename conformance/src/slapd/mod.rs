@@ -73,7 +73,9 @@ pub struct Slapd {
 }
 
 fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port())
+    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+        .local_addr()?
+        .port())
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> std::io::Result<String> {
@@ -117,20 +119,30 @@ impl Slapd {
             dir: dir.path(),
             db: &db,
             schema: schema.as_deref(),
-            tls: tls.as_ref().map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str())),
+            tls: tls
+                .as_ref()
+                .map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str())),
             require_bind: config.require_bind,
         });
         let conf = write(dir.path(), "slapd.conf", &conf_text)?;
         let ldif = write(dir.path(), "data.ldif", &config.ldif)?;
 
-        let out = Command::new("/usr/sbin/slapadd").args(["-f", &conf, "-l", &ldif]).output()?;
+        let out = Command::new("/usr/sbin/slapadd")
+            .args(["-f", &conf, "-l", &ldif])
+            .output()?;
         if !out.status.success() {
-            return Err(SlapdError::Failed(String::from_utf8_lossy(&out.stderr).into_owned()));
+            return Err(SlapdError::Failed(
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            ));
         }
 
         let port = free_port()?;
         let url = format!("ldap://127.0.0.1:{port}");
-        let ldaps_port = if tls.is_some() { Some(free_port()?) } else { None };
+        let ldaps_port = if tls.is_some() {
+            Some(free_port()?)
+        } else {
+            None
+        };
         let ldaps_url = ldaps_port.map(|p| format!("ldaps://127.0.0.1:{p}"));
         let mut listen = format!("{url}/");
         if let Some(u) = &ldaps_url {
@@ -144,7 +156,12 @@ impl Slapd {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()?;
-        let mut slapd = Slapd { child: Some(child), _dir: dir, url, ldaps_url };
+        let mut slapd = Slapd {
+            child: Some(child),
+            _dir: dir,
+            url,
+            ldaps_url,
+        };
         slapd.wait_until_listening(port)?;
         if let Some(p) = ldaps_port {
             slapd.wait_until_listening(p)?;

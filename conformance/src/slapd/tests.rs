@@ -8,12 +8,25 @@ use super::*;
 
 fn ldapsearch(url: &str, ca: Option<&str>, filter: &str) -> (bool, String) {
     let mut cmd = Command::new("ldapsearch");
-    cmd.args(["-x", "-LLL", "-H", url, "-b", VZD_BASE_DN, filter, "mail", "komLeData"]);
+    cmd.args([
+        "-x",
+        "-LLL",
+        "-H",
+        url,
+        "-b",
+        VZD_BASE_DN,
+        filter,
+        "mail",
+        "komLeData",
+    ]);
     if let Some(ca) = ca {
         cmd.env("LDAPTLS_CACERT", ca);
     }
     let out = cmd.output().expect("ldapsearch installed");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
 
 #[test]
@@ -29,7 +42,11 @@ fn serves_pki_entries_over_ldap_and_ldaps_and_stops() {
     let ca = dir.path().join("ca.pem");
     std::fs::write(&ca, pki.ca.cert_pem()).expect("write");
     let ldaps = slapd.ldaps_url().expect("ldaps").to_owned();
-    let (ok, out) = ldapsearch(&ldaps, Some(&ca.to_string_lossy()), "(mail=oldnew@komle.test)");
+    let (ok, out) = ldapsearch(
+        &ldaps,
+        Some(&ca.to_string_lossy()),
+        "(mail=oldnew@komle.test)",
+    );
     assert!(ok, "ldaps search failed");
     assert!(out.contains("mail: oldnew@komle.test"));
 

@@ -22,11 +22,15 @@ use der::{Decode, Tag, Tagged};
 /// well-formed but carries none, `Err` when the extension value is not valid DER.
 pub(crate) fn telematik_id(extension_value: &[u8]) -> Result<Option<String>, der::Error> {
     let syntax: Vec<AnyRef<'_>> = Vec::from_der(extension_value)?;
-    let Some(contents) = first_sequence(&syntax) else { return Ok(None) };
+    let Some(contents) = first_sequence(&syntax) else {
+        return Ok(None);
+    };
     let admissions: Vec<AnyRef<'_>> = contents.decode_as()?;
     for admission in admissions {
         let fields: Vec<AnyRef<'_>> = admission.decode_as()?;
-        let Some(infos) = first_sequence(&fields) else { continue };
+        let Some(infos) = first_sequence(&fields) else {
+            continue;
+        };
         let infos: Vec<AnyRef<'_>> = infos.decode_as()?;
         for info in infos {
             let fields: Vec<AnyRef<'_>> = info.decode_as()?;

@@ -137,7 +137,14 @@ impl CertificateCache {
         }
         let expires_at = unix_seconds(now).saturating_add(self.lifetime.as_secs());
         let digest = digest(&k, &certificates, expires_at);
-        self.entries.put(k, Entry { certificates, expires_at, digest });
+        self.entries.put(
+            k,
+            Entry {
+                certificates,
+                expires_at,
+                digest,
+            },
+        );
     }
 
     /// Evicts every entry that holds one of `rejected` (DER certificates the Konnektor refused)
@@ -202,7 +209,11 @@ impl RetryGuard {
 
     /// Call when the Konnektor rejected `rejected` (or, when it does not say which, all the
     /// certificates of the attempt).
-    pub fn on_rejected(&mut self, cache: &mut CertificateCache, rejected: &[Vec<u8>]) -> RetryDecision {
+    pub fn on_rejected(
+        &mut self,
+        cache: &mut CertificateCache,
+        rejected: &[Vec<u8>],
+    ) -> RetryDecision {
         let addresses = cache.invalidate(rejected);
         if self.retried || addresses.is_empty() {
             return RetryDecision::GiveUp;

@@ -24,13 +24,18 @@ impl DirectoryEntry {
         I: IntoIterator<Item = (&'a str, V)>,
         V: IntoIterator<Item = Vec<u8>>,
     {
-        let mut entry = DirectoryEntry { dn: dn.to_owned(), ..Default::default() };
+        let mut entry = DirectoryEntry {
+            dn: dn.to_owned(),
+            ..Default::default()
+        };
         for (name, values) in attributes {
             let base = name.split(';').next().unwrap_or(name);
             if base.eq_ignore_ascii_case(ATTR_USER_CERTIFICATE) {
                 entry.certificates.extend(values);
             } else if base.eq_ignore_ascii_case(ATTR_MAIL) {
-                entry.mail.extend(values.into_iter().filter_map(|v| String::from_utf8(v).ok()));
+                entry
+                    .mail
+                    .extend(values.into_iter().filter_map(|v| String::from_utf8(v).ok()));
             } else if base.eq_ignore_ascii_case(ATTR_KOM_LE_DATA) {
                 entry
                     .kom_le_data

@@ -126,7 +126,9 @@ impl InspectedCertificate {
 
 /// Seconds since the Unix epoch; times before 1970 count as 0.
 pub(crate) fn unix_seconds(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Inspects one DER certificate. A certificate that cannot be read is reported, not fatal.
@@ -147,8 +149,14 @@ pub fn inspect(der: &[u8]) -> Result<InspectedCertificate, SkipReason> {
                 .map_err(malformed)?;
             match curve {
                 Some(oids::BRAINPOOL_P256R1) => KeyAlgorithm::EccBrainpoolP256r1,
-                Some(other) => return Err(SkipReason::UnsupportedKeyAlgorithm(format!("EC {other}"))),
-                None => return Err(SkipReason::UnsupportedKeyAlgorithm("EC without curve".into())),
+                Some(other) => {
+                    return Err(SkipReason::UnsupportedKeyAlgorithm(format!("EC {other}")));
+                }
+                None => {
+                    return Err(SkipReason::UnsupportedKeyAlgorithm(
+                        "EC without curve".into(),
+                    ));
+                }
             }
         }
         other => return Err(SkipReason::UnsupportedKeyAlgorithm(other.to_string())),

@@ -15,7 +15,9 @@ pub mod oids;
 pub mod query;
 pub mod select;
 
-pub use cache::{CacheConfig, CacheLookup, CacheStats, CertificateCache, RetryDecision, RetryGuard};
+pub use cache::{
+    CacheConfig, CacheLookup, CacheStats, CertificateCache, RetryDecision, RetryGuard,
+};
 pub use entry::DirectoryEntry;
 pub use inspect::{InspectedCertificate, KeyAlgorithm, SkipReason, inspect};
 pub use query::{DirectoryQuery, escape_filter_value};

@@ -54,24 +54,36 @@ pub fn select(certificates: &[Vec<u8>], now: SystemTime, konnektor_ecc_capable: 
         }
     }
 
-    let mut ids: Vec<String> = valid.iter().filter_map(|(_, c)| c.telematik_id.clone()).collect();
+    let mut ids: Vec<String> = valid
+        .iter()
+        .filter_map(|(_, c)| c.telematik_id.clone())
+        .collect();
     ids.sort();
     ids.dedup();
     if ids.len() > 1 {
-        return Selected { selection: Selection::ConflictingTelematikIds(ids), skipped };
+        return Selected {
+            selection: Selection::ConflictingTelematikIds(ids),
+            skipped,
+        };
     }
 
     let mut usable = Vec::new();
     for (index, cert) in valid {
         if cert.key_algorithm == KeyAlgorithm::EccBrainpoolP256r1 && !konnektor_ecc_capable {
-            skipped.push(SkippedCertificate { index, reason: SkipReason::EccNotSupportedByKonnektor });
+            skipped.push(SkippedCertificate {
+                index,
+                reason: SkipReason::EccNotSupportedByKonnektor,
+            });
         } else {
             usable.push(cert);
         }
     }
     skipped.sort_by_key(|s| s.index);
-    let selection =
-        if usable.is_empty() { Selection::NoValidCertificate } else { Selection::Usable(usable) };
+    let selection = if usable.is_empty() {
+        Selection::NoValidCertificate
+    } else {
+        Selection::Usable(usable)
+    };
     Selected { selection, skipped }
 }
 
@@ -82,6 +94,9 @@ pub fn select_from_entries(
     now: SystemTime,
     konnektor_ecc_capable: bool,
 ) -> Selected {
-    let all: Vec<Vec<u8>> = entries.iter().flat_map(|e| e.certificates.iter().cloned()).collect();
+    let all: Vec<Vec<u8>> = entries
+        .iter()
+        .flat_map(|e| e.certificates.iter().cloned())
+        .collect();
     select(&all, now, konnektor_ecc_capable)
 }

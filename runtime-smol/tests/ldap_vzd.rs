@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime};
 use komle_conformance::pki::TestPki;
 use komle_conformance::slapd::{ADMIN_DN, ADMIN_PASSWORD, Slapd, SlapdConfig, TlsFiles};
 use komle_core::directory::{
-    CacheConfig, CacheLookup, CertificateCache, KeyAlgorithm, Selection, select,
-    select_from_entries,
+    CacheConfig, CacheLookup, CertificateCache, KeyAlgorithm, RetryDecision, RetryGuard, Selection,
+    select, select_from_entries,
 };
 use komle_smol::ldap::{DirectoryClient, LdapError, LdapSettings};
 
@@ -359,4 +359,48 @@ fn a_2026_cache_hit_serves_without_directory_and_expires() {
     ));
     let s = cache.stats();
     assert_eq!((s.hits, s.misses, s.expired), (1, 2, 1));
+}
+
+#[test]
+fn abb8_revoked_cached_certificate_is_looked_up_once_more_then_given_up() {
+    // Revocation is checked by the Konnektor, not locally: the revoked certificate passes the
+    // local rules, gets cached, and is rejected at EncryptDocument (simulated here by serial).
+    let (_s, client) = fixture();
+    let (pki, now) = pki();
+    let revoked_der = pki.revoked.enc[0].cert_der.clone();
+    let konnektor_rejects = |certs: &[Vec<u8>]| -> Vec<Vec<u8>> {
+        certs
+            .iter()
+            .filter(|c| **c == revoked_der)
+            .cloned()
+            .collect()
+    };
+    let mut cache = CertificateCache::new(CacheConfig::default());
+    let addr = "revoked@komle.test";
+    let lookup_and_cache = |cache: &mut CertificateCache| {
+        let entries = client.lookup_blocking(addr).expect("lookup");
+        let used = usable_ders(select_from_entries(&entries, *now, false).selection);
+        cache.insert(addr, used.clone(), *now);
+        used
+    };
+    lookup_and_cache(&mut cache);
+
+    // Next message: served from the cache, rejected by the Konnektor.
+    let CacheLookup::Hit(used) = cache.get(addr, *now) else {
+        panic!("expected a hit")
+    };
+    let mut guard = RetryGuard::new();
+    let rejected = konnektor_rejects(&used);
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(
+        guard.on_rejected(&mut cache, &rejected),
+        RetryDecision::LookUpReplacements(vec![addr.to_string()])
+    );
+    // The replacement lookup finds the same certificate; the retry is rejected again: final.
+    let used = lookup_and_cache(&mut cache);
+    assert_eq!(
+        guard.on_rejected(&mut cache, &konnektor_rejects(&used)),
+        RetryDecision::GiveUp
+    );
+    assert_eq!(cache.get(addr, *now), CacheLookup::Miss);
 }

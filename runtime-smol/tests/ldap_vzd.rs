@@ -404,3 +404,63 @@ fn abb8_revoked_cached_certificate_is_looked_up_once_more_then_given_up() {
     );
     assert_eq!(cache.get(addr, *now), CacheLookup::Miss);
 }
+
+#[test]
+fn a_2026_cache_first_then_directory_and_ecc_survives_in_the_cache() {
+    use komle_core::directory::{resolve_from_cache, resolve_from_directory};
+    let (_s, client) = fixture();
+    let now = pki().1;
+    let mut cache = CertificateCache::new(CacheConfig::default());
+    let addrs: Vec<String> = [
+        "eccrsa@komle.test",
+        "conflict@komle.test",
+        "nobody@komle.test",
+    ]
+    .map(String::from)
+    .into();
+
+    let pass = resolve_from_cache(&mut cache, &addrs, now, false);
+    assert!(pass.resolved.is_empty());
+    assert_eq!(pass.need_lookup, addrs);
+    for a in &pass.need_lookup {
+        let entries = client.lookup_blocking(a).expect("lookup");
+        let got = resolve_from_directory(&mut cache, a, &entries, now, false);
+        match a.as_str() {
+            "eccrsa@komle.test" => assert_eq!(usable_ders(got.selection).len(), 1),
+            "conflict@komle.test" => {
+                assert!(matches!(
+                    got.selection,
+                    Selection::ConflictingTelematikIds(_)
+                ))
+            }
+            _ => assert_eq!(got.selection, Selection::NoValidCertificate),
+        }
+    }
+    // Only the usable address was cached, with both certificates; an ECC-capable Konnektor
+    // later gets the ECC one from the cache, a non-capable one still only RSA (A_17472).
+    assert_eq!(cache.len(), 1);
+    let pass = resolve_from_cache(&mut cache, &addrs, now, true);
+    assert_eq!(pass.need_lookup, addrs[1..].to_vec());
+    assert_eq!(pass.resolved[0].0, "eccrsa@komle.test");
+    assert_eq!(usable_ders(pass.resolved[0].1.selection.clone()).len(), 2);
+    let pass = resolve_from_cache(&mut cache, &addrs[..1], now, false);
+    assert_eq!(usable_ders(pass.resolved[0].1.selection.clone()).len(), 1);
+}
+
+#[test]
+fn cached_certificates_that_expired_meanwhile_are_looked_up_again() {
+    use komle_core::directory::resolve_from_cache;
+    let (pki, now) = pki();
+    let mut cache = CertificateCache::new(CacheConfig {
+        lifetime: Duration::from_secs(10 * 365 * 86_400),
+        ..CacheConfig::default()
+    });
+    let addr = "single@komle.test".to_string();
+    cache.insert(&addr, vec![pki.single.enc[0].cert_der.clone()], *now);
+    // Two years later the certificate (valid one year) has expired though the entry has not.
+    let later = *now + Duration::from_secs(2 * 365 * 86_400);
+    let pass = resolve_from_cache(&mut cache, std::slice::from_ref(&addr), later, true);
+    assert!(pass.resolved.is_empty());
+    assert_eq!(pass.need_lookup, vec![addr]);
+    assert!(cache.is_empty());
+}

@@ -147,3 +147,31 @@ fn duplicate_certificate_counts_once() {
         other => panic!("expected usable, got {other:?}"),
     }
 }
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let s = select(std::slice::from_ref(&bytes), in_2024(), true);
+            prop_assert!(s.skipped.len() + usize::from(matches!(s.selection, Selection::Usable(_))) == 1);
+        }
+
+        #[test]
+        fn corrupted_sample_never_panics(flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8)) {
+            let mut der = cert_a();
+            for (i, b) in flips {
+                let i = i.index(der.len());
+                der[i] ^= b | 1;
+            }
+            // Whatever the outcome, it is data: a verdict or a skip reason.
+            let _ = inspect(&der);
+            let s = select(&[der, cert_a()], in_2024(), true);
+            prop_assert!(!matches!(s.selection, Selection::NoValidCertificate) || !s.skipped.is_empty());
+        }
+    }
+}

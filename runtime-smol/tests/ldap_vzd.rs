@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime};
 use komle_conformance::pki::TestPki;
 use komle_conformance::slapd::{ADMIN_DN, ADMIN_PASSWORD, Slapd, SlapdConfig, TlsFiles};
 use komle_core::directory::{
-    CacheConfig, CacheLookup, CertificateCache, KeyAlgorithm, Selection, select,
-    select_from_entries,
+    CacheConfig, CacheLookup, CertificateCache, KeyAlgorithm, RetryDecision, RetryGuard, Selection,
+    select, select_from_entries,
 };
 use komle_smol::ldap::{DirectoryClient, LdapError, LdapSettings};
 
@@ -359,4 +359,108 @@ fn a_2026_cache_hit_serves_without_directory_and_expires() {
     ));
     let s = cache.stats();
     assert_eq!((s.hits, s.misses, s.expired), (1, 2, 1));
+}
+
+#[test]
+fn abb8_revoked_cached_certificate_is_looked_up_once_more_then_given_up() {
+    // Revocation is checked by the Konnektor, not locally: the revoked certificate passes the
+    // local rules, gets cached, and is rejected at EncryptDocument (simulated here by serial).
+    let (_s, client) = fixture();
+    let (pki, now) = pki();
+    let revoked_der = pki.revoked.enc[0].cert_der.clone();
+    let konnektor_rejects = |certs: &[Vec<u8>]| -> Vec<Vec<u8>> {
+        certs
+            .iter()
+            .filter(|c| **c == revoked_der)
+            .cloned()
+            .collect()
+    };
+    let mut cache = CertificateCache::new(CacheConfig::default());
+    let addr = "revoked@komle.test";
+    let lookup_and_cache = |cache: &mut CertificateCache| {
+        let entries = client.lookup_blocking(addr).expect("lookup");
+        let used = usable_ders(select_from_entries(&entries, *now, false).selection);
+        cache.insert(addr, used.clone(), *now);
+        used
+    };
+    lookup_and_cache(&mut cache);
+
+    // Next message: served from the cache, rejected by the Konnektor.
+    let CacheLookup::Hit(used) = cache.get(addr, *now) else {
+        panic!("expected a hit")
+    };
+    let mut guard = RetryGuard::new();
+    let rejected = konnektor_rejects(&used);
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(
+        guard.on_rejected(&mut cache, &rejected),
+        RetryDecision::LookUpReplacements(vec![addr.to_string()])
+    );
+    // The replacement lookup finds the same certificate; the retry is rejected again: final.
+    let used = lookup_and_cache(&mut cache);
+    assert_eq!(
+        guard.on_rejected(&mut cache, &konnektor_rejects(&used)),
+        RetryDecision::GiveUp
+    );
+    assert_eq!(cache.get(addr, *now), CacheLookup::Miss);
+}
+
+#[test]
+fn a_2026_cache_first_then_directory_and_ecc_survives_in_the_cache() {
+    use komle_core::directory::{resolve_from_cache, resolve_from_directory};
+    let (_s, client) = fixture();
+    let now = pki().1;
+    let mut cache = CertificateCache::new(CacheConfig::default());
+    let addrs: Vec<String> = [
+        "eccrsa@komle.test",
+        "conflict@komle.test",
+        "nobody@komle.test",
+    ]
+    .map(String::from)
+    .into();
+
+    let pass = resolve_from_cache(&mut cache, &addrs, now, false);
+    assert!(pass.resolved.is_empty());
+    assert_eq!(pass.need_lookup, addrs);
+    for a in &pass.need_lookup {
+        let entries = client.lookup_blocking(a).expect("lookup");
+        let got = resolve_from_directory(&mut cache, a, &entries, now, false);
+        match a.as_str() {
+            "eccrsa@komle.test" => assert_eq!(usable_ders(got.selection).len(), 1),
+            "conflict@komle.test" => {
+                assert!(matches!(
+                    got.selection,
+                    Selection::ConflictingTelematikIds(_)
+                ))
+            }
+            _ => assert_eq!(got.selection, Selection::NoValidCertificate),
+        }
+    }
+    // Only the usable address was cached, with both certificates; an ECC-capable Konnektor
+    // later gets the ECC one from the cache, a non-capable one still only RSA (A_17472).
+    assert_eq!(cache.len(), 1);
+    let pass = resolve_from_cache(&mut cache, &addrs, now, true);
+    assert_eq!(pass.need_lookup, addrs[1..].to_vec());
+    assert_eq!(pass.resolved[0].0, "eccrsa@komle.test");
+    assert_eq!(usable_ders(pass.resolved[0].1.selection.clone()).len(), 2);
+    let pass = resolve_from_cache(&mut cache, &addrs[..1], now, false);
+    assert_eq!(usable_ders(pass.resolved[0].1.selection.clone()).len(), 1);
+}
+
+#[test]
+fn cached_certificates_that_expired_meanwhile_are_looked_up_again() {
+    use komle_core::directory::resolve_from_cache;
+    let (pki, now) = pki();
+    let mut cache = CertificateCache::new(CacheConfig {
+        lifetime: Duration::from_secs(10 * 365 * 86_400),
+        ..CacheConfig::default()
+    });
+    let addr = "single@komle.test".to_string();
+    cache.insert(&addr, vec![pki.single.enc[0].cert_der.clone()], *now);
+    // Two years later the certificate (valid one year) has expired though the entry has not.
+    let later = *now + Duration::from_secs(2 * 365 * 86_400);
+    let pass = resolve_from_cache(&mut cache, std::slice::from_ref(&addr), later, true);
+    assert!(pass.resolved.is_empty());
+    assert_eq!(pass.need_lookup, vec![addr]);
+    assert!(cache.is_empty());
 }

@@ -22,7 +22,7 @@ pub(crate) const BRAINPOOL_P256R1: ObjectIdentifier =
 /// A private key of the test PKI.
 #[derive(Clone)]
 pub enum TestKey {
-    Rsa(RsaPrivateKey),
+    Rsa(Box<RsaPrivateKey>),
     /// brainpoolP256r1 private scalar (32 bytes, big-endian).
     Ecc(bp256::r1::SecretKey),
 }

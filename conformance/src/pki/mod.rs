@@ -156,7 +156,7 @@ impl Ca {
         valid: (SystemTime, SystemTime),
     ) -> Result<KeyMaterial, PkiError> {
         let key = match algorithm {
-            KeyAlgorithm::Rsa => TestKey::Rsa(rsa_key(key_name)?),
+            KeyAlgorithm::Rsa => TestKey::Rsa(Box::new(rsa_key(key_name)?)),
             KeyAlgorithm::EccBrainpoolP256r1 => TestKey::Ecc(ecc_key(key_name)?),
         };
         let (usage, policy): (FlagSet<KeyUsages>, _) = match (&kind, algorithm) {
@@ -226,7 +226,7 @@ impl TestPki {
     pub fn generate(now: SystemTime) -> Result<TestPki, PkiError> {
         let ca_key = rsa_key("ca")?;
         let ca_name = name(CA_DN)?;
-        let ca_test_key = TestKey::Rsa(ca_key.clone());
+        let ca_test_key = TestKey::Rsa(Box::new(ca_key.clone()));
         let ca_cert = issue(
             CertSpec {
                 serial: 1,
@@ -320,7 +320,7 @@ impl TestPki {
         let m = ca.cert("metachar", rsa, Kind::Enc, a, "1-META-0009", valid)?;
         let metachar = ca.person("metachar", a, vec![m], vec![], "1-META-0009");
 
-        let tls_key = TestKey::Rsa(rsa_key("tls-server")?);
+        let tls_key = TestKey::Rsa(Box::new(rsa_key("tls-server")?));
         ca.next_serial += 1;
         let tls_cert = issue(
             CertSpec {

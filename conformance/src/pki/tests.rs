@@ -63,7 +63,7 @@ fn a_2022_selection_rules_hold_for_the_generated_set() {
 fn sender_has_an_osig_certificate_that_is_not_for_encryption() {
     let (pki, now) = pki();
     let osig = &pki.sender.osig[0];
-    let s = select(&[osig.cert_der.clone()], now, true);
+    let s = select(std::slice::from_ref(&osig.cert_der), now, true);
     assert_eq!(s.selection, Selection::NoValidCertificate);
     assert_eq!(s.skipped[0].reason, SkipReason::NoEncryptionKeyUsage);
 }

@@ -13,6 +13,7 @@ pub mod entry;
 pub mod inspect;
 pub mod oids;
 pub mod query;
+pub mod resolve;
 pub mod select;
 
 pub use cache::{
@@ -21,4 +22,5 @@ pub use cache::{
 pub use entry::DirectoryEntry;
 pub use inspect::{InspectedCertificate, KeyAlgorithm, SkipReason, inspect};
 pub use query::{DirectoryQuery, escape_filter_value};
+pub use resolve::{CachePass, resolve_from_cache, resolve_from_directory};
 pub use select::{Selected, Selection, SkippedCertificate, select, select_from_entries};

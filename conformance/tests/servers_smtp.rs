@@ -213,3 +213,37 @@ fn client_without_the_test_ca_rejects_the_certificate() {
         text(&out)
     );
 }
+
+#[test]
+fn ehlo_advertises_auth_only_with_plain_and_login_and_a_size_above_40_mb() {
+    let s = start_two_users();
+    let script = r#"
+import smtplib, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[1])
+with smtplib.SMTP_SSL("localhost", int(sys.argv[2]), context=ctx, timeout=30) as c:
+    c.ehlo("client.test")
+    print("AUTH=" + c.esmtp_features.get("auth", ""))
+    print("SIZE=" + c.esmtp_features.get("size", ""))
+"#;
+    let port = s.smtps_addr().port().to_string();
+    let ca = s.ca_pem_path().to_str().expect("utf-8 path").to_string();
+    let out = python(script, &[&ca, &port], b"");
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let auth = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("AUTH="))
+        .unwrap_or("");
+    let mut mechs: Vec<&str> = auth.split_whitespace().collect();
+    mechs.sort_unstable();
+    assert_eq!(mechs, vec!["LOGIN", "PLAIN"], "{stdout}");
+    let size: u64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("SIZE="))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(
+        size >= 40 * 1000 * 1000 * 4 / 3,
+        "SIZE {size} too small for 40 MB S/MIME"
+    );
+}

@@ -187,6 +187,8 @@ impl MailServers {
             postfix::master_cf(postfix_layout.smtps).as_bytes(),
         )?;
 
+        postfix::backdate_config(&postfix_layout)?;
+
         let dovecot = dovecot::start(&dovecot_layout, &conf, READY_TIMEOUT)?;
         let postfix = postfix::start(&postfix_layout, READY_TIMEOUT)?;
         Ok(MailServers {

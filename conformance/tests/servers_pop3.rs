@@ -235,3 +235,43 @@ print(repr(data))
         text(&out)
     );
 }
+
+#[test]
+fn sasl_auth_plain_login_works_and_bare_lf_mail_is_served_as_crlf() {
+    let s = start_two_users();
+    let lf_message = b"From: <bob@b.example>\nSubject: lf only\n\nline one\n.dot line\n";
+    s.deliver_direct(ALICE, lf_message).expect("deliver");
+    // POP3 SASL PLAIN (RFC 5034), as the Clientmodul's POP3 client may use (A_2035).
+    let script = r#"
+import poplib, ssl, sys, base64
+ctx = ssl.create_default_context(cafile=sys.argv[1])
+p = poplib.POP3_SSL("127.0.0.1", int(sys.argv[2]), context=ctx, timeout=30)
+token = base64.b64encode(b"\0" + sys.argv[3].encode() + b"\0" + sys.argv[4].encode()).decode()
+print("AUTH", p._shortcmd("AUTH PLAIN " + token))
+resp, lines, octets = p.retr(1)
+sys.stdout.flush()
+sys.stdout.buffer.write(b"\r\n".join(lines) + b"\r\n")
+p.quit()
+"#;
+    let (ca, port) = ca_and_port(&s);
+    let out = python(script, &[&ca, &port, ALICE, ALICE_PW], b"");
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = out.stdout.clone();
+    let (first, rest) = stdout.split_at(
+        stdout
+            .iter()
+            .position(|&b| b == b'\n')
+            .map(|i| i + 1)
+            .unwrap_or(0),
+    );
+    assert!(
+        String::from_utf8_lossy(first).starts_with("AUTH b'+OK"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        rest,
+        to_crlf(lf_message),
+        "bare LF served as CRLF, dot line intact"
+    );
+}

@@ -196,3 +196,79 @@ fn a_server_that_never_gets_ready_times_out_and_is_killed() {
         "sleep child must be killed with its group"
     );
 }
+
+/// A fake harness instance: a temp dir with the harness prefix and a process group whose
+/// leader's command line names the dir (as `master -c DIR/...` does).
+fn fake_instance(owner: u32) -> (std::path::PathBuf, std::process::Child) {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::Builder::new()
+        .prefix(komle_conformance::servers::stale::DIR_PREFIX)
+        .tempdir()
+        .expect("tempdir")
+        .keep();
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg(format!("sleep 60 & wait; : {}", dir.display()))
+        .process_group(0)
+        .spawn()
+        .expect("spawn group");
+    let pgid = child.id();
+    std::fs::write(
+        dir.join("instance"),
+        format!("owner={owner}\npgid={pgid}\n"),
+    )
+    .expect("record");
+    (dir, child)
+}
+
+fn wait_exit(child: &mut std::process::Child, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+#[test]
+fn instances_of_dead_test_processes_are_reaped_and_live_ones_kept() {
+    use komle_conformance::servers::stale::reap_stale;
+    let dead_owner = {
+        let mut c = Command::new("true").spawn().expect("spawn true");
+        let pid = c.id();
+        c.wait().expect("wait true");
+        pid
+    };
+    let (stale_dir, mut stale_group) = fake_instance(dead_owner);
+    let (live_dir, mut live_group) = fake_instance(std::process::id());
+    let (stale_pgid, live_pgid) = (stale_group.id() as i32, live_group.id() as i32);
+
+    reap_stale();
+    assert!(
+        wait_exit(&mut stale_group, Duration::from_secs(5)),
+        "stale leader killed"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !group_is_gone(stale_pgid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        group_is_gone(stale_pgid),
+        "the stale group's sleep child is killed too"
+    );
+    assert!(!stale_dir.exists(), "stale dir removed");
+
+    assert!(
+        !group_is_gone(live_pgid),
+        "an instance with a live owner is never touched"
+    );
+    assert!(live_dir.exists());
+    // clean up the live fake instance ourselves
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{live_pgid}")])
+        .status();
+    assert!(wait_exit(&mut live_group, Duration::from_secs(5)));
+    std::fs::remove_dir_all(&live_dir).expect("remove live fake dir");
+}

@@ -148,19 +148,22 @@ service auth {{
     )
 }
 
-/// Starts Dovecot in the foreground with `conf` and waits until POP3S, LMTP and auth accept.
-pub fn start(l: &DovecotLayout, conf: &Path, timeout: Duration) -> Result<ServerProcess> {
+/// Starts Dovecot in the foreground with `conf` (returns at once; see [`wait_ready`]).
+pub fn spawn(l: &DovecotLayout, conf: &Path) -> Result<ServerProcess> {
     let mut cmd = Command::new("dovecot");
     cmd.arg("-F").arg("-c").arg(conf);
-    let mut proc = ServerProcess::spawn(
+    ServerProcess::spawn(
         "dovecot",
         cmd,
         &l.root.join("console.log"),
         vec![l.log.clone()],
-    )?;
+    )
+}
+
+/// Waits until POP3S, LMTP and auth accept connections.
+pub fn wait_ready(proc: &mut ServerProcess, l: &DovecotLayout, timeout: Duration) -> Result<()> {
     let (pop3s, lmtp, auth) = (l.pop3s, l.lmtp_socket.clone(), l.auth_socket.clone());
     proc.wait_until("POP3S, LMTP and auth listeners", timeout, || {
         tcp_accepts(pop3s) && unix_accepts(&lmtp) && unix_accepts(&auth)
-    })?;
-    Ok(proc)
+    })
 }

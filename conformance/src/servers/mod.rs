@@ -32,6 +32,7 @@ pub mod lmtp;
 pub mod maildir;
 pub mod postfix;
 pub mod process;
+pub mod stale;
 pub mod sysuser;
 pub mod tls;
 
@@ -111,8 +112,9 @@ impl MailServers {
         let began = Instant::now();
         let users = normalise_users(users)?;
         let domains = domains_of(&users)?;
+        stale::reap_stale();
         let dir = tempfile::Builder::new()
-            .prefix("komle-mail-")
+            .prefix(stale::DIR_PREFIX)
             .tempdir()
             .map_err(ServerError::io("creating temp dir"))?;
         let root = dir.path().to_path_buf();
@@ -189,8 +191,15 @@ impl MailServers {
 
         postfix::backdate_config(&postfix_layout)?;
 
-        let dovecot = dovecot::start(&dovecot_layout, &conf, READY_TIMEOUT)?;
-        let postfix = postfix::start(&postfix_layout, READY_TIMEOUT)?;
+        // Both start in parallel (Postfix needs Dovecot's sockets only per connection). The
+        // record is rewritten after each spawn so a test killed mid-start is reaped later.
+        stale::record(&root, &[])?;
+        let mut dovecot = dovecot::spawn(&dovecot_layout, &conf)?;
+        stale::record(&root, &[dovecot.pgid()])?;
+        let mut postfix = postfix::spawn(&postfix_layout)?;
+        stale::record(&root, &[dovecot.pgid(), postfix.pgid()])?;
+        dovecot::wait_ready(&mut dovecot, &dovecot_layout, READY_TIMEOUT)?;
+        postfix::wait_ready(&mut postfix, &postfix_layout, READY_TIMEOUT)?;
         Ok(MailServers {
             postfix: Some(postfix),
             dovecot,

@@ -228,22 +228,24 @@ pub fn backdate_config(l: &PostfixLayout) -> Result<()> {
     Ok(())
 }
 
-/// Starts `master -c CONFIG_DIR -d` and waits until the SMTPS port accepts connections.
-pub fn start(l: &PostfixLayout, timeout: Duration) -> Result<ServerProcess> {
-    let daemon_dir = daemon_directory();
-    let mut cmd = Command::new(daemon_dir.join("master"));
+/// Starts `master -c CONFIG_DIR -d` (returns at once; see [`wait_ready`]).
+pub fn spawn(l: &PostfixLayout) -> Result<ServerProcess> {
+    let mut cmd = Command::new(daemon_directory().join("master"));
     cmd.arg("-c").arg(&l.config_dir).arg("-d");
     // master re-reads MAIL_CONFIG; make sure an inherited value cannot point elsewhere.
     cmd.env("MAIL_CONFIG", &l.config_dir);
-    let mut proc = ServerProcess::spawn(
+    ServerProcess::spawn(
         "postfix",
         cmd,
         &l.root.join("console.log"),
         vec![l.log.clone()],
-    )?;
+    )
+}
+
+/// Waits until the SMTPS port accepts connections.
+pub fn wait_ready(proc: &mut ServerProcess, l: &PostfixLayout, timeout: Duration) -> Result<()> {
     let smtps = l.smtps;
-    proc.wait_until("SMTPS listener", timeout, || tcp_accepts(smtps))?;
-    Ok(proc)
+    proc.wait_until("SMTPS listener", timeout, || tcp_accepts(smtps))
 }
 
 /// `daemon_directory` of the installed Postfix (where `master` lives): Debian's path when it

@@ -247,3 +247,29 @@ with smtplib.SMTP_SSL("localhost", int(sys.argv[2]), context=ctx, timeout=30) as
         "SIZE {size} too small for 40 MB S/MIME"
     );
 }
+
+#[test]
+fn authenticated_mail_to_an_outside_domain_is_refused_at_rcpt_not_relayed() {
+    let s = start_two_users();
+    let msg = message(ALICE, &["someone@outside.example"], "outside");
+    let out = curl_send(
+        &s,
+        ALICE,
+        ALICE_PW,
+        ALICE,
+        &["someone@outside.example"],
+        &msg,
+        &[],
+    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("< 235"), "AUTH succeeded: {log}");
+    // Relaying is permitted after AUTH, but the harness has no outside world: the `error`
+    // transport makes Postfix refuse such recipients at once (no DNS, no queued retries).
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(log.contains("< 550"), "{log}");
+    assert!(
+        log.contains("external delivery is disabled in tests"),
+        "{log}"
+    );
+    assert!(!log.contains("Relay access denied"), "{log}");
+}

@@ -127,7 +127,7 @@ impl MailServers {
                 .unwrap_or_default()
         );
 
-        let tls = TestTls::generate(&root.join("tls"))?;
+        let tls = TestTls::generate(&root.join("tls"), &instance)?;
         let mail_owner = (sysuser::uid("mail")?, sysuser::primary_gid("mail")?);
         let mail_root = root.join("mail");
         std::fs::create_dir(&mail_root).map_err(ServerError::io_path("creating", &mail_root))?;

@@ -22,8 +22,14 @@ pub struct TestTls {
 }
 
 impl TestTls {
-    /// Generates a fresh CA and server certificate in `dir` (created if missing).
-    pub fn generate(dir: &Path) -> Result<TestTls> {
+    /// Generates a fresh CA and server certificate in `dir` (created if missing). `ca_label`
+    /// goes into the CA's common name: distinct names per instance make a client that trusts
+    /// the wrong instance's CA fail with "unknown issuer" instead of a confusing bad signature.
+    pub fn generate(dir: &Path, ca_label: &str) -> Result<TestTls> {
+        if ca_label.contains(['/', '=', '\\', '\n']) {
+            return Err(ServerError::InvalidInput(format!("CA label {ca_label:?}")));
+        }
+        let ca_subject = format!("/CN=KOM-LE test mail CA {ca_label}");
         std::fs::create_dir_all(dir).map_err(ServerError::io_path("creating", dir))?;
         let ca_key = dir.join("ca.key");
         let ca_pem = dir.join("ca.pem");
@@ -47,7 +53,7 @@ impl TestTls {
             "-days",
             "3",
             "-subj",
-            "/CN=KOM-LE test mail CA",
+            &ca_subject,
             "-addext",
             "basicConstraints=critical,CA:TRUE",
             "-addext",
@@ -96,6 +102,23 @@ impl TestTls {
             server_cert_pem,
             server_key_pem,
         })
+    }
+}
+
+impl TestTls {
+    /// A rustls root store holding only the test CA: what a Rust client (such as the
+    /// Clientmodul's SMTP/POP3 client side) needs to verify these servers.
+    pub fn rustls_root_store(&self) -> Result<rustls::RootCertStore> {
+        let pem =
+            std::fs::read(&self.ca_pem).map_err(ServerError::io_path("reading", &self.ca_pem))?;
+        let mut store = rustls::RootCertStore::empty();
+        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+            let cert = cert.map_err(ServerError::io_path("parsing", &self.ca_pem))?;
+            store.add(cert).map_err(|e| {
+                ServerError::InvalidInput(format!("test CA rejected by rustls: {e}"))
+            })?;
+        }
+        Ok(store)
     }
 }
 

@@ -136,10 +136,15 @@ impl MailServers {
         set_mode(&mail_root, 0o700)?;
 
         let localhost = Ipv4Addr::LOCALHOST;
+        let pop3s_port = process::free_port()?;
+        let mut smtps_port = process::free_port()?;
+        while smtps_port == pop3s_port {
+            smtps_port = process::free_port()?;
+        }
         let dovecot_layout = DovecotLayout::new(
             &root.join("dovecot"),
             &mail_root,
-            SocketAddr::from((localhost, process::free_port()?)),
+            SocketAddr::from((localhost, pop3s_port)),
         );
         std::fs::create_dir(&dovecot_layout.root)
             .map_err(ServerError::io_path("creating", &dovecot_layout.root))?;
@@ -164,7 +169,7 @@ impl MailServers {
 
         let postfix_layout = PostfixLayout::new(
             &root.join("postfix"),
-            SocketAddr::from((localhost, process::free_port()?)),
+            SocketAddr::from((localhost, smtps_port)),
         );
         postfix::prepare_dirs(&postfix_layout)?;
         let addresses: Vec<String> = users.iter().map(|u| u.address.clone()).collect();
@@ -260,8 +265,9 @@ impl MailServers {
     }
 
     /// The raw stored bytes of every message in `address`'s Maildir (`new/` and `cur/`), oldest
-    /// first. Messages delivered by Postfix carry the `Return-Path`, `Delivered-To` and
-    /// `Received` headers the servers prepend.
+    /// first. Messages delivered through Postfix/LMTP carry the `Return-Path`, `Received` (and,
+    /// for single-recipient deliveries, `Delivered-To`) headers the servers prepend, and are
+    /// stored with bare LF line ends (Dovecot's Maildir format; POP3 serves them as CRLF).
     pub fn maildir_messages(&self, address: &str) -> Result<Vec<Vec<u8>>> {
         maildir::read_messages(&self.maildir_path(address)?)
     }

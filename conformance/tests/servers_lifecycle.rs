@@ -272,3 +272,29 @@ fn instances_of_dead_test_processes_are_reaped_and_live_ones_kept() {
     assert!(wait_exit(&mut live_group, Duration::from_secs(5)));
     std::fs::remove_dir_all(&live_dir).expect("remove live fake dir");
 }
+
+#[test]
+fn both_servers_start_and_deliver_without_config_warnings() {
+    let s = start_two_users();
+    let msg = message(ALICE, &[BOB], "clean-logs");
+    let out = curl_send(&s, ALICE, ALICE_PW, ALICE, &[BOB], &msg, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    s.wait_for_messages(BOB, 1, Duration::from_secs(20))
+        .expect("delivered");
+    // Postfix logs the LMTP result just after Dovecot has stored the file: poll briefly.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut postfix = s.postfix_log_tail();
+    while !postfix.contains("status=sent") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        postfix = s.postfix_log_tail();
+    }
+    assert!(postfix.contains("status=sent"), "{postfix}");
+    for bad in ["warning:", "fatal:", "error:"] {
+        assert!(!postfix.contains(bad), "Postfix logged {bad:?}:\n{postfix}");
+    }
+    let dovecot = s.dovecot_log_tail();
+    assert!(dovecot.contains("saved mail to INBOX"), "{dovecot}");
+    for bad in ["Warning:", "Error:", "Fatal:"] {
+        assert!(!dovecot.contains(bad), "Dovecot logged {bad:?}:\n{dovecot}");
+    }
+}

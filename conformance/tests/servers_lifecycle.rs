@@ -298,3 +298,28 @@ fn both_servers_start_and_deliver_without_config_warnings() {
         assert!(!dovecot.contains(bad), "Dovecot logged {bad:?}:\n{dovecot}");
     }
 }
+
+#[test]
+fn smtp_side_can_be_restarted_on_the_same_address() {
+    let mut s = start_two_users();
+    let addr = s.smtps_addr();
+    s.stop_smtp();
+    assert!(refuses(addr));
+    s.restart_smtp().expect("restart");
+    assert_eq!(s.smtps_addr(), addr);
+    let msg = message(ALICE, &[BOB], "after-restart");
+    let out = curl_send(&s, ALICE, ALICE_PW, ALICE, &[BOB], &msg, &[]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out),
+        s.postfix_log_tail()
+    );
+    let mails = s
+        .wait_for_messages(BOB, 1, Duration::from_secs(20))
+        .expect("delivered after restart");
+    assert!(contains(&mails[0], b"after-restart"));
+    let pgid = s.postfix_pgid().expect("running again");
+    drop(s);
+    assert!(group_is_gone(pgid));
+}

@@ -320,6 +320,19 @@ impl MailServers {
         }
     }
 
+    /// Starts Postfix again after [`MailServers::stop_smtp`], on the same SMTPS address and with
+    /// the same queue (for tests of "mail server back again"). Does nothing if it is running.
+    pub fn restart_smtp(&mut self) -> Result<()> {
+        if self.postfix.is_some() {
+            return Ok(());
+        }
+        let mut postfix = postfix::spawn(&self.postfix_layout)?;
+        stale::record(self.dir.path(), &[self.dovecot.pgid(), postfix.pgid()])?;
+        postfix::wait_ready(&mut postfix, &self.postfix_layout, READY_TIMEOUT)?;
+        self.postfix = Some(postfix);
+        Ok(())
+    }
+
     /// Process group of Postfix's `master` while it runs (for leak checks with `pgrep -g`).
     pub fn postfix_pgid(&self) -> Option<i32> {
         self.postfix.as_ref().map(ServerProcess::pgid)

@@ -192,7 +192,7 @@ fn error_mail(received: &[u8], subject: &str, extra_header: &str, text: &str, no
         )
         .as_bytes(),
     );
-    let boundary = multipart::boundary(received);
+    let boundary = multipart::boundary(&[received, text.as_bytes()]);
     let attached = Part {
         headers: "Content-Type: message/rfc822\r\n".into(),
         body: received,

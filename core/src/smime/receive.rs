@@ -73,7 +73,7 @@ pub fn decode_base64(body: &[u8]) -> Result<Vec<u8>, SmimeError> {
     let mut out = Vec::with_capacity(body.len() / 4 * 3);
     let mut window = [0u8; WINDOW];
     let mut filled = 0;
-    let mut flush = |window: &[u8], out: &mut Vec<u8>| -> Result<(), SmimeError> {
+    let flush = |window: &[u8], out: &mut Vec<u8>| -> Result<(), SmimeError> {
         let start = out.len();
         out.resize(start + window.len().div_ceil(4) * 3, 0);
         let n = engine

@@ -48,11 +48,19 @@ fn header_block(mail: &str) -> &str {
 }
 
 #[test]
-fn a_2043_sample_05_yields_the_cms_of_04_for_decrypt_document() {
+fn a_2043_sample_05_yields_the_cms_of_04_and_the_users_certificate_entry() {
     let Retrieved::Decrypt(opening) = on_retrieve(&received(), NOW) else {
         panic!("must decrypt")
     };
     assert_eq!(opening.cms, sample("inputEmail.txt.04.encryptedcms"));
+    let mine = opening.entries_for("MusterEmpfaenger@komle.de");
+    assert_eq!(mine.len(), 1);
+    // serial 9F52A80078E4 of recipientB's certificate (hci-enc-3-kim-bsp), DER INTEGER
+    assert_eq!(
+        mine[0].serial,
+        [0x02, 0x07, 0x00, 0x9f, 0x52, 0xa8, 0x00, 0x78, 0xe4]
+    );
+    assert!(opening.entries_for("nobody@komle.de").is_empty());
     let plaintext = wrap_signed(&sample("inputEmail.txt.02.signedcms"));
     let Decrypted::Verify(v) = opening.decrypted(plaintext, NOW, DeliveryOptions::default()) else {
         panic!("must verify")

@@ -6,6 +6,14 @@ use mail_parser::{MessageParser, PartType};
 /// When `mail` carries a `message/rfc822` part (as its body or in a multipart) that is a KOM-LE
 /// S/MIME message (has `X-KOM-LE-Version`), returns that message's bytes.
 pub fn forwarded_komle_message(mail: &[u8]) -> Option<Vec<u8>> {
+    // Only a multipart or message/rfc822 mail can carry one; skip the full MIME parse (costly on
+    // a 25 MB text mail) for everything else.
+    let head = super::headers::parse(mail).ok()?;
+    let ct = head.value(mail, "Content-Type").unwrap_or_default();
+    let mt = super::headers::media_type(&ct);
+    if !mt.starts_with("multipart/") && mt != "message/rfc822" {
+        return None;
+    }
     let parsed = MessageParser::default().parse(mail)?;
     for part in parsed.parts.iter() {
         if let PartType::Message(inner) = &part.body {

@@ -80,6 +80,17 @@ pub enum Decrypted {
 }
 
 impl Opening {
+    /// KOM-LE-A_2043..A_2045: the recipient-emails entries (issuer and serial of the encryption
+    /// certificate) for the fetching `user`, so the caller decrypts only with that user's card
+    /// and key. Empty when the message names no certificate for the user.
+    pub fn entries_for(&self, user: &str) -> Vec<&RecipientEmail> {
+        self.unprotected
+            .iter()
+            .flatten()
+            .filter(|r| r.address.eq_ignore_ascii_case(user))
+            .collect()
+    }
+
     /// The mail to deliver when DecryptDocument failed; `received` is the message as retrieved,
     /// `user` the fetching user's address (named in the advice to forward it to oneself).
     pub fn failed(

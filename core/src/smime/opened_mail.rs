@@ -164,7 +164,7 @@ pub fn opened_mail(
             content_body = &converted;
         }
     }
-    let boundary = multipart::boundary(inner.unwrap_or(outer_header));
+    let boundary = multipart::boundary(&[content_body, note.as_bytes(), &pdf_b64]);
     let mut parts = vec![multipart::text_part(&note)];
     if !content_headers.is_empty() || !content_body.is_empty() {
         parts.push(Part {

@@ -73,7 +73,7 @@ pub fn decode_base64(body: &[u8]) -> Result<Vec<u8>, SmimeError> {
     let mut out = Vec::with_capacity(body.len() / 4 * 3);
     let mut window = [0u8; WINDOW];
     let mut filled = 0;
-    let mut flush = |window: &[u8], out: &mut Vec<u8>| -> Result<(), SmimeError> {
+    let flush = |window: &[u8], out: &mut Vec<u8>| -> Result<(), SmimeError> {
         let start = out.len();
         out.resize(start + window.len().div_ceil(4) * 3, 0);
         let n = engine
@@ -192,7 +192,7 @@ fn error_mail(received: &[u8], subject: &str, extra_header: &str, text: &str, no
         )
         .as_bytes(),
     );
-    let boundary = multipart::boundary(received);
+    let boundary = multipart::boundary(&[received, text.as_bytes()]);
     let attached = Part {
         headers: "Content-Type: message/rfc822\r\n".into(),
         body: received,

@@ -36,10 +36,10 @@ pub fn locate(plaintext: &[u8]) -> Result<SignedCms, SmimeError> {
     if mt != "application/pkcs7-mime" && mt != "application/x-pkcs7-mime" {
         return Err(SmimeError::WrongContentType);
     }
-    if let Some(t) = headers::parameter(&ct, "smime-type") {
-        if !t.eq_ignore_ascii_case("signed-data") {
-            return Err(SmimeError::WrongContentType);
-        }
+    if let Some(t) = headers::parameter(&ct, "smime-type")
+        && !t.eq_ignore_ascii_case("signed-data")
+    {
+        return Err(SmimeError::WrongContentType);
     }
     let cte = head
         .value(plaintext, "Content-Transfer-Encoding")

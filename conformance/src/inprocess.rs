@@ -16,7 +16,9 @@ use crate::world::World;
 
 /// The endpoints the simulator's `connector.sds` announces.
 pub fn endpoints(sim: &Simulator) -> KonnektorEndpoints {
-    let sds = sim.handle_get("/connector.sds", "https://konnektor.test").body;
+    let sds = sim
+        .handle_get("/connector.sds", "https://konnektor.test")
+        .body;
     ServiceDirectory::parse(&sds)
         .and_then(|d| d.endpoints())
         .expect("the simulator's connector.sds names every service")
@@ -69,5 +71,9 @@ pub fn open(
 }
 
 fn operation(soap_action: &str) -> String {
-    soap_action.rsplit('#').next().unwrap_or(soap_action).to_owned()
+    soap_action
+        .rsplit('#')
+        .next()
+        .unwrap_or(soap_action)
+        .to_owned()
 }

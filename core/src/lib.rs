@@ -9,8 +9,8 @@
 pub mod directory;
 pub mod konnektor;
 pub mod line_buffer;
-pub mod open;
 pub mod login_name;
+pub mod open;
 pub mod pop3;
 pub mod protect;
 pub mod sasl;

@@ -10,8 +10,8 @@ use crate::konnektor::{
 use crate::pop3::{OpenFailure, OpenJob, OpenedMessage};
 use crate::protect::KonnektorCall;
 use crate::secret::SecretBytes;
-use crate::smime::opened_mail::DeliveryOptions;
 use crate::smime::open_plan::{self, Decrypted, Opening, Retrieved, Verifying};
+use crate::smime::opened_mail::DeliveryOptions;
 use crate::smime::receive::DecryptionFailure;
 
 /// What the pipeline needs next.

@@ -29,7 +29,9 @@ pub fn verification_from(answer: Result<&VerifyDocumentResponse, &KonnektorError
                 signer_name,
                 telematik_id,
                 signing_time: r.signing_time().map(str::to_owned),
-                error_code: warning.and_then(|w| w.code()).and_then(|c| u32::try_from(c).ok()),
+                error_code: warning
+                    .and_then(|w| w.code())
+                    .and_then(|c| u32::try_from(c).ok()),
                 error_text: warning.and_then(|w| w.message()).map(str::to_owned),
             }
         }
@@ -59,7 +61,10 @@ mod tests {
 
     #[test]
     fn signer_name_is_the_common_name() {
-        assert_eq!(common_name("CN=Praxis Dr. X TEST-ONLY,O=1-2,C=DE"), "Praxis Dr. X TEST-ONLY");
+        assert_eq!(
+            common_name("CN=Praxis Dr. X TEST-ONLY,O=1-2,C=DE"),
+            "Praxis Dr. X TEST-ONLY"
+        );
         assert_eq!(common_name("O=Nur Org,C=DE"), "O=Nur Org,C=DE");
     }
 }

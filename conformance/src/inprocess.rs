@@ -35,7 +35,7 @@ pub fn protect(
 ) -> Result<ProtectedMessage, ProtectionFailure> {
     let mut p = Protection::new(job, endpoints(sim), now);
     loop {
-        match p.next(cache) {
+        match p.step(cache) {
             protect::Step::LookUp(a) => {
                 calls.push(format!("lookup {a}"));
                 p.directory_answer(cache, Ok(world.directory_entries(&a)));
@@ -59,7 +59,7 @@ pub fn open(
 ) -> Result<OpenedMessage, OpenFailure> {
     let mut r = Reception::new(job, endpoints(sim), now, DeliveryOptions::default());
     loop {
-        match r.next() {
+        match r.step() {
             open::Step::Call(c) => {
                 calls.push(operation(c.request.soap_action));
                 let answer = sim.handle(c.request.soap_action, &c.request.body);

@@ -76,7 +76,7 @@ fn run(
     };
     let mut p = Protection::new(job, w.endpoints.clone(), w.now);
     loop {
-        match p.next(cache) {
+        match p.step(cache) {
             Step::LookUp(a) => {
                 calls.push(format!("lookup {a}"));
                 let entries = w.world.directory_entries(&a);

@@ -96,7 +96,7 @@ impl Protector for Pipeline {
         Box::pin(async move {
             let mut p = Protection::new(job, self.endpoints.clone(), self.clock.wall());
             loop {
-                match self.with_cache(|c| p.next(c)) {
+                match self.with_cache(|c| p.step(c)) {
                     Step::LookUp(address) => {
                         let answer = self.directory.lookup(&address).await;
                         self.with_cache(|c| p.directory_answer(c, answer));

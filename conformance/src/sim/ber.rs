@@ -322,7 +322,7 @@ mod tests {
             Node::parse(&[0x30, 0x80, 0x05, 0x00]),
             Err(BerError::Truncated)
         );
-        let mut deep = vec![0x30, 0x80].repeat(100);
+        let mut deep = [0x30, 0x80].repeat(100);
         deep.extend_from_slice(&[0u8; 200]);
         assert_eq!(Node::parse(&deep), Err(BerError::TooDeep));
     }

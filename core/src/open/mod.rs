@@ -10,7 +10,7 @@
 //!                 error mail with the original (A_2046)     mail + note + PDF report (A_2048)
 //! ```
 //!
-//! The runtime loop is the same as for [`crate::protect`]: call [`Reception::next`], perform
+//! The runtime loop is the same as for [`crate::protect`]: call [`Reception::step`], perform
 //! the [`Step`], feed the answer to [`Reception::konnektor_answer`], until [`Step::Done`].
 
 mod pipeline;

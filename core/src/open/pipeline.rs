@@ -78,7 +78,7 @@ impl Reception {
 
     /// Advances as far as possible and says what is needed next. After a [`Step::Call`] its
     /// answer must be given before calling this again.
-    pub fn next(&mut self) -> Step {
+    pub fn step(&mut self) -> Step {
         if let State::Start = self.state {
             match open_plan::on_retrieve(self.job.message.as_slice(), self.now) {
                 // A KOM-LE message is recognised by its outer header only; others pass.

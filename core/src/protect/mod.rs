@@ -11,7 +11,7 @@
 //!                                                      outer KOM-LE message ◄┘
 //! ```
 //!
-//! The runtime loop is: call [`Protection::next`]; do what the returned [`Step`] says; feed
+//! The runtime loop is: call [`Protection::step`]; do what the returned [`Step`] says; feed
 //! the answer to [`Protection::directory_answer`] or [`Protection::konnektor_answer`]; repeat
 //! until [`Step::Done`].
 

@@ -121,7 +121,7 @@ impl Protection {
 
     /// Advances as far as possible without the runtime and says what is needed next. After a
     /// [`Step::LookUp`] or [`Step::Call`] its answer must be given before calling this again.
-    pub fn next(&mut self, cache: &mut CertificateCache) -> Step {
+    pub fn step(&mut self, cache: &mut CertificateCache) -> Step {
         loop {
             if let Some(outcome) = self.outcome.take() {
                 self.state = State::Finished;

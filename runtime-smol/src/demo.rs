@@ -9,32 +9,21 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::num::NonZeroUsize;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use komle_conformance::loopback_tls::LoopbackTls;
-use komle_conformance::mini_mta::MiniMta;
-use komle_conformance::sim::server::{SimServer, TlsOptions};
-use komle_conformance::sim::simulator::Simulator;
-use komle_conformance::world::{SINGLE_CARD, World};
-use komle_core::directory::{CacheConfig, CertificateCache};
-use komle_core::konnektor::{ServiceDirectory, decrypt_document, verify_document};
+use komle_conformance::world::SINGLE_CARD;
+use komle_core::konnektor::{decrypt_document, verify_document};
 use komle_core::login_name::LoginName;
 use komle_core::sasl::plain;
 use komle_core::secret::Password;
-use komle_core::smtp::SmtpConfig;
 use rustls::pki_types::ServerName;
 
-use crate::config::{KonnektorAuth, KonnektorSettings};
+use crate::embedded::{Embedded, EmbeddedOptions};
 use crate::konnektor_http::KonnektorHttp;
-use crate::services::{Pipeline, TableDirectory};
-use crate::smtp_driver::SessionContext;
-use crate::smtp_server::{ServerLimits, SmtpServer};
-use crate::time_sync::Clock;
 
 /// Password of the demo account at the embedded mail service.
-pub const DEMO_PASSWORD: &str = "demo";
+pub const DEMO_PASSWORD: &str = crate::embedded::PASSWORD;
 
 /// Options of the demo.
 #[derive(Debug, Clone)]
@@ -70,108 +59,38 @@ pub fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<(), DemoError> 
         "KOM-LE Clientmodul demo: everything runs in this process on 127.0.0.1.",
     );
     say(out, "Generating the test PKI and the practices' cards ...");
-    let world = World::generate(SystemTime::now()).map_err(err("test PKI"))?;
+    let mut env = Embedded::start(&EmbeddedOptions {
+        smtp_port: options.smtp_port,
+        ..EmbeddedOptions::default()
+    })
+    .map_err(|e| DemoError(e.to_string()))?;
+    let world = env.world.clone();
     let sender = world.pki.sender.address.clone();
     let recipient = world.pki.single.address.clone();
-
-    let sim = SimServer::start(
-        Simulator::new(world.sim_config.clone()),
-        TlsOptions::default(),
-    )
-    .map_err(err("Konnektor simulator"))?;
-    let scratch = tempfile::tempdir().map_err(err("temp dir"))?;
-    let sim_ca = scratch.path().join("konnektor-ca.pem");
-    std::fs::write(&sim_ca, &sim.ca_pem).map_err(err("Konnektor CA"))?;
-    let konnektor = KonnektorHttp::new(&KonnektorSettings {
-        sds_url: format!("{}/connector.sds", sim.base_url()),
-        ca: Some(sim_ca),
-        auth: KonnektorAuth::None,
-        timeout: Duration::from_secs(60),
-    })
-    .map_err(err("Konnektor client"))?;
-    let sds = konnektor
-        .get_blocking(&format!("{}/connector.sds", sim.base_url()))
-        .map_err(err("connector.sds"))?;
-    let endpoints = ServiceDirectory::parse(&sds)
-        .and_then(|d| d.endpoints())
-        .map_err(err("connector.sds"))?;
     say(
         out,
         &format!(
             "Konnektor simulator: {} (ECC capable: {})",
-            sim.base_url(),
-            endpoints.ecc_capable
+            env.sim.base_url(),
+            env.endpoints.ecc_capable
         ),
     );
-
-    let mta_tls = LoopbackTls::generate("demo-mta").map_err(err("MTA certificate"))?;
-    let mta = MiniMta::start(
-        "127.0.0.1:0",
-        mta_tls.server_config(),
-        &sender,
-        DEMO_PASSWORD,
-    )
-    .map_err(err("mail service"))?;
-    say(out, &format!("Mail service (SMTPS): {}", mta.addr()));
-
-    let cm_tls = LoopbackTls::generate("komle-cm").map_err(err("proxy certificate"))?;
-    let world = Arc::new(world);
-    let directory_world = world.clone();
-    let clock = Arc::new(Clock::new());
-    let services = Arc::new(Pipeline {
-        directory: Arc::new(TableDirectory(move |a: &str| {
-            directory_world.directory_entries(a)
-        })),
-        konnektor: Arc::new(konnektor.clone()),
-        endpoints: endpoints.clone(),
-        cache: Arc::new(Mutex::new(CertificateCache::new(CacheConfig {
-            lifetime: Duration::from_secs(12 * 3600),
-            capacity: NonZeroUsize::new(1024).unwrap_or(NonZeroUsize::MIN),
-        }))),
-        clock: clock.clone(),
-    });
-    let ctx = SessionContext {
-        session: SmtpConfig::default(),
-        upstream_tls: mta_tls.client_config(),
-        connect_timeout: Duration::from_secs(10),
-        checker: services.clone(),
-        protector: services.clone(),
-        clock,
-    };
-    let server = smol::block_on(SmtpServer::bind(
-        SocketAddr::from(([127, 0, 0, 1], options.smtp_port)),
-        cm_tls.server_config(),
-        ctx,
-        ServerLimits {
-            max_sessions: 64,
-            handshake_timeout: Duration::from_secs(10),
-            grace: Duration::from_secs(5),
-        },
-    ))
-    .map_err(err("SMTP listener"))?;
-    let proxy_addr = server.local_addr().map_err(err("SMTP listener"))?;
-    let (stop_tx, stop_rx) = smol::channel::bounded::<()>(1);
-    let server_thread = std::thread::spawn(move || {
-        smol::block_on(server.run(async move {
-            let _ = stop_rx.recv().await;
-        }))
-    });
+    say(out, &format!("Mail service (SMTPS): {}", env.mta.addr()));
+    let proxy_addr = env.proxy_addr;
     say(
         out,
         &format!("komle-cm SMTP proxy (implicit TLS): {proxy_addr}"),
     );
-
-    let login = format!(
-        "{sender}#127.0.0.1:{}#Praxis#KIM-Demo#Platz1",
-        mta.addr().port()
-    );
+    let (konnektor, endpoints, mta, cm_tls) =
+        (&env.konnektor, &env.endpoints, &env.mta, &env.proxy_tls);
+    let login = env.login();
     say(out, "");
     say(
         out,
         &format!("1. Sending a mail from {sender} to {recipient} through the proxy:"),
     );
     let mail = sample_mail(&sender, &recipient);
-    send(proxy_addr, &cm_tls, &login, &sender, &recipient, &mail, out)?;
+    send(proxy_addr, cm_tls, &login, &sender, &recipient, &mail, out)?;
 
     let received = mta.received();
     let Some(delivered) = received.first() else {
@@ -189,7 +108,7 @@ pub fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<(), DemoError> 
         out,
         &format!("3. Opening it again with the recipient's card ({SINGLE_CARD}):"),
     );
-    open(&konnektor, &endpoints, &delivered.data, out)?;
+    open(konnektor, endpoints, &delivered.data, out)?;
 
     say(out, "");
     say(out, "Try it yourself while this runs (Ctrl-C to stop):");
@@ -206,7 +125,7 @@ pub fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<(), DemoError> 
             world.pki.old_and_new_card.address
         ),
     );
-    let ca_path = scratch.path().join("komle-cm-ca.pem");
+    let ca_path = std::env::temp_dir().join(format!("komle-cm-demo-ca-{}.pem", std::process::id()));
     let _ = std::fs::write(&ca_path, &cm_tls.ca_pem);
     say(
         out,
@@ -217,11 +136,11 @@ pub fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<(), DemoError> 
         ),
     );
     if options.once {
-        let _ = stop_tx.send_blocking(());
-        let _ = server_thread.join();
+        env.stop();
+        let _ = std::fs::remove_file(&ca_path);
         return Ok(());
     }
-    let _ = server_thread.join();
+    env.wait();
     Ok(())
 }
 

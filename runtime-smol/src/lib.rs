@@ -19,6 +19,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod duration;
+pub mod embedded;
 pub mod konnektor_http;
 pub mod ldap;
 pub mod logging;

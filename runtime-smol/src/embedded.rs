@@ -1,0 +1,234 @@
+//! The embedded environment: komle-cm's real SMTP proxy with everything around it in-process
+//! on 127.0.0.1 — test PKI and cards, the HTTPS Konnektor simulator, a directory made of the
+//! PKI, and a small SMTPS mail service. `komle-cm demo`, the fault-injection tests and the
+//! benchmarks start it; nothing here needs a system package.
+
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use komle_conformance::loopback_tls::LoopbackTls;
+use komle_conformance::mini_mta::MiniMta;
+use komle_conformance::sim::config::SimConfig;
+use komle_conformance::sim::server::{SimServer, TlsOptions};
+use komle_conformance::sim::simulator::Simulator;
+use komle_conformance::world::World;
+use komle_core::directory::{CacheConfig, CertificateCache, DirectoryEntry};
+use komle_core::konnektor::{KonnektorEndpoints, ServiceDirectory};
+use komle_core::protect::DirectoryUnavailable;
+use komle_core::smtp::SmtpConfig;
+
+use crate::config::{KonnektorAuth, KonnektorSettings};
+use crate::konnektor_http::KonnektorHttp;
+use crate::services::{Directory, Pipeline};
+use crate::smtp_driver::{BoxFuture, SessionContext};
+use crate::smtp_server::{ServerLimits, SmtpServer};
+use crate::time_sync::Clock;
+
+/// Password of the sender's account at the embedded mail service.
+pub const PASSWORD: &str = "demo";
+
+/// How to set the environment up.
+#[derive(Debug, Clone)]
+pub struct EmbeddedOptions {
+    /// Port of the SMTP proxy (0: any free port).
+    pub smtp_port: u16,
+    /// Changes to the simulator (faults, latency) applied after the world's cards are set.
+    pub adjust_konnektor: fn(&mut SimConfig),
+    /// Timeout of Konnektor calls.
+    pub konnektor_timeout: Duration,
+    /// Session settings of the proxy.
+    pub session: SmtpConfig,
+    pub max_sessions: usize,
+}
+
+impl Default for EmbeddedOptions {
+    fn default() -> Self {
+        Self {
+            smtp_port: 0,
+            adjust_konnektor: |_| {},
+            konnektor_timeout: Duration::from_secs(60),
+            session: SmtpConfig::default(),
+            max_sessions: 64,
+        }
+    }
+}
+
+/// Why the environment could not start.
+#[derive(Debug)]
+pub struct EmbeddedError(pub String);
+
+impl std::fmt::Display for EmbeddedError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn err<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> EmbeddedError + '_ {
+    move |e| EmbeddedError(format!("{what}: {e}"))
+}
+
+/// A directory over the world's PKI that can be switched off (directory outage).
+pub struct WorldDirectory {
+    world: Arc<World>,
+    pub down: AtomicBool,
+}
+
+impl Directory for WorldDirectory {
+    fn lookup<'a>(
+        &'a self,
+        address: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<DirectoryEntry>, DirectoryUnavailable>> {
+        let answer = if self.down.load(Ordering::Relaxed) {
+            Err(DirectoryUnavailable)
+        } else {
+            Ok(self.world.directory_entries(address))
+        };
+        Box::pin(async move { answer })
+    }
+}
+
+/// The running environment; everything stops when it is dropped.
+pub struct Embedded {
+    pub world: Arc<World>,
+    pub sim: SimServer,
+    pub konnektor: KonnektorHttp,
+    pub endpoints: KonnektorEndpoints,
+    pub directory: Arc<WorldDirectory>,
+    pub mta: MiniMta,
+    pub mta_tls: LoopbackTls,
+    /// TLS of the proxy; clients trust its `ca_pem`.
+    pub proxy_tls: LoopbackTls,
+    pub proxy_addr: SocketAddr,
+    stop: Option<smol::channel::Sender<()>>,
+    server_thread: Option<std::thread::JoinHandle<std::io::Result<usize>>>,
+    _scratch: tempfile::TempDir,
+}
+
+impl Embedded {
+    /// Starts everything and returns once the proxy listens.
+    pub fn start(options: &EmbeddedOptions) -> Result<Embedded, EmbeddedError> {
+        let world = Arc::new(World::generate(SystemTime::now()).map_err(err("test PKI"))?);
+        let mut sim_config = world.sim_config.clone();
+        (options.adjust_konnektor)(&mut sim_config);
+        let sim = SimServer::start(Simulator::new(sim_config), TlsOptions::default())
+            .map_err(err("Konnektor simulator"))?;
+        let scratch = tempfile::tempdir().map_err(err("temp dir"))?;
+        let sim_ca = scratch.path().join("konnektor-ca.pem");
+        std::fs::write(&sim_ca, &sim.ca_pem).map_err(err("Konnektor CA"))?;
+        let konnektor = KonnektorHttp::new(&KonnektorSettings {
+            sds_url: format!("{}/connector.sds", sim.base_url()),
+            ca: Some(sim_ca),
+            auth: KonnektorAuth::None,
+            timeout: options.konnektor_timeout,
+        })
+        .map_err(err("Konnektor client"))?;
+        let sds = konnektor
+            .get_blocking(&format!("{}/connector.sds", sim.base_url()))
+            .map_err(err("connector.sds"))?;
+        let endpoints = ServiceDirectory::parse(&sds)
+            .and_then(|d| d.endpoints())
+            .map_err(err("connector.sds"))?;
+
+        let mta_tls = LoopbackTls::generate("embedded-mta").map_err(err("MTA certificate"))?;
+        let mta = MiniMta::start(
+            "127.0.0.1:0",
+            mta_tls.server_config(),
+            &world.pki.sender.address,
+            PASSWORD,
+        )
+        .map_err(err("mail service"))?;
+
+        let proxy_tls = LoopbackTls::generate("komle-cm").map_err(err("proxy certificate"))?;
+        let directory = Arc::new(WorldDirectory {
+            world: world.clone(),
+            down: AtomicBool::new(false),
+        });
+        let clock = Arc::new(Clock::new());
+        let pipeline = Arc::new(Pipeline {
+            directory: directory.clone(),
+            konnektor: Arc::new(konnektor.clone()),
+            endpoints: endpoints.clone(),
+            cache: Arc::new(Mutex::new(CertificateCache::new(CacheConfig {
+                lifetime: Duration::from_secs(12 * 3600),
+                capacity: NonZeroUsize::new(1024).unwrap_or(NonZeroUsize::MIN),
+            }))),
+            clock: clock.clone(),
+        });
+        let ctx = SessionContext {
+            session: options.session.clone(),
+            upstream_tls: mta_tls.client_config(),
+            connect_timeout: Duration::from_secs(10),
+            checker: pipeline.clone(),
+            protector: pipeline,
+            clock,
+        };
+        let server = smol::block_on(SmtpServer::bind(
+            SocketAddr::from(([127, 0, 0, 1], options.smtp_port)),
+            proxy_tls.server_config(),
+            ctx,
+            ServerLimits {
+                max_sessions: options.max_sessions,
+                handshake_timeout: Duration::from_secs(10),
+                grace: Duration::from_secs(5),
+            },
+        ))
+        .map_err(err("SMTP listener"))?;
+        let proxy_addr = server.local_addr().map_err(err("SMTP listener"))?;
+        let (stop_tx, stop_rx) = smol::channel::bounded::<()>(1);
+        let server_thread = std::thread::spawn(move || {
+            smol::block_on(server.run(async move {
+                let _ = stop_rx.recv().await;
+            }))
+        });
+        Ok(Embedded {
+            world,
+            sim,
+            konnektor,
+            endpoints,
+            directory,
+            mta,
+            mta_tls,
+            proxy_tls,
+            proxy_addr,
+            stop: Some(stop_tx),
+            server_thread: Some(server_thread),
+            _scratch: scratch,
+        })
+    }
+
+    /// The login name for the sender's account at the embedded mail service.
+    pub fn login(&self) -> String {
+        format!(
+            "{}#127.0.0.1:{}#Praxis#KIM-Demo#Platz1",
+            self.world.pki.sender.address,
+            self.mta.addr().port()
+        )
+    }
+
+    /// Stops the proxy (sessions get the grace period) and returns how many were cut off.
+    pub fn stop(&mut self) -> usize {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send_blocking(());
+        }
+        match self.server_thread.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(Ok(n))) => n,
+            _ => 0,
+        }
+    }
+
+    /// Blocks until the proxy ends (never, unless stopped from elsewhere).
+    pub fn wait(&mut self) {
+        if let Some(t) = self.server_thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Embedded {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

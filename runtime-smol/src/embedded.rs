@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use komle_conformance::loopback_tls::LoopbackTls;
 use komle_conformance::mini_mta::MiniMta;
-use komle_conformance::sim::config::SimConfig;
+use komle_conformance::sim::config::{Fault, Operation};
 use komle_conformance::sim::server::{SimServer, TlsOptions};
 use komle_conformance::sim::simulator::Simulator;
 use komle_conformance::world::World;
@@ -35,8 +35,8 @@ pub const PASSWORD: &str = "demo";
 pub struct EmbeddedOptions {
     /// Port of the SMTP proxy (0: any free port).
     pub smtp_port: u16,
-    /// Changes to the simulator (faults, latency) applied after the world's cards are set.
-    pub adjust_konnektor: fn(&mut SimConfig),
+    /// Faults the Konnektor simulator injects, per operation.
+    pub konnektor_faults: Vec<(Operation, Fault)>,
     /// Timeout of Konnektor calls.
     pub konnektor_timeout: Duration,
     /// Session settings of the proxy.
@@ -48,7 +48,7 @@ impl Default for EmbeddedOptions {
     fn default() -> Self {
         Self {
             smtp_port: 0,
-            adjust_konnektor: |_| {},
+            konnektor_faults: Vec::new(),
             konnektor_timeout: Duration::from_secs(60),
             session: SmtpConfig::default(),
             max_sessions: 64,
@@ -112,7 +112,7 @@ impl Embedded {
     pub fn start(options: &EmbeddedOptions) -> Result<Embedded, EmbeddedError> {
         let world = Arc::new(World::generate(SystemTime::now()).map_err(err("test PKI"))?);
         let mut sim_config = world.sim_config.clone();
-        (options.adjust_konnektor)(&mut sim_config);
+        sim_config.faults = options.konnektor_faults.iter().cloned().collect();
         let sim = SimServer::start(Simulator::new(sim_config), TlsOptions::default())
             .map_err(err("Konnektor simulator"))?;
         let scratch = tempfile::tempdir().map_err(err("temp dir"))?;

@@ -102,6 +102,9 @@ pub struct Embedded {
     /// TLS of the proxy; clients trust its `ca_pem`.
     pub proxy_tls: LoopbackTls,
     pub proxy_addr: SocketAddr,
+    /// What every session of the proxy shares: lets another runtime (tokio) serve the same
+    /// services on its own listener.
+    pub session_context: SessionContext,
     stop: Option<smol::channel::Sender<()>>,
     server_thread: Option<std::thread::JoinHandle<std::io::Result<usize>>>,
     _scratch: tempfile::TempDir,
@@ -165,6 +168,7 @@ impl Embedded {
             protector: pipeline,
             clock,
         };
+        let session_context = ctx.clone();
         let server = smol::block_on(SmtpServer::bind(
             SocketAddr::from(([127, 0, 0, 1], options.smtp_port)),
             proxy_tls.server_config(),
@@ -193,6 +197,7 @@ impl Embedded {
             mta_tls,
             proxy_tls,
             proxy_addr,
+            session_context,
             stop: Some(stop_tx),
             server_thread: Some(server_thread),
             _scratch: scratch,

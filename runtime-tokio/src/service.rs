@@ -1,0 +1,93 @@
+//! Building the Clientmodul from the daemon's configuration.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use komle_smol::cli::RuntimeError;
+use komle_smol::config::Config;
+use komle_smol::daemon::{Runtime, smtp_session_config};
+use komle_smol::konnektor_http::KonnektorHttp;
+use komle_smol::smtp_driver::SessionContext;
+use komle_smol::smtp_server::ServerLimits;
+use komle_smol::time_sync::Clock;
+use komle_smol::{services, tls};
+use rustls::ServerConfig;
+use tokio::net::TcpListener;
+
+use crate::smtp_server::serve_smtp;
+use crate::stats::Stats;
+
+/// The Clientmodul's SMTP proxy, ready to serve on listeners the caller provides.
+pub struct KomleService {
+    tls: Arc<ServerConfig>,
+    ctx: Arc<SessionContext>,
+    limits: ServerLimits,
+    stats: Arc<Stats>,
+}
+
+impl KomleService {
+    /// Reads TLS material, discovers the Konnektor (`connector.sds`) and connects the
+    /// directory, exactly as `komle-cm` does. It blocks on that network I/O: call it before
+    /// entering the runtime, or inside `tokio::task::spawn_blocking`.
+    pub fn from_config(config: &Config) -> Result<KomleService, RuntimeError> {
+        let server_tls = tls::server_config(&config.tls.certificate, &config.tls.private_key)
+            .map_err(|e| RuntimeError(format!("[tls]: {e}")))?;
+        let upstream_tls = tls::client_config(config.upstream.ca.as_deref())
+            .map_err(|e| RuntimeError(format!("[upstream] ca: {e}")))?;
+        let konnektor = KonnektorHttp::new(&config.konnektor)
+            .map_err(|e| RuntimeError(format!("[konnektor]: {e}")))?;
+        let runtime = Runtime {
+            clock: Arc::new(Clock::new()),
+            konnektor,
+        };
+        let built = services::build(config, &runtime)?;
+        let max_sessions = config.smtp.as_ref().map_or(100, |s| s.max_sessions);
+        let ctx = SessionContext {
+            session: smtp_session_config(config),
+            upstream_tls,
+            connect_timeout: config.timeouts.mta_response,
+            checker: built.checker,
+            protector: built.protector,
+            clock: runtime.clock,
+        };
+        Ok(Self::from_parts(server_tls, ctx, max_sessions))
+    }
+
+    /// For callers that wire the services themselves (tests, embedded set-ups).
+    pub fn from_parts(tls: Arc<ServerConfig>, ctx: SessionContext, max_sessions: usize) -> Self {
+        KomleService {
+            tls,
+            ctx: Arc::new(ctx),
+            limits: ServerLimits {
+                max_sessions,
+                handshake_timeout: Duration::from_secs(30),
+                grace: Duration::from_secs(30),
+            },
+            stats: Arc::new(Stats::default()),
+        }
+    }
+
+    /// Counters for the embedding service's health/metrics endpoint.
+    pub fn stats(&self) -> Arc<Stats> {
+        self.stats.clone()
+    }
+
+    /// Serves the SMTP proxy on `listener` until `shutdown` completes (sessions then get a
+    /// grace period). Returns how many sessions had to be cut off.
+    pub async fn serve_smtp(
+        &self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<usize> {
+        serve_smtp(
+            listener,
+            self.tls.clone(),
+            self.ctx.clone(),
+            self.limits.clone(),
+            self.stats.clone(),
+            shutdown,
+        )
+        .await
+    }
+}

@@ -2,6 +2,8 @@
 //!
 //! `tokio-service` (src/bin/tokio-service.rs) is a tokio application that serves its own HTTP
 //! health and metrics endpoint next to the Clientmodul's SMTP proxy. The HTTP part lives here
-//! so it can be tested.
+//! so it can be tested. `compare-runtimes` measures the smol daemon against the tokio
+//! listener on the same embedded environment (`compare.rs`).
 
+pub mod compare;
 pub mod health_http;

@@ -16,7 +16,13 @@ use crate::config::{Config, ConfigError};
 /// mail and a POP3 proxy that decrypts and verifies incoming mail, using the Konnektor and the
 /// directory (VZD).
 #[derive(Debug, Parser, PartialEq, Eq)]
-#[command(name = "komle-cm", version, about, long_about = None)]
+#[command(
+    name = "komle-cm",
+    version,
+    about,
+    long_about = None,
+    after_help = "Demo without any configuration or system package:\n  komle-cm demo [--port N] [--once]\n(in-process Konnektor simulator, test PKI, directory and mail service; sends a sample mail through the proxy and opens it again)"
+)]
 pub struct Cli {
     /// Configuration file (TOML). See examples/komle-cm.toml for every key, its meaning and
     /// default.

@@ -22,11 +22,19 @@ pub struct Run {
 }
 
 impl Run {
-    /// The final lines of the replies (one per reply: no `NNN-` continuation lines).
-    pub fn codes(&self) -> Vec<u16> {
+    /// The final line of each reply (no `NNN-` continuation lines).
+    pub fn finals(&self) -> Vec<&str> {
         self.replies
             .iter()
             .filter(|l| l.as_bytes().get(3) != Some(&b'-'))
+            .map(String::as_str)
+            .collect()
+    }
+
+    /// The code of each reply, in order.
+    pub fn codes(&self) -> Vec<u16> {
+        self.finals()
+            .iter()
             .filter_map(|l| l.get(..3).and_then(|c| c.parse().ok()))
             .collect()
     }

@@ -103,7 +103,8 @@ impl TestBed {
             .map(|a| User::new(a.clone(), password(&a)))
             .collect();
         let servers = MailServers::start(&users).unwrap_or_else(|e| panic!("mail servers: {e}"));
-        let slapd = Slapd::start_with_pki(&world.pki, false).unwrap_or_else(|e| panic!("slapd: {e:?}"));
+        let slapd =
+            Slapd::start_with_pki(&world.pki, false).unwrap_or_else(|e| panic!("slapd: {e:?}"));
         let sim = SimServer::start(Simulator::new(options.sim.clone()), TlsOptions::default())
             .unwrap_or_else(|e| panic!("Konnektor simulator: {e:?}"));
         let dir = tempfile::tempdir().expect("temp dir");
@@ -193,7 +194,13 @@ impl TestBed {
 
     /// Waits until `address` holds `n` messages with `marker`; returns them (panics on timeout
     /// with the Postfix log).
-    pub fn wait_delivered(&self, address: &str, marker: &str, n: usize, timeout: Duration) -> Vec<Vec<u8>> {
+    pub fn wait_delivered(
+        &self,
+        address: &str,
+        marker: &str,
+        n: usize,
+        timeout: Duration,
+    ) -> Vec<Vec<u8>> {
         let deadline = Instant::now() + timeout;
         loop {
             let found = self.delivered(address, marker);
@@ -217,7 +224,11 @@ impl TestBed {
         let deadline = Instant::now() + settle;
         while Instant::now() < deadline {
             let found = self.delivered(address, marker);
-            assert!(found.is_empty(), "{address} received {} message(s) with {marker}", found.len());
+            assert!(
+                found.is_empty(),
+                "{address} received {} message(s) with {marker}",
+                found.len()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -270,8 +281,11 @@ pub fn password(address: &str) -> String {
 /// verified by a simulator with the world's (fault-free) cards. Returns the opened mail.
 pub fn open_as(recipient: &str, stored: &[u8]) -> Result<String, OpenFailure> {
     let sim = Simulator::new(world().sim_config.clone());
-    let login = LoginName::parse(&login_via(recipient, SocketAddr::from(([127, 0, 0, 1], 995))))
-        .expect("valid login name");
+    let login = LoginName::parse(&login_via(
+        recipient,
+        SocketAddr::from(([127, 0, 0, 1], 995)),
+    ))
+    .expect("valid login name");
     let job = OpenJob {
         login,
         message: SecretBytes::from(to_crlf(stored)),
@@ -364,7 +378,9 @@ fn wait_ready(child: &mut Child, addr: SocketAddr) -> Result<(), String> {
             return Err(format!("komle-cm exited with {status}"));
         }
         if Instant::now() > deadline {
-            return Err(format!("komle-cm not listening on {addr} after {READY_TIMEOUT:?}"));
+            return Err(format!(
+                "komle-cm not listening on {addr} after {READY_TIMEOUT:?}"
+            ));
         }
         std::thread::sleep(Duration::from_millis(25));
     }

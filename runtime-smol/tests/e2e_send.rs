@@ -33,6 +33,13 @@ fn mail(from: &str, to: &[&str], marker: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// `mail` as it goes over the wire inside DATA (RFC 5321 §4.5.2 dot-stuffing): raw dialogs
+/// must do what real clients do.
+fn stuffed(mail: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(mail).replace("\r\n.", "\r\n..");
+    text.into_bytes()
+}
+
 fn sender() -> String {
     world().pki.sender.address.clone()
 }
@@ -92,7 +99,11 @@ fn assert_opens(stored: &[u8], recipient: &str, marker: &str) {
 
 #[test]
 fn kom_le_a_2019_a_2193_mail_to_two_recipients_arrives_protected_and_opens() {
-    let bed = TestBed::start();
+    // Debug logging: the strictest level at which the log must stay free of secrets.
+    let bed = TestBed::start_with(Options {
+        log_level: "debug",
+        ..Options::default()
+    });
     let from = sender();
     let single = world().pki.single.address.clone();
     let oldnew = world().pki.old_and_new_card.address.clone();
@@ -113,6 +124,15 @@ fn kom_le_a_2019_a_2193_mail_to_two_recipients_arrives_protected_and_opens() {
         assert_eq!(stored.len(), 1, "{to}: delivered once");
         assert_opens(&stored[0], to, marker);
     }
+    // Tab_Konf_Param / logging rules: no password, no message content in the log.
+    let log = bed.log();
+    assert!(log.contains("session="), "the log is written at all: {log}");
+    assert!(!log.contains(&pw), "password in the log");
+    assert!(!log.contains("Kalium"), "message content in the log");
+    assert!(
+        !log.contains(&format!("Befund {marker}")),
+        "subject in the log"
+    );
 }
 
 #[test]
@@ -205,6 +225,60 @@ fn kom_le_a_2176_recipients_without_usable_certificate_are_refused_550() {
 }
 
 #[test]
+fn kom_le_a_2024_certificate_gone_at_data_time_sends_to_the_rest_and_notifies_the_sender() {
+    // A short cache lifetime so DATA asks the directory again instead of reusing RCPT's answer.
+    let bed = TestBed::start_with(Options {
+        certificate_ttl: Some(Duration::from_millis(500)),
+        ..Options::default()
+    });
+    let from = sender();
+    let good = world().pki.single.address.clone();
+    let gone = world().pki.old_and_new_card.address.clone();
+    let auth = clients::auth_plain(&bed.login(&from), &password(&from));
+    let mail_from = format!("MAIL FROM:<{from}>");
+    let rcpt_good = format!("RCPT TO:<{good}>");
+    let rcpt_gone = format!("RCPT TO:<{gone}>");
+    let mut body = stuffed(&mail(&from, &[&good, &gone], "gone-at-data"));
+    body.extend_from_slice(b".\r\n");
+    let steps = [
+        Step::Read,
+        Step::Command("EHLO python"),
+        Step::Command(&auth),
+        Step::Command(&mail_from),
+        Step::Command(&rcpt_good),
+        Step::Command(&rcpt_gone),
+        Step::Wait,
+        Step::Command("DATA"),
+        Step::Send(&body),
+        Step::Read,
+        Step::Command("QUIT"),
+    ];
+    let mut dialog = RawDialog::start(bed.smtp_addr(), bed.cm_ca_path(), &steps);
+    assert!(dialog.wait_for_pause(), "the dialog ended before DATA");
+    common::remove_certificates(&bed.slapd, &world().pki.old_and_new_card.uid);
+    std::thread::sleep(Duration::from_millis(800));
+    dialog.resume();
+    let run = dialog.finish();
+    assert_eq!(
+        run.codes(),
+        [220, 250, 235, 250, 250, 250, 354, 250, 221],
+        "{}\n{}",
+        run.transcript,
+        bed.log()
+    );
+    let stored = bed.wait_delivered(&good, "gone-at-data", 1, DELIVERY);
+    assert_opens(&stored[0], &good, "gone-at-data");
+    let notices = bed.wait_delivered(&from, "gone-at-data", 1, DELIVERY);
+    let notice = String::from_utf8_lossy(&notices[0]);
+    assert!(notice.contains("X-KIM-Fehlermeldung: 4004"), "{notice}");
+    assert!(
+        notice.contains(&gone),
+        "the notice names who was left out: {notice}"
+    );
+    bed.assert_not_delivered(&gone, "gone-at-data", SETTLE);
+}
+
+#[test]
 fn kom_le_a_2021_signing_fault_answers_451_and_delivers_nothing() {
     let mut sim = world().sim_config.clone();
     sim.faults.insert(
@@ -273,7 +347,7 @@ fn kom_le_a_2019_client_disconnect_mid_data_sends_nothing_and_komle_cm_serves_on
     let auth = clients::auth_plain(&bed.login(&from), &password(&from));
     let mail_from = format!("MAIL FROM:<{from}>");
     let rcpt = format!("RCPT TO:<{to}>");
-    let full = mail(&from, &[&to], "cut-off");
+    let full = stuffed(&mail(&from, &[&to], "cut-off"));
     let half = &full[..full.len() / 2];
     let mut steps = until_data(&auth, &mail_from, &rcpt);
     steps.push(Step::Send(half));
@@ -299,7 +373,7 @@ fn kom_le_a_2016_mta_stopped_mid_data_is_no_success_and_nothing_twice() {
     let auth = clients::auth_plain(&bed.login(&from), &password(&from));
     let mail_from = format!("MAIL FROM:<{from}>");
     let rcpt = format!("RCPT TO:<{to}>");
-    let full = mail(&from, &[&to], "mta-gone");
+    let full = stuffed(&mail(&from, &[&to], "mta-gone"));
     let (first, rest) = full.split_at(full.len() / 2);
     let mut rest = rest.to_vec();
     rest.extend_from_slice(b".\r\n");

@@ -58,7 +58,10 @@ pub struct Options {
     pub konnektor_timeout: Option<Duration>,
     /// `[timeouts] mta_response` (default: the product default, 5 min).
     pub mta_response_timeout: Option<Duration>,
-    /// Also configure `[pop3] listen` (for the POP3 suites).
+    /// `[cache] certificate_ttl` (default: the product default, 12 h).
+    pub certificate_ttl: Option<Duration>,
+    /// Also configure `[pop3] listen` (for the POP3 suites). Readiness is judged by the SMTP
+    /// listener only: a build without the POP3 proxy merely warns about the section.
     pub pop3: bool,
     /// `[log] level` of komle-cm (its log goes to a file in the temp dir, see [`TestBed::log`]).
     pub log_level: &'static str,
@@ -70,6 +73,7 @@ impl Default for Options {
             sim: world().sim_config.clone(),
             konnektor_timeout: None,
             mta_response_timeout: None,
+            certificate_ttl: None,
             pop3: false,
             log_level: "info",
         }
@@ -246,6 +250,43 @@ impl Drop for TestBed {
     fn drop(&mut self) {
         self.stop_cm();
     }
+}
+
+/// Removes every encryption certificate of the directory entry `uid` in the running slapd
+/// (`ldapmodify` as the directory's admin): a certificate that disappears while a session runs.
+pub fn remove_certificates(slapd: &Slapd, uid: &str) {
+    use komle_conformance::slapd::{ADMIN_DN, ADMIN_PASSWORD};
+    use std::io::Write;
+    let change = format!(
+        "dn: uid={uid},{}\nchangetype: modify\ndelete: userCertificate;binary\n-\n",
+        slapd.base_dn()
+    );
+    let mut child = Command::new("ldapmodify")
+        .args([
+            "-x",
+            "-H",
+            slapd.url(),
+            "-D",
+            ADMIN_DN,
+            "-w",
+            ADMIN_PASSWORD,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ldapmodify");
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(change.as_bytes())
+            .expect("ldapmodify input");
+    }
+    let out = child.wait_with_output().expect("ldapmodify");
+    assert!(
+        out.status.success(),
+        "ldapmodify: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// `address#127.0.0.1:<port>#Mandant#ClientSystem#Workplace`.
@@ -455,6 +496,12 @@ fn config_text(
         t.push_str(&format!(
             "[timeouts]\nmta_response = \"{}ms\"\n\n",
             timeout.as_millis()
+        ));
+    }
+    if let Some(ttl) = options.certificate_ttl {
+        t.push_str(&format!(
+            "[cache]\ncertificate_ttl = \"{}ms\"\n\n",
+            ttl.as_millis()
         ));
     }
     t.push_str(&format!("[log]\nlevel = \"{}\"\n", options.log_level));

@@ -127,10 +127,19 @@ pub fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<(), DemoError> 
     );
     let ca_path = std::env::temp_dir().join(format!("komle-cm-demo-ca-{}.pem", std::process::id()));
     let _ = std::fs::write(&ca_path, &cm_tls.ca_pem);
+    // curl splits --user at the first colon, and the login name has one (host:port): give
+    // the credentials percent-encoded in the URL instead.
+    let encoded: String = login
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
     say(
         out,
         &format!(
-            "  curl --ssl-reqd --cacert {} --url smtps://127.0.0.1:{} --user '{login}:{DEMO_PASSWORD}' --mail-from {sender} --mail-rcpt {recipient} --upload-file mail.txt",
+            "  curl --ssl-reqd --cacert {} --url 'smtps://{encoded}:{DEMO_PASSWORD}@127.0.0.1:{}' --mail-from {sender} --mail-rcpt {recipient} --upload-file mail.txt",
             ca_path.display(),
             proxy_addr.port()
         ),

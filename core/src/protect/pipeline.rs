@@ -70,6 +70,9 @@ pub struct Protection {
     /// The address of the outstanding [`Step::LookUp`].
     asked: Option<String>,
     retry: RetryGuard,
+    /// The plan made in `new`, consumed when the certificates are known (rebuilt only when the
+    /// Konnektor refused cached certificates and the message is prepared again).
+    plan: Option<SendPlan>,
     prepared: Option<Protect>,
     card_handle: Option<String>,
     outcome: Option<Result<ProtectedMessage, ProtectionFailure>>,
@@ -92,6 +95,7 @@ impl Protection {
             to_look_up: VecDeque::new(),
             asked: None,
             retry: RetryGuard::new(),
+            plan: None,
             prepared: None,
             card_handle: None,
             outcome: None,
@@ -109,6 +113,7 @@ impl Protection {
             Ok(SendStart::Protect(plan)) => {
                 p.sender = plan.sender().to_owned();
                 p.addresses = plan.addresses_to_look_up();
+                p.plan = Some(plan);
             }
             Err(_) => p.fail("Die Nachricht hat keinen gueltigen Absender (From/Sender)"),
         }
@@ -294,7 +299,11 @@ impl Protection {
     /// Every address has an answer: let the S/MIME plan decide whom the message goes to
     /// (A_2022, A_2178, A_2024, A_2027, A_2028) and prepare the sign input.
     fn certificates_complete(&mut self) {
-        let plan = match self.plan() {
+        let plan = match self
+            .plan
+            .take()
+            .map_or_else(|| self.plan(), |p| Ok(SendStart::Protect(p)))
+        {
             Ok(SendStart::Protect(plan)) => plan,
             _ => {
                 self.fail("Die Nachricht konnte nicht vorbereitet werden");

@@ -381,7 +381,7 @@ fn spawn_cm(
         let config = config_text(options, files, smtp_addr, pop3_addr, sim, slapd);
         std::fs::write(&files.config, config).expect("write komle-cm.toml");
         let log = std::fs::File::create(&files.log).expect("komle-cm log file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_komle-cm"))
+        let mut child = Command::new(crate::CM_BINARY)
             .arg("--config")
             .arg(&files.config)
             .stdin(Stdio::null())

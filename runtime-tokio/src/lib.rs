@@ -18,6 +18,7 @@
 //! blocking LDAP and HTTPS calls run on a separate thread pool, never on the tokio workers).
 //! This crate only moves bytes between tokio sockets and the session.
 
+mod io;
 mod service;
 mod smtp_driver;
 mod smtp_server;

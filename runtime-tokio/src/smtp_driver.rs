@@ -4,23 +4,16 @@
 //! the session's actions, then wait for whatever comes first (client bytes, MTA bytes, a
 //! finished directory/Konnektor job, the session's timer). All SMTP knowledge stays in core.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use komle_core::smtp::{
     ProtectedMessage, ProtectionFailure, RecipientVerdict, SmtpAction, SmtpEvent, SmtpSession,
 };
 use komle_smol::smtp_driver::{SessionContext, SessionSummary};
-use rustls::ClientConfig;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::task::JoinSet;
-use tokio_rustls::TlsConnector;
-use tokio_rustls::client::TlsStream;
 
 const READ_CHUNK: usize = 16 * 1024;
 
-type Upstream = TlsStream<TcpStream>;
+use crate::io::{Upstream, connect, read_or_pending, sleep_or_pending, write_all};
 
 /// Results of work running alongside the sockets.
 enum Completion {
@@ -30,57 +23,6 @@ enum Completion {
         verdict: RecipientVerdict,
     },
     Protected(Result<ProtectedMessage, ProtectionFailure>),
-}
-
-/// TCP plus implicit TLS towards the MTA, certificate checked, within `timeout`.
-async fn connect(
-    config: Arc<ClientConfig>,
-    host: String,
-    port: u16,
-    timeout: Duration,
-) -> Result<Box<Upstream>, String> {
-    let name = komle_smol::tls::server_name(&host).map_err(|e| e.0)?;
-    let bare = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_owned();
-    let attempt = async {
-        let tcp = TcpStream::connect((bare.as_str(), port))
-            .await
-            .map_err(|e| format!("TCP: {e}"))?;
-        let _ = tcp.set_nodelay(true);
-        TlsConnector::from(config)
-            .connect(name, tcp)
-            .await
-            .map(Box::new)
-            .map_err(|e| format!("TLS: {e}"))
-    };
-    tokio::time::timeout(timeout, attempt)
-        .await
-        .map_err(|_| "timed out".to_owned())?
-}
-
-/// Writes and flushes within `limit`, so a peer that stops reading cannot hold the session.
-async fn write_all<W: AsyncWrite + Unpin>(w: &mut W, bytes: &[u8], limit: Duration) -> bool {
-    let write = async {
-        w.write_all(bytes).await?;
-        w.flush().await
-    };
-    matches!(tokio::time::timeout(limit, write).await, Ok(Ok(())))
-}
-
-async fn read_or_pending<R: AsyncRead + Unpin>(r: Option<&mut R>, buf: &mut [u8]) -> usize {
-    match r {
-        Some(r) => r.read(buf).await.unwrap_or(0),
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_or_pending(deadline: Option<std::time::Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
-        None => std::future::pending().await,
-    }
 }
 
 /// Runs one session over an established (TLS) client stream until the core says it is

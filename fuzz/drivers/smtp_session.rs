@@ -20,8 +20,8 @@ pub fn run(data: &[u8]) {
         let chunk = tail.get(1..1 + len).unwrap_or(&[]);
         rest = tail.get(1 + len..).unwrap_or(&[]);
         match op % 10 {
-            0 | 1 | 2 => s.handle_client_data(chunk, now),
-            3 | 4 => s.handle_upstream_data(chunk, now),
+            0..=2 => s.handle_client_data(chunk, now),
+            3..=4 => s.handle_upstream_data(chunk, now),
             5 => s.handle_event(SmtpEvent::UpstreamConnected, now),
             6 => s.handle_event(
                 SmtpEvent::RecipientChecked {

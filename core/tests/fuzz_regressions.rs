@@ -26,7 +26,10 @@ mod smtp_session;
 
 use std::path::{Path, PathBuf};
 
-const TARGETS: &[(&str, fn(&[u8]))] = &[
+/// A fuzz driver: one input, panics on a finding.
+type Driver = fn(&[u8]);
+
+const TARGETS: &[(&str, Driver)] = &[
     ("directory_certificate", directory_certificate::run),
     ("konnektor_response", konnektor_response::run),
     ("login_name", login_name::run),

@@ -1,0 +1,61 @@
+//! The POP3 session on an arbitrary interleaving of client bytes, server bytes, events and
+//! time: it never panics, never sends to the client after closing it, and its timeout never
+//! lies before the start.
+use std::time::{Duration, Instant};
+
+use komle_core::pop3::{
+    OpenFailure, OpenedMessage, Pop3Action, Pop3Config, Pop3Event, Pop3Session,
+};
+use komle_core::secret::SecretBytes;
+
+/// One fuzz input; shared by the fuzz target and `core/tests/fuzz_regressions.rs`.
+pub fn run(data: &[u8]) {
+    let start = Instant::now();
+    let mut now = start;
+    let mut s = Pop3Session::new(Pop3Config::default(), now);
+    let mut closed_client = false;
+    let mut rest = data;
+    while let Some((&op, tail)) = rest.split_first() {
+        let len = (tail.first().copied().unwrap_or(0) as usize).min(tail.len().saturating_sub(1));
+        let chunk = tail.get(1..1 + len).unwrap_or(&[]);
+        rest = tail.get(1 + len..).unwrap_or(&[]);
+        match op % 10 {
+            0..=2 => s.handle_client_data(chunk, now),
+            3..=5 => s.handle_upstream_data(chunk, now),
+            6 => s.handle_event(Pop3Event::UpstreamConnected, now),
+            7 => s.handle_event(
+                Pop3Event::Opened(if chunk.is_empty() {
+                    Err(OpenFailure { reason: "x".into() })
+                } else {
+                    Ok(OpenedMessage {
+                        message: SecretBytes::from(chunk),
+                    })
+                }),
+                now,
+            ),
+            8 => {
+                now += Duration::from_secs(chunk.first().copied().unwrap_or(1) as u64 * 10);
+                s.handle_timeout(now);
+            }
+            _ => s.handle_event(
+                match chunk.first().copied().unwrap_or(0) % 3 {
+                    0 => Pop3Event::ClientClosed,
+                    1 => Pop3Event::UpstreamClosed,
+                    _ => Pop3Event::UpstreamFailed { reason: "x".into() },
+                },
+                now,
+            ),
+        }
+        while let Some(a) = s.poll_action() {
+            match a {
+                Pop3Action::CloseClient => closed_client = true,
+                Pop3Action::SendToClient(_) => assert!(!closed_client, "bytes after close"),
+                Pop3Action::ConnectUpstream { port, .. } => assert_ne!(port, 0),
+                _ => {}
+            }
+        }
+        if let Some(t) = s.poll_timeout() {
+            assert!(t >= start);
+        }
+    }
+}

@@ -152,7 +152,9 @@ fn record(world: &World, sim: &Simulator, size: usize, now: SystemTime) -> Fixtu
                 p.directory_answer(&mut c, Ok(e));
             }
             protect::Step::Call(call) => {
-                let r = sim.handle(call.request.soap_action, &call.request.body).body;
+                let r = sim
+                    .handle(call.request.soap_action, &call.request.body)
+                    .body;
                 f.protect_answers.push(Answer::Konnektor(r.clone()));
                 p.konnektor_answer(&mut c, Ok(r));
             }
@@ -168,7 +170,9 @@ fn record(world: &World, sim: &Simulator, size: usize, now: SystemTime) -> Fixtu
     let opened = loop {
         match r.step() {
             open::Step::Call(call) => {
-                let a = sim.handle(call.request.soap_action, &call.request.body).body;
+                let a = sim
+                    .handle(call.request.soap_action, &call.request.body)
+                    .body;
                 f.open_answers.push(Answer::Konnektor(a.clone()));
                 r.konnektor_answer(Ok(a));
             }
@@ -177,7 +181,8 @@ fn record(world: &World, sim: &Simulator, size: usize, now: SystemTime) -> Fixtu
     };
     let text = String::from_utf8_lossy(opened.as_slice());
     assert!(
-        text.contains("X-KIM-IntegrityCheckResult: 01") || text.contains("X-KIM-DecryptionResult: 00"),
+        text.contains("X-KIM-IntegrityCheckResult: 01")
+            || text.contains("X-KIM-DecryptionResult: 00"),
         "the recorded message opens"
     );
     f.opened_len = opened.len();
@@ -276,14 +281,18 @@ fn bench(c: &mut Criterion) {
         );
         if size >= 25 << 20 {
             let (job, a) = (protect_job(&f, f.mail.clone()), f.protect_answers.clone());
-            let n = measure("protect 25 MB (one pass, inputs copied outside)", f.mail.len(), || {
-                protect_replay(&f, job, a)
-            });
+            let n = measure(
+                "protect 25 MB (one pass, inputs copied outside)",
+                f.mail.len(),
+                || protect_replay(&f, job, a),
+            );
             assert_eq!(n, f.outer.len());
             let (job, a) = (open_job(&f, f.outer.clone()), f.open_answers.clone());
-            let n = measure("open 25 MB (one pass, inputs copied outside)", f.mail.len(), || {
-                open_replay(&f, job, a)
-            });
+            let n = measure(
+                "open 25 MB (one pass, inputs copied outside)",
+                f.mail.len(),
+                || open_replay(&f, job, a),
+            );
             assert_eq!(n, f.opened_len);
             measure("baseline memcpy + base64 25 MB", f.mail.len(), || {
                 baseline(&f.mail)

@@ -11,11 +11,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_lite::StreamExt;
+use komle_core::pop3::Pop3Config;
 use komle_core::smtp::SmtpConfig;
 
 use crate::cli::RuntimeError;
 use crate::config::Config;
 use crate::konnektor_http::KonnektorHttp;
+use crate::pop3_driver::{Opener, Pop3Context};
+use crate::pop3_server::Pop3Server;
 use crate::smtp_driver::{Protector, RecipientChecker, SessionContext};
 use crate::smtp_server::{ServerLimits, SmtpServer};
 use crate::time_sync::{self, Clock};
@@ -44,6 +47,8 @@ pub struct Runtime {
 pub struct Services {
     pub checker: Arc<dyn RecipientChecker>,
     pub protector: Arc<dyn Protector>,
+    /// Opens messages fetched through the POP3 proxy.
+    pub opener: Arc<dyn Opener>,
 }
 
 /// The core's session settings from the configuration.
@@ -58,6 +63,17 @@ pub fn smtp_session_config(config: &Config) -> SmtpConfig {
         s.hostname = smtp.hostname.clone();
     }
     s
+}
+
+/// The core's POP3 session settings from the configuration: the MTA timeouts (Tab_Konf_Param
+/// gives SMTP and POP3 server the same 5 min) apply to the POP3 server (A_2038, A_2039).
+pub fn pop3_session_config(config: &Config) -> Pop3Config {
+    Pop3Config {
+        server_response_timeout: config.timeouts.mta_response,
+        server_idle_timeout: config.timeouts.mta_idle,
+        client_idle_timeout: config.timeouts.client_idle,
+        ..Pop3Config::default()
+    }
 }
 
 /// The host of an `https://host[:port]/…` URL (brackets of IPv6 literals removed): where the
@@ -77,6 +93,7 @@ pub fn url_host(url: &str) -> Option<String> {
 /// A configured, bound daemon.
 pub struct Daemon {
     smtp: Option<SmtpServer>,
+    pop3: Option<Pop3Server>,
     runtime: Runtime,
     ntp_host: Option<String>,
     ntp_timeout: Duration,
@@ -100,14 +117,11 @@ impl Daemon {
             konnektor,
         };
         let services = build_services(config, &runtime)?;
-        if config.pop3.is_some() {
-            log::warn!("[pop3] is configured but this build serves SMTP only");
-        }
         let smtp = match &config.smtp {
             Some(settings) => {
                 let ctx = SessionContext {
                     session: smtp_session_config(config),
-                    upstream_tls,
+                    upstream_tls: upstream_tls.clone(),
                     connect_timeout: config.timeouts.mta_response,
                     checker: services.checker.clone(),
                     protector: services.protector.clone(),
@@ -118,7 +132,7 @@ impl Daemon {
                     handshake_timeout: HANDSHAKE_TIMEOUT,
                     grace: SHUTDOWN_GRACE,
                 };
-                let server = SmtpServer::bind(settings.listen, server_tls, ctx, limits)
+                let server = SmtpServer::bind(settings.listen, server_tls.clone(), ctx, limits)
                     .await
                     .map_err(|e| {
                         RuntimeError(format!(
@@ -130,8 +144,35 @@ impl Daemon {
             }
             None => None,
         };
+        let pop3 = match &config.pop3 {
+            Some(settings) => {
+                let ctx = Pop3Context {
+                    session: pop3_session_config(config),
+                    upstream_tls,
+                    connect_timeout: config.timeouts.mta_response,
+                    opener: services.opener.clone(),
+                    clock: runtime.clock.clone(),
+                };
+                let limits = ServerLimits {
+                    max_sessions: settings.max_sessions,
+                    handshake_timeout: HANDSHAKE_TIMEOUT,
+                    grace: SHUTDOWN_GRACE,
+                };
+                let server = Pop3Server::bind(settings.listen, server_tls, ctx, limits)
+                    .await
+                    .map_err(|e| {
+                        RuntimeError(format!(
+                            "[pop3] listen {}: cannot bind: {e}",
+                            settings.listen
+                        ))
+                    })?;
+                Some(server)
+            }
+            None => None,
+        };
         Ok(Self {
             smtp,
+            pop3,
             runtime,
             ntp_host: url_host(&config.konnektor.sds_url),
             ntp_timeout: config.konnektor.timeout,
@@ -140,6 +181,10 @@ impl Daemon {
 
     pub fn smtp_addr(&self) -> Option<SocketAddr> {
         self.smtp.as_ref().and_then(|s| s.local_addr().ok())
+    }
+
+    pub fn pop3_addr(&self) -> Option<SocketAddr> {
+        self.pop3.as_ref().and_then(|s| s.local_addr().ok())
     }
 
     pub fn runtime(&self) -> &Runtime {
@@ -153,17 +198,30 @@ impl Daemon {
             let timeout = self.ntp_timeout;
             smol::spawn(keep_in_sync(clock, host, timeout))
         });
-        match self.smtp {
-            Some(server) => server
-                .run(shutdown)
-                .await
-                .map(|_| ())
-                .map_err(|e| RuntimeError(format!("SMTP listener: {e}"))),
-            None => {
-                shutdown.await;
-                Ok(())
+        // Both listeners stop on the same shutdown: it is shared through a channel that closes.
+        let (stop, stopped) = smol::channel::bounded::<()>(1);
+        let wait = move || {
+            let stopped = stopped.clone();
+            async move {
+                let _ = stopped.recv().await;
+            }
+        };
+        let smtp = self.smtp.map(|s| smol::spawn(s.run(wait())));
+        let pop3 = self.pop3.map(|s| smol::spawn(s.run(wait())));
+        shutdown.await;
+        drop(stop);
+        let mut result = Ok(());
+        if let Some(t) = smtp {
+            if let Err(e) = t.await {
+                result = Err(RuntimeError(format!("SMTP listener: {e}")));
             }
         }
+        if let Some(t) = pop3 {
+            if let Err(e) = t.await {
+                result = Err(RuntimeError(format!("POP3 listener: {e}")));
+            }
+        }
+        result
     }
 }
 
@@ -216,6 +274,7 @@ mod tests {
     use crate::smtp_driver::BoxFuture;
     use crate::test_pki;
     use futures_lite::{AsyncReadExt, future};
+    use komle_core::pop3::{OpenFailure, OpenJob, OpenedMessage};
     use komle_core::smtp::{ProtectJob, ProtectedMessage, ProtectionFailure, RecipientVerdict};
 
     struct Refuse;
@@ -237,10 +296,21 @@ mod tests {
         }
     }
 
+    impl Opener for Refuse {
+        fn open(&self, _: OpenJob) -> BoxFuture<'_, Result<OpenedMessage, OpenFailure>> {
+            Box::pin(async {
+                Err(OpenFailure {
+                    reason: "test".into(),
+                })
+            })
+        }
+    }
+
     fn services(_: &Config, _: &Runtime) -> Result<Services, RuntimeError> {
         Ok(Services {
             checker: Arc::new(Refuse),
             protector: Arc::new(Refuse),
+            opener: Arc::new(Refuse),
         })
     }
 

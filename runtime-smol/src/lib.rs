@@ -11,6 +11,7 @@
 //! - [`time_sync`]: NTP against the Konnektor (A_2230) and the [`time_sync::Clock`].
 //! - [`smtp_driver`] / [`smtp_server`]: one task per client driving `SmtpSession`, the
 //!   listener with session limit and graceful shutdown.
+//! - [`pop3_driver`] / [`pop3_server`]: the same for `Pop3Session` (decrypting proxy).
 //! - [`daemon`]: assembly; the directory/Konnektor pipeline is plugged in through
 //!   [`daemon::Services`].
 
@@ -23,6 +24,8 @@ pub mod embedded;
 pub mod konnektor_http;
 pub mod ldap;
 pub mod logging;
+pub mod pop3_driver;
+pub mod pop3_server;
 pub mod services;
 pub mod smtp_driver;
 pub mod smtp_server;

@@ -6,10 +6,14 @@ use std::sync::{Arc, Mutex};
 
 use komle_core::directory::{CertificateCache, DirectoryEntry};
 use komle_core::konnektor::KonnektorEndpoints;
+use komle_core::open::{self, Reception};
+use komle_core::pop3::{OpenFailure, OpenJob, OpenedMessage};
 use komle_core::protect::{self, DirectoryUnavailable, Protection, Step};
+use komle_core::smime::opened_mail::DeliveryOptions;
 use komle_core::smtp::{ProtectJob, ProtectedMessage, ProtectionFailure, RecipientVerdict};
 
 use crate::konnektor_http::KonnektorHttp;
+use crate::pop3_driver::Opener;
 use crate::smtp_driver::{BoxFuture, Protector, RecipientChecker};
 use crate::time_sync::Clock;
 
@@ -118,6 +122,36 @@ impl Protector for Pipeline {
     }
 }
 
+impl Opener for Pipeline {
+    /// Runs core's receive pipeline (§3.4.4) with the Konnektor; decryption uses only the
+    /// fetching user's cards (A_2043–A_2045), failures the user should read become error mails.
+    fn open(&self, job: OpenJob) -> BoxFuture<'_, Result<OpenedMessage, OpenFailure>> {
+        Box::pin(async move {
+            let mut r = Reception::new(
+                job,
+                self.endpoints.clone(),
+                self.clock.wall(),
+                DeliveryOptions::default(),
+            );
+            loop {
+                match r.step() {
+                    open::Step::Call(call) => {
+                        let answer = self
+                            .konnektor
+                            .call(&call.url, call.request.soap_action, call.request.body)
+                            .await;
+                        if let Err(e) = &answer {
+                            log::warn!("Konnektor call {} failed: {e}", call.request.soap_action);
+                        }
+                        r.konnektor_answer(answer);
+                    }
+                    open::Step::Done(result) => return result,
+                }
+            }
+        })
+    }
+}
+
 /// A directory held in memory (the demo's, and tests').
 pub struct TableDirectory<F>(pub F)
 where
@@ -205,6 +239,7 @@ pub fn build(
     });
     Ok(crate::daemon::Services {
         checker: pipeline.clone(),
-        protector: pipeline,
+        protector: pipeline.clone(),
+        opener: pipeline,
     })
 }

@@ -19,11 +19,15 @@
 //! This crate only moves bytes between tokio sockets and the session.
 
 mod io;
+mod pop3_driver;
+mod pop3_server;
+mod server;
 mod service;
 mod smtp_driver;
 mod smtp_server;
 mod stats;
 
+pub use pop3_server::serve_pop3;
 pub use service::KomleService;
 pub use smtp_driver::drive;
 pub use smtp_server::serve_smtp;

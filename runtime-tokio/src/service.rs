@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use komle_smol::cli::RuntimeError;
 use komle_smol::config::Config;
-use komle_smol::daemon::{Runtime, smtp_session_config};
+use komle_smol::daemon::{Runtime, pop3_session_config, smtp_session_config};
 use komle_smol::konnektor_http::KonnektorHttp;
+use komle_smol::pop3_driver::Pop3Context;
 use komle_smol::smtp_driver::SessionContext;
 use komle_smol::smtp_server::ServerLimits;
 use komle_smol::time_sync::Clock;
@@ -18,10 +19,11 @@ use tokio::net::TcpListener;
 use crate::smtp_server::serve_smtp;
 use crate::stats::Stats;
 
-/// The Clientmodul's SMTP proxy, ready to serve on listeners the caller provides.
+/// The Clientmodul's SMTP and POP3 proxies, ready to serve on listeners the caller provides.
 pub struct KomleService {
     tls: Arc<ServerConfig>,
     ctx: Arc<SessionContext>,
+    pop3: Option<Arc<Pop3Context>>,
     limits: ServerLimits,
     stats: Arc<Stats>,
 }
@@ -43,6 +45,13 @@ impl KomleService {
         };
         let built = services::build(config, &runtime)?;
         let max_sessions = config.smtp.as_ref().map_or(100, |s| s.max_sessions);
+        let pop3 = config.pop3.as_ref().map(|_| Pop3Context {
+            session: pop3_session_config(config),
+            upstream_tls: upstream_tls.clone(),
+            connect_timeout: config.timeouts.mta_response,
+            opener: built.opener.clone(),
+            clock: runtime.clock.clone(),
+        });
         let ctx = SessionContext {
             session: smtp_session_config(config),
             upstream_tls,
@@ -51,7 +60,9 @@ impl KomleService {
             protector: built.protector,
             clock: runtime.clock,
         };
-        Ok(Self::from_parts(server_tls, ctx, max_sessions))
+        let mut service = Self::from_parts(server_tls, ctx, max_sessions);
+        service.pop3 = pop3.map(Arc::new);
+        Ok(service)
     }
 
     /// For callers that wire the services themselves (tests, embedded set-ups).
@@ -59,6 +70,7 @@ impl KomleService {
         KomleService {
             tls,
             ctx: Arc::new(ctx),
+            pop3: None,
             limits: ServerLimits {
                 max_sessions,
                 handshake_timeout: Duration::from_secs(30),
@@ -84,6 +96,29 @@ impl KomleService {
             listener,
             self.tls.clone(),
             self.ctx.clone(),
+            self.limits.clone(),
+            self.stats.clone(),
+            shutdown,
+        )
+        .await
+    }
+}
+
+impl KomleService {
+    /// Serves the POP3 proxy on `listener` until `shutdown` completes; an error when the
+    /// configuration has no `[pop3]`.
+    pub async fn serve_pop3(
+        &self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<usize> {
+        let Some(ctx) = self.pop3.clone() else {
+            return Err(std::io::Error::other("[pop3] is not configured"));
+        };
+        crate::pop3_server::serve_pop3(
+            listener,
+            self.tls.clone(),
+            ctx,
             self.limits.clone(),
             self.stats.clone(),
             shutdown,

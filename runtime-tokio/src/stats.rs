@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Session and message counters, updated by the SMTP listener.
+/// Session and message counters (SMTP and POP3 listeners together).
 #[derive(Debug, Default)]
 pub struct Stats {
     pub sessions_total: AtomicU64,
@@ -10,6 +10,8 @@ pub struct Stats {
     pub sessions_refused: AtomicU64,
     pub messages_protected: AtomicU64,
     pub protection_failures: AtomicU64,
+    pub messages_opened: AtomicU64,
+    pub open_failures: AtomicU64,
 }
 
 impl Stats {
@@ -17,12 +19,14 @@ impl Stats {
     pub fn render(&self) -> String {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
         format!(
-            "komle_smtp_sessions_total {}\nkomle_smtp_sessions_active {}\nkomle_smtp_sessions_refused_total {}\nkomle_messages_protected_total {}\nkomle_protection_failures_total {}\n",
+            "komle_sessions_total {}\nkomle_sessions_active {}\nkomle_sessions_refused_total {}\nkomle_messages_protected_total {}\nkomle_protection_failures_total {}\nkomle_messages_opened_total {}\nkomle_open_failures_total {}\n",
             g(&self.sessions_total),
             g(&self.sessions_active),
             g(&self.sessions_refused),
             g(&self.messages_protected),
             g(&self.protection_failures),
+            g(&self.messages_opened),
+            g(&self.open_failures),
         )
     }
 }

@@ -211,15 +211,15 @@ impl Daemon {
         shutdown.await;
         drop(stop);
         let mut result = Ok(());
-        if let Some(t) = smtp {
-            if let Err(e) = t.await {
-                result = Err(RuntimeError(format!("SMTP listener: {e}")));
-            }
+        if let Some(t) = smtp
+            && let Err(e) = t.await
+        {
+            result = Err(RuntimeError(format!("SMTP listener: {e}")));
         }
-        if let Some(t) = pop3 {
-            if let Err(e) = t.await {
-                result = Err(RuntimeError(format!("POP3 listener: {e}")));
-            }
+        if let Some(t) = pop3
+            && let Err(e) = t.await
+        {
+            result = Err(RuntimeError(format!("POP3 listener: {e}")));
         }
         result
     }

@@ -211,15 +211,15 @@ impl Daemon {
         shutdown.await;
         drop(stop);
         let mut result = Ok(());
-        if let Some(t) = smtp {
-            if let Err(e) = t.await {
-                result = Err(RuntimeError(format!("SMTP listener: {e}")));
-            }
+        if let Some(t) = smtp
+            && let Err(e) = t.await
+        {
+            result = Err(RuntimeError(format!("SMTP listener: {e}")));
         }
-        if let Some(t) = pop3 {
-            if let Err(e) = t.await {
-                result = Err(RuntimeError(format!("POP3 listener: {e}")));
-            }
+        if let Some(t) = pop3
+            && let Err(e) = t.await
+        {
+            result = Err(RuntimeError(format!("POP3 listener: {e}")));
         }
         result
     }
@@ -411,6 +411,39 @@ client_idle = "7s"
             let mut buf = [0u8; 64];
             let n = c.read(&mut buf).await.unwrap();
             assert_eq!(&buf[..n], b"220 cm.test ESMTP\r\n");
+            drop(c);
+            stop.send(()).await.unwrap();
+            let done = future::or(async { Some(task.await) }, async {
+                smol::Timer::after(Duration::from_secs(10)).await;
+                None
+            })
+            .await;
+            assert!(matches!(done, Some(Ok(()))), "daemon did not stop");
+        });
+    }
+
+    #[test]
+    fn daemon_with_pop3_serves_the_pop3_greeting_with_client_timeout() {
+        let pki = test_pki::make("CA");
+        let config = config(&pki, "[pop3]\nlisten = \"127.0.0.1:0\"\n");
+        assert_eq!(
+            pop3_session_config(&config).client_idle_timeout,
+            Duration::from_secs(7)
+        );
+        smol::block_on(async {
+            let daemon = Daemon::start(&config, services).await.unwrap();
+            let addr = daemon.pop3_addr().expect("POP3 listener bound");
+            let (stop, stopped) = smol::channel::bounded::<()>(1);
+            let task = smol::spawn(daemon.run(async move {
+                let _ = stopped.recv().await;
+            }));
+            let client = tls::client_config(Some(&pki.ca())).unwrap();
+            let mut c = tls::connect(client, "127.0.0.1", addr.port(), Duration::from_secs(5))
+                .await
+                .unwrap();
+            let mut buf = [0u8; 64];
+            let n = c.read(&mut buf).await.unwrap();
+            assert_eq!(&buf[..n], b"+OK KOM-LE Clientmodul POP3\r\n");
             drop(c);
             stop.send(()).await.unwrap();
             let done = future::or(async { Some(task.await) }, async {

@@ -7,3 +7,4 @@
 
 pub mod compare;
 pub mod health_http;
+pub mod load;

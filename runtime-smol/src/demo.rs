@@ -61,6 +61,8 @@ pub fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<(), DemoError> 
     say(out, "Generating the test PKI and the practices' cards ...");
     let mut env = Embedded::start(&EmbeddedOptions {
         smtp_port: options.smtp_port,
+        // Enough for load tests against the demo (1,000 idle sessions in BENCHMARKS.md).
+        max_sessions: 2000,
         ..EmbeddedOptions::default()
     })
     .map_err(|e| DemoError(e.to_string()))?;

@@ -23,6 +23,7 @@ pub mod duration;
 pub mod embedded;
 pub mod konnektor_http;
 pub mod ldap;
+pub mod listener;
 pub mod logging;
 pub mod pop3_driver;
 pub mod pop3_server;

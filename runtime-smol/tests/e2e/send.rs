@@ -521,3 +521,54 @@ fn large_message_25_mb_through_komle_cm_vs_straight_to_postfix() {
         rss.map_or(0.0, |r| r as f64 * 1024.0 / cm_mail.len() as f64)
     );
 }
+
+/// §3.2 + §3.3 round trip through both proxies: a mail sent through komle-cm's SMTP side comes
+/// back out of its POP3 side as what the client sent, with the verification note, the result
+/// headers and the PDF report (KOM-LE-A_2019, A_2048, A_2050, A_2179).
+#[test]
+fn kom_le_a_2019_a_2179_sent_through_smtp_comes_back_through_pop3() {
+    let bed = TestBed::start_with(Options {
+        pop3: true,
+        ..Options::default()
+    });
+    let from = sender();
+    let to = world().pki.single.address.clone();
+    let marker = "round-trip";
+    let run = clients::curl(
+        &via_cm(&bed, &bed.login(&from), &password(&from), &from, &[&to]),
+        &mail(&from, &[&to], marker),
+        &[],
+    );
+    assert!(run.success, "{}\n{}", run.transcript, bed.log());
+    bed.wait_delivered(&to, marker, 1, DELIVERY);
+    let pop3 = bed.pop3_addr().expect("POP3 listener");
+    let url = format!(
+        "pop3s://{}:{}@127.0.0.1:{}/1",
+        clients::percent_encode(&bed.pop3_login(&to)),
+        clients::percent_encode(&password(&to)),
+        pop3.port()
+    );
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--ssl-reqd", "--max-time", "60", "--cacert"])
+        .arg(bed.cm_ca_path())
+        .arg("--url")
+        .arg(&url)
+        .output()
+        .expect("run curl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        got.contains(&format!("Kalium 4,1 mmol/l ({marker}).")),
+        "{got}"
+    );
+    assert!(got.contains(".Zeile mit Punkt"), "dot line intact: {got}");
+    assert!(got.contains(&format!("Subject: Befund {marker}")), "{got}");
+    assert!(got.contains("X-KIM-DecryptionResult: 00"), "{got}");
+    assert!(got.contains("X-KIM-IntegrityCheckResult: 01"), "{got}");
+    assert!(got.contains("Die Nachricht wurde entschl"), "{got}");
+    assert!(got.contains("application/pdf"), "{got}");
+}

@@ -571,4 +571,37 @@ fn kom_le_a_2019_a_2179_sent_through_smtp_comes_back_through_pop3() {
     assert!(got.contains("X-KIM-IntegrityCheckResult: 01"), "{got}");
     assert!(got.contains("Die Nachricht wurde entschl"), "{got}");
     assert!(got.contains("application/pdf"), "{got}");
+    // And with Python's poplib, as a desktop client would (USER/PASS, RETR, QUIT).
+    let script = r#"
+import poplib, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[1])
+ctx.check_hostname = False
+p = poplib.POP3_SSL("127.0.0.1", int(sys.argv[2]), context=ctx, timeout=60)
+p.user(sys.argv[3]); p.pass_(sys.argv[4])
+count, _ = p.stat()
+resp, lines, octets = p.retr(1)
+sys.stdout.buffer.write(b"\r\n".join(lines))
+sys.stdout.buffer.write(b"\r\nCOUNT %d OCTETS %d\r\n" % (count, octets))
+p.quit()
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(bed.cm_ca_path())
+        .arg(pop3.port().to_string())
+        .arg(bed.pop3_login(&to))
+        .arg(password(&to))
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        got.contains(&format!("Kalium 4,1 mmol/l ({marker}).")),
+        "{got}"
+    );
+    assert!(got.contains("X-KIM-IntegrityCheckResult: 01"), "{got}");
+    assert!(got.contains("COUNT 1 OCTETS"), "{got}");
 }

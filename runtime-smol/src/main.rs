@@ -5,6 +5,7 @@ use komle_smol::cli;
 use komle_smol::{daemon, services};
 
 fn main() -> ExitCode {
+    use_all_cores();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("demo") {
         return demo(&args[1..]);
@@ -42,4 +43,15 @@ fn demo(args: &[String]) -> ExitCode {
 fn usage() -> ExitCode {
     eprintln!("usage: komle-cm demo [--port N] [--once]");
     ExitCode::from(2)
+}
+
+/// smol's global executor runs on `SMOL_THREADS` threads, one by default: with many concurrent
+/// sessions that single thread was the bottleneck (BENCHMARKS.md, komle-load). Use one per
+/// core unless the operator chose otherwise.
+fn use_all_cores() {
+    if std::env::var_os("SMOL_THREADS").is_none() {
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // SAFETY: first statement of main, before any other thread exists.
+        unsafe { std::env::set_var("SMOL_THREADS", n.to_string()) };
+    }
 }

@@ -100,6 +100,13 @@ fn a_2019_tokio_listener_protects_and_delivers_like_the_daemon() {
     let text = String::from_utf8_lossy(&got[0].data);
     assert!(text.contains("X-KOM-LE-Version: 1.0"), "{text}");
     assert!(!text.contains("ueber tokio"), "content must be encrypted");
+    // The counters are updated when the session task ends, which may be just after the
+    // client read its 221.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while stats.sessions_active.load(Ordering::Relaxed) > 0 && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert_eq!(stats.messages_protected.load(Ordering::Relaxed), 1);
     let _ = stop_tx.send(());
     let cut = rt.block_on(server).unwrap().unwrap();

@@ -26,7 +26,10 @@ fn binary_serves_connector_sds_and_injected_faults_to_curl() {
     );
     let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
     let url = lines.next().unwrap().unwrap();
-    assert!(url.starts_with("https://127.0.0.1:") && url.ends_with("/connector.sds"), "{url}");
+    assert!(
+        url.starts_with("https://127.0.0.1:") && url.ends_with("/connector.sds"),
+        "{url}"
+    );
     let card = lines.next().unwrap().unwrap();
     assert!(card.starts_with("card SMCB-1 SMC-B"), "{card}");
     let ca = dir.path().join("tls-ca.pem");
@@ -38,7 +41,11 @@ fn binary_serves_connector_sds_and_injected_faults_to_curl() {
         .arg(&url)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let sds = String::from_utf8(out.stdout).unwrap();
     assert!(sds.contains("Version=\"7.4.0\""), "{sds}");
 
@@ -50,7 +57,18 @@ xmlns:k=\"http://ws.gematik.de/conn/ConnectorCommon/v5.0\"><k:MandantId>m</k:Man
 <k:ClientSystemId>cs</k:ClientSystemId><k:WorkplaceId>wp</k:WorkplaceId></c:Context>\
 </s:GetJobNumber></S:Body></S:Envelope>";
     let out = Command::new("curl")
-        .args(["-sS", "--max-time", "20", "-w", "\n%{http_code}", "-H", "Content-Type: text/xml", "--data-binary", body, "--cacert"])
+        .args([
+            "-sS",
+            "--max-time",
+            "20",
+            "-w",
+            "\n%{http_code}",
+            "-H",
+            "Content-Type: text/xml",
+            "--data-binary",
+            body,
+            "--cacert",
+        ])
         .arg(&ca)
         .arg(format!("{base}/SignatureService"))
         .output()

@@ -8,6 +8,8 @@ use std::sync::OnceLock;
 use komle_conformance::sim::ber::Node;
 use komle_conformance::sim::cert_issuer::{CertProfile, generate_rsa_key, issue};
 use komle_conformance::sim::decrypt::{decrypt_document, unauth_attrs_der};
+use komle_conformance::sim::demo::ecc_leaf;
+use komle_conformance::sim::ecc;
 use komle_conformance::sim::encrypt::{EncryptInput, encrypt_document};
 use komle_conformance::sim::keys::pem_to_der;
 use komle_conformance::sim::samples::smime_profile_dir;
@@ -31,8 +33,7 @@ fn read(name: &str) -> Vec<u8> {
 
 fn sample_key(dir: &str, stem: &str) -> KeyMaterial {
     let cert = std::fs::read_to_string(samples().join(dir).join(format!("{stem}.pem"))).unwrap();
-    let key =
-        std::fs::read_to_string(samples().join(dir).join(format!("{stem}.prv.pem"))).unwrap();
+    let key = std::fs::read_to_string(samples().join(dir).join(format!("{stem}.prv.pem"))).unwrap();
     KeyMaterial {
         cert_der: pem_to_der(&cert).unwrap(),
         private_key_pkcs8_der: pem_to_der(&key).unwrap(),
@@ -303,7 +304,13 @@ fn openssl_verifies_our_signed_data() {
     let input = write_temp(&dir, "signed.der", &cms);
     let out = Command::new("openssl")
         .args([
-            "cms", "-verify", "-inform", "DER", "-noverify", "-binary", "-in",
+            "cms",
+            "-verify",
+            "-inform",
+            "DER",
+            "-noverify",
+            "-binary",
+            "-in",
         ])
         .arg(&input)
         .output()
@@ -333,7 +340,14 @@ fn pkcs1_v15_signed_data_from_openssl_verifies() {
     let data = write_temp(&dir, "d.txt", b"pkcs1 v1.5 content");
     let out = Command::new("openssl")
         .args([
-            "cms", "-sign", "-binary", "-nodetach", "-outform", "DER", "-md", "sha256",
+            "cms",
+            "-sign",
+            "-binary",
+            "-nodetach",
+            "-outform",
+            "DER",
+            "-md",
+            "sha256",
             "-signer",
         ])
         .arg(&cert)
@@ -363,6 +377,7 @@ fn openssl_decrypts_our_auth_enveloped_data_without_unauth_attrs() {
         content,
         recipients: &recips,
         unauth_attrs: &[],
+        allow_ecc: false,
     })
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -406,6 +421,7 @@ fn encrypt_round_trips_for_every_recipient_with_sample_shaped_unauth_attr() {
         content: &content,
         recipients: &recips,
         unauth_attrs: std::slice::from_ref(&attr),
+        allow_ecc: false,
     })
     .unwrap();
     for r in &p.recipients {
@@ -430,6 +446,7 @@ fn encrypted_structure_matches_sample04_profile() {
         content: b"abc",
         recipients: &recips,
         unauth_attrs: &[sample_recipient_emails_attr()],
+        allow_ecc: false,
     })
     .unwrap();
     let ours = Node::parse(&cms).unwrap();
@@ -444,4 +461,70 @@ fn encrypted_structure_matches_sample04_profile() {
     assert_eq!(kea(&o), kea(&s));
     let cea_oid = |n: &Node| n.children()[2].children()[1].children()[0].to_der();
     assert_eq!(cea_oid(&o), cea_oid(&s));
+}
+
+#[test]
+fn ti_ecies_round_trip_for_mixed_rsa_and_brainpool_recipients() {
+    let p = pki();
+    let ecc_key = ecc_leaf(&p.ca, "CN=Empfaenger ECC,O=Sim,C=DE", 13, NOW).unwrap();
+    assert!(ecc_key.is_bp256() && !ecc_key.is_rsa());
+    let recips = vec![p.recipients[0].cert_der.clone(), ecc_key.cert_der.clone()];
+    let content = b"ecc and rsa recipients";
+    let cms = encrypt_document(&EncryptInput {
+        content,
+        recipients: &recips,
+        unauth_attrs: &[],
+        allow_ecc: true,
+    })
+    .unwrap();
+    assert_eq!(
+        decrypt_document(std::slice::from_ref(&ecc_key), &cms).unwrap(),
+        content
+    );
+    assert_eq!(decrypt_document(&p.recipients[..1], &cms).unwrap(), content);
+    // The ECC RecipientInfo is a KeyTransRecipientInfo with the TI-ECIES OID, no parameters.
+    let root = Node::parse(&cms).unwrap();
+    let rinfos = &root.children()[1].children()[0].children()[1];
+    let oids: Vec<Vec<u8>> = rinfos
+        .children()
+        .iter()
+        .map(|ri| ri.children()[2].children()[0].to_der())
+        .collect();
+    use der::Encode;
+    assert!(oids.contains(&ecc::ID_TI_ECIES.to_der().unwrap()));
+    let ecc_ri = rinfos
+        .children()
+        .iter()
+        .find(|ri| ri.children()[2].children()[0].to_der() == ecc::ID_TI_ECIES.to_der().unwrap())
+        .unwrap();
+    assert_eq!(ecc_ri.children()[2].children().len(), 1, "no parameters");
+    // 01 || E (65) || IV (12) || CEK (32) || tag (16)
+    assert_eq!(ecc_ri.children()[3].string_bytes().unwrap().len(), 126);
+
+    // Tampering with the wrapped key is detected by the key-wrap GCM tag.
+    let mut bad = cms.clone();
+    let enc = ecc_ri.children()[3].string_bytes().unwrap();
+    let pos = bad
+        .windows(enc.len())
+        .position(|w| w == enc.as_slice())
+        .unwrap();
+    bad[pos + 100] ^= 1;
+    assert_eq!(
+        decrypt_document(std::slice::from_ref(&ecc_key), &bad),
+        Err(SimError::DecryptionFailed)
+    );
+}
+
+#[test]
+fn a_17464_ecc_recipient_is_refused_without_ecc_support() {
+    let p = pki();
+    let ecc_key = ecc_leaf(&p.ca, "CN=Empfaenger ECC,O=Sim,C=DE", 14, NOW).unwrap();
+    let recips = vec![ecc_key.cert_der.clone()];
+    let err = encrypt_document(&EncryptInput {
+        content: b"x",
+        recipients: &recips,
+        unauth_attrs: &[],
+        allow_ecc: false,
+    });
+    assert!(matches!(err, Err(SimError::Unsupported(_))), "{err:?}");
 }

@@ -88,7 +88,10 @@ fn exchange(
         let mut chunk = [0u8; 4096];
         let n = s.read(&mut chunk)?;
         if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "closed before response"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "closed before response",
+            ));
         }
         buf.extend_from_slice(&chunk[..n]);
     };
@@ -104,7 +107,10 @@ fn exchange(
         let mut chunk = vec![0u8; 65536];
         let n = s.read(&mut chunk)?;
         if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "truncated body"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "truncated body",
+            ));
         }
         body.extend_from_slice(&chunk[..n]);
     }
@@ -141,14 +147,25 @@ fn post(s: &mut Tls, action: &str, body: &[u8]) -> io::Result<(u16, String, Vec<
 fn connector_sds_and_soap_calls_share_one_keep_alive_connection() {
     let server = SimServer::start(Simulator::new(config()), TlsOptions::default()).unwrap();
     assert!(server.ca_pem.starts_with("-----BEGIN CERTIFICATE-----"));
-    let mut s = connect(&server, client_config(&server.ca_der, None), Duration::from_secs(10));
+    let mut s = connect(
+        &server,
+        client_config(&server.ca_der, None),
+        Duration::from_secs(10),
+    );
     let (status, _, body) = exchange(&mut s, "GET", "/connector.sds", &[], b"").unwrap();
     assert_eq!(status, 200);
     let sds = String::from_utf8(body).unwrap();
-    assert!(sds.contains(&format!("Location=\"{}/SignatureService\"", server.base_url())));
+    assert!(sds.contains(&format!(
+        "Location=\"{}/SignatureService\"",
+        server.base_url()
+    )));
     for expected in ["SIM-000", "SIM-001"] {
-        let (status, head, body) =
-            post(&mut s, &format!("\"{SIG75}#GetJobNumber\""), &get_job_number()).unwrap();
+        let (status, head, body) = post(
+            &mut s,
+            &format!("\"{SIG75}#GetJobNumber\""),
+            &get_job_number(),
+        )
+        .unwrap();
         assert_eq!(status, 200);
         assert!(head.contains("connection: keep-alive"));
         let p = xml::soap_payload(xml::parse(&body).unwrap()).unwrap();
@@ -159,7 +176,11 @@ fn connector_sds_and_soap_calls_share_one_keep_alive_connection() {
 #[test]
 fn encrypt_and_decrypt_a_large_document_over_https() {
     let server = SimServer::start(Simulator::new(config()), TlsOptions::default()).unwrap();
-    let mut s = connect(&server, client_config(&server.ca_der, None), Duration::from_secs(60));
+    let mut s = connect(
+        &server,
+        client_config(&server.ca_der, None),
+        Duration::from_secs(60),
+    );
     let content: Vec<u8> = (0..5 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
     let card = &demo().config.cards[0];
     let req = soap(&format!(
@@ -192,7 +213,9 @@ xmlns:k=\"http://ws.gematik.de/conn/ConnectorCommon/v5.0\" xmlns:d=\"urn:oasis:n
     assert_eq!(status, 200);
     let p = xml::soap_payload(xml::parse(&body).unwrap()).unwrap();
     assert_eq!(
-        STANDARD.decode(p.find_local("Base64Data").unwrap().text()).unwrap(),
+        STANDARD
+            .decode(p.find_local("Base64Data").unwrap().text())
+            .unwrap(),
         content
     );
     eprintln!("5 MiB over HTTPS: EncryptDocument {encrypt_ms} ms, DecryptDocument {decrypt_ms} ms");
@@ -209,7 +232,11 @@ fn injected_soap_fault_carries_the_gematik_code_over_https() {
         },
     );
     let server = SimServer::start(Simulator::new(c), TlsOptions::default()).unwrap();
-    let mut s = connect(&server, client_config(&server.ca_der, None), Duration::from_secs(10));
+    let mut s = connect(
+        &server,
+        client_config(&server.ca_der, None),
+        Duration::from_secs(10),
+    );
     let (status, _, body) = post(&mut s, "", &get_job_number()).unwrap();
     assert_eq!(status, 500);
     let root = xml::parse(&body).unwrap();
@@ -229,7 +256,10 @@ fn injected_stall_makes_the_client_time_out_and_latency_delays_the_answer() {
     let started = Instant::now();
     let err = post(&mut s, "", &get_job_number()).unwrap_err();
     assert!(
-        matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut),
+        matches!(
+            err.kind(),
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+        ),
         "{err:?}"
     );
     assert!(started.elapsed() >= Duration::from_millis(700));
@@ -250,12 +280,18 @@ fn injected_drop_closes_the_connection_without_an_answer() {
     let mut c = config();
     c.faults.insert(Operation::GetJobNumber, Fault::Drop);
     let server = SimServer::start(Simulator::new(c), TlsOptions::default()).unwrap();
-    let mut s = connect(&server, client_config(&server.ca_der, None), Duration::from_secs(10));
+    let mut s = connect(
+        &server,
+        client_config(&server.ca_der, None),
+        Duration::from_secs(10),
+    );
     let err = post(&mut s, "", &get_job_number()).unwrap_err();
     assert!(
         matches!(
             err.kind(),
-            io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
+            io::ErrorKind::UnexpectedEof
+                | io::ErrorKind::ConnectionReset
+                | io::ErrorKind::ConnectionAborted
         ),
         "{err:?}"
     );
@@ -269,7 +305,11 @@ fn client_certificate_is_required_when_configured() {
         ..TlsOptions::default()
     };
     let server = SimServer::start(Simulator::new(config()), tls).unwrap();
-    let mut anon = connect(&server, client_config(&server.ca_der, None), Duration::from_secs(10));
+    let mut anon = connect(
+        &server,
+        client_config(&server.ca_der, None),
+        Duration::from_secs(10),
+    );
     assert!(post(&mut anon, "", &get_job_number()).is_err());
     let identity = &d.config.cards[0].enc[0];
     let mut s = connect(
@@ -288,14 +328,32 @@ fn basic_auth_is_enforced_when_configured() {
         ..TlsOptions::default()
     };
     let server = SimServer::start(Simulator::new(config()), tls).unwrap();
-    let mut s = connect(&server, client_config(&server.ca_der, None), Duration::from_secs(10));
+    let mut s = connect(
+        &server,
+        client_config(&server.ca_der, None),
+        Duration::from_secs(10),
+    );
     let (status, head, _) = post(&mut s, "", &get_job_number()).unwrap();
     assert_eq!(status, 401);
     assert!(head.contains("www-authenticate: basic"));
     let wrong = format!("Basic {}", STANDARD.encode("cm:falsch"));
-    let (status, _, _) = exchange(&mut s, "POST", "/", &[("Authorization", &wrong)], &get_job_number()).unwrap();
+    let (status, _, _) = exchange(
+        &mut s,
+        "POST",
+        "/",
+        &[("Authorization", &wrong)],
+        &get_job_number(),
+    )
+    .unwrap();
     assert_eq!(status, 401);
     let right = format!("Basic {}", STANDARD.encode("cm:geheim"));
-    let (status, _, _) = exchange(&mut s, "POST", "/", &[("Authorization", &right)], &get_job_number()).unwrap();
+    let (status, _, _) = exchange(
+        &mut s,
+        "POST",
+        "/",
+        &[("Authorization", &right)],
+        &get_job_number(),
+    )
+    .unwrap();
     assert_eq!(status, 200);
 }

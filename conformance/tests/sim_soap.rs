@@ -87,8 +87,12 @@ fn assert_schema_valid(xml_text: &str, schema: &str) {
 }
 
 fn recipient_emails_attr() -> Vec<u8> {
-    let cms = std::fs::read(smime_profile_dir().unwrap().join("inputEmail.txt.04.encryptedcms"))
-        .unwrap();
+    let cms = std::fs::read(
+        smime_profile_dir()
+            .unwrap()
+            .join("inputEmail.txt.04.encryptedcms"),
+    )
+    .unwrap();
     unauth_attrs_der(&cms).unwrap().remove(0)
 }
 
@@ -162,11 +166,20 @@ fn b64_child(el: &Element, name: &str) -> Vec<u8> {
 #[test]
 fn test_requests_are_schema_valid() {
     let attr = recipient_emails_attr();
-    assert_schema_valid(&sign_request(Some("SIM-000"), b"x", &attr), "SignatureService_V7_5_6.xsd");
+    assert_schema_valid(
+        &sign_request(Some("SIM-000"), b"x", &attr),
+        "SignatureService_V7_5_6.xsd",
+    );
     assert_schema_valid(&verify_request(b"x"), "SignatureService_V7_5_6.xsd");
     let cert = demo().ca.cert_der.clone();
-    assert_schema_valid(&encrypt_request(b"x", &[&cert], &attr), "EncryptionService_v6_1_2.xsd");
-    assert_schema_valid(&decrypt_request("SMCB-1", b"x"), "EncryptionService_v6_1_2.xsd");
+    assert_schema_valid(
+        &encrypt_request(b"x", &[&cert], &attr),
+        "EncryptionService_v6_1_2.xsd",
+    );
+    assert_schema_valid(
+        &decrypt_request("SMCB-1", b"x"),
+        "EncryptionService_v6_1_2.xsd",
+    );
 }
 
 #[test]
@@ -183,7 +196,11 @@ fn a_17464_connector_sds_lists_services_with_versions_and_is_schema_valid() {
         .map(|v| {
             (
                 v.attr("Version").unwrap().to_string(),
-                v.find_local("EndpointTLS").unwrap().attr("Location").unwrap().to_string(),
+                v.find_local("EndpointTLS")
+                    .unwrap()
+                    .attr("Location")
+                    .unwrap()
+                    .to_string(),
             )
         })
         .collect();
@@ -191,13 +208,25 @@ fn a_17464_connector_sds_lists_services_with_versions_and_is_schema_valid() {
         "7.5.6".into(),
         "https://127.0.0.1:4433/SignatureService".into()
     )));
-    assert!(found.iter().any(|(v, l)| v == "6.1.2" && l.ends_with("/EncryptionService")));
+    assert!(
+        found
+            .iter()
+            .any(|(v, l)| v == "6.1.2" && l.ends_with("/EncryptionService"))
+    );
     assert!(found.iter().any(|(_, l)| l.ends_with("/EventService")));
-    assert!(found.iter().any(|(_, l)| l.ends_with("/CertificateService")));
+    assert!(
+        found
+            .iter()
+            .any(|(_, l)| l.ends_with("/CertificateService"))
+    );
 
     let mut c = config();
     c.versions = ServiceVersions::rsa_only();
-    let text = body_str(&Simulator::new(c).handle_get("/connector.sds", "https://h:1").body);
+    let text = body_str(
+        &Simulator::new(c)
+            .handle_get("/connector.sds", "https://h:1")
+            .body,
+    );
     assert!(text.contains("Version=\"7.4.0\""));
     assert!(text.contains("TargetNamespace=\"http://ws.gematik.de/conn/SignatureService/v7.4\""));
     assert!(text.contains("Version=\"6.0.1\""));
@@ -211,7 +240,10 @@ fn get_cards_filters_by_type_and_is_schema_valid() {
 xmlns:cc=\"http://ws.gematik.de/conn/CardServiceCommon/v2.0\" mandant-wide=\"false\">{CTX}\
 <cc:CardType>SMC-B</cc:CardType></e:GetCards>"
     );
-    let r = sim().handle("http://ws.gematik.de/conn/EventService/v7.2#GetCards", &envelope(&req));
+    let r = sim().handle(
+        "http://ws.gematik.de/conn/EventService/v7.2#GetCards",
+        &envelope(&req),
+    );
     assert_eq!(r.status, 200, "{}", body_str(&r.body));
     assert_schema_valid(&payload_text(&r.body), "EventService.xsd");
     let p = payload(&r.body);
@@ -219,7 +251,10 @@ xmlns:cc=\"http://ws.gematik.de/conn/CardServiceCommon/v2.0\" mandant-wide=\"fal
     p.find_all_local("Card", &mut cards);
     assert_eq!(cards.len(), 1);
     assert_eq!(cards[0].find_local("CardHandle").unwrap().text(), "SMCB-1");
-    assert_eq!(cards[0].find_local("Iccsn").unwrap().text(), "80276883110000095711");
+    assert_eq!(
+        cards[0].find_local("Iccsn").unwrap().text(),
+        "80276883110000095711"
+    );
 }
 
 #[test]
@@ -256,11 +291,17 @@ fn a_2190_sign_request_carries_recipient_emails_into_the_signed_data() {
     let s = sim();
     let job = s.handle(
         &format!("{SIG75}#GetJobNumber"),
-        &envelope(&format!("<s:GetJobNumber xmlns:s=\"{SIG75}\">{CTX}</s:GetJobNumber>")),
+        &envelope(&format!(
+            "<s:GetJobNumber xmlns:s=\"{SIG75}\">{CTX}</s:GetJobNumber>"
+        )),
     );
     assert_eq!(job.status, 200);
     assert_schema_valid(&payload_text(&job.body), "SignatureService_V7_5_6.xsd");
-    let job_no = payload(&job.body).find_local("JobNumber").unwrap().text().to_string();
+    let job_no = payload(&job.body)
+        .find_local("JobNumber")
+        .unwrap()
+        .text()
+        .to_string();
     assert_eq!(job_no, "SIM-000");
 
     let attr = recipient_emails_attr();
@@ -272,15 +313,26 @@ fn a_2190_sign_request_carries_recipient_emails_into_the_signed_data() {
     assert_eq!(r.status, 200, "{}", body_str(&r.body));
     assert_schema_valid(&payload_text(&r.body), "SignatureService_V7_5_6.xsd");
     let p = payload(&r.body);
-    assert_eq!(p.find_local("SignResponse").unwrap().attr("RequestID"), Some("r1"));
+    assert_eq!(
+        p.find_local("SignResponse").unwrap().attr("RequestID"),
+        Some("r1")
+    );
     assert_eq!(p.find_local("Result").unwrap().text(), "OK");
     let cms = b64_child(&p, "Base64Signature");
     let root = komle_conformance::sim::ber::Node::parse(&cms).unwrap();
     let si = &root.children()[1].children()[0].children()[4].children()[0];
-    assert!(si.children()[3].children().iter().any(|a| a.to_der() == attr));
+    assert!(
+        si.children()[3]
+            .children()
+            .iter()
+            .any(|a| a.to_der() == attr)
+    );
 
     // VerifyDocument over the fresh signature: VALID with the demo CA as anchor, econtent back.
-    let v = s.handle(&format!("{SIG75}#VerifyDocument"), &envelope(&verify_request(&cms)));
+    let v = s.handle(
+        &format!("{SIG75}#VerifyDocument"),
+        &envelope(&verify_request(&cms)),
+    );
     assert_eq!(v.status, 200, "{}", body_str(&v.body));
     assert_schema_valid(&payload_text(&v.body), "SignatureService_V7_5_6.xsd");
     let vp = payload(&v.body);
@@ -294,7 +346,10 @@ fn a_2190_sign_request_carries_recipient_emails_into_the_signed_data() {
 
 #[test]
 fn sign_without_job_number_is_rejected_with_a_soap_fault() {
-    let r = sim().handle("", &envelope(&sign_request(None, b"x", &recipient_emails_attr())));
+    let r = sim().handle(
+        "",
+        &envelope(&sign_request(None, b"x", &recipient_emails_attr())),
+    );
     assert_eq!(r.status, 500);
     let text = body_str(&r.body);
     assert!(text.contains("JobNumber missing"), "{text}");
@@ -306,7 +361,14 @@ fn sign_with_blocked_pin_fails_and_pin_status_reports_blocked() {
     let mut c = config();
     c.cards[0].pin = PinState::Blocked;
     let s = Simulator::new(c);
-    let r = s.handle("", &envelope(&sign_request(Some("SIM-001"), b"x", &recipient_emails_attr())));
+    let r = s.handle(
+        "",
+        &envelope(&sign_request(
+            Some("SIM-001"),
+            b"x",
+            &recipient_emails_attr(),
+        )),
+    );
     assert_eq!(r.status, 500);
     assert!(body_str(&r.body).contains("<GERROR:Code>4063</GERROR:Code>"));
     let req = format!(
@@ -318,9 +380,15 @@ xmlns:cc=\"http://ws.gematik.de/conn/CardServiceCommon/v2.0\">{CTX}<k:CardHandle
     let r = s.handle("", &envelope(&req));
     assert_eq!(r.status, 200);
     assert_schema_valid(&payload_text(&r.body), "CardService.xsd");
-    assert_eq!(payload(&r.body).find_local("PinStatus").unwrap().text(), "BLOCKED");
+    assert_eq!(
+        payload(&r.body).find_local("PinStatus").unwrap().text(),
+        "BLOCKED"
+    );
     let r = s.handle("", &envelope(&req.replace("GetPinStatus", "VerifyPin")));
-    assert_eq!(payload(&r.body).find_local("PinResult").unwrap().text(), "WASBLOCKED");
+    assert_eq!(
+        payload(&r.body).find_local("PinResult").unwrap().text(),
+        "WASBLOCKED"
+    );
 }
 
 #[test]
@@ -337,8 +405,18 @@ xmlns:cc=\"http://ws.gematik.de/conn/CardServiceCommon/v2.0\">{CTX}<k:CardHandle
     let r = s.handle("", &envelope(&req));
     assert_eq!(r.status, 200, "{}", body_str(&r.body));
     assert_schema_valid(&payload_text(&r.body), "CardService.xsd");
-    assert_eq!(payload(&r.body).find_local("PinResult").unwrap().text(), "OK");
-    let r = s.handle("", &envelope(&sign_request(Some("SIM-001"), b"x", &recipient_emails_attr())));
+    assert_eq!(
+        payload(&r.body).find_local("PinResult").unwrap().text(),
+        "OK"
+    );
+    let r = s.handle(
+        "",
+        &envelope(&sign_request(
+            Some("SIM-001"),
+            b"x",
+            &recipient_emails_attr(),
+        )),
+    );
     assert_eq!(r.status, 200);
 }
 
@@ -372,8 +450,12 @@ fn encrypt_then_decrypt_through_soap_for_every_card() {
 
 #[test]
 fn decrypting_gematik_sample04_via_soap_with_a_foreign_card_fails_with_gematik_code() {
-    let cms = std::fs::read(smime_profile_dir().unwrap().join("inputEmail.txt.04.encryptedcms"))
-        .unwrap();
+    let cms = std::fs::read(
+        smime_profile_dir()
+            .unwrap()
+            .join("inputEmail.txt.04.encryptedcms"),
+    )
+    .unwrap();
     let r = sim().handle("", &envelope(&decrypt_request("SMCB-1", &cms)));
     assert_eq!(r.status, 500);
     let text = body_str(&r.body);
@@ -387,21 +469,30 @@ fn injected_faults_latency_stall_and_drop_are_reported_per_operation() {
     let mut c = config();
     c.faults.insert(
         Operation::EncryptDocument,
-        Fault::SoapFault { code: 4011, text: "Konnektor nicht erreichbar".into() },
+        Fault::SoapFault {
+            code: 4011,
+            text: "Konnektor nicht erreichbar".into(),
+        },
     );
     c.faults.insert(Operation::DecryptDocument, Fault::Stall);
     c.faults.insert(Operation::GetJobNumber, Fault::Drop);
-    c.latency.insert(Operation::GetCards, Duration::from_millis(250));
+    c.latency
+        .insert(Operation::GetCards, Duration::from_millis(250));
     let s = Simulator::new(c);
     let cert = demo().ca.cert_der.clone();
-    let r = s.handle("", &envelope(&encrypt_request(b"x", &[&cert], &recipient_emails_attr())));
+    let r = s.handle(
+        "",
+        &envelope(&encrypt_request(b"x", &[&cert], &recipient_emails_attr())),
+    );
     assert_eq!(r.status, 500);
     assert!(body_str(&r.body).contains("<GERROR:Code>4011</GERROR:Code>"));
     let r = s.handle("", &envelope(&decrypt_request("SMCB-1", b"x")));
     assert_eq!(r.action, ResponseAction::Stall);
     let r = s.handle(
         "",
-        &envelope(&format!("<s:GetJobNumber xmlns:s=\"{SIG75}\">{CTX}</s:GetJobNumber>")),
+        &envelope(&format!(
+            "<s:GetJobNumber xmlns:s=\"{SIG75}\">{CTX}</s:GetJobNumber>"
+        )),
     );
     assert_eq!(r.action, ResponseAction::Drop);
     let r = s.handle(
@@ -427,11 +518,51 @@ fn wrong_namespace_version_or_soap_action_is_a_client_fault() {
     // SOAPAction naming another operation.
     let r = sim().handle(
         &format!("{SIG75}#SignDocument"),
-        &envelope(&format!("<s:GetJobNumber xmlns:s=\"{SIG75}\">{CTX}</s:GetJobNumber>")),
+        &envelope(&format!(
+            "<s:GetJobNumber xmlns:s=\"{SIG75}\">{CTX}</s:GetJobNumber>"
+        )),
     );
     assert_eq!(r.status, 500);
     // Garbage body.
     let r = sim().handle("", b"\x00\x01 not xml <");
     assert_eq!(r.status, 500);
     assert!(body_str(&r.body).contains("soap:Client"));
+}
+
+#[test]
+fn a_17464_ecc_card_certificate_encrypts_only_at_an_ecc_capable_konnektor() {
+    let card = &demo().config.cards[0];
+    let ecc_key = card.enc.iter().find(|k| k.is_bp256()).unwrap();
+    // ReadCardCertificate with Crypt=ECC returns the brainpool C.ENC.
+    let req = format!(
+        "<c:ReadCardCertificate xmlns:c=\"http://ws.gematik.de/conn/CertificateService/v6.0\" \
+xmlns:k=\"http://ws.gematik.de/conn/ConnectorCommon/v5.0\"><k:CardHandle>SMCB-1</k:CardHandle>{CTX}\
+<c:CertRefList><c:CertRef>C.ENC</c:CertRef></c:CertRefList><c:Crypt>ECC</c:Crypt></c:ReadCardCertificate>"
+    );
+    let r = sim().handle("", &envelope(&req));
+    assert_eq!(r.status, 200, "{}", body_str(&r.body));
+    assert_schema_valid(&payload_text(&r.body), "CertificateService.xsd");
+    assert_eq!(
+        b64_child(&payload(&r.body), "X509Certificate"),
+        ecc_key.cert_der
+    );
+
+    let content = b"for an ECC recipient";
+    let req = envelope(&encrypt_request(
+        content,
+        &[&ecc_key.cert_der],
+        &recipient_emails_attr(),
+    ));
+    let r = sim().handle("", &req);
+    assert_eq!(r.status, 200, "{}", body_str(&r.body));
+    let cms = b64_child(&payload(&r.body), "Base64Data");
+    let d = sim().handle("", &envelope(&decrypt_request("SMCB-1", &cms)));
+    assert_eq!(d.status, 200, "{}", body_str(&d.body));
+    assert_eq!(b64_child(&payload(&d.body), "Base64Data"), content);
+
+    let mut c = config();
+    c.versions = ServiceVersions::rsa_only();
+    let r = Simulator::new(c).handle("", &req);
+    assert_eq!(r.status, 500);
+    assert!(body_str(&r.body).contains("without ECC support"));
 }

@@ -141,26 +141,43 @@ fn main() -> ExitCode {
     if let Some(dir) = export {
         let mut files = vec![
             ("tls-ca.pem".to_string(), server.ca_pem.clone()),
-            ("card-ca.pem".to_string(), pem("CERTIFICATE", &setup.ca.cert_der)),
+            (
+                "card-ca.pem".to_string(),
+                pem("CERTIFICATE", &setup.ca.cert_der),
+            ),
         ];
         for card in &cards {
-            let keys = card.osig.iter().map(|k| ("osig", k)).chain(card.enc.iter().map(|k| ("enc", k)));
+            let keys = card
+                .osig
+                .iter()
+                .map(|k| ("osig", k))
+                .chain(card.enc.iter().map(|k| ("enc", k)));
             for (i, (kind, k)) in keys.enumerate() {
                 let stem = format!("{}-{kind}-{i}", card.handle);
                 files.push((format!("{stem}.pem"), pem("CERTIFICATE", &k.cert_der)));
-                files.push((format!("{stem}.prv.pem"), pem("PRIVATE KEY", &k.private_key_pkcs8_der)));
+                files.push((
+                    format!("{stem}.prv.pem"),
+                    pem("PRIVATE KEY", &k.private_key_pkcs8_der),
+                ));
             }
         }
-        if let Err(e) = std::fs::create_dir_all(&dir)
-            .and_then(|_| files.iter().try_for_each(|(n, c)| std::fs::write(dir.join(n), c)))
-        {
+        if let Err(e) = std::fs::create_dir_all(&dir).and_then(|_| {
+            files
+                .iter()
+                .try_for_each(|(n, c)| std::fs::write(dir.join(n), c))
+        }) {
             eprintln!("cannot export to {}: {e}", dir.display());
             return ExitCode::FAILURE;
         }
     }
     println!("{}/connector.sds", server.base_url());
     for card in &cards {
-        println!("card {} {} {}", card.handle, card.kind.as_str(), card.telematik_id);
+        println!(
+            "card {} {} {}",
+            card.handle,
+            card.kind.as_str(),
+            card.telematik_id
+        );
     }
     loop {
         std::thread::park();

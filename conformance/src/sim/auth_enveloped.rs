@@ -4,8 +4,8 @@
 
 use cms::content_info::CmsVersion;
 use cms::enveloped_data::{EncryptedContentInfo, OriginatorInfo, RecipientInfos};
-use der::asn1::OctetString;
 use der::Sequence;
+use der::asn1::OctetString;
 use x509_cert::attr::Attributes;
 
 /// `AuthEnvelopedData ::= SEQUENCE { version CMSVersion (0), originatorInfo [0] IMPLICIT

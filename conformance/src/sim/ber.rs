@@ -306,14 +306,23 @@ mod tests {
     fn malformed_input_is_a_typed_error() {
         assert_eq!(Node::parse(&[0x30]), Err(BerError::Truncated));
         assert_eq!(Node::parse(&[0x30, 0x05, 0x02]), Err(BerError::Truncated));
-        assert_eq!(Node::parse(&[0x04, 0x80]), Err(BerError::IndefinitePrimitive));
-        assert_eq!(Node::parse(&[0x1f, 0x01, 0x00]), Err(BerError::HighTagNumber));
+        assert_eq!(
+            Node::parse(&[0x04, 0x80]),
+            Err(BerError::IndefinitePrimitive)
+        );
+        assert_eq!(
+            Node::parse(&[0x1f, 0x01, 0x00]),
+            Err(BerError::HighTagNumber)
+        );
         assert_eq!(
             Node::parse(&[0x05, 0x00, 0x00]),
             Err(BerError::TrailingData)
         );
-        assert_eq!(Node::parse(&[0x30, 0x80, 0x05, 0x00]), Err(BerError::Truncated));
-        let mut deep = vec![0x30, 0x80].repeat(100);
+        assert_eq!(
+            Node::parse(&[0x30, 0x80, 0x05, 0x00]),
+            Err(BerError::Truncated)
+        );
+        let mut deep = [0x30, 0x80].repeat(100);
         deep.extend_from_slice(&[0u8; 200]);
         assert_eq!(Node::parse(&deep), Err(BerError::TooDeep));
     }

@@ -84,7 +84,8 @@ impl ServiceVersions {
 
     /// A_17464: both services at or above the ECC thresholds.
     pub fn ecc_capable(&self) -> bool {
-        version_at_least(&self.signature, [7, 4, 1]) && version_at_least(&self.encryption, [6, 1, 1])
+        version_at_least(&self.signature, [7, 4, 1])
+            && version_at_least(&self.encryption, [6, 1, 1])
     }
 }
 
@@ -144,7 +145,9 @@ impl Operation {
 
     /// Parses a request element's local name.
     pub fn from_request_name(name: &str) -> Option<Operation> {
-        Operation::ALL.into_iter().find(|o| o.request_name() == name)
+        Operation::ALL
+            .into_iter()
+            .find(|o| o.request_name() == name)
     }
 }
 

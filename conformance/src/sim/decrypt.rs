@@ -15,7 +15,8 @@ use sha2::Sha256;
 use spki::AlgorithmIdentifierOwned;
 
 use super::auth_enveloped::GcmParameters;
-use super::ber::{self, tag, BerError, Node};
+use super::ber::{self, BerError, Node, tag};
+use super::ecc;
 use super::error::SimError;
 use super::keys::KeyMaterial;
 use super::oids;
@@ -40,7 +41,9 @@ fn parse(input: &[u8]) -> Result<Parsed, SimError> {
         return Err(BerError::Shape("ContentInfo").into());
     };
     if oid_of(ct)? != oids::ID_AUTH_ENVELOPED_DATA || !wrapped.is_context(0) {
-        return Err(SimError::Unsupported("content type is not authEnvelopedData".into()));
+        return Err(SimError::Unsupported(
+            "content type is not authEnvelopedData".into(),
+        ));
     }
     let aed = wrapped
         .children()
@@ -113,17 +116,28 @@ fn rid_matches(rid: &RecipientIdentifier, key: &KeyMaterial) -> bool {
 }
 
 fn unwrap_cek(ri: &KeyTransRecipientInfo, key: &KeyMaterial) -> Result<Vec<u8>, SimError> {
-    let private = key.rsa_private_key()?;
     let enc = ri.enc_key.as_bytes();
+    if ri.key_enc_alg.oid == ecc::ID_TI_ECIES {
+        let secret = ecc::secret_from_pkcs8(&key.private_key_pkcs8_der)?;
+        return ecc::decrypt_key(&secret, enc);
+    }
+    let private = key.rsa_private_key()?;
     if ri.key_enc_alg.oid == oids::ID_RSAES_OAEP {
         let params_der = match &ri.key_enc_alg.parameters {
             Some(p) => p.to_der()?,
-            None => return Err(SimError::Unsupported("OAEP without parameters (SHA-1)".into())),
+            None => {
+                return Err(SimError::Unsupported(
+                    "OAEP without parameters (SHA-1)".into(),
+                ));
+            }
         };
         let params = RsaOaepParams::try_from(params_der.as_slice())
             .map_err(|e| SimError::Asn1(e.to_string()))?;
         if params.hash.oid != oids::ID_SHA256 {
-            return Err(SimError::Unsupported(format!("OAEP hash {}", params.hash.oid)));
+            return Err(SimError::Unsupported(format!(
+                "OAEP hash {}",
+                params.hash.oid
+            )));
         }
         private
             .decrypt(Oaep::new::<Sha256>(), enc)

@@ -71,11 +71,13 @@ pub fn read_request<S: Read>(stream: &mut S, buf: &mut Vec<u8>) -> Result<Reques
         }
         buf.extend_from_slice(&chunk[..n]);
     };
-    let head = std::str::from_utf8(&buf[..header_end]).map_err(|_| ReadError::Bad(400, "header not UTF-8"))?;
+    let head = std::str::from_utf8(&buf[..header_end])
+        .map_err(|_| ReadError::Bad(400, "header not UTF-8"))?;
     let mut lines = head.split("\r\n");
     let request_line = lines.next().unwrap_or_default();
     let mut parts = request_line.split(' ');
-    let (Some(method), Some(path), Some(version)) = (parts.next(), parts.next(), parts.next()) else {
+    let (Some(method), Some(path), Some(version)) = (parts.next(), parts.next(), parts.next())
+    else {
         return Err(ReadError::Bad(400, "bad request line"));
     };
     if !version.starts_with("HTTP/1.") {
@@ -95,10 +97,15 @@ pub fn read_request<S: Read>(stream: &mut S, buf: &mut Vec<u8>) -> Result<Reques
         body: Vec::new(),
     };
     if req.header("transfer-encoding").is_some() {
-        return Err(ReadError::Bad(501, "only Content-Length bodies are supported"));
+        return Err(ReadError::Bad(
+            501,
+            "only Content-Length bodies are supported",
+        ));
     }
     let len = match req.header("content-length") {
-        Some(v) => v.parse::<usize>().map_err(|_| ReadError::Bad(400, "bad Content-Length"))?,
+        Some(v) => v
+            .parse::<usize>()
+            .map_err(|_| ReadError::Bad(400, "bad Content-Length"))?,
         None => 0,
     };
     if len > MAX_BODY {
@@ -154,7 +161,11 @@ pub fn write_response<S: Write>(
     for (n, v) in extra_headers {
         head.push_str(&format!("{n}: {v}\r\n"));
     }
-    head.push_str(if close { "Connection: close\r\n\r\n" } else { "Connection: keep-alive\r\n\r\n" });
+    head.push_str(if close {
+        "Connection: close\r\n\r\n"
+    } else {
+        "Connection: keep-alive\r\n\r\n"
+    });
     stream.write_all(head.as_bytes())?;
     stream.write_all(body)?;
     stream.flush()
@@ -170,22 +181,40 @@ mod tests {
         let mut src = &raw[..];
         let mut buf = Vec::new();
         let r1 = read_request(&mut src, &mut buf).unwrap();
-        assert_eq!((r1.method.as_str(), r1.body.as_slice()), ("POST", &b"abc"[..]));
+        assert_eq!(
+            (r1.method.as_str(), r1.body.as_slice()),
+            ("POST", &b"abc"[..])
+        );
         assert_eq!(r1.header("soapaction"), Some("x#y"));
         let r2 = read_request(&mut src, &mut buf).unwrap();
         assert_eq!(r2.path, "/connector.sds");
-        assert!(matches!(read_request(&mut src, &mut buf), Err(ReadError::Closed)));
+        assert!(matches!(
+            read_request(&mut src, &mut buf),
+            Err(ReadError::Closed)
+        ));
     }
 
     #[test]
     fn oversized_or_chunked_bodies_are_refused() {
-        let big = format!("POST / HTTP/1.1\r\nContent-Length: {}\r\n\r\n", MAX_BODY + 1);
+        let big = format!(
+            "POST / HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+            MAX_BODY + 1
+        );
         let mut buf = Vec::new();
-        assert!(matches!(read_request(&mut big.as_bytes(), &mut buf), Err(ReadError::Bad(413, _))));
+        assert!(matches!(
+            read_request(&mut big.as_bytes(), &mut buf),
+            Err(ReadError::Bad(413, _))
+        ));
         let mut buf = Vec::new();
         let chunked = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
-        assert!(matches!(read_request(&mut &chunked[..], &mut buf), Err(ReadError::Bad(501, _))));
+        assert!(matches!(
+            read_request(&mut &chunked[..], &mut buf),
+            Err(ReadError::Bad(501, _))
+        ));
         let mut buf = Vec::new();
-        assert!(matches!(read_request(&mut &b"garbage\r\n\r\n"[..], &mut buf), Err(ReadError::Bad(400, _))));
+        assert!(matches!(
+            read_request(&mut &b"garbage\r\n\r\n"[..], &mut buf),
+            Err(ReadError::Bad(400, _))
+        ));
     }
 }

@@ -27,7 +27,11 @@ pub fn encrypt_document(sim: &Simulator, req: &Element) -> Result<String, SimErr
         .child(&ns, "RecipientKeys")
         .ok_or_else(|| SimError::BadRequest("RecipientKeys missing".into()))?;
     let mut recipients = Vec::new();
-    for c in keys.children.iter().filter(|c| c.ns == ns && c.name == "Certificate") {
+    for c in keys
+        .children
+        .iter()
+        .filter(|c| c.ns == ns && c.name == "Certificate")
+    {
         recipients.push(b64(c)?);
     }
     if let Some(on_card) = keys.child(&ns, "CertificateOnCard") {
@@ -55,6 +59,7 @@ pub fn encrypt_document(sim: &Simulator, req: &Element) -> Result<String, SimErr
         content: &content,
         recipients: &recipients,
         unauth_attrs: &attrs,
+        allow_ecc: sim.config().versions.ecc_capable(),
     })?;
     Ok(format!(
         "<CRYPT:EncryptDocumentResponse xmlns:CRYPT=\"{ns}\" xmlns:CONN=\"{NS_CONN}\" xmlns:dss=\"{NS_DSS}\">\

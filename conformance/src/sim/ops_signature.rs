@@ -2,10 +2,14 @@
 
 use super::error::SimError;
 use super::ops_cards::require_signing_card;
-use super::simulator::{Simulator, b64, b64_encode, required};
 use super::sign::{SignInput, sign_document as cms_sign};
-use super::soap_out::{NS_CONN, NS_DS, NS_DSS, NS_SIG_PREFIX, NS_VR, service_ns, status_ok, xs_date_time};
-use super::verify::{ChainStatus, HighLevel, VerifyOutcome, VerifyPolicy, verify_document as cms_verify};
+use super::simulator::{Simulator, b64, b64_encode, required};
+use super::soap_out::{
+    NS_CONN, NS_DS, NS_DSS, NS_SIG_PREFIX, NS_VR, service_ns, status_ok, xs_date_time,
+};
+use super::verify::{
+    ChainStatus, HighLevel, VerifyOutcome, VerifyPolicy, verify_document as cms_verify,
+};
 use super::xml::{Element, escape};
 
 fn sig_ns(sim: &Simulator) -> String {
@@ -34,11 +38,10 @@ pub fn sign_document(sim: &Simulator, req: &Element) -> Result<String, SimError>
     if req.child(&ns, "JobNumber").is_none() {
         return Err(SimError::BadRequest("JobNumber missing".into()));
     }
-    if req
-        .child(&ns, "Crypt")
-        .is_some_and(|c| c.text() == "ECC")
-    {
-        return Err(SimError::Unsupported("ECC signatures (SM-B signs RSA, A_2020)".into()));
+    if req.child(&ns, "Crypt").is_some_and(|c| c.text() == "ECC") {
+        return Err(SimError::Unsupported(
+            "ECC signatures (SM-B signs RSA, A_2020)".into(),
+        ));
     }
     let card = require_signing_card(sim, handle)?;
     let key = card
@@ -47,7 +50,11 @@ pub fn sign_document(sim: &Simulator, req: &Element) -> Result<String, SimError>
         .ok_or_else(|| SimError::Key("card has no signature key".into()))?;
     let mut responses = String::new();
     let mut any = false;
-    for sr in req.children.iter().filter(|c| c.ns == ns && c.name == "SignRequest") {
+    for sr in req
+        .children
+        .iter()
+        .filter(|c| c.ns == ns && c.name == "SignRequest")
+    {
         any = true;
         let request_id = sr.attr("RequestID").unwrap_or_default();
         let mut attrs = Vec::new();
@@ -168,7 +175,9 @@ pub fn verify_document(sim: &Simulator, req: &Element) -> Result<String, SimErro
     let sig = req
         .child(NS_DSS, "SignatureObject")
         .and_then(|s| s.child(NS_DSS, "Base64Signature"))
-        .ok_or_else(|| SimError::BadRequest("dss:SignatureObject/Base64Signature missing".into()))?;
+        .ok_or_else(|| {
+            SimError::BadRequest("dss:SignatureObject/Base64Signature missing".into())
+        })?;
     let cms = b64(sig)?;
     let cfg = sim.config();
     let now = sim.now_unix();

@@ -117,11 +117,15 @@ impl SimServer {
         if tls.server_identity.is_none() {
             chain.push(CertificateDer::from(ca_der.clone()));
         }
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf.private_key_pkcs8_der.clone()));
+        let key =
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf.private_key_pkcs8_der.clone()));
         let config = Arc::new(builder.with_single_cert(chain, key).map_err(err)?);
 
-        let listener = TcpListener::bind(tls.bind.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))))
-            .map_err(err)?;
+        let listener = TcpListener::bind(
+            tls.bind
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))),
+        )
+        .map_err(err)?;
         listener.set_nonblocking(true).map_err(err)?;
         let addr = listener.local_addr().map_err(err)?;
         let shutdown = Arc::new(AtomicBool::new(false));
@@ -129,7 +133,9 @@ impl SimServer {
         let ctx = Arc::new(ConnCtx {
             sim,
             config,
-            basic_auth: tls.basic_auth.map(|(u, p)| format!("Basic {}", STANDARD.encode(format!("{u}:{p}")))),
+            basic_auth: tls
+                .basic_auth
+                .map(|(u, p)| format!("Basic {}", STANDARD.encode(format!("{u}:{p}")))),
             base_url: format!("https://{addr}"),
             shutdown: shutdown.clone(),
         });
@@ -230,9 +236,17 @@ impl io::Read for PatientStream<'_> {
         let start = Instant::now();
         loop {
             match self.inner.read(buf) {
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
                     if self.shutdown.load(Ordering::SeqCst) || start.elapsed() > IDLE {
-                        return Err(io::Error::new(io::ErrorKind::TimedOut, "idle or shutting down"));
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "idle or shutting down",
+                        ));
                     }
                 }
                 other => return other,
@@ -301,7 +315,14 @@ fn serve_connection(tcp: TcpStream, ctx: &ConnCtx) -> io::Result<()> {
                 .sim
                 .handle(req.header("soapaction").unwrap_or_default(), &req.body),
             _ => {
-                http::write_response(&mut stream, 405, "text/plain", &[], b"method not allowed", true)?;
+                http::write_response(
+                    &mut stream,
+                    405,
+                    "text/plain",
+                    &[],
+                    b"method not allowed",
+                    true,
+                )?;
                 return Ok(());
             }
         };
@@ -311,7 +332,14 @@ fn serve_connection(tcp: TcpStream, ctx: &ConnCtx) -> io::Result<()> {
         match resp.action {
             ResponseAction::Respond => {
                 let close = req.wants_close();
-                http::write_response(&mut stream, resp.status, resp.content_type, &[], &resp.body, close)?;
+                http::write_response(
+                    &mut stream,
+                    resp.status,
+                    resp.content_type,
+                    &[],
+                    &resp.body,
+                    close,
+                )?;
                 if close {
                     stream.inner.conn.send_close_notify();
                     let _ = stream.inner.flush();

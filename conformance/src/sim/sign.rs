@@ -8,13 +8,12 @@
 use cms::cert::IssuerAndSerialNumber;
 use cms::content_info::{CmsVersion, ContentInfo};
 use cms::signed_data::{
-    CertificateSet, EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo,
-    SignerInfos,
+    CertificateSet, EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo, SignerInfos,
 };
 use der::asn1::{OctetString, SetOfVec, UtcTime};
 use der::{Any, Decode, Encode};
-use rsa::pkcs1::RsaPssParams;
 use rsa::Pss;
+use rsa::pkcs1::RsaPssParams;
 use sha2::{Digest, Sha256};
 use spki::AlgorithmIdentifierOwned;
 use x509_cert::attr::Attribute;
@@ -63,9 +62,8 @@ pub fn sign_document(signer: &KeyMaterial, input: &SignInput<'_>) -> Result<Vec<
     let key = signer.rsa_private_key()?;
     let digest = Sha256::digest(input.content);
 
-    let signing_time = UtcTime::from_unix_duration(std::time::Duration::from_secs(
-        input.signing_time_unix,
-    ))?;
+    let signing_time =
+        UtcTime::from_unix_duration(std::time::Duration::from_secs(input.signing_time_unix))?;
     let mut attrs = vec![
         attribute(oids::ID_CONTENT_TYPE, Any::encode_from(&oids::ID_DATA)?)?,
         attribute(oids::ID_SIGNING_TIME, Any::encode_from(&signing_time)?)?,

@@ -122,12 +122,8 @@ impl Simulator {
         let mut resp = self.base_response(op, 500, Vec::new());
         match fault {
             Fault::SoapFault { code, text } => {
-                resp.body = soap_out::fault(
-                    *code,
-                    text,
-                    &soap_out::xs_date_time(self.now_unix()),
-                    false,
-                );
+                resp.body =
+                    soap_out::fault(*code, text, &soap_out::xs_date_time(self.now_unix()), false);
             }
             Fault::Stall => resp.action = ResponseAction::Stall,
             Fault::Drop => resp.action = ResponseAction::Drop,

@@ -42,7 +42,11 @@ pub fn status_ok() -> &'static str {
 
 /// A SOAP 1.1 fault with a gematik `GERROR:Error` detail (TelematikError.xsd).
 pub fn fault(code: u32, text: &str, timestamp: &str, client_fault: bool) -> Vec<u8> {
-    let faultcode = if client_fault { "soap:Client" } else { "soap:Server" };
+    let faultcode = if client_fault {
+        "soap:Client"
+    } else {
+        "soap:Server"
+    };
     let text = escape(text);
     envelope(&format!(
         "<soap:Fault><faultcode>{faultcode}</faultcode><faultstring>{text}</faultstring><detail>\

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use spki::AlgorithmIdentifierOwned;
 use x509_cert::Certificate;
 
-use super::ber::{self, tag, BerError, Node};
+use super::ber::{self, BerError, Node, tag};
 use super::error::SimError;
 use super::keys::rsa_public_key;
 use super::oids;
@@ -93,7 +93,10 @@ pub fn verify_rsa(
         let params = RsaPssParams::try_from(params_der.as_slice())
             .map_err(|e| SimError::Asn1(e.to_string()))?;
         if params.hash.oid != oids::ID_SHA256 {
-            return Err(SimError::Unsupported(format!("PSS hash {}", params.hash.oid)));
+            return Err(SimError::Unsupported(format!(
+                "PSS hash {}",
+                params.hash.oid
+            )));
         }
         Ok(key
             .verify(
@@ -103,9 +106,14 @@ pub fn verify_rsa(
             )
             .is_ok())
     } else if alg.oid == oids::ID_RSA_ENCRYPTION || alg.oid == oids::SHA256_WITH_RSA {
-        Ok(key.verify(Pkcs1v15Sign::new::<Sha256>(), hashed, sig).is_ok())
+        Ok(key
+            .verify(Pkcs1v15Sign::new::<Sha256>(), hashed, sig)
+            .is_ok())
     } else {
-        Err(SimError::Unsupported(format!("signature algorithm {}", alg.oid)))
+        Err(SimError::Unsupported(format!(
+            "signature algorithm {}",
+            alg.oid
+        )))
     }
 }
 
@@ -196,7 +204,9 @@ pub fn verify_document(input: &[u8], policy: &VerifyPolicy<'_>) -> Result<Verify
         return Err(BerError::Shape("ContentInfo").into());
     };
     if oid_of(ct)? != oids::ID_SIGNED_DATA || !wrapped.is_context(0) {
-        return Err(SimError::Unsupported("content type is not signedData".into()));
+        return Err(SimError::Unsupported(
+            "content type is not signedData".into(),
+        ));
     }
     let sd = wrapped
         .children()
@@ -248,9 +258,14 @@ pub fn verify_document(input: &[u8], policy: &VerifyPolicy<'_>) -> Result<Verify
                 && c.tbs_certificate.serial_number == ias.serial_number
         })
         .cloned()
-        .ok_or(SimError::Asn1("signer certificate not in SignedData".into()))?;
+        .ok_or(SimError::Asn1(
+            "signer certificate not in SignedData".into(),
+        ))?;
     let digest_alg = AlgorithmIdentifierOwned::from_der(
-        &si_fields.get(2).ok_or(BerError::Shape("digestAlgorithm"))?.to_der(),
+        &si_fields
+            .get(2)
+            .ok_or(BerError::Shape("digestAlgorithm"))?
+            .to_der(),
     )?;
     if digest_alg.oid != oids::ID_SHA256 {
         return Err(SimError::Unsupported(format!("digest {}", digest_alg.oid)));
@@ -282,7 +297,11 @@ pub fn verify_document(input: &[u8], policy: &VerifyPolicy<'_>) -> Result<Verify
                 if let (Some(oid), Some(vals)) = (a.children().first(), a.children().get(1))
                     && oid_of(oid)? == oids::ID_MESSAGE_DIGEST
                 {
-                    md = vals.children().first().map(Node::string_bytes).transpose()?;
+                    md = vals
+                        .children()
+                        .first()
+                        .map(Node::string_bytes)
+                        .transpose()?;
                 }
             }
             let ok = match (&md, &content_digest) {

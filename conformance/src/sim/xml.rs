@@ -4,9 +4,9 @@
 //! matched by (namespace URI, local name) only, as resolved by quick-xml's `NsReader`. Requests
 //! are small; a tree is simpler to query than a streaming state machine.
 
+use quick_xml::NsReader;
 use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
-use quick_xml::NsReader;
 
 use super::error::SimError;
 

@@ -222,7 +222,30 @@ fn a_2190_signed_data_carries_recipient_emails_and_matches_the_profile() {
     assert_eq!(si.len(), 6, "no unsignedAttrs");
     let attrs = &si[3];
     assert!(attrs.is_context(0));
-    assert_eq!(attrs.children().len(), 4);
+    assert_eq!(attrs.children().len(), 6);
+    // The same signed attribute types as gematik's sample 02 (contentType, signingTime,
+    // messageDigest, CMSAlgorithmProtection, signingCertificateV2, recipient-emails).
+    let attr_oids = |set: &Node| {
+        let mut v: Vec<Vec<u8>> = set
+            .children()
+            .iter()
+            .map(|a| a.children()[0].to_der())
+            .collect();
+        v.sort();
+        v
+    };
+    let sample = Node::parse(&read("inputEmail.txt.02.signedcms")).unwrap();
+    let sample_si = &sample.children()[1].children()[0].children()[4].children()[0];
+    assert_eq!(attr_oids(attrs), attr_oids(&sample_si.children()[3]));
+    // And the same DER shape for CMSAlgorithmProtection (same algorithms, same encoding).
+    let cap = |set: &Node| {
+        set.children()
+            .iter()
+            .find(|a| a.children()[0].to_der() == [6, 9, 42, 134, 72, 134, 247, 13, 1, 9, 52])
+            .unwrap()
+            .to_der()
+    };
+    assert_eq!(cap(attrs), cap(&sample_si.children()[3]));
     assert!(
         attrs.children().iter().any(|a| a.to_der() == attr),
         "recipient-emails signed as given"

@@ -8,6 +8,8 @@ use std::sync::OnceLock;
 use komle_conformance::sim::ber::Node;
 use komle_conformance::sim::cert_issuer::{CertProfile, generate_rsa_key, issue};
 use komle_conformance::sim::decrypt::{decrypt_document, unauth_attrs_der};
+use komle_conformance::sim::demo::ecc_leaf;
+use komle_conformance::sim::ecc;
 use komle_conformance::sim::encrypt::{EncryptInput, encrypt_document};
 use komle_conformance::sim::keys::pem_to_der;
 use komle_conformance::sim::samples::smime_profile_dir;
@@ -220,7 +222,30 @@ fn a_2190_signed_data_carries_recipient_emails_and_matches_the_profile() {
     assert_eq!(si.len(), 6, "no unsignedAttrs");
     let attrs = &si[3];
     assert!(attrs.is_context(0));
-    assert_eq!(attrs.children().len(), 4);
+    assert_eq!(attrs.children().len(), 6);
+    // The same signed attribute types as gematik's sample 02 (contentType, signingTime,
+    // messageDigest, CMSAlgorithmProtection, signingCertificateV2, recipient-emails).
+    let attr_oids = |set: &Node| {
+        let mut v: Vec<Vec<u8>> = set
+            .children()
+            .iter()
+            .map(|a| a.children()[0].to_der())
+            .collect();
+        v.sort();
+        v
+    };
+    let sample = Node::parse(&read("inputEmail.txt.02.signedcms")).unwrap();
+    let sample_si = &sample.children()[1].children()[0].children()[4].children()[0];
+    assert_eq!(attr_oids(attrs), attr_oids(&sample_si.children()[3]));
+    // And the same DER shape for CMSAlgorithmProtection (same algorithms, same encoding).
+    let cap = |set: &Node| {
+        set.children()
+            .iter()
+            .find(|a| a.children()[0].to_der() == [6, 9, 42, 134, 72, 134, 247, 13, 1, 9, 52])
+            .unwrap()
+            .to_der()
+    };
+    assert_eq!(cap(attrs), cap(&sample_si.children()[3]));
     assert!(
         attrs.children().iter().any(|a| a.to_der() == attr),
         "recipient-emails signed as given"
@@ -375,6 +400,7 @@ fn openssl_decrypts_our_auth_enveloped_data_without_unauth_attrs() {
         content,
         recipients: &recips,
         unauth_attrs: &[],
+        allow_ecc: false,
     })
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -418,6 +444,7 @@ fn encrypt_round_trips_for_every_recipient_with_sample_shaped_unauth_attr() {
         content: &content,
         recipients: &recips,
         unauth_attrs: std::slice::from_ref(&attr),
+        allow_ecc: false,
     })
     .unwrap();
     for r in &p.recipients {
@@ -442,6 +469,7 @@ fn encrypted_structure_matches_sample04_profile() {
         content: b"abc",
         recipients: &recips,
         unauth_attrs: &[sample_recipient_emails_attr()],
+        allow_ecc: false,
     })
     .unwrap();
     let ours = Node::parse(&cms).unwrap();
@@ -456,4 +484,70 @@ fn encrypted_structure_matches_sample04_profile() {
     assert_eq!(kea(&o), kea(&s));
     let cea_oid = |n: &Node| n.children()[2].children()[1].children()[0].to_der();
     assert_eq!(cea_oid(&o), cea_oid(&s));
+}
+
+#[test]
+fn ti_ecies_round_trip_for_mixed_rsa_and_brainpool_recipients() {
+    let p = pki();
+    let ecc_key = ecc_leaf(&p.ca, "CN=Empfaenger ECC,O=Sim,C=DE", 13, NOW).unwrap();
+    assert!(ecc_key.is_bp256() && !ecc_key.is_rsa());
+    let recips = vec![p.recipients[0].cert_der.clone(), ecc_key.cert_der.clone()];
+    let content = b"ecc and rsa recipients";
+    let cms = encrypt_document(&EncryptInput {
+        content,
+        recipients: &recips,
+        unauth_attrs: &[],
+        allow_ecc: true,
+    })
+    .unwrap();
+    assert_eq!(
+        decrypt_document(std::slice::from_ref(&ecc_key), &cms).unwrap(),
+        content
+    );
+    assert_eq!(decrypt_document(&p.recipients[..1], &cms).unwrap(), content);
+    // The ECC RecipientInfo is a KeyTransRecipientInfo with the TI-ECIES OID, no parameters.
+    let root = Node::parse(&cms).unwrap();
+    let rinfos = &root.children()[1].children()[0].children()[1];
+    let oids: Vec<Vec<u8>> = rinfos
+        .children()
+        .iter()
+        .map(|ri| ri.children()[2].children()[0].to_der())
+        .collect();
+    use der::Encode;
+    assert!(oids.contains(&ecc::ID_TI_ECIES.to_der().unwrap()));
+    let ecc_ri = rinfos
+        .children()
+        .iter()
+        .find(|ri| ri.children()[2].children()[0].to_der() == ecc::ID_TI_ECIES.to_der().unwrap())
+        .unwrap();
+    assert_eq!(ecc_ri.children()[2].children().len(), 1, "no parameters");
+    // 01 || E (65) || IV (12) || CEK (32) || tag (16)
+    assert_eq!(ecc_ri.children()[3].string_bytes().unwrap().len(), 126);
+
+    // Tampering with the wrapped key is detected by the key-wrap GCM tag.
+    let mut bad = cms.clone();
+    let enc = ecc_ri.children()[3].string_bytes().unwrap();
+    let pos = bad
+        .windows(enc.len())
+        .position(|w| w == enc.as_slice())
+        .unwrap();
+    bad[pos + 100] ^= 1;
+    assert_eq!(
+        decrypt_document(std::slice::from_ref(&ecc_key), &bad),
+        Err(SimError::DecryptionFailed)
+    );
+}
+
+#[test]
+fn a_17464_ecc_recipient_is_refused_without_ecc_support() {
+    let p = pki();
+    let ecc_key = ecc_leaf(&p.ca, "CN=Empfaenger ECC,O=Sim,C=DE", 14, NOW).unwrap();
+    let recips = vec![ecc_key.cert_der.clone()];
+    let err = encrypt_document(&EncryptInput {
+        content: b"x",
+        recipients: &recips,
+        unauth_attrs: &[],
+        allow_ecc: false,
+    });
+    assert!(matches!(err, Err(SimError::Unsupported(_))), "{err:?}");
 }

@@ -528,3 +528,41 @@ fn wrong_namespace_version_or_soap_action_is_a_client_fault() {
     assert_eq!(r.status, 500);
     assert!(body_str(&r.body).contains("soap:Client"));
 }
+
+#[test]
+fn a_17464_ecc_card_certificate_encrypts_only_at_an_ecc_capable_konnektor() {
+    let card = &demo().config.cards[0];
+    let ecc_key = card.enc.iter().find(|k| k.is_bp256()).unwrap();
+    // ReadCardCertificate with Crypt=ECC returns the brainpool C.ENC.
+    let req = format!(
+        "<c:ReadCardCertificate xmlns:c=\"http://ws.gematik.de/conn/CertificateService/v6.0\" \
+xmlns:k=\"http://ws.gematik.de/conn/ConnectorCommon/v5.0\"><k:CardHandle>SMCB-1</k:CardHandle>{CTX}\
+<c:CertRefList><c:CertRef>C.ENC</c:CertRef></c:CertRefList><c:Crypt>ECC</c:Crypt></c:ReadCardCertificate>"
+    );
+    let r = sim().handle("", &envelope(&req));
+    assert_eq!(r.status, 200, "{}", body_str(&r.body));
+    assert_schema_valid(&payload_text(&r.body), "CertificateService.xsd");
+    assert_eq!(
+        b64_child(&payload(&r.body), "X509Certificate"),
+        ecc_key.cert_der
+    );
+
+    let content = b"for an ECC recipient";
+    let req = envelope(&encrypt_request(
+        content,
+        &[&ecc_key.cert_der],
+        &recipient_emails_attr(),
+    ));
+    let r = sim().handle("", &req);
+    assert_eq!(r.status, 200, "{}", body_str(&r.body));
+    let cms = b64_child(&payload(&r.body), "Base64Data");
+    let d = sim().handle("", &envelope(&decrypt_request("SMCB-1", &cms)));
+    assert_eq!(d.status, 200, "{}", body_str(&d.body));
+    assert_eq!(b64_child(&payload(&d.body), "Base64Data"), content);
+
+    let mut c = config();
+    c.versions = ServiceVersions::rsa_only();
+    let r = Simulator::new(c).handle("", &req);
+    assert_eq!(r.status, 500);
+    assert!(body_str(&r.body).contains("without ECC support"));
+}

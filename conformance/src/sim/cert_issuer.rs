@@ -54,9 +54,24 @@ pub fn issue(
     not_after: u64,
     profile: CertProfile<'_>,
 ) -> Result<KeyMaterial, SimError> {
-    let subject_name = Name::from_str(subject).map_err(err)?;
     let spki_der = key.to_public_key().to_public_key_der().map_err(err)?;
     let spki = SubjectPublicKeyInfoOwned::try_from(spki_der.as_bytes()).map_err(err)?;
+    let pkcs8 = key.to_pkcs8_der().map_err(err)?.as_bytes().to_vec();
+    issue_for_spki(spki, pkcs8, subject, serial, not_before, not_after, profile)
+}
+
+/// Issues a certificate for an arbitrary public key (e.g. brainpoolP256r1 from
+/// `ecc::generate_bp256`); a `Root` profile needs an RSA key, so ECC keys must use `Leaf`.
+pub fn issue_for_spki(
+    spki: SubjectPublicKeyInfoOwned,
+    private_key_pkcs8_der: Vec<u8>,
+    subject: &str,
+    serial: u64,
+    not_before: u64,
+    not_after: u64,
+    profile: CertProfile<'_>,
+) -> Result<KeyMaterial, SimError> {
+    let subject_name = Name::from_str(subject).map_err(err)?;
     let validity = Validity {
         not_before: Time::try_from(std::time::UNIX_EPOCH + Duration::from_secs(not_before))
             .map_err(err)?,
@@ -65,7 +80,15 @@ pub fn issue(
     };
     let serial = SerialNumber::new(&serial.to_be_bytes()).map_err(err)?;
     let (signing_key, builder_profile, tls) = match profile {
-        CertProfile::Root => (key.clone(), Profile::Root, false),
+        CertProfile::Root => (
+            KeyMaterial {
+                cert_der: Vec::new(),
+                private_key_pkcs8_der: private_key_pkcs8_der.clone(),
+            }
+            .rsa_private_key()?,
+            Profile::Root,
+            false,
+        ),
         CertProfile::Leaf { issuer, tls_server } => (
             issuer.rsa_private_key()?,
             Profile::Leaf {
@@ -96,6 +119,6 @@ pub fn issue(
     let cert = builder.build::<rsa::pkcs1v15::Signature>().map_err(err)?;
     Ok(KeyMaterial {
         cert_der: cert.to_der()?,
-        private_key_pkcs8_der: key.to_pkcs8_der().map_err(err)?.as_bytes().to_vec(),
+        private_key_pkcs8_der,
     })
 }

@@ -16,6 +16,7 @@ use spki::AlgorithmIdentifierOwned;
 
 use super::auth_enveloped::GcmParameters;
 use super::ber::{self, BerError, Node, tag};
+use super::ecc;
 use super::error::SimError;
 use super::keys::KeyMaterial;
 use super::oids;
@@ -115,8 +116,12 @@ fn rid_matches(rid: &RecipientIdentifier, key: &KeyMaterial) -> bool {
 }
 
 fn unwrap_cek(ri: &KeyTransRecipientInfo, key: &KeyMaterial) -> Result<Vec<u8>, SimError> {
-    let private = key.rsa_private_key()?;
     let enc = ri.enc_key.as_bytes();
+    if ri.key_enc_alg.oid == ecc::ID_TI_ECIES {
+        let secret = ecc::secret_from_pkcs8(&key.private_key_pkcs8_der)?;
+        return ecc::decrypt_key(&secret, enc);
+    }
+    let private = key.rsa_private_key()?;
     if ri.key_enc_alg.oid == oids::ID_RSAES_OAEP {
         let params_der = match &ri.key_enc_alg.parameters {
             Some(p) => p.to_der()?,

@@ -1,8 +1,8 @@
-//! A ready-made Konnektor setup with freshly generated RSA-2048 keys: one test CA, one SM-B
-//! (C.HCI.OSIG + C.HCI.ENC) and one HBA (C.HP.ENC). Used by the `konnektor-sim` binary when no
-//! cards are given and by tests that need "some" Konnektor.
+//! A ready-made Konnektor setup with freshly generated keys: one RSA test CA, one SM-B
+//! `SMCB-1` (C.HCI.OSIG, RSA and brainpoolP256r1 C.HCI.ENC) and one HBA `HBA-1` (C.HP.ENC). Used
+//! by the `konnektor-sim` binary and by tests that need "some" Konnektor.
 
-use super::cert_issuer::{CertProfile, generate_rsa_key, issue};
+use super::cert_issuer::{CertProfile, generate_rsa_key, issue, issue_for_spki};
 use super::config::{Card, CardKind, PinState, SimConfig};
 use super::error::SimError;
 use super::keys::KeyMaterial;
@@ -19,6 +19,28 @@ pub struct DemoSetup {
 fn leaf(ca: &KeyMaterial, subject: &str, serial: u64, now: u64) -> Result<KeyMaterial, SimError> {
     issue(
         &generate_rsa_key()?,
+        subject,
+        serial,
+        now - YEAR,
+        now + 2 * YEAR,
+        CertProfile::Leaf {
+            issuer: ca,
+            tls_server: false,
+        },
+    )
+}
+
+/// A brainpoolP256r1 C.ENC certificate (signed by the RSA test CA).
+pub fn ecc_leaf(
+    ca: &KeyMaterial,
+    subject: &str,
+    serial: u64,
+    now: u64,
+) -> Result<KeyMaterial, SimError> {
+    let (spki, pkcs8) = super::ecc::generate_bp256()?;
+    issue_for_spki(
+        spki,
+        pkcs8,
         subject,
         serial,
         now - YEAR,
@@ -53,12 +75,20 @@ pub fn demo_setup(now: u64) -> Result<DemoSetup, SimError> {
             100,
             now,
         )?),
-        enc: vec![leaf(
-            &ca,
-            "CN=Praxis Sim ENC TEST-ONLY,O=Praxis Sim,C=DE",
-            101,
-            now,
-        )?],
+        enc: vec![
+            leaf(
+                &ca,
+                "CN=Praxis Sim ENC TEST-ONLY,O=Praxis Sim,C=DE",
+                101,
+                now,
+            )?,
+            ecc_leaf(
+                &ca,
+                "CN=Praxis Sim ENC ECC TEST-ONLY,O=Praxis Sim,C=DE",
+                103,
+                now,
+            )?,
+        ],
         pin: PinState::Verified,
     };
     let hba = Card {

@@ -3,7 +3,7 @@
 //! Profile (gemSMIME_KOMLE, checked against gematik's sample 04): AES-256-GCM content
 //! encryption with a 12-byte nonce and a 16-byte tag, one KeyTransRecipientInfo per RSA recipient
 //! certificate with RSAES-OAEP (SHA-256, MGF1-SHA-256) and rid = issuerAndSerialNumber, no
-//! originatorInfo, the caller's CMSAttribute (recipient-emails) as unauthAttrs. We write DER
+//! originatorInfo, brainpoolP256r1 recipients via TI-ECIES (`ecc.rs`) when allowed, the caller's CMSAttribute (recipient-emails) as unauthAttrs. We write DER
 //! (definite lengths), gematik's sample uses indefinite lengths; both are valid BER.
 
 use aes_gcm::aead::{Aead, KeyInit};
@@ -24,6 +24,7 @@ use x509_cert::Certificate;
 use x509_cert::attr::Attribute;
 
 use super::auth_enveloped::{AuthEnvelopedData, GcmParameters};
+use super::ecc;
 use super::error::SimError;
 use super::keys::rsa_public_key;
 use super::oids;
@@ -35,6 +36,9 @@ pub struct EncryptInput<'a> {
     pub recipients: &'a [Vec<u8>],
     /// Unprotected attributes, each a DER `Attribute` (recipient-emails, KOM-LE-A_2190 analog).
     pub unauth_attrs: &'a [Vec<u8>],
+    /// Whether brainpoolP256r1 recipients are accepted (TI-ECIES, see `ecc.rs`); a Konnektor
+    /// that is not ECC capable (A_17464) rejects them.
+    pub allow_ecc: bool,
 }
 
 /// RSAES-OAEP AlgorithmIdentifier with SHA-256 and MGF1-SHA-256.
@@ -60,17 +64,31 @@ pub fn encrypt_document(input: &EncryptInput<'_>) -> Result<Vec<u8>, SimError> {
     let mut infos = Vec::new();
     for cert_der in input.recipients {
         let cert = Certificate::from_der(cert_der)?;
-        let public = rsa_public_key(&cert)?;
-        let enc_key = public
-            .encrypt(&mut rng, Oaep::new::<Sha256>(), &cek)
-            .map_err(|e| SimError::Key(e.to_string()))?;
+        let (key_enc_alg, enc_key) = if ecc::is_bp256(&cert) {
+            if !input.allow_ecc {
+                return Err(SimError::Unsupported(
+                    "ECC recipient at a Konnektor without ECC support".into(),
+                ));
+            }
+            let alg = AlgorithmIdentifierOwned {
+                oid: ecc::ID_TI_ECIES,
+                parameters: None,
+            };
+            (alg, ecc::encrypt_key(&cert, &cek)?)
+        } else {
+            let public = rsa_public_key(&cert)?;
+            let enc = public
+                .encrypt(&mut rng, Oaep::new::<Sha256>(), &cek)
+                .map_err(|e| SimError::Key(e.to_string()))?;
+            (oaep_alg()?, enc)
+        };
         infos.push(RecipientInfo::Ktri(KeyTransRecipientInfo {
             version: CmsVersion::V0,
             rid: RecipientIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
                 issuer: cert.tbs_certificate.issuer.clone(),
                 serial_number: cert.tbs_certificate.serial_number.clone(),
             }),
-            key_enc_alg: oaep_alg()?,
+            key_enc_alg,
             enc_key: OctetString::new(enc_key)?,
         }));
     }

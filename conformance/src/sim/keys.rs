@@ -39,6 +39,13 @@ impl KeyMaterial {
             .map_err(|e| SimError::Key(e.to_string()))
     }
 
+    /// Whether the certificate carries a brainpoolP256r1 key (ECC C.ENC).
+    pub fn is_bp256(&self) -> bool {
+        self.certificate()
+            .map(|c| super::ecc::is_bp256(&c))
+            .unwrap_or(false)
+    }
+
     /// Whether the certificate carries an RSA key.
     pub fn is_rsa(&self) -> bool {
         self.certificate()

@@ -11,6 +11,7 @@ pub mod cert_issuer;
 pub mod config;
 pub mod decrypt;
 pub mod demo;
+pub mod ecc;
 pub mod encrypt;
 pub mod error;
 pub mod http;

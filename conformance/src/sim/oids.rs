@@ -18,3 +18,7 @@ pub const SHA256_WITH_RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.11");
 pub const ID_AES256_GCM: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.1.46");
 /// recipient-emails attribute (gemSpec_OID, KOM-LE).
 pub const ID_RECIPIENT_EMAILS: Oid = Oid::new_unwrap("1.2.276.0.76.4.173");
+/// CMSAlgorithmProtection (RFC 6211).
+pub const ID_CMS_ALGORITHM_PROTECTION: Oid = Oid::new_unwrap("1.2.840.113549.1.9.52");
+/// id-aa-signingCertificateV2 (RFC 5035).
+pub const ID_SIGNING_CERTIFICATE_V2: Oid = Oid::new_unwrap("1.2.840.113549.1.9.16.2.47");

@@ -59,6 +59,7 @@ pub fn encrypt_document(sim: &Simulator, req: &Element) -> Result<String, SimErr
         content: &content,
         recipients: &recipients,
         unauth_attrs: &attrs,
+        allow_ecc: sim.config().versions.ecc_capable(),
     })?;
     Ok(format!(
         "<CRYPT:EncryptDocumentResponse xmlns:CRYPT=\"{ns}\" xmlns:CONN=\"{NS_CONN}\" xmlns:dss=\"{NS_DSS}\">\

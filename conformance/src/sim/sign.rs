@@ -2,8 +2,9 @@
 //!
 //! Profile (gemSMIME_KOMLE, checked against gematik's sample 02): exactly one signerInfo,
 //! RSASSA-PSS with SHA-256 / MGF1-SHA-256 / salt 32, signed attributes contentType,
-//! signingTime, messageDigest and the caller's CMSAttribute (recipient-emails, KOM-LE-A_2190),
-//! encapsulated content, only the signer certificate, no CRLs, no unsigned attributes.
+//! signingTime, messageDigest, CMSAlgorithmProtection, signingCertificateV2 (the same set as in
+//! the sample) and the caller's CMSAttribute (recipient-emails, KOM-LE-A_2190), encapsulated
+//! content, only the signer certificate, no CRLs, no unsigned attributes.
 
 use cms::cert::IssuerAndSerialNumber;
 use cms::content_info::{CmsVersion, ContentInfo};
@@ -18,6 +19,7 @@ use sha2::{Digest, Sha256};
 use spki::AlgorithmIdentifierOwned;
 use x509_cert::attr::Attribute;
 
+use super::ber;
 use super::error::SimError;
 use super::keys::KeyMaterial;
 use super::oids;
@@ -72,6 +74,14 @@ pub fn sign_document(signer: &KeyMaterial, input: &SignInput<'_>) -> Result<Vec<
             Any::encode_from(&OctetString::new(digest.to_vec())?)?,
         )?,
     ];
+    attrs.push(attribute(
+        oids::ID_CMS_ALGORITHM_PROTECTION,
+        Any::from_der(&cms_algorithm_protection()?)?,
+    )?);
+    attrs.push(attribute(
+        oids::ID_SIGNING_CERTIFICATE_V2,
+        Any::from_der(&signing_certificate_v2(&cert, &signer.cert_der)?)?,
+    )?);
     for extra in input.extra_signed_attrs {
         attrs.push(Attribute::from_der(extra)?);
     }
@@ -123,4 +133,50 @@ pub fn sign_document(signer: &KeyMaterial, input: &SignInput<'_>) -> Result<Vec<
         content: Any::encode_from(&signed_data)?,
     };
     Ok(ci.to_der()?)
+}
+
+/// `CMSAlgorithmProtection ::= SEQUENCE { digestAlgorithm, signatureAlgorithm [1] IMPLICIT }`
+/// (RFC 6211) binding SHA-256 and RSASSA-PSS, as in gematik's sample.
+fn cms_algorithm_protection() -> Result<Vec<u8>, SimError> {
+    let mut content = sha256_alg().to_der()?;
+    let pss = pss_alg()?.to_der()?;
+    let node = ber::Node::parse(&pss)?;
+    ber::write_tlv(
+        &mut content,
+        ber::tag::CONTEXT | 1,
+        true,
+        &node.content_der(),
+    );
+    let mut out = Vec::new();
+    ber::write_tlv(&mut out, ber::tag::SEQUENCE, true, &content);
+    Ok(out)
+}
+
+/// `SigningCertificateV2 ::= SEQUENCE { certs SEQUENCE OF ESSCertIDv2 }` with one
+/// `ESSCertIDv2 { certHash (SHA-256, default algorithm omitted), issuerSerial { issuer
+/// GeneralNames ([4] directoryName), serialNumber } }` (RFC 5035), as in gematik's sample.
+fn signing_certificate_v2(
+    cert: &x509_cert::Certificate,
+    cert_der: &[u8],
+) -> Result<Vec<u8>, SimError> {
+    use ber::{tag, write_tlv};
+    let mut general_names = Vec::new();
+    write_tlv(
+        &mut general_names,
+        tag::CONTEXT | 4,
+        true,
+        &cert.tbs_certificate.issuer.to_der()?,
+    );
+    let mut issuer_serial = Vec::new();
+    write_tlv(&mut issuer_serial, tag::SEQUENCE, true, &general_names);
+    issuer_serial.extend_from_slice(&cert.tbs_certificate.serial_number.to_der()?);
+    let mut ess = OctetString::new(Sha256::digest(cert_der).to_vec())?.to_der()?;
+    write_tlv(&mut ess, tag::SEQUENCE, true, &issuer_serial);
+    let mut ess_seq = Vec::new();
+    write_tlv(&mut ess_seq, tag::SEQUENCE, true, &ess);
+    let mut certs = Vec::new();
+    write_tlv(&mut certs, tag::SEQUENCE, true, &ess_seq);
+    let mut out = Vec::new();
+    write_tlv(&mut out, tag::SEQUENCE, true, &certs);
+    Ok(out)
 }

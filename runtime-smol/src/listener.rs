@@ -3,7 +3,9 @@
 //!
 //! Over the limit a client still gets a TLS handshake and then the protocol's "too many
 //! sessions" reply, so its mail program shows a reason and retries later instead of reporting a
-//! broken connection. On shutdown the listener stops accepting at once; running sessions may
+//! broken connection. Those polite refusals are bounded too (as many at a time as sessions):
+//! beyond that a connection is closed at once, so a flood of connections cannot pile up tasks
+//! and file descriptors waiting for handshakes (LIMITS.md). On shutdown the listener stops accepting at once; running sessions may
 //! finish within a grace period, then they are cut off.
 
 use std::future::Future;
@@ -86,6 +88,7 @@ impl Listener {
     {
         let protocol = self.protocol;
         let slots = Arc::new(Semaphore::new(self.limits.max_sessions));
+        let refusal_slots = Arc::new(Semaphore::new(self.limits.max_sessions.max(1)));
         let mut tasks: Vec<smol::Task<()>> = Vec::new();
         let mut shutdown = std::pin::pin!(shutdown);
         let local = self.listener.local_addr()?;
@@ -125,10 +128,20 @@ impl Listener {
                         drop(permit);
                     }));
                 }
-                None => {
-                    log::warn!("{protocol} session from {peer} refused: too many sessions");
-                    tasks.push(smol::spawn(refuse(tcp, acceptor, handshake, self.refusal)));
-                }
+                None => match refusal_slots.try_acquire_arc() {
+                    Some(permit) => {
+                        log::warn!("{protocol} session from {peer} refused: too many sessions");
+                        let refusal = self.refusal;
+                        tasks.push(smol::spawn(async move {
+                            refuse(tcp, acceptor, handshake, refusal).await;
+                            drop(permit);
+                        }));
+                    }
+                    None => {
+                        log::debug!("{protocol} connection from {peer} closed: too many sessions");
+                        drop(tcp);
+                    }
+                },
             }
         }
         drop(self.listener);
@@ -176,5 +189,135 @@ async fn refuse(tcp: TcpStream, acceptor: TlsAcceptor, handshake: Duration, refu
             },
         )
         .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The listener's own limits (LIMITS.md): handshake timeout and bounded refusals.
+
+    use std::io::Read;
+    use std::net::TcpStream as StdTcp;
+
+    use futures_lite::AsyncReadExt;
+
+    use super::*;
+    use crate::test_pki;
+
+    const GREETING: &[u8] = b"hello\r\n";
+    const REFUSAL: &[u8] = b"too many\r\n";
+
+    /// A listener whose sessions greet and then wait for the client to close.
+    fn start(
+        pki: &test_pki::TestPki,
+        max_sessions: usize,
+        handshake_timeout: Duration,
+    ) -> (SocketAddr, smol::channel::Sender<()>, std::thread::JoinHandle<()>) {
+        let tls = tls::server_config(&pki.server_cert(), &pki.server_key()).unwrap();
+        let limits = ServerLimits {
+            max_sessions,
+            handshake_timeout,
+            grace: Duration::from_millis(200),
+        };
+        let listener = smol::block_on(Listener::bind(
+            "127.0.0.1:0".parse().unwrap(),
+            tls,
+            limits,
+            "TEST",
+            REFUSAL,
+        ))
+        .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop_tx, stop_rx) = smol::channel::bounded::<()>(1);
+        let thread = std::thread::spawn(move || {
+            smol::block_on(async {
+                let _ = listener
+                    .run(
+                        async move {
+                            let _ = stop_rx.recv().await;
+                        },
+                        |mut client: ClientStream, _, _| async move {
+                            let _ = client.write_all(GREETING).await;
+                            let _ = client.flush().await;
+                            let mut buf = [0u8; 64];
+                            while matches!(client.read(&mut buf).await, Ok(n) if n > 0) {}
+                        },
+                    )
+                    .await;
+            })
+        });
+        (addr, stop_tx, thread)
+    }
+
+    /// What a TLS client reads first (up to a line), or "" when the connection ended.
+    fn first_line(pki: &test_pki::TestPki, addr: SocketAddr) -> Vec<u8> {
+        smol::block_on(async {
+            let config = tls::client_config(Some(&pki.ca())).unwrap();
+            let Ok(mut c) =
+                tls::connect(config, "127.0.0.1", addr.port(), Duration::from_secs(5)).await
+            else {
+                return Vec::new();
+            };
+            let mut got = Vec::new();
+            let mut buf = [0u8; 64];
+            while !got.ends_with(b"\n") {
+                match c.read(&mut buf).await {
+                    Ok(n) if n > 0 => got.extend_from_slice(&buf[..n]),
+                    _ => break,
+                }
+            }
+            got
+        })
+    }
+
+    /// True when the server closed a raw TCP connection (EOF or reset) within `within`.
+    fn closed_by_server(sock: &mut StdTcp, within: Duration) -> bool {
+        sock.set_read_timeout(Some(within)).unwrap();
+        let mut buf = [0u8; 16];
+        match sock.read(&mut buf) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => !matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ),
+        }
+    }
+
+    #[test]
+    fn a_client_that_never_handshakes_loses_its_slot() {
+        let pki = test_pki::make("Listener CA");
+        let (addr, stop, thread) = start(&pki, 1, Duration::from_millis(300));
+        // A connection that never says a word holds the only session slot ...
+        let mut silent = StdTcp::connect(addr).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(first_line(&pki, addr), REFUSAL);
+        // ... until its handshake time is up: then it is closed and the slot is free again.
+        assert!(closed_by_server(&mut silent, Duration::from_secs(5)));
+        assert_eq!(first_line(&pki, addr), GREETING);
+        let _ = stop.send_blocking(());
+        thread.join().unwrap();
+    }
+
+    #[test]
+    fn refusals_beyond_the_refusal_slots_are_closed_at_once() {
+        let pki = test_pki::make("Listener CA");
+        let (addr, stop, thread) = start(&pki, 1, Duration::from_secs(30));
+        // One silent connection takes the session slot, a second one the refusal slot; both
+        // would be held for the 30 s handshake time.
+        let mut session = StdTcp::connect(addr).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let mut refused = StdTcp::connect(addr).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        // Every further connection is closed at once instead of waiting in a task of its own.
+        for _ in 0..20 {
+            let mut flood = StdTcp::connect(addr).unwrap();
+            assert!(closed_by_server(&mut flood, Duration::from_secs(5)));
+        }
+        // The two held connections are still open.
+        assert!(!closed_by_server(&mut session, Duration::from_millis(100)));
+        assert!(!closed_by_server(&mut refused, Duration::from_millis(100)));
+        let _ = stop.send_blocking(());
+        thread.join().unwrap();
     }
 }

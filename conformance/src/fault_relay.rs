@@ -1,0 +1,391 @@
+//! A TCP relay for fault injection: sits between the proxy and one upstream (the MTA, the
+//! Konnektor's HTTPS port, the LDAP directory) or between a mail client and the proxy,
+//! forwards bytes both ways and, per a [`Plan`], breaks the path at one chosen point.
+//!
+//! The point is "the k-th chunk read in one direction since the plan was armed", counted over
+//! all connections through the relay (a pooled Konnektor or LDAP connection carries several
+//! exchanges). At that chunk the relay either drops both connections ([`FaultKind::Drop`]) or
+//! stalls ([`FaultKind::Stall`]): the chunk and everything after it is swallowed while both
+//! sockets stay open, until one side gives up and closes; then the relay closes the other side
+//! too, the way the far end would notice after its own timeout.
+//!
+//! TLS passes through untouched, so the relay cannot see protocol steps, only reads. For the
+//! request/response protocols relayed here a peer writes one step (a command, a reply, a
+//! handshake flight, an HTTP request) and then waits, so one read is roughly one step; two
+//! steps may arrive in one read or one step in two. Looping k over every chunk until the fault
+//! no longer fires therefore visits every step, which is all the fault loops need.
+//!
+//! Plain threads and `std::net`: two threads per connection, no async runtime to keep alive.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Which way bytes travel. The relay's client is whoever connects to it (the proxy; or a
+/// mail client when the relay sits in front of the proxy), its server is the upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// Client to server: commands, requests.
+    ToServer,
+    /// Server to client: replies, responses.
+    ToClient,
+}
+
+impl Direction {
+    pub const BOTH: [Direction; 2] = [Direction::ToServer, Direction::ToClient];
+
+    fn index(self) -> usize {
+        match self {
+            Direction::ToServer => 0,
+            Direction::ToClient => 1,
+        }
+    }
+}
+
+/// What happens at the chosen chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultKind {
+    /// Both connections are closed; the chunk is not forwarded.
+    Drop,
+    /// Nothing more is forwarded on that connection; the sockets stay open.
+    Stall,
+}
+
+/// Where and how to break the path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    pub direction: Direction,
+    /// 0-based index of the chunk, counted per direction since [`FaultRelay::arm`].
+    pub chunk: usize,
+    pub kind: FaultKind,
+}
+
+/// The fault that struck.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fired {
+    pub plan: Plan,
+    /// When the relay read the chunk it then dropped or swallowed: the bytes had left the
+    /// sender before this instant.
+    pub at: Instant,
+}
+
+#[derive(Default)]
+struct State {
+    plan: Option<Plan>,
+    /// Chunks read per direction since the plan was armed.
+    chunks: [usize; 2],
+    fired: Option<Fired>,
+}
+
+struct Shared {
+    upstream: SocketAddr,
+    state: Mutex<State>,
+    /// Both sockets of every live connection, to shut them down when the relay stops.
+    live: Mutex<HashMap<u64, [TcpStream; 2]>>,
+    next_id: AtomicU64,
+    accepted: AtomicUsize,
+    stop: AtomicBool,
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn live(&self) -> MutexGuard<'_, HashMap<u64, [TcpStream; 2]>> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The running relay; stops accepting and closes every connection when dropped.
+pub struct FaultRelay {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+/// How long the relay may take to reach the upstream.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const CHUNK: usize = 16 * 1024;
+
+impl FaultRelay {
+    /// Listens on `127.0.0.1:0` and relays every connection to `upstream`; no plan armed.
+    pub fn start(upstream: SocketAddr) -> std::io::Result<FaultRelay> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        listener.set_nonblocking(true)?;
+        let shared = Arc::new(Shared {
+            upstream,
+            state: Mutex::new(State::default()),
+            live: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(0),
+            accepted: AtomicUsize::new(0),
+            stop: AtomicBool::new(false),
+        });
+        let s = shared.clone();
+        thread::Builder::new()
+            .name("fault-relay-accept".into())
+            .spawn(move || accept_loop(listener, s))?;
+        Ok(FaultRelay { addr, shared })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Sets the plan (`None`: relay faithfully) and restarts the chunk count and the record of
+    /// a fired fault.
+    pub fn arm(&self, plan: Option<Plan>) {
+        *self.shared.state() = State {
+            plan,
+            ..State::default()
+        };
+    }
+
+    /// The fault, if it struck since the last [`arm`](Self::arm).
+    pub fn fired(&self) -> Option<Fired> {
+        self.shared.state().fired
+    }
+
+    /// Chunks read in `direction` since the last [`arm`](Self::arm).
+    pub fn chunks(&self, direction: Direction) -> usize {
+        self.shared.state().chunks[direction.index()]
+    }
+
+    /// Connections currently open through the relay.
+    pub fn open_connections(&self) -> usize {
+        self.shared.live().len()
+    }
+
+    /// Connections accepted since the start.
+    pub fn accepted(&self) -> usize {
+        self.shared.accepted.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for FaultRelay {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        for [a, b] in self.shared.live().values() {
+            let _ = a.shutdown(Shutdown::Both);
+            let _ = b.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    while !shared.stop.load(Ordering::SeqCst) {
+        match listener.accept() {
+            Ok((client, _)) => {
+                shared.accepted.fetch_add(1, Ordering::SeqCst);
+                let s = shared.clone();
+                let _ = thread::Builder::new()
+                    .name("fault-relay-conn".into())
+                    .spawn(move || connection(client, s));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                thread::sleep(Duration::from_millis(5))
+            }
+            Err(_) => thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+/// One relayed connection: this thread pumps client -> server, a second one the other way.
+fn connection(client: TcpStream, shared: Arc<Shared>) {
+    let Ok(upstream) = TcpStream::connect_timeout(&shared.upstream, CONNECT_TIMEOUT) else {
+        return;
+    };
+    let (Ok(c2), Ok(u2), Ok(c3), Ok(u3)) = (
+        client.try_clone(),
+        upstream.try_clone(),
+        client.try_clone(),
+        upstream.try_clone(),
+    ) else {
+        return;
+    };
+    let _ = client.set_nonblocking(false);
+    let _ = client.set_nodelay(true);
+    let _ = upstream.set_nodelay(true);
+    let id = shared.next_id.fetch_add(1, Ordering::SeqCst);
+    shared.live().insert(id, [c3, u3]);
+    let stalled = Arc::new(AtomicBool::new(false));
+    let back = {
+        let (shared, stalled) = (shared.clone(), stalled.clone());
+        thread::Builder::new()
+            .name("fault-relay-pump".into())
+            .spawn(move || pump(u2, c2, Direction::ToClient, &shared, &stalled))
+    };
+    pump(client, upstream, Direction::ToServer, &shared, &stalled);
+    if let Ok(t) = back {
+        let _ = t.join();
+    }
+    shared.live().remove(&id);
+}
+
+/// Copies `from` to `to` until either ends. Any end, error or fault shuts both sockets down,
+/// which also ends the pump of the other direction.
+fn pump(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    direction: Direction,
+    shared: &Shared,
+    stalled: &AtomicBool,
+) {
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if stalled.load(Ordering::SeqCst) {
+            continue;
+        }
+        match strike(shared, direction) {
+            Some(FaultKind::Drop) => break,
+            Some(FaultKind::Stall) => {
+                stalled.store(true, Ordering::SeqCst);
+                continue;
+            }
+            None => {}
+        }
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = from.shutdown(Shutdown::Both);
+    let _ = to.shutdown(Shutdown::Both);
+}
+
+/// Counts one chunk in `direction` and says whether the armed fault strikes at it.
+fn strike(shared: &Shared, direction: Direction) -> Option<FaultKind> {
+    let mut state = shared.state();
+    let index = state.chunks[direction.index()];
+    state.chunks[direction.index()] += 1;
+    let plan = state.plan?;
+    if state.fired.is_some() || plan.direction != direction || plan.chunk != index {
+        return None;
+    }
+    state.fired = Some(Fired {
+        plan,
+        at: Instant::now(),
+    });
+    Some(plan.kind)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader};
+
+    /// An upstream that answers every line with "ok <line>".
+    fn echo_server() -> SocketAddr {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        thread::spawn(move || {
+            for s in l.incoming().flatten() {
+                thread::spawn(move || {
+                    let mut w = s.try_clone().unwrap();
+                    for line in BufReader::new(s).lines() {
+                        let Ok(line) = line else { return };
+                        if w.write_all(format!("ok {line}\n").as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    fn ask(r: &mut BufReader<TcpStream>, line: &str) -> Option<String> {
+        r.get_mut()
+            .write_all(format!("{line}\n").as_bytes())
+            .ok()?;
+        let mut a = String::new();
+        match r.read_line(&mut a) {
+            Ok(0) | Err(_) => None,
+            Ok(_) => Some(a.trim_end().to_owned()),
+        }
+    }
+
+    fn client(relay: &FaultRelay) -> BufReader<TcpStream> {
+        let s = TcpStream::connect(relay.addr()).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        BufReader::new(s)
+    }
+
+    fn settle(relay: &FaultRelay) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while relay.open_connections() > 0 && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(5));
+        }
+        relay.open_connections()
+    }
+
+    #[test]
+    fn relays_faithfully_and_counts_chunks_and_connections() {
+        let relay = FaultRelay::start(echo_server()).unwrap();
+        let mut c = client(&relay);
+        assert_eq!(ask(&mut c, "a").as_deref(), Some("ok a"));
+        assert_eq!(ask(&mut c, "b").as_deref(), Some("ok b"));
+        assert_eq!(relay.chunks(Direction::ToServer), 2);
+        assert_eq!(relay.chunks(Direction::ToClient), 2);
+        assert_eq!(relay.fired(), None);
+        assert_eq!(relay.open_connections(), 1);
+        drop(c);
+        assert_eq!(settle(&relay), 0);
+        assert_eq!(relay.accepted(), 1);
+    }
+
+    #[test]
+    fn drop_at_the_second_reply_closes_the_connection_there() {
+        let relay = FaultRelay::start(echo_server()).unwrap();
+        relay.arm(Some(Plan {
+            direction: Direction::ToClient,
+            chunk: 1,
+            kind: FaultKind::Drop,
+        }));
+        let mut c = client(&relay);
+        assert_eq!(ask(&mut c, "a").as_deref(), Some("ok a"));
+        let before = Instant::now();
+        assert_eq!(ask(&mut c, "b"), None);
+        let fired = relay.fired().expect("fired");
+        assert_eq!(fired.plan.chunk, 1);
+        assert!(fired.at >= before);
+        assert_eq!(settle(&relay), 0);
+    }
+
+    #[test]
+    fn stall_keeps_the_connection_open_until_a_side_closes() {
+        let relay = FaultRelay::start(echo_server()).unwrap();
+        relay.arm(Some(Plan {
+            direction: Direction::ToServer,
+            chunk: 0,
+            kind: FaultKind::Stall,
+        }));
+        let mut c = client(&relay);
+        // The read times out: no answer, no close.
+        assert_eq!(ask(&mut c, "a"), None);
+        assert!(relay.fired().is_some());
+        assert_eq!(relay.open_connections(), 1);
+        drop(c);
+        assert_eq!(settle(&relay), 0);
+        // A new connection passes: the fault fires once per arm.
+        let mut c = client(&relay);
+        assert_eq!(ask(&mut c, "b").as_deref(), Some("ok b"));
+    }
+
+    #[test]
+    fn dropping_the_relay_closes_live_connections() {
+        let relay = FaultRelay::start(echo_server()).unwrap();
+        let mut c = client(&relay);
+        assert_eq!(ask(&mut c, "a").as_deref(), Some("ok a"));
+        drop(relay);
+        assert_eq!(ask(&mut c, "b"), None);
+    }
+}

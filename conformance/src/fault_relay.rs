@@ -2,18 +2,21 @@
 //! Konnektor's HTTPS port, the LDAP directory) or between a mail client and the proxy,
 //! forwards bytes both ways and, per a [`Plan`], breaks the path at one chosen point.
 //!
-//! The point is "the k-th chunk read in one direction since the plan was armed", counted over
-//! all connections through the relay (a pooled Konnektor or LDAP connection carries several
+//! The point is "the k-th chunk in one direction since the plan was armed", counted over all
+//! connections through the relay (a pooled Konnektor or LDAP connection carries several
 //! exchanges). At that chunk the relay either drops both connections ([`FaultKind::Drop`]) or
 //! stalls ([`FaultKind::Stall`]): the chunk and everything after it is swallowed while both
 //! sockets stay open, until one side gives up and closes; then the relay closes the other side
 //! too, the way the far end would notice after its own timeout.
 //!
-//! TLS passes through untouched, so the relay cannot see protocol steps, only reads. For the
-//! request/response protocols relayed here a peer writes one step (a command, a reply, a
-//! handshake flight, an HTTP request) and then waits, so one read is roughly one step; two
-//! steps may arrive in one read or one step in two. Looping k over every chunk until the fault
-//! no longer fires therefore visits every step, which is all the fault loops need.
+//! A chunk approximates a protocol step ([`Chunking`]). The relayed protocols are
+//! request/response: a peer writes one step (a command, a reply, a handshake flight, an HTTP
+//! request) and then waits. For plain protocols (LDAP) a chunk is one read; two steps may
+//! arrive in one read, or one in two. TLS passes through untouched, so the relay cannot see
+//! steps, but it can see records (5-byte plaintext headers): there a chunk is one TLS record,
+//! which does not depend on how the kernel happened to split or join the bytes, so the same
+//! k hits the same point in every run. Looping k over every chunk until the fault no longer
+//! fires therefore visits every step, which is all the fault loops need.
 //!
 //! Plain threads and `std::net`: two threads per connection, no async runtime to keep alive.
 
@@ -44,6 +47,15 @@ impl Direction {
             Direction::ToClient => 1,
         }
     }
+}
+
+/// What the relay counts as one chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Chunking {
+    /// One read from the socket (plain protocols).
+    Reads,
+    /// One TLS record, found by its header; the fault strikes at the record's first byte.
+    TlsRecords,
 }
 
 /// What happens at the chosen chunk.
@@ -83,6 +95,7 @@ struct State {
 
 struct Shared {
     upstream: SocketAddr,
+    chunking: Chunking,
     state: Mutex<State>,
     /// Both sockets of every live connection, to shut them down when the relay stops.
     live: Mutex<HashMap<u64, [TcpStream; 2]>>,
@@ -113,12 +126,13 @@ const CHUNK: usize = 16 * 1024;
 
 impl FaultRelay {
     /// Listens on `127.0.0.1:0` and relays every connection to `upstream`; no plan armed.
-    pub fn start(upstream: SocketAddr) -> std::io::Result<FaultRelay> {
+    pub fn start(upstream: SocketAddr, chunking: Chunking) -> std::io::Result<FaultRelay> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
         listener.set_nonblocking(true)?;
         let shared = Arc::new(Shared {
             upstream,
+            chunking,
             state: Mutex::new(State::default()),
             live: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
@@ -236,7 +250,8 @@ fn pump(
     stalled: &AtomicBool,
 ) {
     let mut buf = vec![0u8; CHUNK];
-    loop {
+    let mut records = RecordSplitter::default();
+    'relay: loop {
         let n = match from.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
@@ -244,13 +259,23 @@ fn pump(
         if stalled.load(Ordering::SeqCst) {
             continue;
         }
-        match strike(shared, direction) {
-            Some(FaultKind::Drop) => break,
-            Some(FaultKind::Stall) => {
-                stalled.store(true, Ordering::SeqCst);
-                continue;
+        let starts = match shared.chunking {
+            Chunking::Reads => vec![0],
+            Chunking::TlsRecords => records.starts(&buf[..n]),
+        };
+        for start in starts {
+            match strike(shared, direction) {
+                None => continue,
+                Some(FaultKind::Drop) => {
+                    let _ = to.write_all(&buf[..start]);
+                    break 'relay;
+                }
+                Some(FaultKind::Stall) => {
+                    let _ = to.write_all(&buf[..start]);
+                    stalled.store(true, Ordering::SeqCst);
+                    continue 'relay;
+                }
             }
-            None => {}
         }
         if to.write_all(&buf[..n]).is_err() {
             break;
@@ -258,6 +283,43 @@ fn pump(
     }
     let _ = from.shutdown(Shutdown::Both);
     let _ = to.shutdown(Shutdown::Both);
+}
+
+/// Finds where TLS records start in a byte stream read in arbitrary pieces: each record is a
+/// 5-byte header (type, version, 16-bit length) and that many bytes.
+#[derive(Default)]
+struct RecordSplitter {
+    /// Header bytes of the current record seen so far (fewer than 5).
+    header: Vec<u8>,
+    /// Body bytes of the current record still to come.
+    body_left: usize,
+}
+
+impl RecordSplitter {
+    /// Offsets in `bytes` (the next piece of the stream) at which a record starts.
+    fn starts(&mut self, bytes: &[u8]) -> Vec<usize> {
+        let mut starts = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            if self.body_left > 0 {
+                let take = self.body_left.min(bytes.len() - i);
+                self.body_left -= take;
+                i += take;
+                continue;
+            }
+            if self.header.is_empty() {
+                starts.push(i);
+            }
+            let take = (5 - self.header.len()).min(bytes.len() - i);
+            self.header.extend_from_slice(&bytes[i..i + take]);
+            i += take;
+            if self.header.len() == 5 {
+                self.body_left = usize::from(u16::from_be_bytes([self.header[3], self.header[4]]));
+                self.header.clear();
+            }
+        }
+        starts
+    }
 }
 
 /// Counts one chunk in `direction` and says whether the armed fault strikes at it.
@@ -329,7 +391,7 @@ mod tests {
 
     #[test]
     fn relays_faithfully_and_counts_chunks_and_connections() {
-        let relay = FaultRelay::start(echo_server()).unwrap();
+        let relay = FaultRelay::start(echo_server(), Chunking::Reads).unwrap();
         let mut c = client(&relay);
         assert_eq!(ask(&mut c, "a").as_deref(), Some("ok a"));
         assert_eq!(ask(&mut c, "b").as_deref(), Some("ok b"));
@@ -344,7 +406,7 @@ mod tests {
 
     #[test]
     fn drop_at_the_second_reply_closes_the_connection_there() {
-        let relay = FaultRelay::start(echo_server()).unwrap();
+        let relay = FaultRelay::start(echo_server(), Chunking::Reads).unwrap();
         relay.arm(Some(Plan {
             direction: Direction::ToClient,
             chunk: 1,
@@ -362,7 +424,7 @@ mod tests {
 
     #[test]
     fn stall_keeps_the_connection_open_until_a_side_closes() {
-        let relay = FaultRelay::start(echo_server()).unwrap();
+        let relay = FaultRelay::start(echo_server(), Chunking::Reads).unwrap();
         relay.arm(Some(Plan {
             direction: Direction::ToServer,
             chunk: 0,
@@ -381,8 +443,27 @@ mod tests {
     }
 
     #[test]
+    fn tls_records_are_found_however_the_bytes_are_split() {
+        let record = |len: u16| {
+            let mut r = vec![0x17, 3, 3];
+            r.extend_from_slice(&len.to_be_bytes());
+            r.extend(std::iter::repeat_n(0xaa, usize::from(len)));
+            r
+        };
+        let stream: Vec<u8> = [record(3), record(0), record(300), record(1)].concat();
+        let want = vec![0, 8, 13, 318];
+        // In one piece, and byte by byte.
+        assert_eq!(RecordSplitter::default().starts(&stream), want);
+        let mut s = RecordSplitter::default();
+        let one_by_one: Vec<usize> = (0..stream.len())
+            .filter(|&i| !s.starts(&stream[i..=i]).is_empty())
+            .collect();
+        assert_eq!(one_by_one, want);
+    }
+
+    #[test]
     fn dropping_the_relay_closes_live_connections() {
-        let relay = FaultRelay::start(echo_server()).unwrap();
+        let relay = FaultRelay::start(echo_server(), Chunking::Reads).unwrap();
         let mut c = client(&relay);
         assert_eq!(ask(&mut c, "a").as_deref(), Some("ok a"));
         drop(relay);

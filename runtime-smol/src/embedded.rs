@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use komle_conformance::fault_relay::FaultRelay;
+use komle_conformance::fault_relay::{Chunking, FaultRelay};
 use komle_conformance::loopback_tls::LoopbackTls;
 use komle_conformance::mini_mta::MiniMta;
 use komle_conformance::sim::config::{Fault, Operation};
@@ -160,7 +160,7 @@ impl Embedded {
         let sim_ca = scratch.path().join("konnektor-ca.pem");
         std::fs::write(&sim_ca, &sim.ca_pem).map_err(err("Konnektor CA"))?;
         let konnektor_relay = if options.konnektor_relay {
-            Some(FaultRelay::start(sim.addr).map_err(err("Konnektor relay"))?)
+            Some(FaultRelay::start(sim.addr, Chunking::TlsRecords).map_err(err("Konnektor relay"))?)
         } else {
             None
         };

@@ -24,17 +24,18 @@
 //! heap bytes (counting global allocator below) within a slack of [`HEAP_SLACK`] of the
 //! warm-up level plus the messages the MTA keeps.
 //!
-//! Timeouts are cut to about a second so a stall costs that, not minutes. The tests in this
+//! Timeouts are cut to half a second (a second for the Konnektor and the directory) so a stall
+//! costs that, not minutes. The tests in this
 //! file run one after another (a lock): fd and heap counts are process-wide.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{BufRead, BufReader, ErrorKind, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicIsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use komle_conformance::fault_relay::{Direction, FaultKind, FaultRelay, Fired, Plan};
+use komle_conformance::fault_relay::{Chunking, Direction, FaultKind, FaultRelay, Fired, Plan};
 use komle_conformance::mini_mta::Received;
 use komle_conformance::slapd::Slapd;
 use komle_conformance::world::World;
@@ -408,9 +409,13 @@ fn fault_loop(
         let fired = target.relay.fired();
         target.relay.arm(None);
         let delivered = env.mta.received()[before..].to_vec();
-        if assert_invariant(&what, target.leg, &outcome, &delivered, fired) {
-            windows += 1;
-        }
+        let window = assert_invariant(&what, target.leg, &outcome, &delivered, fired);
+        windows += usize::from(window);
+        eprintln!(
+            "  {what}: {outcome:?}, delivered {}{}",
+            delivered.len(),
+            if window { " (lost 250)" } else { "" }
+        );
         if fired.is_none() {
             // The session ran past the last chunk: it was fault-free.
             assert!(matches!(outcome, Outcome::Accepted), "{what}: {outcome:?}");
@@ -459,18 +464,33 @@ fn all_loops(env: &Embedded, target: &Target) {
     assert_nothing_left_behind(env, target.relay, &base);
 }
 
-/// Timeouts of about a second, so a stall costs that (A_2016 MTA response, MTA connect,
-/// Konnektor call).
+/// How long the proxy waits for a peer that stalls here (A_2016 MTA response, MTA connect,
+/// client idle and TLS handshake): every stall costs this once. The peers are in-process
+/// threads that answer within a millisecond, so it is still far above a normal answer.
+const STALL_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Timeouts cut so that a stall costs a fraction of a second, not minutes. The Konnektor gets
+/// a second: its answers carry real cryptography (tens of milliseconds in a debug build).
 fn short_timeouts() -> EmbeddedOptions {
     EmbeddedOptions {
         session: SmtpConfig {
-            mta_response_timeout: Duration::from_secs(1),
+            mta_response_timeout: STALL_TIMEOUT,
+            client_idle_timeout: STALL_TIMEOUT,
             ..SmtpConfig::default()
         },
-        connect_timeout: Duration::from_secs(1),
-        konnektor_timeout: Duration::from_secs(2),
+        connect_timeout: STALL_TIMEOUT,
+        handshake_timeout: STALL_TIMEOUT,
+        konnektor_timeout: Duration::from_secs(1),
         ..EmbeddedOptions::default()
     }
+}
+
+/// The test PKI and cards, generated once for all tests of this file.
+fn world() -> Arc<World> {
+    static WORLD: OnceLock<Arc<World>> = OnceLock::new();
+    WORLD
+        .get_or_init(|| Arc::new(World::generate(SystemTime::now()).unwrap()))
+        .clone()
 }
 
 /// The tests share process-wide counters (fds, heap): one at a time.
@@ -485,12 +505,8 @@ fn serial() -> MutexGuard<'static, ()> {
 #[test]
 fn a_2016_client_connection_dropped_or_stalled_at_every_step_250_only_when_delivered_once() {
     let _serial = serial();
-    let mut options = short_timeouts();
-    // A stalled client is given up after this (and its TLS handshake after the same).
-    options.session.client_idle_timeout = Duration::from_secs(1);
-    options.handshake_timeout = Duration::from_secs(1);
-    let env = Embedded::start(&options).unwrap();
-    let relay = FaultRelay::start(env.proxy_addr).unwrap();
+    let env = Embedded::start_with_world(world(), &short_timeouts()).unwrap();
+    let relay = FaultRelay::start(env.proxy_addr, Chunking::TlsRecords).unwrap();
     let target = Target {
         leg: Leg::Client,
         relay: &relay,
@@ -503,8 +519,8 @@ fn a_2016_client_connection_dropped_or_stalled_at_every_step_250_only_when_deliv
 #[test]
 fn a_2016_mta_connection_dropped_or_stalled_at_every_step_250_only_when_delivered_once() {
     let _serial = serial();
-    let env = Embedded::start(&short_timeouts()).unwrap();
-    let relay = FaultRelay::start(env.mta.addr()).unwrap();
+    let env = Embedded::start_with_world(world(), &short_timeouts()).unwrap();
+    let relay = FaultRelay::start(env.mta.addr(), Chunking::TlsRecords).unwrap();
     let target = Target {
         leg: Leg::Mta,
         relay: &relay,
@@ -517,10 +533,13 @@ fn a_2016_mta_connection_dropped_or_stalled_at_every_step_250_only_when_delivere
 #[test]
 fn a_2021_konnektor_connection_dropped_or_stalled_at_every_step_no_delivery_without_250() {
     let _serial = serial();
-    let env = Embedded::start(&EmbeddedOptions {
-        konnektor_relay: true,
-        ..short_timeouts()
-    })
+    let env = Embedded::start_with_world(
+        world(),
+        &EmbeddedOptions {
+            konnektor_relay: true,
+            ..short_timeouts()
+        },
+    )
     .unwrap();
     let target = Target {
         leg: Leg::Konnektor,
@@ -534,10 +553,10 @@ fn a_2021_konnektor_connection_dropped_or_stalled_at_every_step_no_delivery_with
 #[test]
 fn a_2176_directory_connection_dropped_or_stalled_at_every_step_no_delivery_without_250() {
     let _serial = serial();
-    let world = Arc::new(World::generate(SystemTime::now()).unwrap());
+    let world = world();
     let slapd = Slapd::start_with_pki(&world.pki, false).unwrap();
     let slapd_addr: SocketAddr = slapd.url().trim_start_matches("ldap://").parse().unwrap();
-    let relay = FaultRelay::start(slapd_addr).unwrap();
+    let relay = FaultRelay::start(slapd_addr, Chunking::Reads).unwrap();
     let mut ldap = LdapSettings::new(&format!("ldap://{}", relay.addr()), slapd.base_dn());
     ldap.timeout = Duration::from_secs(1);
     let env = Embedded::start_with_world(

@@ -74,6 +74,10 @@ pub struct Plan {
     /// 0-based index of the chunk, counted per direction since [`FaultRelay::arm`].
     pub chunk: usize,
     pub kind: FaultKind,
+    /// The path stays broken: every later chunk in `direction`, on any connection, meets the
+    /// same fault until the relay is armed again (an outage starting at that step, which a
+    /// client's reconnect cannot heal). Otherwise the fault strikes once.
+    pub lasting: bool,
 }
 
 /// The fault that struck.
@@ -328,7 +332,13 @@ fn strike(shared: &Shared, direction: Direction) -> Option<FaultKind> {
     let index = state.chunks[direction.index()];
     state.chunks[direction.index()] += 1;
     let plan = state.plan?;
-    if state.fired.is_some() || plan.direction != direction || plan.chunk != index {
+    if plan.direction != direction {
+        return None;
+    }
+    if state.fired.is_some() {
+        return plan.lasting.then_some(plan.kind);
+    }
+    if plan.chunk != index {
         return None;
     }
     state.fired = Some(Fired {
@@ -364,9 +374,7 @@ mod tests {
     }
 
     fn ask(r: &mut BufReader<TcpStream>, line: &str) -> Option<String> {
-        r.get_mut()
-            .write_all(format!("{line}\n").as_bytes())
-            .ok()?;
+        r.get_mut().write_all(format!("{line}\n").as_bytes()).ok()?;
         let mut a = String::new();
         match r.read_line(&mut a) {
             Ok(0) | Err(_) => None,
@@ -411,6 +419,7 @@ mod tests {
             direction: Direction::ToClient,
             chunk: 1,
             kind: FaultKind::Drop,
+            lasting: false,
         }));
         let mut c = client(&relay);
         assert_eq!(ask(&mut c, "a").as_deref(), Some("ok a"));
@@ -429,6 +438,7 @@ mod tests {
             direction: Direction::ToServer,
             chunk: 0,
             kind: FaultKind::Stall,
+            lasting: false,
         }));
         let mut c = client(&relay);
         // The read times out: no answer, no close.
@@ -459,6 +469,51 @@ mod tests {
             .filter(|&i| !s.starts(&stream[i..=i]).is_empty())
             .collect();
         assert_eq!(one_by_one, want);
+    }
+
+    #[test]
+    fn a_lasting_drop_breaks_every_later_connection_until_rearmed() {
+        let relay = FaultRelay::start(echo_server(), Chunking::Reads).unwrap();
+        relay.arm(Some(Plan {
+            direction: Direction::ToServer,
+            chunk: 1,
+            kind: FaultKind::Drop,
+            lasting: true,
+        }));
+        let mut c = client(&relay);
+        assert_eq!(ask(&mut c, "a").as_deref(), Some("ok a"));
+        assert_eq!(ask(&mut c, "b"), None);
+        assert_eq!(ask(&mut client(&relay), "c"), None);
+        relay.arm(None);
+        assert_eq!(ask(&mut client(&relay), "d").as_deref(), Some("ok d"));
+    }
+
+    #[test]
+    fn a_fault_inside_a_read_forwards_the_records_before_it() {
+        // An upstream that reports how many bytes reached it before the relay closed.
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let upstream = l.local_addr().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut got = Vec::new();
+            let _ = s.read_to_end(&mut got);
+            let _ = tx.send(got);
+        });
+        let relay = FaultRelay::start(upstream, Chunking::TlsRecords).unwrap();
+        relay.arm(Some(Plan {
+            direction: Direction::ToServer,
+            chunk: 1,
+            kind: FaultKind::Drop,
+            lasting: false,
+        }));
+        let first = [0x16, 3, 3, 0, 2, 0xaa, 0xbb];
+        let second = [0x17, 3, 3, 0, 1, 0xcc];
+        let mut c = TcpStream::connect(relay.addr()).unwrap();
+        c.write_all(&[&first[..], &second[..]].concat()).unwrap();
+        let got = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(got, first);
+        assert!(relay.fired().is_some());
     }
 
     #[test]

@@ -160,7 +160,10 @@ impl Embedded {
         let sim_ca = scratch.path().join("konnektor-ca.pem");
         std::fs::write(&sim_ca, &sim.ca_pem).map_err(err("Konnektor CA"))?;
         let konnektor_relay = if options.konnektor_relay {
-            Some(FaultRelay::start(sim.addr, Chunking::TlsRecords).map_err(err("Konnektor relay"))?)
+            Some(
+                FaultRelay::start(sim.addr, Chunking::TlsRecords)
+                    .map_err(err("Konnektor relay"))?,
+            )
         } else {
             None
         };

@@ -26,8 +26,8 @@
 //! heap bytes (counting global allocator below) within a slack of [`HEAP_SLACK`] of the
 //! warm-up level plus the messages the MTA keeps.
 //!
-//! Timeouts are cut to half a second (a second for the Konnektor and the directory) so a stall
-//! costs that, not minutes. The tests in this
+//! Timeouts are cut to half a second (a second for the Konnektor) so a stall costs that, not
+//! minutes. The tests in this
 //! file run one after another (a lock): fd and heap counts are process-wide.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -479,8 +479,9 @@ fn all_loops(env: &Embedded, target: &Target) {
 }
 
 /// How long the proxy waits for a peer that stalls here (A_2016 MTA response, MTA connect,
-/// client idle and TLS handshake): every stall costs this once. The peers are in-process
-/// threads that answer within a millisecond, so it is still far above a normal answer.
+/// client idle, TLS handshake, LDAP): every stall costs this once. The peers are in-process
+/// threads or a local slapd that answer within milliseconds, so it is still far above a
+/// normal answer.
 const STALL_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Timeouts cut so that a stall costs a fraction of a second, not minutes. The Konnektor gets
@@ -575,7 +576,7 @@ fn a_2176_directory_connection_lost_or_stalled_from_every_step_on_no_delivery_wi
     let slapd_addr: SocketAddr = slapd.url().trim_start_matches("ldap://").parse().unwrap();
     let relay = FaultRelay::start(slapd_addr, Chunking::Reads).unwrap();
     let mut ldap = LdapSettings::new(&format!("ldap://{}", relay.addr()), slapd.base_dn());
-    ldap.timeout = Duration::from_secs(1);
+    ldap.timeout = STALL_TIMEOUT;
     let env = Embedded::start_with_world(
         world,
         &EmbeddedOptions {

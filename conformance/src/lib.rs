@@ -1,7 +1,9 @@
 //! Conformance kit for the KOM-LE Clientmodul: protocol transcripts replayed against the core,
 //! the Konnektor simulator with real cryptography, the test PKI, and harnesses that start real
-//! servers (Postfix, Dovecot, slapd) from temp dirs for the end-to-end suites.
+//! servers (Postfix, Dovecot, slapd) from temp dirs for the end-to-end suites, and a TCP relay
+//! that drops or stalls a connection at a chosen point for the fault-injection loops.
 
+pub mod fault_relay;
 pub mod inprocess;
 pub mod loopback_tls;
 pub mod mini_mta;

@@ -5,13 +5,19 @@
 //! end-to-end suites use the real Postfix instead (see [`crate::servers`]).
 //! It speaks implicit TLS, EHLO, AUTH PLAIN/LOGIN against one account, MAIL, RCPT, DATA, RSET,
 //! NOOP and QUIT; the DATA phase reuses the core's dot-unstuffing reader.
+//!
+//! A message counts as received ([`MiniMta::received`]) only once the 250 after its final dot
+//! was written: a real MTA commits the message to its queue and then says 250, and the
+//! fault-injection loops check "client told 250 <=> message delivered once" against this
+//! record. A peer that stalls cannot hold a session thread for longer than the read/write
+//! timeout ([`MiniMta::start_with_timeout`]).
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -25,6 +31,9 @@ pub struct Received {
     pub recipients: Vec<String>,
     /// Unstuffed message bytes.
     pub data: Vec<u8>,
+    /// Taken just before the 250 for the final dot was written: whoever saw that 250 saw it
+    /// after this instant.
+    pub acknowledged_at: Instant,
 }
 
 /// The running server; stops accepting when dropped.
@@ -32,6 +41,7 @@ pub struct MiniMta {
     addr: SocketAddr,
     mailbox: Arc<Mutex<Vec<Received>>>,
     stop: Arc<AtomicBool>,
+    sessions: Arc<AtomicUsize>,
 }
 
 #[derive(Clone)]
@@ -39,6 +49,10 @@ struct Account {
     user: String,
     password: String,
 }
+
+/// Read and write timeout of a session unless [`MiniMta::start_with_timeout`] says otherwise
+/// (RFC 5321 §4.5.3.2 asks servers for 5 minutes).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 
 impl MiniMta {
     /// Starts on `127.0.0.1:0` (or the given address) with one account.
@@ -48,23 +62,39 @@ impl MiniMta {
         user: &str,
         password: &str,
     ) -> std::io::Result<Self> {
+        Self::start_with_timeout(bind, tls, user, password, DEFAULT_TIMEOUT)
+    }
+
+    /// The same with `timeout` for every read and write of a session: a silent or stalled
+    /// peer is dropped after it.
+    pub fn start_with_timeout(
+        bind: &str,
+        tls: Arc<ServerConfig>,
+        user: &str,
+        password: &str,
+        timeout: Duration,
+    ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(bind)?;
         let addr = listener.local_addr()?;
         listener.set_nonblocking(true)?;
         let mailbox = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
+        let sessions = Arc::new(AtomicUsize::new(0));
         let account = Account {
             user: user.to_owned(),
             password: password.to_owned(),
         };
-        let (mb, st) = (mailbox.clone(), stop.clone());
+        let (mb, st, se) = (mailbox.clone(), stop.clone(), sessions.clone());
         thread::spawn(move || {
             while !st.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((stream, _)) => {
                         let (tls, mb, account) = (tls.clone(), mb.clone(), account.clone());
+                        se.fetch_add(1, Ordering::SeqCst);
+                        let se = se.clone();
                         thread::spawn(move || {
-                            let _ = serve(stream, tls, &mb, &account);
+                            let _ = serve(stream, tls, &mb, &account, timeout);
+                            se.fetch_sub(1, Ordering::SeqCst);
                         });
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -78,6 +108,7 @@ impl MiniMta {
             addr,
             mailbox,
             stop,
+            sessions,
         })
     }
 
@@ -88,6 +119,16 @@ impl MiniMta {
     /// Everything received so far.
     pub fn received(&self) -> Vec<Received> {
         self.mailbox.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    /// How many messages were received so far.
+    pub fn received_count(&self) -> usize {
+        self.mailbox.lock().map(|m| m.len()).unwrap_or_default()
+    }
+
+    /// Sessions (connections) still being served.
+    pub fn open_sessions(&self) -> usize {
+        self.sessions.load(Ordering::SeqCst)
     }
 }
 
@@ -102,9 +143,11 @@ fn serve(
     tls: Arc<ServerConfig>,
     mailbox: &Mutex<Vec<Received>>,
     account: &Account,
+    timeout: Duration,
 ) -> std::io::Result<()> {
     stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(Duration::from_secs(300)))?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
     let conn = ServerConnection::new(tls).map_err(std::io::Error::other)?;
     let mut io = BufReader::new(StreamOwned::new(conn, stream));
     let say = |io: &mut BufReader<StreamOwned<ServerConnection, TcpStream>>, s: &str| {
@@ -194,14 +237,18 @@ fn serve(
             }
             match reader.finish() {
                 DataOutcome::Complete(m) => {
-                    if let Ok(mut mb) = mailbox.lock() {
-                        mb.push(Received {
-                            from: from.take().unwrap_or_default(),
-                            recipients: core::mem::take(&mut rcpts),
-                            data: m.as_slice().to_vec(),
-                        });
-                    }
+                    let message = Received {
+                        from: from.take().unwrap_or_default(),
+                        recipients: core::mem::take(&mut rcpts),
+                        data: m.as_slice().to_vec(),
+                        acknowledged_at: Instant::now(),
+                    };
+                    // Delivered only once the 250 is out (see the module doc): a connection
+                    // that broke before it leaves nothing behind.
                     say(&mut io, "250 2.0.0 Ok: queued\r\n")?;
+                    if let Ok(mut mb) = mailbox.lock() {
+                        mb.push(message);
+                    }
                 }
                 DataOutcome::TooLarge => say(&mut io, "552 5.3.4 Message too big\r\n")?,
             }

@@ -2,13 +2,20 @@
 //! on 127.0.0.1 — test PKI and cards, the HTTPS Konnektor simulator, a directory made of the
 //! PKI, and a small SMTPS mail service. `komle-cm demo`, the fault-injection tests and the
 //! benchmarks start it; nothing here needs a system package.
+//!
+//! For fault injection a test can put a [`FaultRelay`] in front of each upstream: the MTA
+//! (start one towards `mta.addr()` and log in with [`Embedded::login_via`]), the Konnektor
+//! ([`EmbeddedOptions::konnektor_relay`]: every Konnektor call goes through it) and a real LDAP
+//! directory ([`EmbeddedOptions::ldap`]: the test starts slapd for the world it passes to
+//! [`Embedded::start_with_world`], and a relay in front of slapd).
 
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use komle_conformance::fault_relay::{Chunking, FaultRelay};
 use komle_conformance::loopback_tls::LoopbackTls;
 use komle_conformance::mini_mta::MiniMta;
 use komle_conformance::sim::config::{Fault, Operation};
@@ -22,7 +29,8 @@ use komle_core::smtp::SmtpConfig;
 
 use crate::config::{KonnektorAuth, KonnektorSettings};
 use crate::konnektor_http::KonnektorHttp;
-use crate::services::{Directory, Pipeline};
+use crate::ldap::{DirectoryClient, LdapSettings};
+use crate::services::{Directory, LdapDirectory, Pipeline};
 use crate::smtp_driver::{BoxFuture, SessionContext};
 use crate::smtp_server::{ServerLimits, SmtpServer};
 use crate::time_sync::Clock;
@@ -41,7 +49,20 @@ pub struct EmbeddedOptions {
     pub konnektor_timeout: Duration,
     /// Session settings of the proxy.
     pub session: SmtpConfig,
+    /// Limit for TCP connect plus TLS handshake towards the MTA.
+    pub connect_timeout: Duration,
+    /// Time a client gets for its TLS handshake with the proxy.
+    pub handshake_timeout: Duration,
     pub max_sessions: usize,
+    /// Lifetime of cached recipient certificates (A_2026); zero sends every RCPT check and
+    /// every message to the directory.
+    pub cache_lifetime: Duration,
+    /// Route every Konnektor call (and the `connector.sds` download) through a
+    /// [`FaultRelay`], reachable as [`Embedded::konnektor_relay`].
+    pub konnektor_relay: bool,
+    /// Look recipients up in this LDAP directory instead of the world's table
+    /// ([`Embedded::directory`] then plays no part).
+    pub ldap: Option<LdapSettings>,
 }
 
 impl Default for EmbeddedOptions {
@@ -51,7 +72,12 @@ impl Default for EmbeddedOptions {
             konnektor_faults: Vec::new(),
             konnektor_timeout: Duration::from_secs(60),
             session: SmtpConfig::default(),
+            connect_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(10),
             max_sessions: 64,
+            cache_lifetime: Duration::from_secs(12 * 3600),
+            konnektor_relay: false,
+            ldap: None,
         }
     }
 }
@@ -96,12 +122,16 @@ pub struct Embedded {
     pub sim: SimServer,
     pub konnektor: KonnektorHttp,
     pub endpoints: KonnektorEndpoints,
+    /// Between the proxy and the Konnektor simulator, when [`EmbeddedOptions::konnektor_relay`].
+    pub konnektor_relay: Option<FaultRelay>,
     pub directory: Arc<WorldDirectory>,
     pub mta: MiniMta,
     pub mta_tls: LoopbackTls,
     /// TLS of the proxy; clients trust its `ca_pem`.
     pub proxy_tls: LoopbackTls,
     pub proxy_addr: SocketAddr,
+    /// Client connections the proxy is serving right now (0 when idle: no task left behind).
+    pub live_connections: Arc<AtomicUsize>,
     /// What every session of the proxy shares: lets another runtime (tokio) serve the same
     /// services on its own listener.
     pub session_context: SessionContext,
@@ -114,6 +144,14 @@ impl Embedded {
     /// Starts everything and returns once the proxy listens.
     pub fn start(options: &EmbeddedOptions) -> Result<Embedded, EmbeddedError> {
         let world = Arc::new(World::generate(SystemTime::now()).map_err(err("test PKI"))?);
+        Self::start_with_world(world, options)
+    }
+
+    /// The same for a world the caller generated (e.g. to load its PKI into slapd first).
+    pub fn start_with_world(
+        world: Arc<World>,
+        options: &EmbeddedOptions,
+    ) -> Result<Embedded, EmbeddedError> {
         let mut sim_config = world.sim_config.clone();
         sim_config.faults = options.konnektor_faults.iter().cloned().collect();
         let sim = SimServer::start(Simulator::new(sim_config), TlsOptions::default())
@@ -121,17 +159,32 @@ impl Embedded {
         let scratch = tempfile::tempdir().map_err(err("temp dir"))?;
         let sim_ca = scratch.path().join("konnektor-ca.pem");
         std::fs::write(&sim_ca, &sim.ca_pem).map_err(err("Konnektor CA"))?;
+        let konnektor_relay = if options.konnektor_relay {
+            Some(
+                FaultRelay::start(sim.addr, Chunking::TlsRecords)
+                    .map_err(err("Konnektor relay"))?,
+            )
+        } else {
+            None
+        };
+        let konnektor_base = match &konnektor_relay {
+            Some(r) => format!("https://{}", r.addr()),
+            None => sim.base_url(),
+        };
         let konnektor = KonnektorHttp::new(&KonnektorSettings {
-            sds_url: format!("{}/connector.sds", sim.base_url()),
+            sds_url: format!("{konnektor_base}/connector.sds"),
             ca: Some(sim_ca),
             auth: KonnektorAuth::None,
             timeout: options.konnektor_timeout,
         })
         .map_err(err("Konnektor client"))?;
         let sds = konnektor
-            .get_blocking(&format!("{}/connector.sds", sim.base_url()))
+            .get_blocking(&format!("{konnektor_base}/connector.sds"))
             .map_err(err("connector.sds"))?;
-        let endpoints = ServiceDirectory::parse(&sds)
+        // The simulator names its own address in the service endpoints; behind a relay they
+        // must name the relay's.
+        let sds = String::from_utf8_lossy(&sds).replace(&sim.base_url(), &konnektor_base);
+        let endpoints = ServiceDirectory::parse(sds.as_bytes())
             .and_then(|d| d.endpoints())
             .map_err(err("connector.sds"))?;
 
@@ -149,13 +202,19 @@ impl Embedded {
             world: world.clone(),
             down: AtomicBool::new(false),
         });
+        let lookup: Arc<dyn Directory> = match &options.ldap {
+            Some(settings) => Arc::new(LdapDirectory(Arc::new(
+                DirectoryClient::new(settings.clone()).map_err(err("LDAP directory"))?,
+            ))),
+            None => directory.clone(),
+        };
         let clock = Arc::new(Clock::new());
         let pipeline = Arc::new(Pipeline {
-            directory: directory.clone(),
+            directory: lookup,
             konnektor: Arc::new(konnektor.clone()),
             endpoints: endpoints.clone(),
             cache: Arc::new(Mutex::new(CertificateCache::new(CacheConfig {
-                lifetime: Duration::from_secs(12 * 3600),
+                lifetime: options.cache_lifetime,
                 capacity: NonZeroUsize::new(1024).unwrap_or(NonZeroUsize::MIN),
             }))),
             clock: clock.clone(),
@@ -163,7 +222,7 @@ impl Embedded {
         let ctx = SessionContext {
             session: options.session.clone(),
             upstream_tls: mta_tls.client_config(),
-            connect_timeout: Duration::from_secs(10),
+            connect_timeout: options.connect_timeout,
             checker: pipeline.clone(),
             protector: pipeline,
             clock,
@@ -175,12 +234,13 @@ impl Embedded {
             ctx,
             ServerLimits {
                 max_sessions: options.max_sessions,
-                handshake_timeout: Duration::from_secs(10),
+                handshake_timeout: options.handshake_timeout,
                 grace: Duration::from_secs(5),
             },
         ))
         .map_err(err("SMTP listener"))?;
         let proxy_addr = server.local_addr().map_err(err("SMTP listener"))?;
+        let live_connections = server.live_connections();
         let (stop_tx, stop_rx) = smol::channel::bounded::<()>(1);
         let server_thread = std::thread::spawn(move || {
             smol::block_on(server.run(async move {
@@ -192,11 +252,13 @@ impl Embedded {
             sim,
             konnektor,
             endpoints,
+            konnektor_relay,
             directory,
             mta,
             mta_tls,
             proxy_tls,
             proxy_addr,
+            live_connections,
             session_context,
             stop: Some(stop_tx),
             server_thread: Some(server_thread),
@@ -206,10 +268,17 @@ impl Embedded {
 
     /// The login name for the sender's account at the embedded mail service.
     pub fn login(&self) -> String {
+        self.login_via(self.mta.addr())
+    }
+
+    /// The same login name with `mta` as the mail service's address, e.g. a [`FaultRelay`]
+    /// in front of [`Embedded::mta`].
+    pub fn login_via(&self, mta: SocketAddr) -> String {
         format!(
-            "{}#127.0.0.1:{}#Praxis#KIM-Demo#Platz1",
+            "{}#{}:{}#Praxis#KIM-Demo#Platz1",
             self.world.pki.sender.address,
-            self.mta.addr().port()
+            mta.ip(),
+            mta.port()
         )
     }
 

@@ -12,7 +12,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_lite::{AsyncWriteExt, future};
@@ -42,6 +42,25 @@ pub struct Listener {
     protocol: &'static str,
     /// What a client over the session limit is told before the connection is closed.
     refusal: &'static [u8],
+    /// Connection tasks still running.
+    live: Arc<AtomicUsize>,
+}
+
+/// Counts a running connection task; the count drops with the guard, so a task that is
+/// cancelled (dropped at shutdown) is uncounted as well as one that ends.
+struct Live(Arc<AtomicUsize>);
+
+impl Live {
+    fn new(counter: &Arc<AtomicUsize>) -> Live {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Live(counter.clone())
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Correlation ids for log lines: random per process start, counting per session, so ids from
@@ -67,7 +86,15 @@ impl Listener {
             limits,
             protocol,
             refusal,
+            live: Arc::new(AtomicUsize::new(0)),
         })
+    }
+
+    /// The number of client connections whose task is still running (TLS handshake, session
+    /// or refusal), readable while the listener runs: 0 once every client is gone, which is
+    /// how tests prove that no session task was left behind.
+    pub fn live_connections(&self) -> Arc<AtomicUsize> {
+        self.live.clone()
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -119,6 +146,7 @@ impl Listener {
             match slots.try_acquire_arc() {
                 Some(permit) => {
                     let session = session.clone();
+                    let live = Live::new(&self.live);
                     tasks.push(smol::spawn(async move {
                         let id = session_id();
                         match tls::accept(&acceptor, tcp, handshake).await {
@@ -126,15 +154,18 @@ impl Listener {
                             Err(e) => log::info!("session={id} peer={peer} TLS accept failed: {e}"),
                         }
                         drop(permit);
+                        drop(live);
                     }));
                 }
                 None => match refusal_slots.try_acquire_arc() {
                     Some(permit) => {
                         log::warn!("{protocol} session from {peer} refused: too many sessions");
+                        let live = Live::new(&self.live);
                         let refusal = self.refusal;
                         tasks.push(smol::spawn(async move {
                             refuse(tcp, acceptor, handshake, refusal).await;
                             drop(permit);
+                            drop(live);
                         }));
                     }
                     None => {

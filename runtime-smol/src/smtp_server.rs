@@ -45,6 +45,11 @@ impl SmtpServer {
         self.listener.local_addr()
     }
 
+    /// Client connections being served right now (see [`Listener::live_connections`]).
+    pub fn live_connections(&self) -> Arc<std::sync::atomic::AtomicUsize> {
+        self.listener.live_connections()
+    }
+
     /// Accepts until `shutdown` completes, then waits up to the grace period for running
     /// sessions. Returns how many sessions had to be cut off.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<usize> {

@@ -59,8 +59,11 @@ pub struct SmtpSession {
     pub(super) upstream_deadline: Option<Instant>,
     /// Last time a command went to the MTA (A_2017: idle close).
     pub(super) upstream_last_command: Option<Instant>,
-    /// Last time the client sent something.
-    pub(super) client_last_input: Instant,
+    /// Since when the session waits for the client: its last input, or the reply that ended a
+    /// wait for the MTA, the directory or the Konnektor. The client's idle time runs from here
+    /// (RFC 5321 §4.5.3.2.7 times the wait for the next command from the server's reply), so
+    /// slow work on the module's side never uses it up.
+    pub(super) client_wait_since: Instant,
 }
 
 impl SmtpSession {
@@ -83,7 +86,7 @@ impl SmtpSession {
             upstream_open: false,
             upstream_deadline: None,
             upstream_last_command: None,
-            client_last_input: now,
+            client_wait_since: now,
         };
         let greeting = format!("{} ESMTP", s.config.hostname);
         s.send_client(reply::line(220, &greeting));
@@ -95,7 +98,7 @@ impl SmtpSession {
         if !self.client_open || matches!(self.phase, Phase::Closed) {
             return;
         }
-        self.client_last_input = now;
+        self.client_wait_since = now;
         if let Phase::Proxy(Proxy::Collecting(_)) = self.phase {
             self.feed_data(bytes, now);
         } else {
@@ -116,6 +119,12 @@ impl SmtpSession {
 
     /// Bytes the MTA sent.
     pub fn handle_upstream_data(&mut self, bytes: &[u8], now: Instant) {
+        let was_waiting = self.waiting_for_client();
+        self.on_upstream_data(bytes, now);
+        self.restart_client_wait(was_waiting, now);
+    }
+
+    fn on_upstream_data(&mut self, bytes: &[u8], now: Instant) {
         if !self.upstream_open || matches!(self.phase, Phase::Closed) {
             return;
         }
@@ -151,6 +160,7 @@ impl SmtpSession {
         if matches!(self.phase, Phase::Closed) {
             return;
         }
+        let was_waiting = self.waiting_for_client();
         match event {
             SmtpEvent::ClientClosed => self.on_client_closed(),
             SmtpEvent::UpstreamConnected => self.on_upstream_connected(now),
@@ -162,6 +172,15 @@ impl SmtpSession {
             SmtpEvent::Protected(result) => self.on_protected(result, now),
         }
         self.pump(now);
+        self.restart_client_wait(was_waiting, now);
+    }
+
+    /// Starts the client's idle time afresh when the session has just begun waiting for the
+    /// client again (see `client_wait_since`).
+    fn restart_client_wait(&mut self, was_waiting: bool, now: Instant) {
+        if !was_waiting && self.waiting_for_client() {
+            self.client_wait_since = now;
+        }
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) must be called next.
@@ -174,7 +193,7 @@ impl SmtpSession {
         }
         let mut next = None;
         if self.waiting_for_client() {
-            next = Some(self.client_last_input + self.config.client_idle_timeout);
+            next = Some(self.client_wait_since + self.config.client_idle_timeout);
         }
         if let (Phase::Proxy(Proxy::Idle), Some(last)) = (&self.phase, self.upstream_last_command) {
             let idle = last + self.config.mta_idle_timeout;
@@ -212,7 +231,7 @@ impl SmtpSession {
             return;
         }
         if self.waiting_for_client()
-            && now >= self.client_last_input + self.config.client_idle_timeout
+            && now >= self.client_wait_since + self.config.client_idle_timeout
         {
             if self.upstream_open {
                 self.send_upstream(b"QUIT\r\n".to_vec());

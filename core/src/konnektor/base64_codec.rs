@@ -100,12 +100,18 @@ pub(crate) struct Decoder {
 }
 
 impl Decoder {
-    /// A decoder whose output buffer is sized for `input_len` base64 characters.
-    pub(crate) fn with_input_len(input_len: usize) -> Decoder {
+    /// A decoder whose output starts with `prefix`, then the decoded bytes of up to
+    /// `input_len` base64 characters, in one buffer sized up front: a caller that wraps the
+    /// payload in a header needs no second full-size buffer for the wrapped form.
+    pub(crate) fn after(prefix: &[u8], input_len: usize) -> Decoder {
+        let decoded = input_len.div_ceil(4).saturating_mul(3);
+        let mut out = Vec::with_capacity(prefix.len().saturating_add(decoded));
+        out.extend_from_slice(prefix);
+        out.resize(prefix.len().saturating_add(decoded), 0);
         Decoder {
             sink: Sink {
-                out: vec![0; input_len.div_ceil(4).saturating_mul(3)],
-                pos: 0,
+                out,
+                pos: prefix.len(),
                 padded: false,
             },
             pending: Vec::new(),
@@ -163,7 +169,7 @@ mod tests {
 
     fn decode_pieces(pieces: &[&[u8]]) -> Result<Vec<u8>, ()> {
         let total = pieces.iter().map(|p| p.len()).sum();
-        let mut d = Decoder::with_input_len(total);
+        let mut d = Decoder::after(&[], total);
         for p in pieces {
             d.push(p)?;
         }
@@ -236,6 +242,13 @@ mod tests {
     #[test]
     fn decoder_rejects_control_bytes() {
         assert_eq!(decode_pieces(&[b"QU\x00JD"]), Err(()));
+    }
+
+    #[test]
+    fn decoder_after_prefix_appends_the_decoded_bytes() {
+        let mut d = Decoder::after(b"Header\r\n\r\n", 8);
+        assert_eq!(d.push(b"QUJD\r\nREU="), Ok(()));
+        assert_eq!(d.finish(), Ok(b"Header\r\n\r\nABCDE".to_vec()));
     }
 
     #[test]

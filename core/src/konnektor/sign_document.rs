@@ -107,6 +107,14 @@ pub fn build(req: &SignDocumentRequest<'_>) -> SoapRequest {
 
 /// Parses the response; the signature bytes are decoded straight from the input.
 pub fn parse(input: &[u8]) -> Result<SignDocumentResponse, KonnektorError> {
+    parse_after(input, &[])
+}
+
+/// As [`parse`], but `signed_data` is `prefix` followed by the SignedData, decoded into one
+/// buffer of exactly that size. The send pipeline passes the header of the signed-data MIME
+/// entity (KOM-LE-A_2019 step 2) and so gets the EncryptDocument input without a second
+/// full-size copy of the signature.
+pub fn parse_after(input: &[u8], prefix: &[u8]) -> Result<SignDocumentResponse, KonnektorError> {
     with_payload(
         input,
         &[SIG_V7_4, SIG_V7_5],
@@ -119,7 +127,7 @@ pub fn parse(input: &[u8]) -> Result<SignDocumentResponse, KonnektorError> {
             let signed_data = sign
                 .require(DSS, "SignatureObject", "dss:SignatureObject")?
                 .require(DSS, "Base64Signature", "dss:Base64Signature")?
-                .base64("dss:Base64Signature")?;
+                .base64_after(prefix, "dss:Base64Signature")?;
             Ok(SignDocumentResponse {
                 status,
                 request_id: sign.attr("RequestID").unwrap_or_default().to_owned(),

@@ -22,6 +22,7 @@ use super::outer::build_outer;
 use super::recipient_emails;
 use super::sender_notice::{LeftOut, LeftOutReason, sender_notice};
 use super::wrap::{wrap_for_signing, wrap_signed};
+use crate::secret::SecretBytes;
 
 /// Result of step 1.
 #[derive(Debug)]
@@ -32,10 +33,12 @@ pub enum SendStart {
     Protect(SendPlan),
 }
 
-/// A mail waiting for its certificate lookups.
+/// A mail waiting for its certificate lookups. It keeps the mail (wiped when dropped,
+/// KOM-LE-A_2005) so that [`SendPlan::with_certificates`] can be run again when the Konnektor
+/// refused cached certificates (Abbildung 8) without anyone keeping a second copy.
 #[derive(Debug)]
 pub struct SendPlan {
-    mail: Vec<u8>,
+    mail: SecretBytes,
     sender: String,
     recipients: Vec<String>,
 }
@@ -66,8 +69,9 @@ pub enum Prepared {
 /// A mail ready for SignDocument / EncryptDocument.
 #[derive(Debug)]
 pub struct Protect {
-    /// The sign input (sample 01 form).
-    pub sign_input: Vec<u8>,
+    /// The sign input (sample 01 form); message content, wiped when dropped. Take it out when
+    /// the SignDocument request is built: nothing needs it afterwards.
+    pub sign_input: SecretBytes,
     /// DER of the recipient-emails attribute for SignDocument and EncryptDocument (A_2027).
     pub recipient_emails: Vec<u8>,
     /// All certificates to encrypt for (recipients and sender).
@@ -83,10 +87,12 @@ pub struct Protect {
 impl SendPlan {
     /// Step 1. `envelope_recipients` are the RCPT TO addresses.
     pub fn start(mail: Vec<u8>, envelope_recipients: &[String]) -> Result<SendStart, SmimeError> {
-        if let Some(forwarded) = forwarded_komle_message(&mail) {
+        // Wiped on every way out (A_2005), kept only by the plan.
+        let mail = SecretBytes::from(mail);
+        if let Some(forwarded) = forwarded_komle_message(mail.as_slice()) {
             return Ok(SendStart::Forward(forwarded));
         }
-        let sender = addresses::sender_address(&mail)?;
+        let sender = addresses::sender_address(mail.as_slice())?;
         Ok(SendStart::Protect(SendPlan {
             mail,
             sender,
@@ -113,8 +119,11 @@ impl SendPlan {
 
     /// Step 2. `lookups` answers [`SendPlan::addresses_to_look_up`]; an address without an
     /// answer counts as having no certificate. `now` (Unix seconds) dates the notice.
+    ///
+    /// Borrows the plan: the only full-size buffer made is the sign input (plus the mail
+    /// without the left-out addresses, freed before returning, when there are any).
     pub fn with_certificates(
-        self,
+        &self,
         lookups: &[(String, Lookup)],
         now: i64,
     ) -> Result<Prepared, SmimeError> {
@@ -147,12 +156,13 @@ impl SendPlan {
                 }),
             }
         }
-        let head = headers::parse(&self.mail)?;
+        let mail = self.mail.as_slice();
+        let head = headers::parse(mail)?;
         let notice = (!left_out.is_empty()).then(|| {
             sender_notice(
                 &self.sender,
-                &head.value(&self.mail, "Subject").unwrap_or_default(),
-                &head.value(&self.mail, "Message-ID").unwrap_or_default(),
+                &head.value(mail, "Subject").unwrap_or_default(),
+                &head.value(mail, "Message-ID").unwrap_or_default(),
                 &left_out,
                 now,
             )
@@ -166,12 +176,15 @@ impl SendPlan {
             });
         }
         let removed: Vec<String> = left_out.iter().map(|l| l.address.clone()).collect();
-        let protected = if removed.is_empty() {
-            self.mail
+        let without_removed = if removed.is_empty() {
+            None
         } else {
-            addresses::remove_addresses(&self.mail, &removed)?
+            Some(SecretBytes::from(addresses::remove_addresses(
+                mail, &removed,
+            )?))
         };
-        let sign_input = wrap_for_signing(&protected)?;
+        let protected = without_removed.as_ref().map_or(mail, SecretBytes::as_slice);
+        let sign_input = SecretBytes::from(wrap_for_signing(protected)?);
         let pair_refs: Vec<(&str, &[u8])> = pairs
             .iter()
             .map(|(a, c)| (a.as_str(), c.as_slice()))
@@ -183,10 +196,7 @@ impl SendPlan {
                 encryption_certificates.push(c);
             }
         }
-        let mut header = protected;
-        let end = headers::parse(&header)?.end;
-        header.truncate(end);
-        header.shrink_to_fit();
+        let header = protected[..headers::parse(protected)?.end].to_vec();
         Ok(Prepared::Protect(Protect {
             sign_input,
             recipient_emails,

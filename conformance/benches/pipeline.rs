@@ -307,13 +307,23 @@ fn bench(c: &mut Criterion) {
     let _ = ENDPOINTS.set(inprocess::endpoints(&sim));
     for (name, size) in [("1kb", 1024), ("1mb", 1 << 20), ("25mb", 25 << 20)] {
         let f = record(&world, &sim, size, now);
+        let sizes = |answers: &[Answer]| {
+            answers
+                .iter()
+                .map(|a| match a {
+                    Answer::Directory(_) => "LDAP".to_owned(),
+                    Answer::Konnektor(k) => format!("{} B", k.len()),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         println!(
-            "{name}: mail {} B, outer {} B, opened {} B, protect answers {}, open answers {}",
+            "{name}: mail {} B, outer {} B, opened {} B, protect answers [{}], open answers [{}]",
             f.mail.len(),
             f.outer.len(),
             f.opened_len,
-            f.protect_answers.len(),
-            f.open_answers.len()
+            sizes(&f.protect_answers),
+            sizes(&f.open_answers)
         );
         if size >= 25 << 20 {
             let job = protect_job(&f, f.mail.clone());

@@ -113,7 +113,7 @@ fn a_2190_sign_request_carries_recipient_emails_attribute_and_document() {
         job_number: "ABC-123",
         request_id: "KIM-1",
         recipient_emails_attribute: &attr,
-        document: &doc,
+        document: &[&doc],
     });
     let body = String::from_utf8(req.body).expect("utf8");
     let b64 = base64::engine::general_purpose::STANDARD;
@@ -455,7 +455,7 @@ fn large_request_is_built_in_one_pre_sized_buffer() {
         job_number: "ABC-123",
         request_id: "KIM-1",
         recipient_emails_attribute: &[0x30; 64],
-        document: &doc,
+        document: &[&doc],
     });
     // A reallocation would have at least doubled the capacity.
     assert!(req.body.len() > doc.len() * 4 / 3);

@@ -45,8 +45,10 @@ pub struct SignDocumentRequest<'a> {
     pub request_id: &'a str,
     /// DER of the recipient-emails `Attribute` (OID 1.2.276.0.76.4.173).
     pub recipient_emails_attribute: &'a [u8],
-    /// The bytes to sign: `Content-Type: message/rfc822` CRLF CRLF + the mail.
-    pub document: &'a [u8],
+    /// The bytes to sign: `Content-Type: message/rfc822` CRLF CRLF + the mail, in parts that
+    /// are signed as one document (the pipeline passes a small head and the mail's own bytes,
+    /// so the sign input is never assembled in a buffer of its own).
+    pub document: &'a [&'a [u8]],
 }
 
 /// Parsed `SignDocumentResponse` (first `SignResponse`).
@@ -60,7 +62,8 @@ pub struct SignDocumentResponse {
 
 /// Builds the request; base64 payloads are encoded straight into the envelope buffer.
 pub fn build(req: &SignDocumentRequest<'_>) -> SoapRequest {
-    let mut out = XmlOut::envelope(req.document.len() + req.recipient_emails_attribute.len());
+    let document_len: usize = req.document.iter().map(|p| p.len()).sum();
+    let mut out = XmlOut::envelope(document_len + req.recipient_emails_attribute.len());
     out.start_with(
         "SIG:SignDocument",
         &[
@@ -94,7 +97,7 @@ pub fn build(req: &SignDocumentRequest<'_>) -> SoapRequest {
     out.text_element("SIG:IncludeEContent", "true");
     out.end("SIG:OptionalInputs");
     out.start("SIG:Document");
-    out.base64_element("dss:Base64Data", &[], req.document);
+    out.base64_parts_element("dss:Base64Data", req.document);
     out.end("SIG:Document");
     out.text_element("SIG:IncludeRevocationInfo", "false");
     out.end("SIG:SignRequest");

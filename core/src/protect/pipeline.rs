@@ -77,8 +77,9 @@ pub struct Protection {
     plan: Option<SendPlan>,
     prepared: Option<Protect>,
     card_handle: Option<String>,
-    /// A [`Step::Call`] was handed out and its answer has not come yet. The big requests are
-    /// built once, from buffers freed while building, so they cannot be handed out twice.
+    /// A [`Step::Call`] was handed out and its answer has not come yet. The EncryptDocument
+    /// request is built once, from a buffer freed while building, so it cannot be handed out
+    /// twice.
     awaiting_answer: bool,
     outcome: Option<Result<ProtectedMessage, ProtectionFailure>>,
 }
@@ -155,8 +156,7 @@ impl Protection {
                 _ if self.awaiting_answer => {
                     self.state = State::Finished;
                     return Step::Done(Err(ProtectionFailure {
-                        reason: "Interner Fehler: die Antwort des Konnektors steht noch aus"
-                            .into(),
+                        reason: "Interner Fehler: die Antwort des Konnektors steht noch aus".into(),
                     }));
                 }
                 _ => {
@@ -249,14 +249,11 @@ impl Protection {
         }
     }
 
-    /// The Konnektor call the current state waits for. The SignDocument and EncryptDocument
-    /// inputs are taken out and wiped once their request is built: the request is the only
-    /// full-size buffer left, and the runtime frees it once sent.
+    /// The Konnektor call the current state waits for. The SignDocument request is encoded
+    /// from the plan's mail (no sign input buffer); the EncryptDocument input is taken out and
+    /// wiped once its request is built. Either request is then the only full-size buffer
+    /// besides the message, and the runtime frees it once sent.
     fn call_for_state(&mut self) -> KonnektorCall {
-        let sign_input = match (&self.state, self.prepared.as_mut()) {
-            (State::AwaitingSignature { .. }, Some(p)) => core::mem::take(&mut p.sign_input),
-            _ => SecretBytes::new(),
-        };
         let signed_entity = match &mut self.state {
             State::AwaitingEncryption { signed_entity } => core::mem::take(signed_entity),
             _ => SecretBytes::new(),
@@ -281,29 +278,33 @@ impl Protection {
                     context: &self.context,
                 }),
             },
+            // The sign input is encoded from its parts: a small head and the plan's own mail.
             State::AwaitingSignature { job_number } => KonnektorCall {
-                    url: self.endpoints.signature_service.clone(),
-                    request: sign_document::build(&sign_document::SignDocumentRequest {
-                        version: self.endpoints.signature_version,
-                        context: &self.context,
-                        card_handle: self.card_handle.as_deref().unwrap_or_default(),
-                        job_number,
-                        request_id: "KOMLE-1",
-                        recipient_emails_attribute: prepared_attr,
-                        document: sign_input.as_slice(),
-                    }),
+                url: self.endpoints.signature_service.clone(),
+                request: sign_document::build(&sign_document::SignDocumentRequest {
+                    version: self.endpoints.signature_version,
+                    context: &self.context,
+                    card_handle: self.card_handle.as_deref().unwrap_or_default(),
+                    job_number,
+                    request_id: "KOMLE-1",
+                    recipient_emails_attribute: prepared_attr,
+                    document: &match (&self.prepared, &self.plan) {
+                        (Some(p), Some(plan)) => p.sign_input_parts(plan),
+                        _ => [&[][..], &[][..]],
+                    },
+                }),
             },
             State::AwaitingEncryption { .. } => KonnektorCall {
-                    url: self.endpoints.encryption_service.clone(),
-                    request: encrypt_document::build(&encrypt_document::EncryptDocumentRequest {
-                        context: &self.context,
-                        certificates: self
-                            .prepared
-                            .as_ref()
-                            .map_or(&[][..], |p| &p.encryption_certificates),
-                        recipient_emails_attribute: prepared_attr,
-                        document: signed_entity.as_slice(),
-                    }),
+                url: self.endpoints.encryption_service.clone(),
+                request: encrypt_document::build(&encrypt_document::EncryptDocumentRequest {
+                    context: &self.context,
+                    certificates: self
+                        .prepared
+                        .as_ref()
+                        .map_or(&[][..], |p| &p.encryption_certificates),
+                    recipient_emails_attribute: prepared_attr,
+                    document: signed_entity.as_slice(),
+                }),
             },
             // Only the waiting states ask for a call; `next` never gets here otherwise.
             State::Certificates | State::Finished => KonnektorCall {

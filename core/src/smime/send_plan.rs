@@ -10,9 +10,9 @@
 //! 2. [`SendPlan::with_certificates`] with the lookup results: removes unencryptable addresses
 //!    (A_2028), prepares the notice to the sender (A_2024/A_2192), the recipient-emails attribute
 //!    (A_2027) and the sign input (A_2019 step 1, sample 01).
-//! 3. SignDocument with [`Prepared::sign_input`]; [`Prepared::encrypt_input`] wraps the
-//!    SignedData (step 2); EncryptDocument with it and [`Prepared::encryption_certificates`];
-//!    [`Prepared::finish`] builds the outer message (step 4, A_2193).
+//! 3. SignDocument with [`Protect::sign_input_parts`]; [`Protect::encrypt_input`] wraps the
+//!    SignedData (step 2); EncryptDocument with it and [`Protect::encryption_certificates`];
+//!    [`Protect::finish`] builds the outer message (step 4, A_2193).
 
 use super::addresses;
 use super::error::SmimeError;
@@ -21,7 +21,7 @@ use super::headers;
 use super::outer::build_outer;
 use super::recipient_emails;
 use super::sender_notice::{LeftOut, LeftOutReason, sender_notice};
-use super::wrap::{wrap_for_signing, wrap_signed};
+use super::wrap::{SignInput, SignRest, sign_input, wrap_signed};
 use crate::secret::SecretBytes;
 
 /// Result of step 1.
@@ -69,9 +69,12 @@ pub enum Prepared {
 /// A mail ready for SignDocument / EncryptDocument.
 #[derive(Debug)]
 pub struct Protect {
-    /// The sign input (sample 01 form); message content, wiped when dropped. Take it out when
-    /// the SignDocument request is built: nothing needs it afterwards.
-    pub sign_input: SecretBytes,
+    /// The head of the sign input (see [`super::wrap::SignInput`]).
+    sign_head: SecretBytes,
+    /// The rest of the sign input when it is not the plan's mail from `sign_rest_from` on
+    /// (line ends converted, or addresses removed from the header).
+    sign_rest: Option<SecretBytes>,
+    sign_rest_from: usize,
     /// DER of the recipient-emails attribute for SignDocument and EncryptDocument (A_2027).
     pub recipient_emails: Vec<u8>,
     /// All certificates to encrypt for (recipients and sender).
@@ -184,7 +187,20 @@ impl SendPlan {
             )?))
         };
         let protected = without_removed.as_ref().map_or(mail, SecretBytes::as_slice);
-        let sign_input = SecretBytes::from(wrap_for_signing(protected)?);
+        let SignInput {
+            head: sign_head,
+            rest,
+        } = sign_input(protected)?;
+        let (sign_rest, sign_rest_from) = match rest {
+            // The plan's own mail: the hot path, no copy.
+            SignRest::Mail(from) if without_removed.is_none() => (None, from),
+            SignRest::Mail(from) => (
+                Some(SecretBytes::from(protected.get(from..).unwrap_or_default())),
+                0,
+            ),
+            SignRest::Converted(bytes) => (Some(SecretBytes::from(bytes)), 0),
+        };
+        let sign_head = SecretBytes::from(sign_head);
         let pair_refs: Vec<(&str, &[u8])> = pairs
             .iter()
             .map(|(a, c)| (a.as_str(), c.as_slice()))
@@ -198,7 +214,9 @@ impl SendPlan {
         }
         let header = protected[..headers::parse(protected)?.end].to_vec();
         Ok(Prepared::Protect(Protect {
-            sign_input,
+            sign_head,
+            sign_rest,
+            sign_rest_from,
             recipient_emails,
             encryption_certificates,
             recipients,
@@ -209,6 +227,26 @@ impl SendPlan {
 }
 
 impl Protect {
+    /// Step 1 of A_2019: the sign input (sample 01 form) in the two parts to be signed as one,
+    /// for SignDocument. `plan` is the plan this was prepared from (the parts borrow its mail).
+    pub fn sign_input_parts<'a>(&'a self, plan: &'a SendPlan) -> [&'a [u8]; 2] {
+        let rest = match &self.sign_rest {
+            Some(rest) => rest.as_slice(),
+            None => plan
+                .mail
+                .as_slice()
+                .get(self.sign_rest_from..)
+                .unwrap_or_default(),
+        };
+        [self.sign_head.as_slice(), rest]
+    }
+
+    /// The whole sign input in one buffer (tests, benchmarks; the pipeline uses
+    /// [`Protect::sign_input_parts`]).
+    pub fn sign_input(&self, plan: &SendPlan) -> Vec<u8> {
+        self.sign_input_parts(plan).concat()
+    }
+
     /// Step 2 of A_2019: the signed-data MIME entity to pass to EncryptDocument.
     pub fn encrypt_input(&self, signed_cms: &[u8]) -> Vec<u8> {
         wrap_signed(signed_cms)

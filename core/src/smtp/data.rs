@@ -262,7 +262,10 @@ mod tests {
         let stuffed = stuff_owned(msg);
         assert_eq!(stuffed.as_ptr(), before, "terminator appended in place");
         assert_eq!(stuffed, b"Subject: x\r\n\r\nQUJD.REVG\r\nR0g=\r\n.\r\n");
-        assert_eq!(stuff_owned(b".a\r\nb\r\n..c".to_vec()), b"..a\r\nb\r\n...c\r\n.\r\n");
+        assert_eq!(
+            stuff_owned(b".a\r\nb\r\n..c".to_vec()),
+            b"..a\r\nb\r\n...c\r\n.\r\n"
+        );
         assert_eq!(stuff_owned(Vec::new()), b".\r\n");
     }
 

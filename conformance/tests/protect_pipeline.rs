@@ -325,3 +325,35 @@ fn abbildung_8_rejected_cached_certificates_are_looked_up_once_more() {
         "both cached addresses looked up again: {calls:?}"
     );
 }
+
+/// The SignDocument/EncryptDocument requests are built from buffers freed while building
+/// (issue 9), so asking for the next step again before answering must fail, not send a
+/// request with an empty document.
+#[test]
+fn a_2019_step_again_before_the_answer_fails_instead_of_sending_an_empty_document() {
+    let w = world(&[]);
+    let mut c = cache();
+    let to = w.pki.single.address.clone();
+    let job = ProtectJob {
+        login: login(),
+        envelope_from: w.pki.sender.address.clone(),
+        recipients: vec![to.clone()],
+        message: SecretBytes::from(mail(&w.pki.sender.address, &[&to])),
+    };
+    let mut p = Protection::new(job, w.endpoints.clone(), w.now);
+    let call = loop {
+        match p.step(&mut c) {
+            Step::LookUp(a) => {
+                let entries = w.world.directory_entries(&a);
+                p.directory_answer(&mut c, Ok::<_, DirectoryUnavailable>(entries));
+            }
+            Step::Call(call) => break call,
+            Step::Done(r) => panic!("finished before any Konnektor call: {r:?}"),
+        }
+    };
+    assert!(!call.request.body.is_empty());
+    match p.step(&mut c) {
+        Step::Done(Err(f)) => assert!(f.reason.contains("Antwort"), "{}", f.reason),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+}

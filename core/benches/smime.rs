@@ -212,7 +212,7 @@ fn protect(f: &Fixture, mail: Vec<u8>) -> Vec<u8> {
     let Prepared::Protect(p) = plan.with_certificates(&f.lookups, 0).expect("prepared") else {
         panic!("bench mail has certificates")
     };
-    black_box(&p.sign_input);
+    black_box(p.sign_input_parts(&plan));
     let entity = p.encrypt_input(&f.signed);
     black_box(&entity);
     drop(entity);

@@ -93,7 +93,7 @@ fn build(ctx: &CallContext, doc: &[u8]) -> Vec<u8> {
         job_number: "ABC-123",
         request_id: "KIM-1",
         recipient_emails_attribute: &[0x30; 120],
-        document: doc,
+        document: &[doc],
     })
     .body
 }

@@ -81,6 +81,21 @@ fn a_2177_sign_document_response_yields_cms_bytes_for_both_versions() {
 }
 
 #[test]
+fn a_2019_sign_document_parse_after_puts_the_signature_behind_the_entity_header() {
+    // The send pipeline decodes the SignedData straight behind the signed-data entity header:
+    // the result must be exactly what wrapping the parsed signature gives.
+    let signed = fixtures::bytes(10_000, 12);
+    let response = envelope(&fixtures::sign_document_payload(
+        SignatureServiceVersion::V7_5.namespace(),
+        &signed,
+    ));
+    let header = komle_core::smime::wrap::SIGNED_ENTITY_HEADER;
+    let resp = sign_document::parse_after(&response, header).expect("parses");
+    assert_eq!(resp.signed_data, komle_core::smime::wrap_signed(&signed));
+    assert_eq!(resp.request_id, "KIM-1");
+}
+
+#[test]
 fn a_2190_sign_request_carries_recipient_emails_attribute_and_document() {
     use base64::Engine;
     let ctx = CallContext {
@@ -98,7 +113,7 @@ fn a_2190_sign_request_carries_recipient_emails_attribute_and_document() {
         job_number: "ABC-123",
         request_id: "KIM-1",
         recipient_emails_attribute: &attr,
-        document: &doc,
+        document: &[&doc],
     });
     let body = String::from_utf8(req.body).expect("utf8");
     let b64 = base64::engine::general_purpose::STANDARD;
@@ -440,7 +455,7 @@ fn large_request_is_built_in_one_pre_sized_buffer() {
         job_number: "ABC-123",
         request_id: "KIM-1",
         recipient_emails_attribute: &[0x30; 64],
-        document: &doc,
+        document: &[&doc],
     });
     // A reallocation would have at least doubled the capacity.
     assert!(req.body.len() > doc.len() * 4 / 3);

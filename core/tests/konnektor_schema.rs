@@ -171,7 +171,7 @@ fn a_2190_a_2020_sign_document_request_is_schema_valid_for_7_4_and_7_5() {
             job_number: "ABC-123",
             request_id: "KIM-1",
             recipient_emails_attribute: &attr,
-            document: &doc,
+            document: &[&doc],
         });
         well_formed(&req.body, "SignDocument");
         validate(
@@ -199,7 +199,7 @@ fn a_2020_crypt_is_only_sent_to_7_5_and_the_validator_notices() {
             job_number: "ABC-123",
             request_id: "KIM-1",
             recipient_emails_attribute: b"attr",
-            document: b"doc",
+            document: &[b"doc"],
         })
     };
     let v75 = build(SignatureServiceVersion::V7_5);

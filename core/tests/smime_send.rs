@@ -117,7 +117,7 @@ fn a_2027_send_plan_builds_sample_attribute_and_sign_input() {
         panic!("must protect")
     };
     assert_eq!(
-        p.sign_input,
+        p.sign_input(&plan),
         std::fs::read(format!("{DIR}/inputEmail.txt.01.rfc822wrap")).expect("01")
     );
     let enc = std::fs::read(format!("{DIR}/inputEmail.txt.04.encryptedcms")).expect("04");
@@ -162,7 +162,7 @@ fn a_2024_a_2028_unencryptable_recipients_are_removed_and_reported() {
         panic!("protect")
     };
     assert_eq!(p.recipients, ["musterempfaenger@komle.de"]);
-    let signed = String::from_utf8(p.sign_input.clone()).expect("utf8");
+    let signed = String::from_utf8(p.sign_input(&plan)).expect("utf8");
     assert!(signed.contains("To: Steffi <musterempfaenger@komle.de>\r\n"));
     assert!(!signed.contains("nocert@") && !signed.contains("twin@") && !signed.contains("Cc:"));
     let attr = recipient_emails::parse(&p.recipient_emails).expect("attr");

@@ -11,7 +11,7 @@
 //! a normal response for the core to parse; other non-2xx statuses are errors.
 
 use std::fmt;
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Read};
 use std::sync::Arc;
 
 use base64::Engine;
@@ -188,12 +188,20 @@ impl KonnektorHttp {
     ) -> Result<Vec<u8>, TransportError> {
         let mut response = response.map_err(map_error)?;
         let status = response.status().as_u16();
-        let body = response
+        // Sized from Content-Length (within the limit) so a 35 MB answer is read into one
+        // buffer instead of doubling its way there (which briefly holds 1.5x its size twice).
+        let expected = response
+            .body()
+            .content_length()
+            .map_or(0, |n| n.min(MAX_RESPONSE_BYTES));
+        let mut body = Vec::with_capacity(usize::try_from(expected).unwrap_or(0));
+        response
             .body_mut()
             .with_config()
             .limit(MAX_RESPONSE_BYTES)
-            .read_to_vec()
-            .map_err(map_error)?;
+            .reader()
+            .read_to_end(&mut body)
+            .map_err(|e| map_error(ureq::Error::from(e)))?;
         if (200..300).contains(&status) || (soap && status == 500) {
             Ok(body)
         } else {
@@ -216,7 +224,11 @@ impl KonnektorHttp {
         if let Some(auth) = &self.authorization {
             request = request.header("Authorization", auth.expose());
         }
-        let response = request.send(&body[..]);
+        // The request carries the message (base64): wiped and freed once sent, before the
+        // answer, which is as large, is read (A_2005, peak memory).
+        let body = komle_core::secret::SecretBytes::from(body);
+        let response = request.send(body.as_slice());
+        drop(body);
         self.finish(response, true)
     }
 

@@ -40,6 +40,36 @@ pub(crate) fn append_encoded(out: &mut Vec<u8>, data: &[u8]) {
     }
 }
 
+/// Appends the base64 encoding of the concatenation of `parts`, without joining them first:
+/// the send pipeline signs a small head plus the mail's own bytes (see
+/// `smime::wrap::SignInput`). Only the up to two bytes that straddle a part boundary are
+/// gathered.
+pub(crate) fn append_encoded_parts(out: &mut Vec<u8>, parts: &[&[u8]]) {
+    let mut carry: Vec<u8> = Vec::with_capacity(3);
+    for (i, part) in parts.iter().enumerate() {
+        let mut part = *part;
+        if !carry.is_empty() {
+            let take = (3 - carry.len()).min(part.len());
+            carry.extend_from_slice(&part[..take]);
+            part = &part[take..];
+            if carry.len() < 3 {
+                continue;
+            }
+            append_encoded(out, &carry);
+            carry.clear();
+        }
+        // Whole 3-byte groups only, except for the last part (which may end padded).
+        let whole = if i + 1 == parts.len() {
+            part.len()
+        } else {
+            part.len() / 3 * 3
+        };
+        append_encoded(out, &part[..whole]);
+        carry.extend_from_slice(&part[whole..]);
+    }
+    append_encoded(out, &carry);
+}
+
 /// Bytes gathered from short runs (line-wrapped base64) before one decode call; also the run
 /// length from which a run is decoded straight from the input instead.
 const CHUNK: usize = 64 * 1024;
@@ -100,12 +130,18 @@ pub(crate) struct Decoder {
 }
 
 impl Decoder {
-    /// A decoder whose output buffer is sized for `input_len` base64 characters.
-    pub(crate) fn with_input_len(input_len: usize) -> Decoder {
+    /// A decoder whose output starts with `prefix`, then the decoded bytes of up to
+    /// `input_len` base64 characters, in one buffer sized up front: a caller that wraps the
+    /// payload in a header needs no second full-size buffer for the wrapped form.
+    pub(crate) fn after(prefix: &[u8], input_len: usize) -> Decoder {
+        let decoded = input_len.div_ceil(4).saturating_mul(3);
+        let mut out = Vec::with_capacity(prefix.len().saturating_add(decoded));
+        out.extend_from_slice(prefix);
+        out.resize(prefix.len().saturating_add(decoded), 0);
         Decoder {
             sink: Sink {
-                out: vec![0; input_len.div_ceil(4).saturating_mul(3)],
-                pos: 0,
+                out,
+                pos: prefix.len(),
                 padded: false,
             },
             pending: Vec::new(),
@@ -163,7 +199,7 @@ mod tests {
 
     fn decode_pieces(pieces: &[&[u8]]) -> Result<Vec<u8>, ()> {
         let total = pieces.iter().map(|p| p.len()).sum();
-        let mut d = Decoder::with_input_len(total);
+        let mut d = Decoder::after(&[], total);
         for p in pieces {
             d.push(p)?;
         }
@@ -178,6 +214,24 @@ mod tests {
             append_encoded(&mut out, &data);
             assert_eq!(&out[3..], STANDARD.encode(&data).as_bytes(), "len {len}");
         }
+    }
+
+    #[test]
+    fn append_encoded_parts_matches_encoding_the_joined_parts() {
+        let data: Vec<u8> = (0..40u32).map(|i| (i * 53 % 256) as u8).collect();
+        for a in 0..8 {
+            for b in a..12 {
+                for c in b..16 {
+                    let parts = [&data[..a], &data[a..b], &data[b..c], &data[c..]];
+                    let mut out = b"<x>".to_vec();
+                    append_encoded_parts(&mut out, &parts);
+                    assert_eq!(&out[3..], STANDARD.encode(&data).as_bytes(), "{a} {b} {c}");
+                }
+            }
+        }
+        let mut out = Vec::new();
+        append_encoded_parts(&mut out, &[b"A", b"", b"B"]);
+        assert_eq!(out, STANDARD.encode(b"AB").as_bytes());
     }
 
     #[test]
@@ -236,6 +290,13 @@ mod tests {
     #[test]
     fn decoder_rejects_control_bytes() {
         assert_eq!(decode_pieces(&[b"QU\x00JD"]), Err(()));
+    }
+
+    #[test]
+    fn decoder_after_prefix_appends_the_decoded_bytes() {
+        let mut d = Decoder::after(b"Header\r\n\r\n", 8);
+        assert_eq!(d.push(b"QUJD\r\nREU="), Ok(()));
+        assert_eq!(d.finish(), Ok(b"Header\r\n\r\nABCDE".to_vec()));
     }
 
     #[test]

@@ -45,8 +45,10 @@ pub struct SignDocumentRequest<'a> {
     pub request_id: &'a str,
     /// DER of the recipient-emails `Attribute` (OID 1.2.276.0.76.4.173).
     pub recipient_emails_attribute: &'a [u8],
-    /// The bytes to sign: `Content-Type: message/rfc822` CRLF CRLF + the mail.
-    pub document: &'a [u8],
+    /// The bytes to sign: `Content-Type: message/rfc822` CRLF CRLF + the mail, in parts that
+    /// are signed as one document (the pipeline passes a small head and the mail's own bytes,
+    /// so the sign input is never assembled in a buffer of its own).
+    pub document: &'a [&'a [u8]],
 }
 
 /// Parsed `SignDocumentResponse` (first `SignResponse`).
@@ -60,7 +62,8 @@ pub struct SignDocumentResponse {
 
 /// Builds the request; base64 payloads are encoded straight into the envelope buffer.
 pub fn build(req: &SignDocumentRequest<'_>) -> SoapRequest {
-    let mut out = XmlOut::envelope(req.document.len() + req.recipient_emails_attribute.len());
+    let document_len: usize = req.document.iter().map(|p| p.len()).sum();
+    let mut out = XmlOut::envelope(document_len + req.recipient_emails_attribute.len());
     out.start_with(
         "SIG:SignDocument",
         &[
@@ -94,7 +97,7 @@ pub fn build(req: &SignDocumentRequest<'_>) -> SoapRequest {
     out.text_element("SIG:IncludeEContent", "true");
     out.end("SIG:OptionalInputs");
     out.start("SIG:Document");
-    out.base64_element("dss:Base64Data", &[], req.document);
+    out.base64_parts_element("dss:Base64Data", req.document);
     out.end("SIG:Document");
     out.text_element("SIG:IncludeRevocationInfo", "false");
     out.end("SIG:SignRequest");
@@ -107,6 +110,14 @@ pub fn build(req: &SignDocumentRequest<'_>) -> SoapRequest {
 
 /// Parses the response; the signature bytes are decoded straight from the input.
 pub fn parse(input: &[u8]) -> Result<SignDocumentResponse, KonnektorError> {
+    parse_after(input, &[])
+}
+
+/// As [`parse`], but `signed_data` is `prefix` followed by the SignedData, decoded into one
+/// buffer of exactly that size. The send pipeline passes the header of the signed-data MIME
+/// entity (KOM-LE-A_2019 step 2) and so gets the EncryptDocument input without a second
+/// full-size copy of the signature.
+pub fn parse_after(input: &[u8], prefix: &[u8]) -> Result<SignDocumentResponse, KonnektorError> {
     with_payload(
         input,
         &[SIG_V7_4, SIG_V7_5],
@@ -119,7 +130,7 @@ pub fn parse(input: &[u8]) -> Result<SignDocumentResponse, KonnektorError> {
             let signed_data = sign
                 .require(DSS, "SignatureObject", "dss:SignatureObject")?
                 .require(DSS, "Base64Signature", "dss:Base64Signature")?
-                .base64("dss:Base64Signature")?;
+                .base64_after(prefix, "dss:Base64Signature")?;
             Ok(SignDocumentResponse {
                 status,
                 request_id: sign.attr("RequestID").unwrap_or_default().to_owned(),

@@ -361,6 +361,15 @@ impl<'t, 'a> Node<'t, 'a> {
     /// Decodes the base64 character content straight from the input slices (whitespace and
     /// whitespace character references such as `&#13;` are skipped).
     pub(crate) fn base64(&self, what: &'static str) -> Result<Vec<u8>, KonnektorError> {
+        self.base64_after(&[], what)
+    }
+
+    /// As [`Node::base64`], the decoded bytes written after `prefix` in the same buffer.
+    pub(crate) fn base64_after(
+        &self,
+        prefix: &[u8],
+        what: &'static str,
+    ) -> Result<Vec<u8>, KonnektorError> {
         let pieces = &self.elem().text;
         let total: usize = pieces
             .iter()
@@ -369,7 +378,7 @@ impl<'t, 'a> Node<'t, 'a> {
                 Piece::Char(_) => 1,
             })
             .sum();
-        let mut decoder = base64_codec::Decoder::with_input_len(total);
+        let mut decoder = base64_codec::Decoder::after(prefix, total);
         for piece in pieces {
             match piece {
                 Piece::Text(t) => decoder.push(t),

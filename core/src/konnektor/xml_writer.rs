@@ -66,6 +66,14 @@ impl XmlOut {
         self.end(name);
     }
 
+    /// `<name>base64(parts joined)</name>`, encoded straight into the output buffer without
+    /// joining the parts.
+    pub(crate) fn base64_parts_element(&mut self, name: &str, parts: &[&[u8]]) {
+        self.start(name);
+        base64_codec::append_encoded_parts(self.writer.get_mut(), parts);
+        self.end(name);
+    }
+
     /// `<name attrs>base64(data)</name>`, encoded straight into the output buffer.
     pub(crate) fn base64_element(&mut self, name: &str, attrs: &[(&str, &str)], data: &[u8]) {
         self.start_with(name, attrs);

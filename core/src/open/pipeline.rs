@@ -78,6 +78,10 @@ impl Reception {
 
     /// Advances as far as possible and says what is needed next. After a [`Step::Call`] its
     /// answer must be given before calling this again.
+    ///
+    /// The DecryptDocument request for the last card to try takes the AuthEnvelopedData out of
+    /// the opening: no retry can need it, and the request is then the only full-size buffer
+    /// until the answer comes (a failure mail is built from the received message instead).
     pub fn step(&mut self) -> Step {
         if let State::Start = self.state {
             match open_plan::on_retrieve(self.job.message.as_slice(), self.now) {
@@ -94,6 +98,12 @@ impl Reception {
             self.state = State::Finished;
             return Step::Done(outcome);
         }
+        let last_try_cms = match &mut self.state {
+            State::AwaitingDecryption { opening, cards } if cards.len() == 1 => {
+                core::mem::take(&mut opening.cms)
+            }
+            _ => Vec::new(),
+        };
         match &self.state {
             State::AwaitingCards(_) => Step::Call(KonnektorCall {
                 url: self.endpoints.event_service.clone(),
@@ -107,7 +117,11 @@ impl Reception {
                 request: decrypt_document::build(&decrypt_document::DecryptDocumentRequest {
                     context: &self.context,
                     card_handle: cards.front().map_or("", String::as_str),
-                    document: &opening.cms,
+                    document: if cards.len() == 1 {
+                        &last_try_cms
+                    } else {
+                        &opening.cms
+                    },
                 }),
             }),
             State::AwaitingVerification(v) => Step::Call(KonnektorCall {
@@ -154,7 +168,9 @@ impl Reception {
                 }
             },
             State::AwaitingDecryption { opening, mut cards } => {
-                match body.as_deref().map(decrypt_document::parse) {
+                // The answer is the plaintext in base64: wiped when dropped (A_2005).
+                let body = body.map(SecretBytes::from);
+                match body.as_ref().map(|b| decrypt_document::parse(b.as_slice())) {
                     Ok(Ok(r)) => self.decrypted(opening, r.plaintext),
                     Ok(Err(e)) => {
                         cards.pop_front();

@@ -12,6 +12,7 @@ use crate::konnektor::{
 };
 use crate::secret::SecretBytes;
 use crate::smime::send_plan::{Lookup, Prepared, Protect, SendPlan, SendStart};
+use crate::smime::wrap::SIGNED_ENTITY_HEADER;
 use crate::smtp::{Notice, ProtectJob, ProtectedMessage, ProtectionFailure};
 
 /// A Konnektor call for the runtime: POST `request.body` to `url` with `request`'s SOAPAction.
@@ -46,6 +47,7 @@ enum State {
     AwaitingSignature {
         job_number: String,
     },
+    /// Holds the EncryptDocument input until the request is built from it (then it is wiped).
     AwaitingEncryption {
         signed_entity: SecretBytes,
     },
@@ -70,11 +72,15 @@ pub struct Protection {
     /// The address of the outstanding [`Step::LookUp`].
     asked: Option<String>,
     retry: RetryGuard,
-    /// The plan made in `new`, consumed when the certificates are known (rebuilt only when the
-    /// Konnektor refused cached certificates and the message is prepared again).
+    /// The plan made in `new`; it owns the message (moved out of the job, not copied) and is
+    /// asked again when the Konnektor refused cached certificates (Abbildung 8).
     plan: Option<SendPlan>,
     prepared: Option<Protect>,
     card_handle: Option<String>,
+    /// A [`Step::Call`] was handed out and its answer has not come yet. The EncryptDocument
+    /// request is built once, from a buffer freed while building, so it cannot be handed out
+    /// twice.
+    awaiting_answer: bool,
     outcome: Option<Result<ProtectedMessage, ProtectionFailure>>,
 }
 
@@ -98,10 +104,13 @@ impl Protection {
             plan: None,
             prepared: None,
             card_handle: None,
+            awaiting_answer: false,
             outcome: None,
             job,
         };
-        match p.plan() {
+        // The plan takes the message over; the job keeps only the envelope.
+        let message = core::mem::take(p.job.message.as_mut_vec());
+        match SendPlan::start(message, &p.job.recipients) {
             Ok(SendStart::Forward(message)) => {
                 // A_2029: a forwarded KOM-LE message goes out as it is.
                 p.outcome = Some(Ok(ProtectedMessage {
@@ -118,10 +127,6 @@ impl Protection {
             Err(_) => p.fail("Die Nachricht hat keinen gueltigen Absender (From/Sender)"),
         }
         p
-    }
-
-    fn plan(&self) -> Result<SendStart, crate::smime::SmimeError> {
-        SendPlan::start(self.job.message.as_slice().to_vec(), &self.job.recipients)
     }
 
     /// Advances as far as possible without the runtime and says what is needed next. After a
@@ -148,7 +153,16 @@ impl Protection {
                         reason: "Die Verarbeitung ist bereits abgeschlossen".into(),
                     }));
                 }
-                _ => return Step::Call(self.call_for_state()),
+                _ if self.awaiting_answer => {
+                    self.state = State::Finished;
+                    return Step::Done(Err(ProtectionFailure {
+                        reason: "Interner Fehler: die Antwort des Konnektors steht noch aus".into(),
+                    }));
+                }
+                _ => {
+                    self.awaiting_answer = true;
+                    return Step::Call(self.call_for_state());
+                }
             }
         }
     }
@@ -187,6 +201,7 @@ impl Protection {
         cache: &mut CertificateCache,
         body: Result<Vec<u8>, String>,
     ) {
+        self.awaiting_answer = false;
         let Ok(body) = body else {
             self.fail("Der Konnektor ist nicht erreichbar");
             return;
@@ -207,27 +222,42 @@ impl Protection {
                 Err(e) => self.fail_konnektor("GetJobNumber", &e),
             },
             // A_2021: a failed signature ends the attempt (451 + RSET in the session).
-            State::AwaitingSignature { .. } => match sign_document::parse(&body) {
-                Ok(r) => match &self.prepared {
-                    Some(p) => {
+            State::AwaitingSignature { .. } => {
+                // The SignedData carries the message (IncludeEContent): wipe the answer too.
+                let body = SecretBytes::from(body);
+                // A_2019 step 2: the SignedData is decoded straight behind the header of the
+                // signed-data MIME entity, which is then the EncryptDocument input as it is.
+                match sign_document::parse_after(body.as_slice(), SIGNED_ENTITY_HEADER) {
+                    Ok(r) => {
                         self.state = State::AwaitingEncryption {
-                            signed_entity: SecretBytes::from(p.encrypt_input(&r.signed_data)),
+                            signed_entity: SecretBytes::from(r.signed_data),
                         }
                     }
-                    None => self.fail("Interner Zustand ohne vorbereitete Nachricht"),
-                },
-                Err(e) => self.fail_konnektor("SignDocument", &e),
-            },
-            State::AwaitingEncryption { .. } => match encrypt_document::parse(&body) {
-                Ok(r) => self.finish(&r.encrypted),
-                Err(e) => self.encryption_refused(cache, &e),
-            },
+                    Err(e) => self.fail_konnektor("SignDocument", &e),
+                }
+            }
+            State::AwaitingEncryption { .. } => {
+                let parsed = encrypt_document::parse(&body);
+                // Ciphertext only; freed before the outer message is built.
+                drop(body);
+                match parsed {
+                    Ok(r) => self.finish(r.encrypted),
+                    Err(e) => self.encryption_refused(cache, &e),
+                }
+            }
             other => self.state = other,
         }
     }
 
-    /// The Konnektor call the current state waits for.
-    fn call_for_state(&self) -> KonnektorCall {
+    /// The Konnektor call the current state waits for. The SignDocument request is encoded
+    /// from the plan's mail (no sign input buffer); the EncryptDocument input is taken out and
+    /// wiped once its request is built. Either request is then the only full-size buffer
+    /// besides the message, and the runtime frees it once sent.
+    fn call_for_state(&mut self) -> KonnektorCall {
+        let signed_entity = match &mut self.state {
+            State::AwaitingEncryption { signed_entity } => core::mem::take(signed_entity),
+            _ => SecretBytes::new(),
+        };
         let empty = Vec::new();
         let prepared_attr = self
             .prepared
@@ -248,6 +278,7 @@ impl Protection {
                     context: &self.context,
                 }),
             },
+            // The sign input is encoded from its parts: a small head and the plan's own mail.
             State::AwaitingSignature { job_number } => KonnektorCall {
                 url: self.endpoints.signature_service.clone(),
                 request: sign_document::build(&sign_document::SignDocumentRequest {
@@ -257,10 +288,13 @@ impl Protection {
                     job_number,
                     request_id: "KOMLE-1",
                     recipient_emails_attribute: prepared_attr,
-                    document: self.prepared.as_ref().map_or(&[][..], |p| &p.sign_input),
+                    document: &match (&self.prepared, &self.plan) {
+                        (Some(p), Some(plan)) => p.sign_input_parts(plan),
+                        _ => [&[][..], &[][..]],
+                    },
                 }),
             },
-            State::AwaitingEncryption { signed_entity } => KonnektorCall {
+            State::AwaitingEncryption { .. } => KonnektorCall {
                 url: self.endpoints.encryption_service.clone(),
                 request: encrypt_document::build(&encrypt_document::EncryptDocumentRequest {
                     context: &self.context,
@@ -299,16 +333,9 @@ impl Protection {
     /// Every address has an answer: let the S/MIME plan decide whom the message goes to
     /// (A_2022, A_2178, A_2024, A_2027, A_2028) and prepare the sign input.
     fn certificates_complete(&mut self) {
-        let plan = match self
-            .plan
-            .take()
-            .map_or_else(|| self.plan(), |p| Ok(SendStart::Protect(p)))
-        {
-            Ok(SendStart::Protect(plan)) => plan,
-            _ => {
-                self.fail("Die Nachricht konnte nicht vorbereitet werden");
-                return;
-            }
+        let Some(plan) = &self.plan else {
+            self.fail("Die Nachricht konnte nicht vorbereitet werden");
+            return;
         };
         let now = self
             .now
@@ -367,12 +394,15 @@ impl Protection {
         }
     }
 
-    fn finish(&mut self, encrypted: &[u8]) {
+    /// Builds the outer message; `encrypted` is freed as soon as it is encoded into it.
+    fn finish(&mut self, encrypted: Vec<u8>) {
         let Some(p) = self.prepared.take() else {
             self.fail("Interner Zustand ohne vorbereitete Nachricht");
             return;
         };
-        match p.finish(encrypted) {
+        let outer = p.finish(&encrypted);
+        drop(encrypted);
+        match outer {
             Ok(outer) => {
                 let notice = p.sender_notice.map(|n| Notice {
                     envelope_from: self.sender.clone(),

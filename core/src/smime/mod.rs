@@ -33,4 +33,4 @@ pub use outer::build_outer;
 pub use receive::DecryptionFailure;
 pub use recipient_emails::RecipientEmail;
 pub use send_plan::{Lookup, Prepared, Protect, SendPlan, SendStart};
-pub use wrap::{wrap_for_signing, wrap_signed};
+pub use wrap::{SignInput, SignRest, sign_input, wrap_for_signing, wrap_signed};

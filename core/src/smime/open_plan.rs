@@ -20,6 +20,7 @@ use super::receive::{self, DecryptionFailure, Incoming};
 use super::recipient_emails::RecipientEmail;
 use super::signed_data;
 use super::signed_entity::{self, SignedCms};
+use crate::secret::SecretBytes;
 
 /// Result of step 1.
 #[derive(Debug)]
@@ -35,7 +36,8 @@ pub enum Retrieved {
 /// A KOM-LE message waiting for DecryptDocument.
 #[derive(Debug)]
 pub struct Opening {
-    /// The AuthEnvelopedData for DecryptDocument.
+    /// The AuthEnvelopedData for DecryptDocument. A caller that will not ask again (last card)
+    /// may take it out once the request is built: nothing else reads it.
     pub cms: Vec<u8>,
     outer_header: Vec<u8>,
     unprotected: Option<Vec<RecipientEmail>>,
@@ -103,9 +105,18 @@ impl Opening {
         receive::decryption_failed_mail(received, failure, user, now)
     }
 
-    /// Step 2 with DecryptDocument's plaintext (the signed-data entity, sample 03).
-    pub fn decrypted(self, plaintext: Vec<u8>, now: i64, options: DeliveryOptions) -> Decrypted {
-        match signed_entity::locate(&plaintext) {
+    /// Step 2 with DecryptDocument's plaintext (the signed-data entity, sample 03). The
+    /// plaintext is wiped when the [`Verifying`] is dropped (A_2005); the AuthEnvelopedData is
+    /// freed here, nothing reads it after decryption.
+    pub fn decrypted(
+        mut self,
+        plaintext: Vec<u8>,
+        now: i64,
+        options: DeliveryOptions,
+    ) -> Decrypted {
+        let plaintext = SecretBytes::from(plaintext);
+        self.cms = Vec::new();
+        match signed_entity::locate(plaintext.as_slice()) {
             Ok(cms) => Decrypted::Verify(Verifying {
                 plaintext,
                 cms,
@@ -127,7 +138,7 @@ impl Opening {
 /// A decrypted message waiting for VerifyDocument.
 #[derive(Debug)]
 pub struct Verifying {
-    plaintext: Vec<u8>,
+    plaintext: SecretBytes,
     cms: SignedCms,
     opening: Opening,
 }
@@ -135,7 +146,7 @@ pub struct Verifying {
 impl Verifying {
     /// The SignedData for VerifyDocument.
     pub fn verify_input(&self) -> &[u8] {
-        self.cms.bytes(&self.plaintext)
+        self.cms.bytes(self.plaintext.as_slice())
     }
 
     /// Step 3: checks (A_2048) and builds the mail for the client.

@@ -34,14 +34,38 @@ const LINE: usize = 76;
 /// `X-KIM-Dienstkennung` when it has none, as step 1 added it to the signed copy), then the base64 body of
 /// `encrypted_cms` in 76-column CRLF lines without a final line end (as in sample 05).
 ///
-/// Copied fields keep their folding; line ends become CRLF. One allocation, sized in advance.
+/// Copied fields keep their folding; line ends become CRLF.
+///
+/// One full-size allocation of exactly the outer message's length plus
+/// [`SMTP_TERMINATOR_ROOM`] spare bytes: the SMTP hand-over appends its `CRLF . CRLF` in place
+/// (the body is base64, so no line of it starts with `.` and it needs no dot-stuffing) instead
+/// of copying the message into a stuffed buffer.
 pub fn build_outer(inner_mail: &[u8], encrypted_cms: &[u8]) -> Result<Vec<u8>, SmimeError> {
+    let header = outer_header(inner_mail)?;
+    let body_len = base64_lines_len(encrypted_cms.len());
+    let mut out = Vec::with_capacity(header.len() + body_len + SMTP_TERMINATOR_ROOM);
+    out.extend_from_slice(&header);
+    push_base64_lines(&mut out, encrypted_cms);
+    debug_assert_eq!(out.len(), header.len() + body_len);
+    Ok(out)
+}
+
+/// Spare capacity [`build_outer`] leaves for the `CRLF . CRLF` that ends DATA (RFC 5321).
+pub const SMTP_TERMINATOR_ROOM: usize = 5;
+
+/// Length of [`push_base64_lines`]'s output for `len` input bytes.
+fn base64_lines_len(len: usize) -> usize {
+    let chars = len.div_ceil(3) * 4;
+    chars + chars.div_ceil(LINE).saturating_sub(1) * 2
+}
+
+/// The outer header block (small: only the inner mail's addressing and `X-KIM-*` fields).
+fn outer_header(inner_mail: &[u8]) -> Result<Vec<u8>, SmimeError> {
     let head = headers::parse(inner_mail)?;
     if head.get("From").is_none() {
         return Err(SmimeError::MissingHeader("From"));
     }
-    let b64_len = encrypted_cms.len().div_ceil(3) * 4;
-    let mut out = Vec::with_capacity(head.end + 400 + b64_len + b64_len / LINE * 2);
+    let mut out = Vec::with_capacity(head.end + 400);
     for name in COPIED_BEFORE {
         for f in head
             .fields
@@ -71,11 +95,11 @@ pub fn build_outer(inner_mail: &[u8], encrypted_cms: &[u8]) -> Result<Vec<u8>, S
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(FIXED_END);
-    push_base64_lines(&mut out, encrypted_cms);
     Ok(out)
 }
 
 /// Appends base64 of `data` in 76-character lines separated by CRLF (no trailing CRLF).
+/// Every line holds only base64 characters, so none starts with `.`.
 pub fn push_base64_lines(out: &mut Vec<u8>, data: &[u8]) {
     let engine = base64::engine::general_purpose::STANDARD;
     for (i, chunk) in data.chunks(LINE / 4 * 3).enumerate() {
@@ -86,5 +110,24 @@ pub fn push_base64_lines(out: &mut Vec<u8>, data: &[u8]) {
         out.resize(start + chunk.len().div_ceil(3) * 4, 0);
         // The slice is sized exactly for this chunk, so encoding cannot run out of space.
         let _ = engine.encode_slice(chunk, &mut out[start..]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_2193_outer_is_allocated_exactly_with_room_for_the_smtp_terminator() {
+        let mail = b"From: <a@komle.de>\r\nTo: <b@komle.de>\r\n\r\nText\r\n";
+        for len in [0, 1, 56, 57, 58, 114, 1000] {
+            let cms = vec![0x5a; len];
+            let outer = build_outer(mail, &cms).expect("outer");
+            assert!(
+                outer.capacity() >= outer.len() + SMTP_TERMINATOR_ROOM,
+                "len {len}"
+            );
+            assert!(!outer.ends_with(b"\r\n") || len == 0, "len {len}");
+        }
     }
 }

@@ -10,9 +10,9 @@
 //! 2. [`SendPlan::with_certificates`] with the lookup results: removes unencryptable addresses
 //!    (A_2028), prepares the notice to the sender (A_2024/A_2192), the recipient-emails attribute
 //!    (A_2027) and the sign input (A_2019 step 1, sample 01).
-//! 3. SignDocument with [`Prepared::sign_input`]; [`Prepared::encrypt_input`] wraps the
-//!    SignedData (step 2); EncryptDocument with it and [`Prepared::encryption_certificates`];
-//!    [`Prepared::finish`] builds the outer message (step 4, A_2193).
+//! 3. SignDocument with [`Protect::sign_input_parts`]; [`Protect::encrypt_input`] wraps the
+//!    SignedData (step 2); EncryptDocument with it and [`Protect::encryption_certificates`];
+//!    [`Protect::finish`] builds the outer message (step 4, A_2193).
 
 use super::addresses;
 use super::error::SmimeError;
@@ -21,7 +21,8 @@ use super::headers;
 use super::outer::build_outer;
 use super::recipient_emails;
 use super::sender_notice::{LeftOut, LeftOutReason, sender_notice};
-use super::wrap::{wrap_for_signing, wrap_signed};
+use super::wrap::{SignInput, SignRest, sign_input, wrap_signed};
+use crate::secret::SecretBytes;
 
 /// Result of step 1.
 #[derive(Debug)]
@@ -32,10 +33,12 @@ pub enum SendStart {
     Protect(SendPlan),
 }
 
-/// A mail waiting for its certificate lookups.
+/// A mail waiting for its certificate lookups. It keeps the mail (wiped when dropped,
+/// KOM-LE-A_2005) so that [`SendPlan::with_certificates`] can be run again when the Konnektor
+/// refused cached certificates (Abbildung 8) without anyone keeping a second copy.
 #[derive(Debug)]
 pub struct SendPlan {
-    mail: Vec<u8>,
+    mail: SecretBytes,
     sender: String,
     recipients: Vec<String>,
 }
@@ -66,8 +69,12 @@ pub enum Prepared {
 /// A mail ready for SignDocument / EncryptDocument.
 #[derive(Debug)]
 pub struct Protect {
-    /// The sign input (sample 01 form).
-    pub sign_input: Vec<u8>,
+    /// The head of the sign input (see [`super::wrap::SignInput`]).
+    sign_head: SecretBytes,
+    /// The rest of the sign input when it is not the plan's mail from `sign_rest_from` on
+    /// (line ends converted, or addresses removed from the header).
+    sign_rest: Option<SecretBytes>,
+    sign_rest_from: usize,
     /// DER of the recipient-emails attribute for SignDocument and EncryptDocument (A_2027).
     pub recipient_emails: Vec<u8>,
     /// All certificates to encrypt for (recipients and sender).
@@ -83,10 +90,12 @@ pub struct Protect {
 impl SendPlan {
     /// Step 1. `envelope_recipients` are the RCPT TO addresses.
     pub fn start(mail: Vec<u8>, envelope_recipients: &[String]) -> Result<SendStart, SmimeError> {
-        if let Some(forwarded) = forwarded_komle_message(&mail) {
+        // Wiped on every way out (A_2005), kept only by the plan.
+        let mail = SecretBytes::from(mail);
+        if let Some(forwarded) = forwarded_komle_message(mail.as_slice()) {
             return Ok(SendStart::Forward(forwarded));
         }
-        let sender = addresses::sender_address(&mail)?;
+        let sender = addresses::sender_address(mail.as_slice())?;
         Ok(SendStart::Protect(SendPlan {
             mail,
             sender,
@@ -113,8 +122,11 @@ impl SendPlan {
 
     /// Step 2. `lookups` answers [`SendPlan::addresses_to_look_up`]; an address without an
     /// answer counts as having no certificate. `now` (Unix seconds) dates the notice.
+    ///
+    /// Borrows the plan: the only full-size buffer made is the sign input (plus the mail
+    /// without the left-out addresses, freed before returning, when there are any).
     pub fn with_certificates(
-        self,
+        &self,
         lookups: &[(String, Lookup)],
         now: i64,
     ) -> Result<Prepared, SmimeError> {
@@ -147,12 +159,13 @@ impl SendPlan {
                 }),
             }
         }
-        let head = headers::parse(&self.mail)?;
+        let mail = self.mail.as_slice();
+        let head = headers::parse(mail)?;
         let notice = (!left_out.is_empty()).then(|| {
             sender_notice(
                 &self.sender,
-                &head.value(&self.mail, "Subject").unwrap_or_default(),
-                &head.value(&self.mail, "Message-ID").unwrap_or_default(),
+                &head.value(mail, "Subject").unwrap_or_default(),
+                &head.value(mail, "Message-ID").unwrap_or_default(),
                 &left_out,
                 now,
             )
@@ -166,12 +179,28 @@ impl SendPlan {
             });
         }
         let removed: Vec<String> = left_out.iter().map(|l| l.address.clone()).collect();
-        let protected = if removed.is_empty() {
-            self.mail
+        let without_removed = if removed.is_empty() {
+            None
         } else {
-            addresses::remove_addresses(&self.mail, &removed)?
+            Some(SecretBytes::from(addresses::remove_addresses(
+                mail, &removed,
+            )?))
         };
-        let sign_input = wrap_for_signing(&protected)?;
+        let protected = without_removed.as_ref().map_or(mail, SecretBytes::as_slice);
+        let SignInput {
+            head: sign_head,
+            rest,
+        } = sign_input(protected)?;
+        let (sign_rest, sign_rest_from) = match rest {
+            // The plan's own mail: the hot path, no copy.
+            SignRest::Mail(from) if without_removed.is_none() => (None, from),
+            SignRest::Mail(from) => (
+                Some(SecretBytes::from(protected.get(from..).unwrap_or_default())),
+                0,
+            ),
+            SignRest::Converted(bytes) => (Some(SecretBytes::from(bytes)), 0),
+        };
+        let sign_head = SecretBytes::from(sign_head);
         let pair_refs: Vec<(&str, &[u8])> = pairs
             .iter()
             .map(|(a, c)| (a.as_str(), c.as_slice()))
@@ -183,12 +212,11 @@ impl SendPlan {
                 encryption_certificates.push(c);
             }
         }
-        let mut header = protected;
-        let end = headers::parse(&header)?.end;
-        header.truncate(end);
-        header.shrink_to_fit();
+        let header = protected[..headers::parse(protected)?.end].to_vec();
         Ok(Prepared::Protect(Protect {
-            sign_input,
+            sign_head,
+            sign_rest,
+            sign_rest_from,
             recipient_emails,
             encryption_certificates,
             recipients,
@@ -199,6 +227,26 @@ impl SendPlan {
 }
 
 impl Protect {
+    /// Step 1 of A_2019: the sign input (sample 01 form) in the two parts to be signed as one,
+    /// for SignDocument. `plan` is the plan this was prepared from (the parts borrow its mail).
+    pub fn sign_input_parts<'a>(&'a self, plan: &'a SendPlan) -> [&'a [u8]; 2] {
+        let rest = match &self.sign_rest {
+            Some(rest) => rest.as_slice(),
+            None => plan
+                .mail
+                .as_slice()
+                .get(self.sign_rest_from..)
+                .unwrap_or_default(),
+        };
+        [self.sign_head.as_slice(), rest]
+    }
+
+    /// The whole sign input in one buffer (tests, benchmarks; the pipeline uses
+    /// [`Protect::sign_input_parts`]).
+    pub fn sign_input(&self, plan: &SendPlan) -> Vec<u8> {
+        self.sign_input_parts(plan).concat()
+    }
+
     /// Step 2 of A_2019: the signed-data MIME entity to pass to EncryptDocument.
     pub fn encrypt_input(&self, signed_cms: &[u8]) -> Vec<u8> {
         wrap_signed(signed_cms)

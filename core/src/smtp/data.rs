@@ -140,22 +140,48 @@ impl DataReader {
 /// with CRLF gets one, so the terminator always stands on its own line. Like [`DataReader`],
 /// only CRLF ends a line.
 pub fn stuff(message: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(message.len() + message.len() / 512 + 8);
-    let mut line_start = true;
-    let mut prev = 0u8;
-    for &b in message {
-        if line_start && b == b'.' {
-            out.push(b'.');
-        }
-        out.push(b);
-        line_start = prev == b'\r' && b == b'\n';
-        prev = b;
+    let dots = line_start_dots(message).count();
+    let mut out = Vec::with_capacity(message.len() + dots + TERMINATOR_ROOM);
+    let mut copied = 0;
+    for dot in line_start_dots(message) {
+        out.extend_from_slice(&message[copied..dot]);
+        out.push(b'.');
+        copied = dot;
     }
-    if !message.is_empty() && !message.ends_with(b"\r\n") {
+    out.extend_from_slice(&message[copied..]);
+    terminate(&mut out);
+    out
+}
+
+/// As [`stuff`], taking the message by value. When no line begins with `.` (always so for the
+/// outer KOM-LE message, whose body is base64 lines and whose header lines begin with a field
+/// name or folding white space) stuffing changes nothing, and the terminator is appended to
+/// the message's own buffer: no second full-size buffer. Otherwise the message is copied
+/// stuffed and the original is wiped (KOM-LE-A_2005).
+pub fn stuff_owned(mut message: Vec<u8>) -> Vec<u8> {
+    if line_start_dots(&message).next().is_none() {
+        terminate(&mut message);
+        return message;
+    }
+    let out = stuff(&message);
+    zeroize::Zeroize::zeroize(&mut message);
+    out
+}
+
+/// At most CRLF plus `.` CRLF.
+const TERMINATOR_ROOM: usize = 5;
+
+/// Offsets of the `.` bytes that begin a line: at offset 0 or after CRLF.
+fn line_start_dots(message: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    memchr::memchr_iter(b'.', message).filter(|&i| i == 0 || message[..i].ends_with(b"\r\n"))
+}
+
+/// Appends the end-of-data line, after a CRLF when the (non-empty) message lacks one.
+fn terminate(out: &mut Vec<u8>) {
+    if !out.is_empty() && !out.ends_with(b"\r\n") {
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b".\r\n");
-    out
 }
 
 #[cfg(test)]
@@ -226,6 +252,23 @@ mod tests {
         assert_eq!(stuff(b""), b".\r\n");
     }
 
+    #[test]
+    fn stuff_owned_reuses_the_buffer_when_no_line_starts_with_a_dot() {
+        let mut msg = Vec::with_capacity(64);
+        msg.extend_from_slice(b"Subject: x\r\n\r\nQUJD.REVG\r\nR0g=");
+        let before = msg.as_ptr();
+        let stuffed = stuff_owned(msg.clone());
+        assert_eq!(stuffed, stuff(&msg));
+        let stuffed = stuff_owned(msg);
+        assert_eq!(stuffed.as_ptr(), before, "terminator appended in place");
+        assert_eq!(stuffed, b"Subject: x\r\n\r\nQUJD.REVG\r\nR0g=\r\n.\r\n");
+        assert_eq!(
+            stuff_owned(b".a\r\nb\r\n..c".to_vec()),
+            b"..a\r\nb\r\n...c\r\n.\r\n"
+        );
+        assert_eq!(stuff_owned(Vec::new()), b".\r\n");
+    }
+
     proptest! {
         #[test]
         fn same_result_for_every_split(
@@ -251,6 +294,7 @@ mod tests {
             let mut expect = body.clone();
             if !expect.is_empty() && !expect.ends_with(b"\r\n") { expect.extend_from_slice(b"\r\n"); }
             prop_assert_eq!(whole, expect);
+            prop_assert_eq!(stuff_owned(body.clone()), stuff(&body));
         }
     }
 }

@@ -252,7 +252,7 @@ impl SmtpSession {
         if !matches!(self.phase, Phase::Proxy(Proxy::Protecting)) {
             return;
         }
-        let protected = match result {
+        let mut protected = match result {
             Ok(p) if !p.recipients.is_empty() => p,
             Ok(_) => {
                 // A_2025: nobody could be encrypted for.
@@ -293,8 +293,9 @@ impl SmtpSession {
             }
         }
         steps.push_back(step(b"DATA\r\n".to_vec(), OnReply::ExpectGoAhead));
+        // The outer message needs no stuffing: the terminator goes into its own buffer.
         steps.push_back(step(
-            data::stuff(protected.message.as_slice()),
+            data::stuff_owned(core::mem::take(protected.message.as_mut_vec())),
             OnReply::FinalForClient,
         ));
         drop(protected.message);

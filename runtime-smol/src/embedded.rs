@@ -42,6 +42,11 @@ pub struct EmbeddedOptions {
     /// Session settings of the proxy.
     pub session: SmtpConfig,
     pub max_sessions: usize,
+    /// Benchmarks: the Konnektor simulator answers a repeated SignDocument / EncryptDocument
+    /// (DecryptDocument, VerifyDocument) from a memo instead of computing it again, so a
+    /// Konnektor's own cost drops out after one warm-up pass while the SOAP exchange over
+    /// HTTPS stays (komle_conformance::sim::precomputed).
+    pub precomputed_konnektor: bool,
 }
 
 impl Default for EmbeddedOptions {
@@ -52,6 +57,7 @@ impl Default for EmbeddedOptions {
             konnektor_timeout: Duration::from_secs(60),
             session: SmtpConfig::default(),
             max_sessions: 64,
+            precomputed_konnektor: false,
         }
     }
 }
@@ -116,6 +122,7 @@ impl Embedded {
         let world = Arc::new(World::generate(SystemTime::now()).map_err(err("test PKI"))?);
         let mut sim_config = world.sim_config.clone();
         sim_config.faults = options.konnektor_faults.iter().cloned().collect();
+        sim_config.precomputed_answers = options.precomputed_konnektor;
         let sim = SimServer::start(Simulator::new(sim_config), TlsOptions::default())
             .map_err(err("Konnektor simulator"))?;
         let scratch = tempfile::tempdir().map_err(err("temp dir"))?;

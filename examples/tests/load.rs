@@ -62,7 +62,11 @@ fn precomputed_konnektor_answers_the_second_send_of_the_same_mail_without_crypto
         .unwrap()
     };
     send();
-    assert_eq!(sim.crypto_operations(), 2, "sign + encrypt on the first pass");
+    assert_eq!(
+        sim.crypto_operations(),
+        2,
+        "sign + encrypt on the first pass"
+    );
     send();
     assert_eq!(sim.crypto_operations(), 2, "the second pass ran crypto");
     assert_eq!(sim.memo().unwrap().hits(), 2);

@@ -293,7 +293,7 @@ fn main() {
         m_proxied.as_secs_f64() / m_bigger.as_secs_f64().max(1e-9)
     );
     println!(
-        "| peak RSS growth during one {big_mb} MB pass (median; VmHWM reset before each pass) | same mail {:.0} MiB, protected size {:.0} MiB | {:.0} MiB | {:.1}x / {:.1}x the mail | |",
+        "| peak RSS growth during one {big_mb} MB pass (median; VmHWM reset before each pass) | same mail {:.0} MiB, protected size {:.0} MiB | {:.0} MiB | {:.1}x the mail ({:.1}x beyond the straight pass) | |",
         mib(same.median_growth_kib()),
         mib(bigger.median_growth_kib()),
         mib(proxied.median_growth_kib()),

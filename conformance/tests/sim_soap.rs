@@ -566,3 +566,68 @@ xmlns:k=\"http://ws.gematik.de/conn/ConnectorCommon/v5.0\"><k:CardHandle>SMCB-1<
     assert_eq!(r.status, 500);
     assert!(body_str(&r.body).contains("without ECC support"));
 }
+
+/// Benchmarks' precomputed mode (issue 9): a repeated crypto request — same document, card,
+/// recipients; only the JobNumber differs — is answered byte-identically from the memo without
+/// running any cryptography; a different document is computed for real.
+#[test]
+fn precomputed_mode_answers_a_repeated_request_without_crypto_and_byte_identically() {
+    let mut cfg = config();
+    cfg.precomputed_answers = true;
+    let s = Simulator::new(cfg);
+    let attr = recipient_emails_attr();
+    let content = b"Content-Type: text/plain\r\n\r\nBefund\r\n";
+    let sign = |job: &str, content: &[u8]| {
+        let r = s.handle("", &envelope(&sign_request(Some(job), content, &attr)));
+        assert_eq!(r.status, 200, "{}", body_str(&r.body));
+        r.body
+    };
+    let first = sign("SIM-001", content);
+    assert_eq!(s.crypto_operations(), 1);
+    let again = sign("XYZ-042", content);
+    assert_eq!(
+        s.crypto_operations(),
+        1,
+        "the second identical request ran crypto"
+    );
+    assert_eq!(first, again);
+    let other = sign(
+        "SIM-002",
+        b"Content-Type: text/plain\r\n\r\nanderer Befund\r\n",
+    );
+    assert_eq!(s.crypto_operations(), 2);
+    assert_ne!(first, other);
+
+    // Encryption uses a fresh content key each time, so equal answers can only come from the
+    // memo; decryption and verification of the stored answers are memoized the same way.
+    let cert = &demo().config.cards[0].enc[0].cert_der;
+    let enc_req = envelope(&encrypt_request(content, &[cert], &attr));
+    let e1 = s.handle("", &enc_req);
+    let e2 = s.handle("", &enc_req);
+    assert_eq!((e1.status, s.crypto_operations()), (200, 3));
+    assert_eq!(e1.body, e2.body);
+    let cms = b64_child(&payload(&e1.body), "Base64Data");
+    let dec_req = envelope(&decrypt_request("SMCB-1", &cms));
+    let d1 = s.handle("", &dec_req);
+    let d2 = s.handle("", &dec_req);
+    assert_eq!((d1.status, s.crypto_operations()), (200, 4));
+    assert_eq!(d1.body, d2.body);
+    assert_eq!(b64_child(&payload(&d1.body), "Base64Data"), content);
+    let signed = b64_child(&payload(&first), "Base64Signature");
+    let ver_req = envelope(&verify_request(&signed));
+    let v1 = s.handle("", &ver_req);
+    let v2 = s.handle("", &ver_req);
+    assert_eq!((v1.status, s.crypto_operations()), (200, 5));
+    assert_eq!(v1.body, v2.body);
+    let memo = s.memo().expect("precomputed mode has a memo");
+    assert_eq!(memo.hits(), 4);
+
+    // Control: without the mode every request is computed, and RSA-PSS (random salt) and
+    // AES-GCM (random key) make the answers differ.
+    let plain = sim();
+    let a = plain.handle("", &enc_req);
+    let b = plain.handle("", &enc_req);
+    assert_eq!(plain.crypto_operations(), 2);
+    assert_ne!(a.body, b.body);
+    assert!(plain.memo().is_none());
+}

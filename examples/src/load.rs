@@ -12,7 +12,8 @@ use komle_core::sasl::plain;
 use komle_core::secret::Password;
 use rustls::pki_types::ServerName;
 
-type Conn = BufReader<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>;
+/// A TLS client connection with line reading.
+pub type Conn = BufReader<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>;
 
 /// A TLS client that trusts anything: the demo's certificates are throw-away and this tool
 /// measures, it does not authenticate.
@@ -71,14 +72,15 @@ pub fn connect(addr: SocketAddr, tls: &Arc<rustls::ClientConfig>) -> Result<Conn
     let name = ServerName::try_from("localhost").map_err(|e| e.to_string())?;
     let conn = rustls::ClientConnection::new(tls.clone(), name).map_err(|e| e.to_string())?;
     let mut io = BufReader::new(rustls::StreamOwned::new(conn, sock));
-    let greeting = reply(&mut io)?;
+    let greeting = read_reply(&mut io)?;
     if !greeting.starts_with("220") {
         return Err(greeting);
     }
     Ok(io)
 }
 
-fn reply(io: &mut Conn) -> Result<String, String> {
+/// Reads one (possibly multi-line) SMTP reply.
+pub fn read_reply(io: &mut Conn) -> Result<String, String> {
     let mut all = String::new();
     loop {
         let mut l = String::new();
@@ -121,7 +123,7 @@ pub fn timed_message(
         io.get_mut()
             .write_all(format!("{line}\r\n").as_bytes())
             .map_err(|e| e.to_string())?;
-        let r = reply(&mut io)?;
+        let r = read_reply(&mut io)?;
         times[i] = t.elapsed();
         let ok = if i == 4 {
             r.starts_with("354")

@@ -32,6 +32,9 @@ pub struct DemoOptions {
     pub smtp_port: u16,
     /// Stop after showing the round trip instead of serving on.
     pub once: bool,
+    /// Benchmarks: the Konnektor simulator answers repeated crypto requests from a memo (see
+    /// `EmbeddedOptions::precomputed_konnektor`); `--precomputed-konnektor`.
+    pub precomputed_konnektor: bool,
 }
 
 /// Why the demo could not run.
@@ -63,6 +66,7 @@ pub fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<(), DemoError> 
         smtp_port: options.smtp_port,
         // Enough for load tests against the demo (1,000 idle sessions in BENCHMARKS.md).
         max_sessions: 2000,
+        precomputed_konnektor: options.precomputed_konnektor,
         ..EmbeddedOptions::default()
     })
     .map_err(|e| DemoError(e.to_string()))?;
@@ -77,6 +81,12 @@ pub fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<(), DemoError> 
             env.endpoints.ecc_capable
         ),
     );
+    if options.precomputed_konnektor {
+        say(
+            out,
+            "Konnektor simulator answers repeated Sign/Encrypt/Decrypt/VerifyDocument requests from memory (--precomputed-konnektor: benchmarks only)",
+        );
+    }
     say(out, &format!("Mail service (SMTPS): {}", env.mta.addr()));
     let proxy_addr = env.proxy_addr;
     say(

@@ -63,6 +63,11 @@ pub struct EmbeddedOptions {
     /// Look recipients up in this LDAP directory instead of the world's table
     /// ([`Embedded::directory`] then plays no part).
     pub ldap: Option<LdapSettings>,
+    /// Benchmarks: the Konnektor simulator answers a repeated SignDocument / EncryptDocument
+    /// (DecryptDocument, VerifyDocument) from a memo instead of computing it again, so a
+    /// Konnektor's own cost drops out after one warm-up pass while the SOAP exchange over
+    /// HTTPS stays (komle_conformance::sim::precomputed).
+    pub precomputed_konnektor: bool,
 }
 
 impl Default for EmbeddedOptions {
@@ -78,6 +83,7 @@ impl Default for EmbeddedOptions {
             cache_lifetime: Duration::from_secs(12 * 3600),
             konnektor_relay: false,
             ldap: None,
+            precomputed_konnektor: false,
         }
     }
 }
@@ -154,6 +160,7 @@ impl Embedded {
     ) -> Result<Embedded, EmbeddedError> {
         let mut sim_config = world.sim_config.clone();
         sim_config.faults = options.konnektor_faults.iter().cloned().collect();
+        sim_config.precomputed_answers = options.precomputed_konnektor;
         let sim = SimServer::start(Simulator::new(sim_config), TlsOptions::default())
             .map_err(err("Konnektor simulator"))?;
         let scratch = tempfile::tempdir().map_err(err("temp dir"))?;

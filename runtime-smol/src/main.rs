@@ -13,16 +13,19 @@ fn main() -> ExitCode {
     cli::main_with(|config| daemon::run(config, services::build))
 }
 
-/// `komle-cm demo [--port N] [--once]`: the sending path on an embedded default.
+/// `komle-cm demo [--port N] [--once] [--precomputed-konnektor]`: the sending path on an
+/// embedded default.
 fn demo(args: &[String]) -> ExitCode {
     let mut options = komle_smol::demo::DemoOptions {
         smtp_port: 2465,
         once: false,
+        precomputed_konnektor: false,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match (a.as_str(), options.once) {
             ("--once", _) => options.once = true,
+            ("--precomputed-konnektor", _) => options.precomputed_konnektor = true,
             ("--port", _) => match it.next().and_then(|p| p.parse().ok()) {
                 Some(p) => options.smtp_port = p,
                 None => return usage(),
@@ -41,7 +44,7 @@ fn demo(args: &[String]) -> ExitCode {
 }
 
 fn usage() -> ExitCode {
-    eprintln!("usage: komle-cm demo [--port N] [--once]");
+    eprintln!("usage: komle-cm demo [--port N] [--once] [--precomputed-konnektor]");
     ExitCode::from(2)
 }
 

@@ -8,6 +8,7 @@ fn demo_round_trip_signs_encrypts_delivers_and_opens() {
         &komle_smol::demo::DemoOptions {
             smtp_port: 0,
             once: true,
+            precomputed_konnektor: false,
         },
         &mut out,
     )

@@ -177,6 +177,10 @@ pub struct SimConfig {
     /// plus `clock_offset_secs`.
     pub now_unix: Option<u64>,
     pub clock_offset_secs: i64,
+    /// Benchmarks only: answer a repeated crypto request (same document, card, recipients)
+    /// with the stored answer instead of computing it again (`precomputed.rs` says what is
+    /// excluded and why the key hits honestly).
+    pub precomputed_answers: bool,
 }
 
 impl Default for SimConfig {
@@ -190,6 +194,7 @@ impl Default for SimConfig {
             faults: HashMap::new(),
             now_unix: None,
             clock_offset_secs: 0,
+            precomputed_answers: false,
         }
     }
 }

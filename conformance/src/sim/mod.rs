@@ -20,6 +20,7 @@ pub mod oids;
 mod ops_cards;
 mod ops_encryption;
 mod ops_signature;
+pub mod precomputed;
 pub mod samples;
 pub mod sds;
 pub mod server;

@@ -53,6 +53,7 @@ pub struct SimServer {
     shutdown: Arc<AtomicBool>,
     accept_thread: Option<JoinHandle<()>>,
     connections: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    ctx: Arc<ConnCtx>,
 }
 
 fn err<E: std::fmt::Display>(e: E) -> SimError {
@@ -144,7 +145,10 @@ impl SimServer {
             let connections = connections.clone();
             std::thread::Builder::new()
                 .name("konnektor-sim-accept".into())
-                .spawn(move || accept_loop(listener, ctx, shutdown, connections))
+                .spawn({
+                    let ctx = ctx.clone();
+                    move || accept_loop(listener, ctx, shutdown, connections)
+                })
                 .map_err(err)?
         };
         let ca_pem = der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &ca_der)
@@ -156,12 +160,18 @@ impl SimServer {
             shutdown,
             accept_thread: Some(accept_thread),
             connections,
+            ctx,
         })
     }
 
     /// `https://127.0.0.1:<port>`
     pub fn base_url(&self) -> String {
         format!("https://{}", self.addr)
+    }
+
+    /// The simulator being served (its counters: crypto operations, memo hits).
+    pub fn simulator(&self) -> &Simulator {
+        &self.ctx.sim
     }
 
     /// Stops accepting and closes all connections (also done on Drop).

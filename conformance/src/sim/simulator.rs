@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
@@ -13,6 +13,7 @@ use base64::engine::general_purpose::STANDARD;
 
 use super::config::{Card, Fault, Operation, PinState, SimConfig};
 use super::error::SimError;
+use super::precomputed::{self, AnswerMemo};
 use super::soap_out::{self, NS_CRYPT_PREFIX, NS_SIG_PREFIX};
 use super::xml::{self, Element};
 use super::{ops_cards, ops_encryption, ops_signature, sds};
@@ -46,6 +47,11 @@ pub struct Simulator {
     config: SimConfig,
     job_counter: AtomicU32,
     pins: Mutex<HashMap<String, PinState>>,
+    /// Present with `SimConfig::precomputed_answers`.
+    memo: Option<AnswerMemo>,
+    /// Crypto operations actually computed (SignDocument, EncryptDocument, DecryptDocument,
+    /// VerifyDocument), whether they succeeded or not; answers from the memo do not count.
+    crypto_operations: AtomicU64,
 }
 
 impl Simulator {
@@ -55,11 +61,26 @@ impl Simulator {
             .iter()
             .map(|c| (c.handle.clone(), c.pin))
             .collect();
+        let memo = config
+            .precomputed_answers
+            .then(|| AnswerMemo::new(precomputed::MAX_STORED_BYTES));
         Simulator {
             config,
             job_counter: AtomicU32::new(0),
             pins: Mutex::new(pins),
+            memo,
+            crypto_operations: AtomicU64::new(0),
         }
+    }
+
+    /// How many crypto operations were computed (not answered from the memo).
+    pub fn crypto_operations(&self) -> u64 {
+        self.crypto_operations.load(Ordering::Relaxed)
+    }
+
+    /// The memo of the precomputed mode, if it is on.
+    pub fn memo(&self) -> Option<&AnswerMemo> {
+        self.memo.as_ref()
     }
 
     pub fn config(&self) -> &SimConfig {
@@ -170,16 +191,44 @@ impl Simulator {
     }
 
     /// Answers a SOAP POST. The operation is taken from the payload element (namespace and local
-    /// name); a SOAPAction whose `#fragment` names another operation is rejected.
+    /// name); a SOAPAction whose `#fragment` names another operation is rejected. In the
+    /// precomputed mode a repeated crypto request is answered from the memo, without parsing.
     pub fn handle(&self, soap_action: &str, body: &[u8]) -> SimResponse {
+        let Some(memo) = &self.memo else {
+            return self.compute(soap_action, body).1;
+        };
+        let key = precomputed::request_key(soap_action, body);
+        if let Some(stored) = memo.get(&key) {
+            // Faults and latency configured for the operation still apply.
+            if let Some(r) = self.injected(stored.op) {
+                return r;
+            }
+            return self.base_response(stored.op, 200, stored.body);
+        }
+        let (op, response) = self.compute(soap_action, body);
+        if let Some(op) = op
+            && response.status == 200
+            && response.action == ResponseAction::Respond
+        {
+            memo.put(key, op, &response.body);
+        }
+        response
+    }
+
+    /// Parses and answers a request; also returns the operation once it is known.
+    fn compute(&self, soap_action: &str, body: &[u8]) -> (Option<Operation>, SimResponse) {
         let payload = match xml::parse(body).and_then(xml::soap_payload) {
             Ok(p) => p,
-            Err(e) => return self.error_response(None, &e, true),
+            Err(e) => return (None, self.error_response(None, &e, true)),
         };
         let op = match self.operation_of(&payload) {
             Ok(op) => op,
-            Err(e) => return self.error_response(None, &e, true),
+            Err(e) => return (None, self.error_response(None, &e, true)),
         };
+        (Some(op), self.answer(op, soap_action, &payload))
+    }
+
+    fn answer(&self, op: Operation, soap_action: &str, payload: &Element) -> SimResponse {
         let action = soap_action.trim().trim_matches('"');
         if let Some((_, frag)) = action.rsplit_once('#')
             && frag != op.request_name()
@@ -190,16 +239,19 @@ impl Simulator {
         if let Some(r) = self.injected(op) {
             return r;
         }
+        if precomputed::is_memoized(op) {
+            self.crypto_operations.fetch_add(1, Ordering::Relaxed);
+        }
         let result = match op {
-            Operation::GetCards => ops_cards::get_cards(self, &payload),
-            Operation::ReadCardCertificate => ops_cards::read_card_certificate(self, &payload),
-            Operation::GetPinStatus => ops_cards::get_pin_status(self, &payload),
-            Operation::VerifyPin => ops_cards::verify_pin(self, &payload),
-            Operation::GetJobNumber => ops_signature::get_job_number(self, &payload),
-            Operation::SignDocument => ops_signature::sign_document(self, &payload),
-            Operation::VerifyDocument => ops_signature::verify_document(self, &payload),
-            Operation::EncryptDocument => ops_encryption::encrypt_document(self, &payload),
-            Operation::DecryptDocument => ops_encryption::decrypt_document(self, &payload),
+            Operation::GetCards => ops_cards::get_cards(self, payload),
+            Operation::ReadCardCertificate => ops_cards::read_card_certificate(self, payload),
+            Operation::GetPinStatus => ops_cards::get_pin_status(self, payload),
+            Operation::VerifyPin => ops_cards::verify_pin(self, payload),
+            Operation::GetJobNumber => ops_signature::get_job_number(self, payload),
+            Operation::SignDocument => ops_signature::sign_document(self, payload),
+            Operation::VerifyDocument => ops_signature::verify_document(self, payload),
+            Operation::EncryptDocument => ops_encryption::encrypt_document(self, payload),
+            Operation::DecryptDocument => ops_encryption::decrypt_document(self, payload),
             Operation::ServiceDirectory => Err(SimError::BadRequest("use GET".into())),
         };
         match result {

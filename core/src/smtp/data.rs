@@ -60,10 +60,23 @@ impl DataReader {
     pub fn feed(&mut self, input: &[u8]) -> usize {
         let mut pending: Vec<u8> = Vec::new();
         let mut used = 0;
-        for &b in input {
-            if self.state == State::Done {
-                break;
+        while used < input.len() && self.state != State::Done {
+            if self.state == State::Text {
+                // Fast path (most of a message): the rest of the line up to its CR is copied as
+                // one run instead of byte by byte; the CR itself goes through the state machine.
+                let rest = &input[used..];
+                let run = rest.iter().position(|&b| b == b'\r').unwrap_or(rest.len());
+                pending.extend_from_slice(&rest[..run]);
+                used += run;
+                if pending.len() >= 64 * 1024 {
+                    self.store(&pending);
+                    zeroize::Zeroize::zeroize(&mut pending);
+                }
+                if used == input.len() {
+                    break;
+                }
             }
+            let b = input[used];
             used += 1;
             match (self.state, b) {
                 (State::Text, b'\r') => self.state = State::Cr,
@@ -269,7 +282,34 @@ mod tests {
         assert_eq!(stuff_owned(Vec::new()), b".\r\n");
     }
 
+    /// The byte-by-byte definition of stuffing that `stuff` copies line-wise.
+    fn stuff_bytewise(message: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let (mut line_start, mut prev) = (true, 0u8);
+        for &b in message {
+            if line_start && b == b'.' {
+                out.push(b'.');
+            }
+            out.push(b);
+            line_start = prev == b'\r' && b == b'\n';
+            prev = b;
+        }
+        if !message.is_empty() && !message.ends_with(b"\r\n") {
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b".\r\n");
+        out
+    }
+
     proptest! {
+        #[test]
+        fn linewise_stuffing_equals_the_bytewise_definition(
+            body in proptest::collection::vec(prop_oneof![
+                Just(b'.'), Just(b'\r'), Just(b'\n'), Just(b'a')], 0..200),
+        ) {
+            prop_assert_eq!(stuff(&body), stuff_bytewise(&body));
+        }
+
         #[test]
         fn same_result_for_every_split(
             body in proptest::collection::vec(prop_oneof![

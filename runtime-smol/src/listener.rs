@@ -243,7 +243,11 @@ mod tests {
         pki: &test_pki::TestPki,
         max_sessions: usize,
         handshake_timeout: Duration,
-    ) -> (SocketAddr, smol::channel::Sender<()>, std::thread::JoinHandle<()>) {
+    ) -> (
+        SocketAddr,
+        smol::channel::Sender<()>,
+        std::thread::JoinHandle<()>,
+    ) {
         let tls = tls::server_config(&pki.server_cert(), &pki.server_key()).unwrap();
         let limits = ServerLimits {
             max_sessions,

@@ -70,7 +70,8 @@ pub struct MiniPop3 {
 }
 
 struct Shared {
-    maildrop: Mutex<Vec<StoredMessage>>,
+    /// Shared, so a session's snapshot at login does not copy message contents.
+    maildrop: Mutex<Vec<Arc<StoredMessage>>>,
     fault: Mutex<Option<Pop3Fault>>,
     user: String,
     password: String,
@@ -135,16 +136,19 @@ impl MiniPop3 {
             "mini-{}",
             self.shared.next_uid.fetch_add(1, Ordering::Relaxed)
         );
-        lock(&self.shared.maildrop).push(StoredMessage {
+        lock(&self.shared.maildrop).push(Arc::new(StoredMessage {
             uid: uid.clone(),
             data,
-        });
+        }));
         uid
     }
 
     /// The maildrop as it is now (after committed deletions).
     pub fn messages(&self) -> Vec<StoredMessage> {
-        lock(&self.shared.maildrop).clone()
+        lock(&self.shared.maildrop)
+            .iter()
+            .map(|m| StoredMessage::clone(m))
+            .collect()
     }
 
     /// Number of messages in the maildrop.
@@ -194,7 +198,7 @@ enum Auth {
     Authorization { user: Option<String> },
     /// TRANSACTION state: the messages present at login and which are marked deleted.
     Transaction {
-        messages: Vec<StoredMessage>,
+        messages: Vec<Arc<StoredMessage>>,
         deleted: Vec<bool>,
     },
 }
@@ -392,7 +396,7 @@ fn login(user: &str, password: &str, shared: &Shared, state: &mut Auth) -> Vec<u
 fn transaction(
     verb: &str,
     args: &str,
-    messages: &[StoredMessage],
+    messages: &[Arc<StoredMessage>],
     deleted: &mut [bool],
     shared: &Shared,
 ) -> (Vec<u8>, Next) {
@@ -404,7 +408,7 @@ fn transaction(
             ok(&format!("{n} {size}"))
         }
         "LIST" | "UIDL" => {
-            let show = |i: usize, m: &StoredMessage| {
+            let show = |i: usize, m: &Arc<StoredMessage>| {
                 if verb == "LIST" {
                     format!("{} {}", i + 1, m.data.len())
                 } else {
@@ -479,7 +483,11 @@ fn transaction(
 }
 
 /// The index of the message a number argument names, unless it is marked deleted.
-fn pick(arg: Option<&str>, messages: &[StoredMessage], deleted: &[bool]) -> Result<usize, Vec<u8>> {
+fn pick(
+    arg: Option<&str>,
+    messages: &[Arc<StoredMessage>],
+    deleted: &[bool],
+) -> Result<usize, Vec<u8>> {
     let n: usize = arg
         .and_then(|a| a.parse().ok())
         .ok_or_else(|| err("Invalid message number."))?;
@@ -491,9 +499,9 @@ fn pick(arg: Option<&str>, messages: &[StoredMessage], deleted: &[bool]) -> Resu
 
 /// The messages not marked deleted, with their index.
 fn live<'a>(
-    messages: &'a [StoredMessage],
+    messages: &'a [Arc<StoredMessage>],
     deleted: &'a [bool],
-) -> impl Iterator<Item = (usize, &'a StoredMessage)> + 'a {
+) -> impl Iterator<Item = (usize, &'a Arc<StoredMessage>)> + 'a {
     messages
         .iter()
         .enumerate()
@@ -501,7 +509,7 @@ fn live<'a>(
 }
 
 /// Unique ids of the messages marked deleted.
-fn marked_deleted<'a>(messages: &'a [StoredMessage], deleted: &[bool]) -> Vec<&'a str> {
+fn marked_deleted<'a>(messages: &'a [Arc<StoredMessage>], deleted: &[bool]) -> Vec<&'a str> {
     messages
         .iter()
         .zip(deleted)

@@ -101,9 +101,8 @@ fn main() {
             through.push(d);
             out_size = opened.len();
             let ok = if n == 2 {
-                opened
-                    .windows(25)
-                    .any(|w| w == b"X-KIM-DecryptionResult: 00")
+                let needle = b"X-KIM-DecryptionResult: 00";
+                opened.windows(needle.len()).any(|w| w == needle)
             } else {
                 opened == m
             };

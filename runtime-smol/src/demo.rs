@@ -28,8 +28,8 @@ use crate::konnektor_http::KonnektorHttp;
 /// Password of the demo account at the embedded mail service.
 pub const DEMO_PASSWORD: &str = crate::embedded::PASSWORD;
 
-/// Options of the demo.
-#[derive(Debug, Clone)]
+/// Options of the demo; the default: any free ports, serve on, no large messages.
+#[derive(Debug, Clone, Default)]
 pub struct DemoOptions {
     /// Port of the SMTP proxy (0: any free port).
     pub smtp_port: u16,
@@ -40,17 +40,6 @@ pub struct DemoOptions {
     /// Also put a KOM-LE message and a plain mail of this many MB into the POP3 maildrop (as
     /// messages 2 and 3) for the load tool; 0: none.
     pub pop3_large_mb: usize,
-}
-
-impl Default for DemoOptions {
-    fn default() -> Self {
-        Self {
-            smtp_port: 0,
-            once: false,
-            pop3_port: 0,
-            pop3_large_mb: 0,
-        }
-    }
 }
 
 /// Why the demo could not run.

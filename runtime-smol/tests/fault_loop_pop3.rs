@@ -212,11 +212,8 @@ fn client(env: &Embedded, plan: ClientPlan) -> Seen {
         seen.transcript.push(format!("{cmd} -> {text}"));
         let ok = text.starts_with("+OK");
         match k {
-            3 | 4 if ok => {
-                if block(&mut io).is_none() {
-                    return seen;
-                }
-            }
+            // LIST, UIDL: their listing must arrive whole for the session to go on.
+            3 | 4 if ok && block(&mut io).is_none() => return seen,
             5 if ok => {
                 let octets = text
                     .split_whitespace()

@@ -212,8 +212,15 @@ enum Next {
 fn serve(stream: TcpStream, tls: Arc<ServerConfig>, shared: &Shared) -> std::io::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_nodelay(true)?;
+    // The handshake gets a patient timeout (hundreds of concurrent handshakes under load);
+    // afterwards reads wake every 200 ms to notice a stop.
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut conn = ServerConnection::new(tls).map_err(std::io::Error::other)?;
+    let mut stream = stream;
+    while conn.is_handshaking() {
+        conn.complete_io(&mut stream)?;
+    }
     stream.set_read_timeout(Some(Duration::from_millis(200)))?;
-    let conn = ServerConnection::new(tls).map_err(std::io::Error::other)?;
     let mut io = BufReader::new(StreamOwned::new(conn, stream));
     write(&mut io, b"+OK MiniPop3 ready\r\n")?;
     let mut state = Auth::Authorization { user: None };

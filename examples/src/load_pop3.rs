@@ -129,13 +129,22 @@ pub fn timed_session(
     Ok(times)
 }
 
-/// `clients` threads each running `per_client` sessions at once; all step times, per step,
-/// the number of failed sessions and the wall time.
+/// What [`run_clients`] measured.
+pub struct ClientRun {
+    /// All step times, per step in [`COMMANDS`] order.
+    pub per_step: Vec<Vec<Duration>>,
+    /// Failed sessions, and the distinct reasons (at most 5).
+    pub failures: usize,
+    pub reasons: Vec<String>,
+    pub wall: Duration,
+}
+
+/// `clients` threads each running `per_client` sessions at once.
 pub fn run_clients(
     clients: usize,
     per_client: usize,
     target: impl Fn() -> Result<[Duration; 6], String> + Send + Sync + 'static,
-) -> (Vec<Vec<Duration>>, usize, Duration) {
+) -> ClientRun {
     let target = Arc::new(target);
     let started = Instant::now();
     let handles: Vec<_> = (0..clients)
@@ -146,6 +155,7 @@ pub fn run_clients(
         .collect();
     let mut per_step = vec![Vec::new(); COMMANDS.len()];
     let mut failures = 0;
+    let mut reasons: Vec<String> = Vec::new();
     for h in handles {
         for r in h.join().unwrap_or_default() {
             match r {
@@ -154,11 +164,21 @@ pub fn run_clients(
                         per_step[i].push(*t);
                     }
                 }
-                Err(_) => failures += 1,
+                Err(e) => {
+                    failures += 1;
+                    if reasons.len() < 5 && !reasons.contains(&e) {
+                        reasons.push(e);
+                    }
+                }
             }
         }
     }
-    (per_step, failures, started.elapsed())
+    ClientRun {
+        per_step,
+        failures,
+        reasons,
+        wall: started.elapsed(),
+    }
 }
 
 /// The median of `v` (sorted in place).

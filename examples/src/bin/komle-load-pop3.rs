@@ -155,8 +155,10 @@ fn main() {
             load_pop3::timed_session(addr, &tls, &user, password)
         })
     };
-    let (mut direct, df, dt) = run(server, user.clone());
-    let (mut proxied, pf, pt) = run(proxy, login.clone());
+    let direct_run = run(server, user.clone());
+    let proxied_run = run(proxy, login.clone());
+    let (mut direct, df, dt) = (direct_run.per_step, direct_run.failures, direct_run.wall);
+    let (mut proxied, pf, pt) = (proxied_run.per_step, proxied_run.failures, proxied_run.wall);
     let n = (clients * per_client) as f64;
     println!(
         "{clients} clients x {per_client} sessions (USER/PASS/STAT/RETR 1/QUIT): straight {:.0} sessions/s ({df} failed), through komle-cm {:.0} sessions/s ({pf} failed), time ratio {:.2}x",
@@ -164,6 +166,9 @@ fn main() {
         n / pt.as_secs_f64(),
         pt.as_secs_f64() / dt.as_secs_f64()
     );
+    for r in direct_run.reasons.iter().chain(&proxied_run.reasons) {
+        println!("  failure: {r}");
+    }
     println!("```");
     println!();
     println!(

@@ -87,7 +87,24 @@ fn main() {
 
     println!("```text");
     println!("komle-load-pop3 {mb} {idle} {clients} {per_client}  (komle-cm demo pid {pid})");
-    // 1. Large messages: 2 = KOM-LE, 3 = plain; straight and through alternate per repetition.
+    // 1. Idle sessions at komle-cm: TLS up, greeted, then silent. First, so the RSS delta is
+    // not blurred by the allocator returning the large messages' buffers.
+    std::thread::sleep(Duration::from_millis(500));
+    let before = rss_kib(pid).unwrap_or(0);
+    let held: Vec<_> = (0..idle)
+        .filter_map(|_| load_pop3::connect(proxy, &tls).ok())
+        .collect();
+    std::thread::sleep(Duration::from_secs(1));
+    let after = rss_kib(pid).unwrap_or(0);
+    println!(
+        "{} idle POP3 sessions at komle-cm: RSS {before} KiB -> {after} KiB, {:.1} KiB per session",
+        held.len(),
+        after.saturating_sub(before) as f64 / held.len().max(1) as f64
+    );
+    drop(held);
+    std::thread::sleep(Duration::from_secs(1));
+
+    // 2. Large messages: 2 = KOM-LE, 3 = plain; straight and through alternate per repetition.
     for (n, what) in [(2, "KOM-LE (decrypt + verify)"), (3, "plain (relay only)")] {
         let (mut straight, mut through) = (Vec::new(), Vec::new());
         let (mut in_size, mut out_size) = (0, 0);
@@ -131,22 +148,6 @@ fn main() {
     println!(
         "demo process peak RSS after the large messages (VmHWM, MiniPop3 and simulator included): {hwm}"
     );
-
-    // 2. Idle sessions at komle-cm: TLS up, greeted, then silent.
-    std::thread::sleep(Duration::from_millis(500));
-    let before = rss_kib(pid).unwrap_or(0);
-    let held: Vec<_> = (0..idle)
-        .filter_map(|_| load_pop3::connect(proxy, &tls).ok())
-        .collect();
-    std::thread::sleep(Duration::from_secs(1));
-    let after = rss_kib(pid).unwrap_or(0);
-    println!(
-        "{} idle POP3 sessions at komle-cm: RSS {before} KiB -> {after} KiB, {:.1} KiB per session",
-        held.len(),
-        after.saturating_sub(before) as f64 / held.len().max(1) as f64
-    );
-    drop(held);
-    std::thread::sleep(Duration::from_secs(1));
 
     // 3. Concurrent small sessions: RETR 1 is the demo's small KOM-LE message.
     let run = |addr: SocketAddr, user: String| {

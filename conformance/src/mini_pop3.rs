@@ -90,9 +90,10 @@ impl MiniPop3 {
         user: &str,
         password: &str,
     ) -> std::io::Result<Self> {
+        // Blocking accept (a polling loop let the listen backlog overflow under 200 concurrent
+        // connects: 1 s SYN retries); Drop wakes it with a connection of its own.
         let listener = TcpListener::bind(bind)?;
         let addr = listener.local_addr()?;
-        listener.set_nonblocking(true)?;
         let shared = Arc::new(Shared {
             maildrop: Mutex::new(Vec::new()),
             fault: Mutex::new(None),
@@ -106,8 +107,9 @@ impl MiniPop3 {
         });
         let sh = shared.clone();
         thread::spawn(move || {
-            while !sh.stop.load(Ordering::Relaxed) {
+            loop {
                 match listener.accept() {
+                    Ok(_) if sh.stop.load(Ordering::Relaxed) => return,
                     Ok((stream, _)) => {
                         let (tls, sh) = (tls.clone(), sh.clone());
                         thread::spawn(move || {
@@ -116,10 +118,10 @@ impl MiniPop3 {
                             sh.connections.fetch_sub(1, Ordering::Relaxed);
                         });
                     }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                        thread::sleep(Duration::from_millis(5))
-                    }
-                    Err(_) => return,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    // E.g. out of file descriptors: back off instead of spinning.
+                    Err(_) if sh.stop.load(Ordering::Relaxed) => return,
+                    Err(_) => thread::sleep(Duration::from_millis(50)),
                 }
             }
         });
@@ -180,6 +182,7 @@ impl MiniPop3 {
 impl Drop for MiniPop3 {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Relaxed);
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
     }
 }
 

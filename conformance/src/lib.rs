@@ -7,6 +7,7 @@ pub mod fault_relay;
 pub mod inprocess;
 pub mod loopback_tls;
 pub mod mini_mta;
+pub mod mini_pop3;
 pub mod pki;
 pub mod servers;
 pub mod sim;

@@ -1,11 +1,13 @@
-//! `komle-cm demo`: the whole sending path on an embedded default, without any system package.
+//! `komle-cm demo`: the whole sending and receiving path on an embedded default, without any
+//! system package.
 //!
 //! In-process and on 127.0.0.1: a test PKI with practices and their cards, the Konnektor
 //! simulator (HTTPS, real CMS cryptography) holding those cards, a directory made of the PKI, a
-//! small SMTPS mail service, and komle-cm's SMTP proxy in front of it. The demo sends a sample
-//! mail through the proxy, shows the KOM-LE message as it reached the mail service, opens it
-//! again with the recipient's card, and keeps serving so curl or Thunderbird can be pointed at
-//! it.
+//! small SMTPS and POP3S mail service, and komle-cm's SMTP and POP3 proxies in front of it. The
+//! demo sends a sample mail through the SMTP proxy, shows the KOM-LE message as it reached the
+//! mail service, opens it again with the recipient's card, fetches it through the POP3 proxy
+//! (see [`demo_pop3`](crate::demo_pop3)), and keeps serving so curl or Thunderbird can be
+//! pointed at it.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -20,13 +22,14 @@ use komle_core::secret::Password;
 use rustls::pki_types::ServerName;
 
 use crate::embedded::{Embedded, EmbeddedOptions};
+use crate::embedded_pop3::Pop3Options;
 use crate::konnektor_http::KonnektorHttp;
 
 /// Password of the demo account at the embedded mail service.
 pub const DEMO_PASSWORD: &str = crate::embedded::PASSWORD;
 
-/// Options of the demo.
-#[derive(Debug, Clone)]
+/// Options of the demo; the default: any free ports, serve on, no large messages.
+#[derive(Debug, Clone, Default)]
 pub struct DemoOptions {
     /// Port of the SMTP proxy (0: any free port).
     pub smtp_port: u16,
@@ -35,6 +38,11 @@ pub struct DemoOptions {
     /// Benchmarks: the Konnektor simulator answers repeated crypto requests from a memo (see
     /// `EmbeddedOptions::precomputed_konnektor`); `--precomputed-konnektor`.
     pub precomputed_konnektor: bool,
+    /// Port of the POP3 proxy (0: any free port).
+    pub pop3_port: u16,
+    /// Also put a KOM-LE message and a plain mail of this many MB into the POP3 maildrop (as
+    /// messages 2 and 3) for the load tool; 0: none.
+    pub pop3_large_mb: usize,
 }
 
 /// Why the demo could not run.
@@ -67,6 +75,11 @@ pub fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<(), DemoError> 
         // Enough for load tests against the demo (1,000 idle sessions in BENCHMARKS.md).
         max_sessions: 2000,
         precomputed_konnektor: options.precomputed_konnektor,
+        pop3: Some(Pop3Options {
+            port: options.pop3_port,
+            max_sessions: 2000,
+            ..Pop3Options::default()
+        }),
         ..EmbeddedOptions::default()
     })
     .map_err(|e| DemoError(e.to_string()))?;
@@ -88,6 +101,9 @@ pub fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<(), DemoError> 
         );
     }
     say(out, &format!("Mail service (SMTPS): {}", env.mta.addr()));
+    if let Some(pop3) = &env.pop3 {
+        say(out, &format!("Mail service (POP3S): {}", pop3.addr()));
+    }
     let proxy_addr = env.proxy_addr;
     say(
         out,
@@ -123,6 +139,25 @@ pub fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<(), DemoError> 
     open(konnektor, endpoints, &delivered.data, out)?;
 
     say(out, "");
+    say(
+        out,
+        &format!(
+            "4. The mail service keeps it for {recipient}; fetching it through komle-cm's POP3 proxy:"
+        ),
+    );
+    crate::demo_pop3::fetch_through_proxy(&env, &delivered.data, out)?;
+    if options.pop3_large_mb > 0 {
+        crate::demo_pop3::add_large_messages(&env, options.pop3_large_mb)?;
+        say(
+            out,
+            &format!(
+                "POP3 maildrop: 1 = the message above, 2 = a {} MB KOM-LE message, 3 = a {} MB plain mail",
+                options.pop3_large_mb, options.pop3_large_mb
+            ),
+        );
+    }
+
+    say(out, "");
     say(out, "Try it yourself while this runs (Ctrl-C to stop):");
     say(
         out,
@@ -141,13 +176,7 @@ pub fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<(), DemoError> 
     let _ = std::fs::write(&ca_path, &cm_tls.ca_pem);
     // curl splits --user at the first colon, and the login name has one (host:port): give
     // the credentials percent-encoded in the URL instead.
-    let encoded: String = login
-        .bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' | b'_' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect();
+    let encoded = percent_encode(&login);
     say(
         out,
         &format!(
@@ -156,6 +185,22 @@ pub fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<(), DemoError> 
             proxy_addr.port()
         ),
     );
+    if let (Some(pop3_proxy), Some(pop3_login)) = (env.pop3_addr, env.pop3_login()) {
+        say(
+            out,
+            &format!("komle-cm POP3 proxy (implicit TLS): {pop3_proxy}"),
+        );
+        say(out, &format!("  pop3 user  {pop3_login}"));
+        say(
+            out,
+            &format!(
+                "  curl --ssl-reqd --cacert {} --url 'pop3s://{}:{DEMO_PASSWORD}@127.0.0.1:{}/1'",
+                ca_path.display(),
+                percent_encode(&pop3_login),
+                pop3_proxy.port()
+            ),
+        );
+    }
     if options.once {
         env.stop();
         let _ = std::fs::remove_file(&ca_path);
@@ -163,6 +208,16 @@ pub fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<(), DemoError> 
     }
     env.wait();
     Ok(())
+}
+
+/// URL userinfo encoding for curl: everything but unreserved characters as `%XX`.
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 fn sample_mail(from: &str, to: &str) -> String {

@@ -18,6 +18,7 @@ use std::time::{Duration, SystemTime};
 use komle_conformance::fault_relay::{Chunking, FaultRelay};
 use komle_conformance::loopback_tls::LoopbackTls;
 use komle_conformance::mini_mta::MiniMta;
+use komle_conformance::mini_pop3::MiniPop3;
 use komle_conformance::sim::config::{Fault, Operation};
 use komle_conformance::sim::server::{SimServer, TlsOptions};
 use komle_conformance::sim::simulator::Simulator;
@@ -28,6 +29,7 @@ use komle_core::protect::DirectoryUnavailable;
 use komle_core::smtp::SmtpConfig;
 
 use crate::config::{KonnektorAuth, KonnektorSettings};
+use crate::embedded_pop3::{Pop3Options, Pop3Side};
 use crate::konnektor_http::KonnektorHttp;
 use crate::ldap::{DirectoryClient, LdapSettings};
 use crate::services::{Directory, LdapDirectory, Pipeline};
@@ -68,6 +70,8 @@ pub struct EmbeddedOptions {
     /// Konnektor's own cost drops out after one warm-up pass while the SOAP exchange over
     /// HTTPS stays (komle_conformance::sim::precomputed).
     pub precomputed_konnektor: bool,
+    /// Also start a POP3 mail service and komle-cm's POP3 proxy in front of it.
+    pub pop3: Option<Pop3Options>,
 }
 
 impl Default for EmbeddedOptions {
@@ -84,6 +88,7 @@ impl Default for EmbeddedOptions {
             konnektor_relay: false,
             ldap: None,
             precomputed_konnektor: false,
+            pop3: None,
         }
     }
 }
@@ -141,6 +146,12 @@ pub struct Embedded {
     /// What every session of the proxy shares: lets another runtime (tokio) serve the same
     /// services on its own listener.
     pub session_context: SessionContext,
+    /// With [`EmbeddedOptions::pop3`]: the POP3 mail service (account: the world's `single`,
+    /// password [`PASSWORD`]; TLS from `mta_tls`).
+    pub pop3: Option<MiniPop3>,
+    /// With [`EmbeddedOptions::pop3`]: komle-cm's POP3 proxy (TLS from `proxy_tls`).
+    pub pop3_addr: Option<SocketAddr>,
+    pop3_side: Option<Pop3Side>,
     stop: Option<smol::channel::Sender<()>>,
     server_thread: Option<std::thread::JoinHandle<std::io::Result<usize>>>,
     _scratch: tempfile::TempDir,
@@ -226,6 +237,18 @@ impl Embedded {
             }))),
             clock: clock.clone(),
         });
+        let (pop3, pop3_side) = match &options.pop3 {
+            Some(o) => Pop3Side::start(
+                o,
+                &world.pki.single.address,
+                &mta_tls,
+                &proxy_tls,
+                pipeline.clone(),
+                clock.clone(),
+            )
+            .map(|(server, side)| (Some(server), Some(side)))?,
+            None => (None, None),
+        };
         let ctx = SessionContext {
             session: options.session.clone(),
             upstream_tls: mta_tls.client_config(),
@@ -267,6 +290,9 @@ impl Embedded {
             proxy_addr,
             live_connections,
             session_context,
+            pop3,
+            pop3_addr: pop3_side.as_ref().map(|p| p.proxy_addr),
+            pop3_side,
             stop: Some(stop_tx),
             server_thread: Some(server_thread),
             _scratch: scratch,
@@ -289,8 +315,39 @@ impl Embedded {
         )
     }
 
+    /// The login name for the recipient's account at the embedded POP3 mail service.
+    pub fn pop3_login(&self) -> Option<String> {
+        self.pop3.as_ref().map(|p| {
+            crate::embedded_pop3::login_name(&self.world.pki.single.address, p.addr().port())
+        })
+    }
+
+    /// Puts a KOM-LE message from the world's sender to the POP3 account (the world's
+    /// `single`) into the maildrop; returns its unique id. `mail` is the plain mail as a
+    /// client would have sent it.
+    pub fn put_kom_le(&self, mail: &[u8]) -> Result<String, EmbeddedError> {
+        let pop3 = self
+            .pop3
+            .as_ref()
+            .ok_or_else(|| EmbeddedError("started without POP3".into()))?;
+        let message = crate::embedded_pop3::kom_le_message(
+            &self.world,
+            &self.world.pki.single.address,
+            mail,
+        )?;
+        Ok(pop3.put(message))
+    }
+
+    /// POP3 proxy sessions running now (0 without POP3).
+    pub fn pop3_live_sessions(&self) -> usize {
+        self.pop3_side.as_ref().map_or(0, Pop3Side::live_sessions)
+    }
+
     /// Stops the proxy (sessions get the grace period) and returns how many were cut off.
     pub fn stop(&mut self) -> usize {
+        if let Some(p) = self.pop3_side.as_mut() {
+            p.stop();
+        }
         if let Some(tx) = self.stop.take() {
             let _ = tx.send_blocking(());
         }

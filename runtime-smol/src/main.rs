@@ -13,15 +13,16 @@ fn main() -> ExitCode {
     cli::main_with(|config| daemon::run(config, services::build))
 }
 
-/// `komle-cm demo [--port N] [--once] [--precomputed-konnektor]`: the sending path on an
-/// embedded default.
+/// `komle-cm demo [--port N] [--pop3-port N] [--pop3-large MB] [--once]
+/// [--precomputed-konnektor]`: the sending and receiving path on an embedded default.
 fn demo(args: &[String]) -> ExitCode {
     let mut options = komle_smol::demo::DemoOptions {
         smtp_port: 2465,
-        once: false,
-        precomputed_konnektor: false,
+        pop3_port: 2995,
+        ..komle_smol::demo::DemoOptions::default()
     };
     let mut it = args.iter();
+    let mut pop3_port_given = false;
     while let Some(a) = it.next() {
         match (a.as_str(), options.once) {
             ("--once", _) => options.once = true,
@@ -30,8 +31,23 @@ fn demo(args: &[String]) -> ExitCode {
                 Some(p) => options.smtp_port = p,
                 None => return usage(),
             },
+            ("--pop3-port", _) => match it.next().and_then(|p| p.parse().ok()) {
+                Some(p) => {
+                    options.pop3_port = p;
+                    pop3_port_given = true;
+                }
+                None => return usage(),
+            },
+            ("--pop3-large", _) => match it.next().and_then(|p| p.parse().ok()) {
+                Some(mb) if mb <= 40 => options.pop3_large_mb = mb,
+                _ => return usage(),
+            },
             _ => return usage(),
         }
+    }
+    // `--port 0` (tests, load tools): any free port for POP3 too, unless named.
+    if options.smtp_port == 0 && !pop3_port_given {
+        options.pop3_port = 0;
     }
     komle_smol::logging::init(log::LevelFilter::Warn);
     match komle_smol::demo::run(&options, &mut std::io::stdout()) {
@@ -44,7 +60,9 @@ fn demo(args: &[String]) -> ExitCode {
 }
 
 fn usage() -> ExitCode {
-    eprintln!("usage: komle-cm demo [--port N] [--once] [--precomputed-konnektor]");
+    eprintln!(
+        "usage: komle-cm demo [--port N] [--pop3-port N] [--pop3-large MB (<= 40)] [--once] [--precomputed-konnektor]"
+    );
     ExitCode::from(2)
 }
 

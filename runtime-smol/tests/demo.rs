@@ -1,14 +1,14 @@
 //! `komle-cm demo --once` really sends through the proxy, and what reached the mail service
-//! opens with the recipient's card to the mail that was sent.
+//! opens with the recipient's card to the mail that was sent; fetched through the POP3 proxy it
+//! arrives decrypted and verified.
 
 #[test]
 fn demo_round_trip_signs_encrypts_delivers_and_opens() {
     let mut out = Vec::new();
     komle_smol::demo::run(
         &komle_smol::demo::DemoOptions {
-            smtp_port: 0,
             once: true,
-            precomputed_konnektor: false,
+            ..Default::default()
         },
         &mut out,
     )
@@ -24,9 +24,16 @@ fn demo_round_trip_signs_encrypts_delivers_and_opens() {
         "VerifyDocument: Valid",
         "| Subject: Befund Frau S. Muster",
         "| anbei der Befund. Dies ist eine Demo-Nachricht.",
+        "C: RETR 1",
+        "| X-KIM-DecryptionResult: 00",
+        "| X-KIM-IntegrityCheckResult: 01",
+        "komle-cm POP3 proxy (implicit TLS): 127.0.0.1:",
+        "--url 'pop3s://",
     ] {
         assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
     }
     // The password never appears in the printed dialog.
     assert!(!out.contains("AUTH PLAIN AG"), "{out}");
+    assert!(out.contains("C: PASS <password>"), "{out}");
+    assert!(!out.contains("PASS demo"), "{out}");
 }

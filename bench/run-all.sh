@@ -5,7 +5,7 @@
 #   2. VZD lookup cold vs cached against a real slapd (A_2026)
 #   3. komle-load: idle sessions, 200-client throughput with per-command added latency, and
 #      the 25 MB message through komle-cm vs straight (section 2)
-#   4. HOOK: the POP3 load tool, if someone has built target/release/komle-load-pop3
+#   4. komle-load-pop3: the POP3 equivalents (25 MB RETR, idle sessions, 200 clients)
 #
 # Usage: bench/run-all.sh [RESULTS_FILE]   (default: target/bench-results/run-<UTC time>.md)
 # Arguments for komle-load can be given in KOMLE_LOAD_ARGS (default "1000 200 5 25 5").
@@ -41,7 +41,7 @@ log "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 log ""
 log "## 0. Release build"
-run cargo build --release -p komle-smol -p komle-examples --bin komle-cm --bin komle-load || {
+run cargo build --release -p komle-smol -p komle-examples --bin komle-cm --bin komle-load --bin komle-load-pop3 || {
     echo "build failed; results so far: $results"
     exit 1
 }
@@ -62,19 +62,12 @@ log "## 3. Daemon: komle-load"
 # shellcheck disable=SC2086 # word splitting of the arguments is intended
 run ./target/release/komle-load ${KOMLE_LOAD_ARGS:-1000 200 5 25 5} || failed=$((failed + 1))
 
-# ---- HOOK: POP3 load tool ---------------------------------------------------------------
-# Another engineer writes the POP3 counterpart of komle-load (RETR through komle-cm vs
-# straight from the mail store). When its binary exists it runs here, with the same results
-# file; nothing else has to change. Arguments go in KOMLE_LOAD_POP3_ARGS.
+# Arguments for the POP3 counterpart of komle-load go in KOMLE_LOAD_POP3_ARGS
+# (default "25 1000 200 5": MB, idle sessions, clients, sessions per client).
 log ""
 log "## 4. POP3 load (komle-load-pop3)"
-if [ -x target/release/komle-load-pop3 ]; then
-    # shellcheck disable=SC2086
-    run ./target/release/komle-load-pop3 ${KOMLE_LOAD_POP3_ARGS:-} || failed=$((failed + 1))
-else
-    log "target/release/komle-load-pop3 not built: skipped"
-fi
-# ---- end of HOOK ------------------------------------------------------------------------
+# shellcheck disable=SC2086
+run ./target/release/komle-load-pop3 ${KOMLE_LOAD_POP3_ARGS:-25 1000 200 5} || failed=$((failed + 1))
 
 log ""
 log "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::time::Instant;
 
 use rustls::ServerConfig;
@@ -23,24 +23,6 @@ pub const TOO_MANY_SESSIONS: &[u8] = b"-ERR [SYS/TEMP] Too many sessions, try ag
 pub struct Pop3Server {
     listener: Listener,
     ctx: Arc<Pop3Context>,
-    live: Arc<AtomicUsize>,
-}
-
-/// Counts a session task while it exists: incremented when the task starts, decremented when
-/// it ends or is cancelled (drop), so tests can check that no session outlives its client.
-struct LiveGuard(Arc<AtomicUsize>);
-
-impl LiveGuard {
-    fn enter(counter: &Arc<AtomicUsize>) -> Self {
-        counter.fetch_add(1, Ordering::Relaxed);
-        Self(counter.clone())
-    }
-}
-
-impl Drop for LiveGuard {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
 }
 
 impl Pop3Server {
@@ -53,14 +35,14 @@ impl Pop3Server {
         Ok(Self {
             listener: Listener::bind(addr, tls, limits, "POP3", TOO_MANY_SESSIONS).await?,
             ctx: Arc::new(ctx),
-            live: Arc::new(AtomicUsize::new(0)),
         })
     }
 
-    /// Sessions running right now (after the TLS handshake), as a shared counter that stays
-    /// valid after [`run`](Self::run) took the server.
+    /// Client connections being served right now (handshakes and refusals included; see
+    /// [`Listener::live_connections`]), as a shared counter that stays valid after
+    /// [`run`](Self::run) took the server.
     pub fn live_sessions(&self) -> Arc<AtomicUsize> {
-        self.live.clone()
+        self.listener.live_connections()
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -71,13 +53,10 @@ impl Pop3Server {
     /// sessions. Returns how many sessions had to be cut off.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<usize> {
         let ctx = self.ctx;
-        let live = self.live;
         self.listener
             .run(shutdown, move |client, peer, id| {
                 let ctx = ctx.clone();
-                let guard = LiveGuard::enter(&live);
                 async move {
-                    let _guard = guard;
                     let started = Instant::now();
                     let summary = pop3_driver::drive(client, &ctx, &id).await;
                     log::info!(

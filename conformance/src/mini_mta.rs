@@ -6,8 +6,10 @@
 //! It speaks implicit TLS, EHLO, AUTH PLAIN/LOGIN against one account, MAIL, RCPT, DATA, RSET,
 //! NOOP and QUIT; the DATA phase reuses the core's dot-unstuffing reader.
 //!
-//! A message counts as received ([`MiniMta::received`]) only once the 250 after its final dot
-//! was written: a real MTA commits the message to its queue and then says 250, and the
+//! A message counts as received ([`MiniMta::received`]) only if the 250 after its final dot
+//! was written (it is recorded just before the write, so a client that read the 250 always
+//! finds it, and taken out again when the write fails): a real MTA commits the message to its
+//! queue and then says 250, and the
 //! fault-injection loops check "client told 250 <=> message delivered once" against this
 //! record. A peer that stalls cannot hold a session thread for longer than the read/write
 //! timeout ([`MiniMta::start_with_timeout`]).
@@ -244,10 +246,24 @@ fn serve(
                         acknowledged_at: Instant::now(),
                     };
                     // Delivered only once the 250 is out (see the module doc): a connection
-                    // that broke before it leaves nothing behind.
-                    say(&mut io, "250 2.0.0 Ok: queued\r\n")?;
+                    // that broke before it leaves nothing behind. The message goes into the
+                    // mailbox just before the 250 is written, so whoever reads the 250 also
+                    // finds the message (no race with the client); a failed write takes it
+                    // out again.
+                    let (stamp, len) = (message.acknowledged_at, message.data.len());
                     if let Ok(mut mb) = mailbox.lock() {
                         mb.push(message);
+                    }
+                    if let Err(e) = say(&mut io, "250 2.0.0 Ok: queued\r\n") {
+                        if let Ok(mut mb) = mailbox.lock() {
+                            if let Some(i) = mb
+                                .iter()
+                                .rposition(|r| r.acknowledged_at == stamp && r.data.len() == len)
+                            {
+                                mb.remove(i);
+                            }
+                        }
+                        return Err(e);
                     }
                 }
                 DataOutcome::TooLarge => say(&mut io, "552 5.3.4 Message too big\r\n")?,

@@ -255,13 +255,12 @@ fn serve(
                         mb.push(message);
                     }
                     if let Err(e) = say(&mut io, "250 2.0.0 Ok: queued\r\n") {
-                        if let Ok(mut mb) = mailbox.lock() {
-                            if let Some(i) = mb
+                        if let Ok(mut mb) = mailbox.lock()
+                            && let Some(i) = mb
                                 .iter()
                                 .rposition(|r| r.acknowledged_at == stamp && r.data.len() == len)
-                            {
-                                mb.remove(i);
-                            }
+                        {
+                            mb.remove(i);
                         }
                         return Err(e);
                     }

@@ -9,7 +9,8 @@
 //! directory ([`EmbeddedOptions::ldap`]: the test starts slapd for the world it passes to
 //! [`Embedded::start_with_world`], and a relay in front of slapd).
 
-use std::net::SocketAddr;
+use std::io::BufReader;
+use std::net::{SocketAddr, TcpStream};
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -126,6 +127,9 @@ impl Directory for WorldDirectory {
         Box::pin(async move { answer })
     }
 }
+
+/// A blocking TLS client of the proxy (tests and load tools), line-buffered.
+pub type ProxyClient = BufReader<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>;
 
 /// The running environment; everything stops when it is dropped.
 pub struct Embedded {
@@ -300,6 +304,19 @@ impl Embedded {
     }
 
     /// The login name for the sender's account at the embedded mail service.
+    /// A blocking TLS client connected to `addr` — the SMTP or POP3 proxy, or a relay in front
+    /// of one — that trusts the proxy's certificate; a read waits at most `read_timeout` (a
+    /// test turns that into a failure: a hang is never an outcome).
+    pub fn client(&self, addr: SocketAddr, read_timeout: Duration) -> std::io::Result<ProxyClient> {
+        let sock = TcpStream::connect(addr)?;
+        sock.set_read_timeout(Some(read_timeout))?;
+        let name =
+            rustls::pki_types::ServerName::try_from("localhost").map_err(std::io::Error::other)?;
+        let conn = rustls::ClientConnection::new(self.proxy_tls.client_config(), name)
+            .map_err(std::io::Error::other)?;
+        Ok(BufReader::new(rustls::StreamOwned::new(conn, sock)))
+    }
+
     pub fn login(&self) -> String {
         self.login_via(self.mta.addr())
     }

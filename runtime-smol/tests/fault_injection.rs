@@ -5,28 +5,18 @@
 //! otherwise the client got an error or nothing; and nothing is left behind (open file
 //! descriptors return to their level, the proxy serves the next session).
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
 
 use komle_conformance::sim::config::{Fault, Operation};
 use komle_core::sasl::plain;
 use komle_core::secret::Password;
-use komle_smol::embedded::{Embedded, EmbeddedOptions, PASSWORD};
-use rustls::pki_types::ServerName;
+use komle_smol::embedded::{Embedded, EmbeddedOptions, PASSWORD, ProxyClient};
 
-type Tls = BufReader<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>;
+type Tls = ProxyClient;
 
 fn connect(env: &Embedded) -> Tls {
-    let sock = TcpStream::connect(env.proxy_addr).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    let conn = rustls::ClientConnection::new(
-        env.proxy_tls.client_config(),
-        ServerName::try_from("localhost").unwrap(),
-    )
-    .unwrap();
-    BufReader::new(rustls::StreamOwned::new(conn, sock))
+    env.client(env.proxy_addr, Duration::from_secs(60)).unwrap()
 }
 
 /// Reads one (multi-line) reply; `None` when the connection ended.

@@ -31,8 +31,8 @@
 //! file run one after another (a lock): fd and heap counts are process-wide.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::io::{BufRead, BufReader, ErrorKind, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, ErrorKind, Write};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -44,9 +44,8 @@ use komle_conformance::world::World;
 use komle_core::sasl::plain;
 use komle_core::secret::Password;
 use komle_core::smtp::SmtpConfig;
-use komle_smol::embedded::{Embedded, EmbeddedOptions, PASSWORD};
+use komle_smol::embedded::{Embedded, EmbeddedOptions, PASSWORD, ProxyClient};
 use komle_smol::ldap::LdapSettings;
-use rustls::pki_types::ServerName;
 
 // ---------------------------------------------------------------------------------------------
 // Counting live heap bytes.
@@ -106,7 +105,7 @@ const HEAP_SLACK: isize = 512 * 1024;
 // ---------------------------------------------------------------------------------------------
 // The client.
 
-type Tls = BufReader<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>;
+type Tls = ProxyClient;
 
 /// How long the client waits for any reply: far above every timeout of the proxy (about a
 /// second here), so running into it means the proxy hung.
@@ -124,14 +123,7 @@ enum Outcome {
 }
 
 fn connect(env: &Embedded, addr: SocketAddr) -> Tls {
-    let sock = TcpStream::connect(addr).unwrap();
-    sock.set_read_timeout(Some(CLIENT_PATIENCE)).unwrap();
-    let conn = rustls::ClientConnection::new(
-        env.proxy_tls.client_config(),
-        ServerName::try_from("localhost").unwrap(),
-    )
-    .unwrap();
-    BufReader::new(rustls::StreamOwned::new(conn, sock))
+    env.client(addr, CLIENT_PATIENCE).unwrap()
 }
 
 /// Reads one (multi-line) reply; `None` when the connection ended. Panics when the proxy

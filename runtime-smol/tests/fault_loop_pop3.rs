@@ -18,17 +18,15 @@
 //! Timeouts are short (server response 400 ms, Konnektor 1.5 s) so the stalls stay cheap.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, Write};
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
 use komle_conformance::mini_pop3::{FaultAction, Pop3Fault};
 use komle_conformance::sim::config::{Fault, Operation};
 use komle_core::pop3::Pop3Config;
-use komle_smol::embedded::{Embedded, EmbeddedOptions, PASSWORD};
+use komle_smol::embedded::{Embedded, EmbeddedOptions, PASSWORD, ProxyClient};
 use komle_smol::embedded_pop3::Pop3Options;
-use rustls::pki_types::ServerName;
 
 /// Counts live heap bytes of the whole test binary (proxy, servers and test alike).
 struct Counting;
@@ -97,7 +95,7 @@ fn test_mail(env: &Embedded) -> Vec<u8> {
     .into_bytes()
 }
 
-type Tls = BufReader<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>;
+type Tls = ProxyClient;
 
 /// How far the client wants to get before it drops.
 #[derive(Clone, Copy, Debug)]
@@ -127,15 +125,7 @@ struct Seen {
 
 fn connect(env: &Embedded) -> Tls {
     let addr = env.pop3_addr.expect("started with POP3");
-    let sock = TcpStream::connect(addr).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(15)))
-        .unwrap();
-    let conn = rustls::ClientConnection::new(
-        env.proxy_tls.client_config(),
-        ServerName::try_from("localhost").unwrap(),
-    )
-    .unwrap();
-    BufReader::new(rustls::StreamOwned::new(conn, sock))
+    env.client(addr, Duration::from_secs(15)).unwrap()
 }
 
 /// One line; `None` when the connection ended. A read timeout is a hang: the test fails.

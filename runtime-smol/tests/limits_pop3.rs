@@ -3,26 +3,17 @@
 //! connection closes, so its mail program shows a reason and retries later; the slot is free
 //! again as soon as the first session ends.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, Write};
 use std::time::Duration;
 
-use komle_smol::embedded::{Embedded, EmbeddedOptions};
+use komle_smol::embedded::{Embedded, EmbeddedOptions, ProxyClient};
 use komle_smol::embedded_pop3::Pop3Options;
-use rustls::pki_types::ServerName;
 
-type Tls = BufReader<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>;
+type Tls = ProxyClient;
 
 fn connect(env: &Embedded) -> Tls {
-    let sock = TcpStream::connect(env.pop3_addr.expect("POP3 side started")).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    let conn = rustls::ClientConnection::new(
-        env.proxy_tls.client_config(),
-        ServerName::try_from("localhost").unwrap(),
-    )
-    .unwrap();
-    BufReader::new(rustls::StreamOwned::new(conn, sock))
+    let addr = env.pop3_addr.expect("POP3 side started");
+    env.client(addr, Duration::from_secs(20)).unwrap()
 }
 
 /// The next line, or "" at the end of the connection.

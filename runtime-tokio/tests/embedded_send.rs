@@ -1,30 +1,18 @@
 //! The tokio runtime serves the same Clientmodul: a mail through its listener is protected and
 //! delivered, extra sessions get 421, and shutdown returns (embedded environment, loopback).
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, Write};
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use komle_core::sasl::plain;
 use komle_core::secret::Password;
-use komle_smol::embedded::{Embedded, EmbeddedOptions, PASSWORD};
+use komle_smol::embedded::{Embedded, EmbeddedOptions, PASSWORD, ProxyClient};
 use komle_tokio::KomleService;
-use rustls::pki_types::ServerName;
 
-fn client(
-    env: &Embedded,
-    addr: SocketAddr,
-) -> BufReader<rustls::StreamOwned<rustls::ClientConnection, TcpStream>> {
-    let sock = TcpStream::connect(addr).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    let conn = rustls::ClientConnection::new(
-        env.proxy_tls.client_config(),
-        ServerName::try_from("localhost").unwrap(),
-    )
-    .unwrap();
-    BufReader::new(rustls::StreamOwned::new(conn, sock))
+fn client(env: &Embedded, addr: SocketAddr) -> ProxyClient {
+    env.client(addr, Duration::from_secs(60)).unwrap()
 }
 
 fn reply<R: BufRead>(io: &mut R) -> String {

@@ -270,12 +270,7 @@ fn read_line(io: &mut Io, shared: &Shared) -> std::io::Result<Option<String>> {
             Ok(_) if raw.ends_with(b"\n") || raw.len() as u64 >= MAX_LINE => break,
             Ok(0) => return Ok(None),
             Ok(_) => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
+            Err(e) if is_read_timeout(&e) => {
                 if shared.stop.load(Ordering::Relaxed) {
                     return Ok(None);
                 }
@@ -285,6 +280,14 @@ fn read_line(io: &mut Io, shared: &Shared) -> std::io::Result<Option<String>> {
     }
     let text = String::from_utf8_lossy(&raw);
     Ok(Some(text.trim_end_matches(['\r', '\n']).to_owned()))
+}
+
+/// A socket read timeout (the session's short poll to notice that the server stops).
+fn is_read_timeout(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
 }
 
 fn write(io: &mut Io, bytes: &[u8]) -> std::io::Result<()> {
@@ -306,12 +309,7 @@ fn strike(mut io: Io, action: FaultAction, shared: &Shared) -> std::io::Result<(
                 match io.get_mut().sock.read(&mut sink) {
                     Ok(0) => return Ok(()),
                     Ok(_) => {}
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                        ) =>
-                    {
+                    Err(e) if is_read_timeout(&e) => {
                         if shared.stop.load(Ordering::Relaxed) {
                             return Ok(());
                         }

@@ -90,17 +90,7 @@ pub fn timed_send(
         (format!("RCPT TO:<{to}>"), "250"),
         ("DATA".to_owned(), "354"),
     ] {
-        io.get_mut()
-            .write_all(format!("{cmd}\r\n").as_bytes())
-            .map_err(|e| e.to_string())?;
-        let r = load::read_reply(&mut io)?;
-        if !r.starts_with(expect) {
-            return Err(format!(
-                "{}: {}",
-                cmd.split(' ').next().unwrap_or(""),
-                r.trim_end()
-            ));
-        }
+        load::command(&mut io, &cmd, expect, cmd.split(' ').next().unwrap_or(""))?;
     }
     let w = io.get_mut();
     w.write_all(mail).map_err(|e| e.to_string())?;

@@ -95,6 +95,20 @@ pub fn read_reply(io: &mut Conn) -> Result<String, String> {
     }
 }
 
+/// Sends `line` (CRLF added) and reads the whole reply; an error names `name` when the reply
+/// does not start with `expect`.
+pub fn command(io: &mut Conn, line: &str, expect: &str, name: &str) -> Result<String, String> {
+    io.get_mut()
+        .write_all(format!("{line}\r\n").as_bytes())
+        .map_err(|e| e.to_string())?;
+    let r = read_reply(io)?;
+    if r.starts_with(expect) {
+        Ok(r)
+    } else {
+        Err(format!("{name}: {}", r.trim_end()))
+    }
+}
+
 /// The SMTP commands timed per message.
 pub const COMMANDS: [&str; 6] = ["EHLO", "AUTH", "MAIL", "RCPT", "DATA", "DOT"];
 
@@ -120,19 +134,9 @@ pub fn timed_message(
     let mut times = [Duration::ZERO; 6];
     for (i, line) in lines.iter().enumerate() {
         let t = Instant::now();
-        io.get_mut()
-            .write_all(format!("{line}\r\n").as_bytes())
-            .map_err(|e| e.to_string())?;
-        let r = read_reply(&mut io)?;
+        let expect = if i == 4 { "354" } else { "2" };
+        command(&mut io, line, expect, COMMANDS[i])?;
         times[i] = t.elapsed();
-        let ok = if i == 4 {
-            r.starts_with("354")
-        } else {
-            r.starts_with('2')
-        };
-        if !ok {
-            return Err(format!("{}: {}", COMMANDS[i], r.trim_end()));
-        }
     }
     let _ = io.get_mut().write_all(b"QUIT\r\n");
     Ok(times)

@@ -12,5 +12,7 @@
 const CM_BINARY: &str = env!("CARGO_BIN_EXE_komle-cm");
 
 mod common;
+#[path = "e2e/relay_deny.rs"]
+mod relay_deny;
 #[path = "e2e/send.rs"]
 mod send;

@@ -7,5 +7,7 @@ const CM_BINARY: &str = env!("CARGO_BIN_EXE_komle-cm-tokio");
 
 #[path = "../../runtime-smol/tests/common/mod.rs"]
 mod common;
+#[path = "../../runtime-smol/tests/e2e/relay_deny.rs"]
+mod relay_deny;
 #[path = "../../runtime-smol/tests/e2e/send.rs"]
 mod send;

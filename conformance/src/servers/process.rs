@@ -154,12 +154,42 @@ pub fn group_alive(pgid: i32) -> bool {
 /// A currently free TCP port on 127.0.0.1. The port is released before returning, so another
 /// process may grab it: callers retry the whole start on "address in use".
 pub fn free_port() -> Result<u16> {
-    let l = TcpListener::bind("127.0.0.1:0").map_err(ServerError::io("binding a free port"))?;
+    let l = bind_outside_ephemeral_range().map_err(ServerError::io("binding a free port"))?;
     let port = l
         .local_addr()
         .map_err(ServerError::io("reading a bound port"))?
         .port();
     Ok(port)
+}
+
+/// Ports handed to test servers come from below the kernel's ephemeral range (Linux default
+/// 32768-60999).
+///
+/// WHY: a port found by binding port 0 is an *ephemeral* port; between releasing it and the
+/// server binding it, any outgoing connection of a parallel test (curl, the proxy's MTA or LDAP
+/// connection) may be given the same port as its local end, and the server then fails to bind
+/// ("connection refused" in the test). Ports below the range are never given to outgoing
+/// connections, so only another test's server could take one; the pick is spread by pid and a
+/// counter so parallel test binaries rarely try the same one, and a port in use is skipped.
+const TEST_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+fn bind_outside_ephemeral_range() -> std::io::Result<TcpListener> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let span = u32::from(TEST_PORTS.end - TEST_PORTS.start);
+    let seed = std::process::id().wrapping_mul(7919);
+    let mut last_err = None;
+    for _ in 0..200 {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let offset = seed.wrapping_add(n.wrapping_mul(104_729)) % span;
+        let port = TEST_PORTS.start + offset as u16;
+        match TcpListener::bind(("127.0.0.1", port)) {
+            Ok(l) => return Ok(l),
+            Err(e) => last_err = Some(e),
+        }
+    }
+    // Everything tried was taken: fall back to the kernel's choice rather than fail the test.
+    TcpListener::bind("127.0.0.1:0").map_err(|e| last_err.unwrap_or(e))
 }
 
 /// True when something accepts TCP connections on `addr`.

@@ -67,15 +67,15 @@ pub struct SlapdConfig {
 /// A running slapd; killed on Drop.
 pub struct Slapd {
     child: Option<Child>,
-    _dir: tempfile::TempDir,
+    /// The config and database; `None` only inside [`Slapd::spawn`].
+    _dir: Option<tempfile::TempDir>,
     url: String,
     ldaps_url: Option<String>,
 }
 
+/// A port for slapd (see [`crate::servers::process::free_port`] for why not port 0).
 fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-        .local_addr()?
-        .port())
+    crate::servers::process::free_port().map_err(|e| std::io::Error::other(e.to_string()))
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> std::io::Result<String> {
@@ -136,13 +136,28 @@ impl Slapd {
             ));
         }
 
+        // A port taken by another test's server between the pick and slapd's bind makes slapd
+        // exit at once: pick again (the failed attempt's child is reaped by its Drop).
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match Self::spawn(&conf, tls.is_some()) {
+                Ok(mut slapd) => {
+                    slapd._dir = Some(dir);
+                    return Ok(slapd);
+                }
+                Err(SlapdError::Failed(_)) if attempt < 3 => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Starts slapd on freshly picked ports and waits until it listens; the caller hands it its
+    /// temp dir.
+    fn spawn(conf: &str, tls: bool) -> Result<Slapd, SlapdError> {
         let port = free_port()?;
         let url = format!("ldap://127.0.0.1:{port}");
-        let ldaps_port = if tls.is_some() {
-            Some(free_port()?)
-        } else {
-            None
-        };
+        let ldaps_port = if tls { Some(free_port()?) } else { None };
         let ldaps_url = ldaps_port.map(|p| format!("ldaps://127.0.0.1:{p}"));
         let mut listen = format!("{url}/");
         if let Some(u) = &ldaps_url {
@@ -151,14 +166,14 @@ impl Slapd {
         // `-d 0` keeps slapd in the foreground (so it is our child and dies with the test)
         // without debug output.
         let child = Command::new("/usr/sbin/slapd")
-            .args(["-f", &conf, "-h", &listen, "-d", "0"])
+            .args(["-f", conf, "-h", &listen, "-d", "0"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()?;
         let mut slapd = Slapd {
             child: Some(child),
-            _dir: dir,
+            _dir: None,
             url,
             ldaps_url,
         };

@@ -41,7 +41,7 @@ pub fn mail_of_size(from: &str, to: &str, size: usize) -> Vec<u8> {
 const CMS_OVERHEAD: usize = 6 * 1024;
 
 /// The approximate size of the protected message komle-cm makes of a `mail_len`-byte mail:
-/// base64 (4/3) in 76-column CRLF lines (78/76) of the mail plus [`CMS_OVERHEAD`].
+/// base64 (4/3) in 76-column CRLF lines (78/76) of the mail plus `CMS_OVERHEAD` (6 KiB).
 /// `tests/load.rs` checks it against what the proxy really delivers.
 pub fn protected_size_estimate(mail_len: usize) -> usize {
     (mail_len + CMS_OVERHEAD).div_ceil(3) * 4 / 76 * 78

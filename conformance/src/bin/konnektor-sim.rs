@@ -2,7 +2,7 @@
 //! test CA, an SM-B `SMCB-1` and an HBA `HBA-1`), prints its URL and serves until killed.
 //!
 //! Flags (each also readable from the environment variable in brackets):
-//!   --bind ADDR            listen address, default 127.0.0.1:0          [KONNEKTOR_SIM_BIND]
+//!   --bind ADDR            listen address, default 127.0.0.1:0          \[KONNEKTOR_SIM_BIND\]
 //!   --now UNIX_SECONDS     fixed "now" for validity checks and signingTime
 //!   --rsa-only             offer SignatureService 7.4.0 / EncryptionService 6.0.1 (no ECC)
 //!   --latency OP=MS        delay answers of OP (e.g. SignDocument=500); repeatable

@@ -22,7 +22,7 @@ pub enum BerError {
     BadLength,
     /// Indefinite length on a primitive element (forbidden by X.690).
     IndefinitePrimitive,
-    /// Nesting deeper than [`MAX_DEPTH`].
+    /// Nesting deeper than `MAX_DEPTH` (64).
     TooDeep,
     /// Bytes left over after the outermost element.
     TrailingData,

@@ -8,7 +8,7 @@ pub struct DirectoryEntry {
     pub dn: String,
     pub mail: Vec<String>,
     /// DER certificates from `userCertificate;binary` (or `userCertificate`), unparsed: bad ones
-    /// are skipped with a reason by [`super::inspect`], never here.
+    /// are skipped with a reason by [`super::inspect()`], never here.
     pub certificates: Vec<Vec<u8>>,
     pub kom_le_data: Vec<String>,
 }

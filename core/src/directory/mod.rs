@@ -4,7 +4,7 @@
 //! e-mail address in the directory service of the TI (KOM-LE-A_2023). This module holds that
 //! logic as data, without I/O: the runtime executes a [`DirectoryQuery`] over LDAP, hands the
 //! returned entries in as [`DirectoryEntry`] values, and the core inspects the certificates
-//! ([`inspect`]), selects the usable ones per address ([`select`]) and caches them
+//! ([`inspect()`]), selects the usable ones per address ([`select()`]) and caches them
 //! ([`CertificateCache`], KOM-LE-A_2026).
 
 mod admission;

@@ -4,7 +4,7 @@
 //! one or two base64 payloads, and a tree lets every operation's parser be a few explicit lookups.
 //! The payloads are never copied: text is kept as slices borrowed from the input (quick-xml
 //! reports references such as `&#13;` as separate events since 0.38, so text slices need no
-//! unescaping), and [`Node::base64`] decodes straight from those slices into the output buffer.
+//! unescaping), and `Node::base64` decodes straight from those slices into the output buffer.
 //!
 //! Hostile input is bounded: a size limit checked before parsing, a nesting-depth limit, an
 //! element-count limit; DOCTYPE (and with it every entity declaration) is rejected, references

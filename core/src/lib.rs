@@ -6,6 +6,12 @@
 //! draws randomness: callers feed bytes, events and `now`, and drain actions. That keeps the whole
 //! protocol logic deterministic and testable by replaying transcripts (see `komle-conformance`).
 
+// No unsafe code in the protocol core; and no clock, thread, file, socket or RNG: core/clippy.toml
+// lists the std entry points that would break sans-IO, denied here for the library only (tests
+// and benches may read the clock to build their inputs).
+#![forbid(unsafe_code)]
+#![deny(clippy::disallowed_methods, clippy::disallowed_types)]
+
 pub mod directory;
 pub mod konnektor;
 pub mod line_buffer;

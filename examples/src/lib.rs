@@ -7,6 +7,8 @@
 //! benchmarks of BENCHMARKS.md section 2 (`load.rs`, `big_message.rs`, `machine.rs`),
 //! `komle-load-pop3` the POP3 ones (`load_pop3.rs`).
 
+#![forbid(unsafe_code)]
+
 pub mod big_message;
 pub mod compare;
 pub mod health_http;

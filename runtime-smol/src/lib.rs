@@ -15,6 +15,8 @@
 //! - [`daemon`]: assembly; the directory/Konnektor pipeline is plugged in through
 //!   [`daemon::Services`].
 
+#![forbid(unsafe_code)]
+
 pub mod cli;
 pub mod config;
 pub mod daemon;

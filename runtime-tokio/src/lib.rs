@@ -18,6 +18,8 @@
 //! blocking LDAP and HTTPS calls run on a separate thread pool, never on the tokio workers).
 //! This crate only moves bytes between tokio sockets and the session.
 
+#![forbid(unsafe_code)]
+
 mod io;
 mod pop3_driver;
 mod pop3_server;

@@ -98,8 +98,19 @@ pub fn prepare(cli: &Cli) -> Result<Command, Failure> {
     }
 }
 
+/// `[process] allow_core_dumps` as the hardening policy (A_2005: forbidden by default).
+pub fn core_dump_policy(config: &Config) -> crate::process_hardening::CoreDumps {
+    if config.process.allow_core_dumps {
+        crate::process_hardening::CoreDumps::Allowed
+    } else {
+        crate::process_hardening::CoreDumps::Forbidden
+    }
+}
+
 /// The whole program: parse arguments, load the configuration, set up logging, hand the
-/// configuration to `run`. Errors print as one line on stderr.
+/// configuration to `run`. Errors print as one line on stderr. Logging goes through
+/// [`crate::logging::init`] (library targets capped) and core dumps are switched off
+/// ([`crate::process_hardening`]) before `run` is called.
 pub fn main_with(run: impl FnOnce(Config) -> Result<(), RuntimeError>) -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -120,6 +131,13 @@ pub fn main_with(run: impl FnOnce(Config) -> Result<(), RuntimeError>) -> ExitCo
         }
         Ok(Command::Run(config)) => {
             crate::logging::init(config.log.level);
+            // Before any session can bring a password or a mail into memory.
+            if let Err(e) = crate::process_hardening::apply(core_dump_policy(&config)) {
+                let e = RuntimeError(e.to_string());
+                log::error!("{e}");
+                eprintln!("{e}");
+                return ExitCode::from(1);
+            }
             match run(*config) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

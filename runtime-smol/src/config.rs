@@ -45,6 +45,7 @@ pub struct Config {
     pub cache: CacheSettings,
     pub timeouts: Timeouts,
     pub log: LogSettings,
+    pub process: ProcessSettings,
 }
 
 /// `[smtp]`: the listener mail clients send through.
@@ -138,6 +139,14 @@ pub struct LogSettings {
     pub level: log::LevelFilter,
 }
 
+/// `[process]`: how the daemon protects its memory (see `process_hardening`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProcessSettings {
+    /// Keep core dumps possible (debugging only): by default `komle-cm` sets RLIMIT_CORE to 0
+    /// and makes itself non-dumpable, so passwords and mail never reach a core file (A_2005).
+    pub allow_core_dumps: bool,
+}
+
 /// A configuration problem: one line, naming the key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -187,6 +196,7 @@ impl Config {
             "cache",
             "timeouts",
             "log",
+            "process",
         ];
         for (name, value) in &table {
             if !SECTIONS.contains(&name.as_str()) {
@@ -354,6 +364,12 @@ impl Config {
         s.finish()?;
         let log = LogSettings { level };
 
+        let mut s = Section::required(&table, "process");
+        let process = ProcessSettings {
+            allow_core_dumps: s.bool("allow_core_dumps")?.unwrap_or(false),
+        };
+        s.finish()?;
+
         Ok(Config {
             smtp,
             pop3,
@@ -364,6 +380,7 @@ impl Config {
             cache,
             timeouts,
             log,
+            process,
         })
     }
 }
@@ -565,6 +582,21 @@ base = "dc=data,dc=vzd"
             }
         );
         assert_eq!(c.log.level, log::LevelFilter::Info);
+        assert!(
+            !c.process.allow_core_dumps,
+            "A_2005: no core dumps by default"
+        );
+    }
+
+    #[test]
+    fn process_allow_core_dumps_is_a_bool() {
+        let on = format!("{MINIMAL}[process]\nallow_core_dumps = true\n");
+        assert!(Config::parse(&on).unwrap().process.allow_core_dumps);
+        let bad = format!("{MINIMAL}[process]\nallow_core_dumps = \"yes\"\n");
+        assert_eq!(
+            err(&bad),
+            "config error: [process] allow_core_dumps: expected true or false, found string"
+        );
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Puts the pieces together: TLS from the configuration, the Konnektor transport, the clock
-//! with periodic time sync (A_2230), the SMTP listener, and shutdown on SIGTERM/SIGINT.
+//! with periodic time sync (A_2230), the SMTP listener, shutdown on SIGTERM/SIGINT, and SIGHUP:
+//! the listeners' certificate and the upstream CA are re-read for new connections
+//! ([`Reloader`]), nothing in flight is touched.
 //!
 //! The directory/Konnektor pipeline behind [`RecipientChecker`] and [`Protector`] is not built
 //! here; the caller supplies it through `build_services`, given the shared [`Runtime`] handles,
@@ -22,7 +24,7 @@ use crate::pop3_server::Pop3Server;
 use crate::smtp_driver::{Protector, RecipientChecker, SessionContext};
 use crate::smtp_server::{ServerLimits, SmtpServer};
 use crate::time_sync::{self, Clock};
-use crate::tls;
+use crate::tls_reload::{ReloadableCertificate, ReloadableTrust};
 
 /// How often the clock is re-synchronised with the Konnektor.
 pub const TIME_SYNC_INTERVAL: Duration = Duration::from_secs(3600);
@@ -90,11 +92,52 @@ pub fn url_host(url: &str) -> Option<String> {
     (!host.is_empty()).then(|| host.to_owned())
 }
 
+/// What SIGHUP re-reads: the `[tls]` certificate and key the listeners present and the
+/// `[upstream] ca` towards the mail service. Both are asked at every new handshake, so a reload
+/// reaches new connections only; sessions in flight keep what they negotiated (and a resumed
+/// TLS session towards the mail service keeps its earlier verification). The Konnektor's and
+/// the directory's TLS settings, listen addresses, limits and timeouts are fixed at start:
+/// changing them needs a restart, which the log line says.
+#[derive(Clone, Debug)]
+pub struct Reloader {
+    certificate: Arc<ReloadableCertificate>,
+    trust: Arc<ReloadableTrust>,
+}
+
+/// What one reload did, as the one log line per SIGHUP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReloadReport {
+    /// Everything re-read without error.
+    pub complete: bool,
+    pub line: String,
+}
+
+impl Reloader {
+    /// Re-reads the files (blocking file I/O, small files). A part that fails keeps its
+    /// previous material and is named in the line.
+    pub fn reload(&self) -> ReloadReport {
+        let tls = self.certificate.reload();
+        let upstream = self.trust.reload();
+        let complete = tls.is_ok() && upstream.is_ok();
+        let part = |name: &str, r: Result<(), crate::tls::TlsError>| match r {
+            Ok(()) => format!("{name} re-read"),
+            Err(e) => format!("{name} NOT re-read, previous kept: {e}"),
+        };
+        let line = format!(
+            "SIGHUP: {}; {}; for new connections only, sessions in flight continue; [konnektor], [directory], listen addresses, limits and timeouts need a restart",
+            part("[tls] certificate/private_key", tls),
+            part("[upstream] ca", upstream),
+        );
+        ReloadReport { complete, line }
+    }
+}
+
 /// A configured, bound daemon.
 pub struct Daemon {
     smtp: Option<SmtpServer>,
     pop3: Option<Pop3Server>,
     runtime: Runtime,
+    reloader: Reloader,
     ntp_host: Option<String>,
     ntp_timeout: Duration,
 }
@@ -106,9 +149,16 @@ impl Daemon {
         config: &Config,
         build_services: impl FnOnce(&Config, &Runtime) -> Result<Services, RuntimeError>,
     ) -> Result<Self, RuntimeError> {
-        let server_tls = tls::server_config(&config.tls.certificate, &config.tls.private_key)
+        let certificate =
+            ReloadableCertificate::load(&config.tls.certificate, &config.tls.private_key)
+                .map_err(|e| RuntimeError(format!("[tls]: {e}")))?;
+        let server_tls = certificate
+            .server_config()
             .map_err(|e| RuntimeError(format!("[tls]: {e}")))?;
-        let upstream_tls = tls::client_config(config.upstream.ca.as_deref())
+        let trust = ReloadableTrust::load(config.upstream.ca.as_deref())
+            .map_err(|e| RuntimeError(format!("[upstream] ca: {e}")))?;
+        let upstream_tls = trust
+            .client_config()
             .map_err(|e| RuntimeError(format!("[upstream] ca: {e}")))?;
         let konnektor = KonnektorHttp::new(&config.konnektor)
             .map_err(|e| RuntimeError(format!("[konnektor]: {e}")))?;
@@ -174,6 +224,7 @@ impl Daemon {
             smtp,
             pop3,
             runtime,
+            reloader: Reloader { certificate, trust },
             ntp_host: url_host(&config.konnektor.sds_url),
             ntp_timeout: config.konnektor.timeout,
         })
@@ -189,6 +240,11 @@ impl Daemon {
 
     pub fn runtime(&self) -> &Runtime {
         &self.runtime
+    }
+
+    /// Re-reads the reloadable TLS material (what SIGHUP does).
+    pub fn reloader(&self) -> Reloader {
+        self.reloader.clone()
     }
 
     /// Serves until `shutdown` completes, keeping the clock in sync meanwhile.
@@ -256,14 +312,38 @@ pub fn shutdown_signal() -> Result<impl Future<Output = ()>, RuntimeError> {
     })
 }
 
-/// The daemon's main loop: start, serve until SIGTERM/SIGINT, drain.
+/// Catches SIGHUP from now on. WHY: its default action ends the process at once (exit 129),
+/// cutting every mail in flight, and logrotate-style tools send it routinely.
+pub fn hangup_signals() -> Result<async_signal::Signals, RuntimeError> {
+    async_signal::Signals::new([async_signal::Signal::Hup])
+        .map_err(|e| RuntimeError(format!("cannot install the SIGHUP handler: {e}")))
+}
+
+/// Re-reads the TLS material on every SIGHUP, one log line each (warning if a part failed).
+pub async fn reload_on_hangup(mut hangups: async_signal::Signals, reloader: Reloader) {
+    while let Some(Ok(_)) = hangups.next().await {
+        let r = reloader.clone();
+        let report = smol::unblock(move || r.reload()).await;
+        if report.complete {
+            log::info!("{}", report.line);
+        } else {
+            log::warn!("{}", report.line);
+        }
+    }
+}
+
+/// The daemon's main loop: start, serve until SIGTERM/SIGINT (re-reading TLS material on
+/// SIGHUP meanwhile), drain.
 pub fn run(
     config: Config,
     build_services: impl FnOnce(&Config, &Runtime) -> Result<Services, RuntimeError>,
 ) -> Result<(), RuntimeError> {
     smol::block_on(async {
+        // Before anything slow: a HUP during start-up must not end the process either.
+        let hangups = hangup_signals()?;
         let shutdown = shutdown_signal()?;
         let daemon = Daemon::start(&config, build_services).await?;
+        let _reloads = smol::spawn(reload_on_hangup(hangups, daemon.reloader()));
         daemon.run(shutdown).await
     })
 }
@@ -273,6 +353,7 @@ mod tests {
     use super::*;
     use crate::smtp_driver::BoxFuture;
     use crate::test_pki;
+    use crate::tls;
     use futures_lite::{AsyncReadExt, future};
     use komle_core::pop3::{OpenFailure, OpenJob, OpenedMessage};
     use komle_core::smtp::{ProtectJob, ProtectedMessage, ProtectionFailure, RecipientVerdict};
@@ -452,6 +533,59 @@ client_idle = "7s"
             })
             .await;
             assert!(matches!(done, Some(Ok(()))), "daemon did not stop");
+        });
+    }
+
+    #[test]
+    fn reload_reports_one_line_and_keeps_serving_when_a_file_is_gone() {
+        let pki = test_pki::make("CA");
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+        std::fs::copy(pki.server_cert(), &cert).unwrap();
+        std::fs::copy(pki.server_key(), &key).unwrap();
+        let mut config = config(&pki, "");
+        config.tls.certificate = cert.clone();
+        config.tls.private_key = key;
+        smol::block_on(async {
+            let daemon = Daemon::start(&config, services).await.unwrap();
+            let addr = daemon.smtp_addr().unwrap();
+            let reloader = daemon.reloader();
+            let ok = reloader.reload();
+            assert!(ok.complete, "{}", ok.line);
+            assert!(!ok.line.contains('\n'));
+            assert!(
+                ok.line.starts_with(
+                    "SIGHUP: [tls] certificate/private_key re-read; [upstream] ca re-read;"
+                ),
+                "{}",
+                ok.line
+            );
+            std::fs::remove_file(&cert).unwrap();
+            let failed = reloader.reload();
+            assert!(!failed.complete);
+            assert!(
+                failed
+                    .line
+                    .contains("[tls] certificate/private_key NOT re-read, previous kept:"),
+                "{}",
+                failed.line
+            );
+            assert!(failed.line.contains("need a restart"), "{}", failed.line);
+            // The previous certificate still serves new clients.
+            let (stop, stopped) = smol::channel::bounded::<()>(1);
+            let task = smol::spawn(daemon.run(async move {
+                let _ = stopped.recv().await;
+            }));
+            let client = tls::client_config(Some(&pki.ca())).unwrap();
+            let mut c = tls::connect(client, "127.0.0.1", addr.port(), Duration::from_secs(5))
+                .await
+                .unwrap();
+            let mut buf = [0u8; 64];
+            let n = c.read(&mut buf).await.unwrap();
+            assert_eq!(&buf[..n], b"220 cm.test ESMTP\r\n");
+            drop(c);
+            stop.send(()).await.unwrap();
+            assert!(task.await.is_ok());
         });
     }
 

@@ -73,6 +73,9 @@ pub struct EmbeddedOptions {
     pub precomputed_konnektor: bool,
     /// Also start a POP3 mail service and komle-cm's POP3 proxy in front of it.
     pub pop3: Option<Pop3Options>,
+    /// Password of both accounts at the embedded mail service (default [`PASSWORD`]); the log
+    /// canary test sets a recognisable one.
+    pub password: String,
 }
 
 impl Default for EmbeddedOptions {
@@ -90,6 +93,7 @@ impl Default for EmbeddedOptions {
             ldap: None,
             precomputed_konnektor: false,
             pop3: None,
+            password: PASSWORD.to_owned(),
         }
     }
 }
@@ -215,7 +219,7 @@ impl Embedded {
             "127.0.0.1:0",
             mta_tls.server_config(),
             &world.pki.sender.address,
-            PASSWORD,
+            &options.password,
         )
         .map_err(err("mail service"))?;
 
@@ -245,6 +249,7 @@ impl Embedded {
             Some(o) => Pop3Side::start(
                 o,
                 &world.pki.single.address,
+                &options.password,
                 &mta_tls,
                 &proxy_tls,
                 pipeline.clone(),

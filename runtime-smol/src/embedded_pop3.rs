@@ -21,7 +21,7 @@ use komle_core::pop3::Pop3Config;
 use komle_core::secret::SecretBytes;
 use komle_core::smtp::ProtectJob;
 
-use crate::embedded::{EmbeddedError, PASSWORD};
+use crate::embedded::EmbeddedError;
 use crate::pop3_driver::{Opener, Pop3Context};
 use crate::pop3_server::{Pop3Server, ServerLimits};
 use crate::time_sync::Clock;
@@ -55,17 +55,18 @@ pub struct Pop3Side {
 }
 
 impl Pop3Side {
-    /// Starts a MiniPop3 for `user` (TLS from `server_tls`) and the POP3 proxy (TLS from
-    /// `proxy_tls`) that trusts `server_tls`'s CA towards it.
+    /// Starts a MiniPop3 for `user` with `password` (TLS from `server_tls`) and the POP3 proxy
+    /// (TLS from `proxy_tls`) that trusts `server_tls`'s CA towards it.
     pub fn start(
         options: &Pop3Options,
         user: &str,
+        password: &str,
         server_tls: &LoopbackTls,
         proxy_tls: &LoopbackTls,
         opener: Arc<dyn Opener>,
         clock: Arc<Clock>,
     ) -> Result<(MiniPop3, Pop3Side), EmbeddedError> {
-        let server = MiniPop3::start("127.0.0.1:0", server_tls.server_config(), user, PASSWORD)
+        let server = MiniPop3::start("127.0.0.1:0", server_tls.server_config(), user, password)
             .map_err(|e| EmbeddedError(format!("POP3 mail service: {e}")))?;
         let ctx = Pop3Context {
             session: options.session.clone(),

@@ -12,6 +12,8 @@
 //! - [`smtp_driver`] / [`smtp_server`]: one task per client driving `SmtpSession`, the
 //!   listener with session limit and graceful shutdown.
 //! - [`pop3_driver`] / [`pop3_server`]: the same for `Pop3Session` (decrypting proxy).
+//! - [`logging`]: the logger, with library targets capped so no log carries content.
+//! - [`process_hardening`]: no core dumps (A_2005); [`tls_reload`]: what SIGHUP re-reads.
 //! - [`daemon`]: assembly; the directory/Konnektor pipeline is plugged in through
 //!   [`daemon::Services`].
 
@@ -31,6 +33,7 @@ pub mod listener;
 pub mod logging;
 pub mod pop3_driver;
 pub mod pop3_server;
+pub mod process_hardening;
 pub mod services;
 pub mod smtp_driver;
 pub mod smtp_server;
@@ -38,3 +41,4 @@ pub mod smtp_server;
 mod test_pki;
 pub mod time_sync;
 pub mod tls;
+pub mod tls_reload;

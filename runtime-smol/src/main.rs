@@ -1,7 +1,9 @@
 //! `komle-cm`: the KOM-LE Clientmodul daemon. All logic is in the library.
 use std::process::ExitCode;
 
+use futures_lite::StreamExt;
 use komle_smol::cli;
+use komle_smol::process_hardening::CoreDumps;
 use komle_smol::{daemon, services};
 
 fn main() -> ExitCode {
@@ -50,12 +52,36 @@ fn demo(args: &[String]) -> ExitCode {
         options.pop3_port = 0;
     }
     komle_smol::logging::init(log::LevelFilter::Warn);
+    // The demo holds passwords and mails like the daemon: no core dumps (A_2005), and SIGHUP
+    // must not end it (its certificates live in memory, there is nothing to re-read).
+    if let Err(e) = komle_smol::process_hardening::apply(CoreDumps::Forbidden) {
+        eprintln!("demo failed: {e}");
+        return ExitCode::from(1);
+    }
+    match komle_smol::daemon::hangup_signals() {
+        Ok(hangups) => {
+            std::thread::spawn(move || smol::block_on(log_demo_hangups(hangups)));
+        }
+        Err(e) => {
+            eprintln!("demo failed: {e}");
+            return ExitCode::from(1);
+        }
+    }
     match komle_smol::demo::run(&options, &mut std::io::stdout()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("demo failed: {e}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// One line per SIGHUP (warning: the demo logs at warn), the demo keeps serving.
+async fn log_demo_hangups(mut hangups: async_signal::Signals) {
+    while let Some(Ok(_)) = hangups.next().await {
+        log::warn!(
+            "SIGHUP: the demo's certificates are generated in memory, nothing to re-read; still serving"
+        );
     }
 }
 

@@ -1,0 +1,319 @@
+//! TLS material that SIGHUP can replace without a restart: the listeners' certificate and key
+//! (`[tls]`) and the extra CA trusted towards the mail service (`[upstream] ca`).
+//!
+//! WHY: certificates are renewed by tools that then send SIGHUP (logrotate-style); restarting
+//! would cut every mail in flight. rustls asks a [`ResolvesServerCert`] for the certificate at
+//! each handshake and a [`ServerCertVerifier`] for each server certificate, so both are built
+//! here around a swappable `Arc`: a reload affects only handshakes that start afterwards,
+//! sessions in flight keep the TLS state they negotiated. A reload that fails (missing file,
+//! key not matching the certificate) keeps the previous material and reports why.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use rustls::{ClientConfig, DigitallySignedStruct, ServerConfig, SignatureScheme};
+
+use crate::tls::{self, TlsError};
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Reads a lock even if a panicking writer poisoned it: the value is always a complete `Arc`.
+fn read<T: Clone>(lock: &RwLock<T>) -> T {
+    match lock.read() {
+        Ok(g) => g.clone(),
+        Err(poisoned) => poisoned.into_inner().clone(),
+    }
+}
+
+fn write<T>(lock: &RwLock<T>, value: T) {
+    match lock.write() {
+        Ok(mut g) => *g = value,
+        Err(poisoned) => *poisoned.into_inner() = value,
+    }
+}
+
+/// The listeners' certificate chain and key, re-readable from their files.
+pub struct ReloadableCertificate {
+    certificate: PathBuf,
+    private_key: PathBuf,
+    current: RwLock<Arc<CertifiedKey>>,
+}
+
+impl fmt::Debug for ReloadableCertificate {
+    // Never the key: only where it comes from.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReloadableCertificate")
+            .field("certificate", &self.certificate)
+            .field("private_key", &self.private_key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReloadableCertificate {
+    /// Loads the files once; errors name the file, as [`tls::server_config`] does.
+    pub fn load(certificate: &Path, private_key: &Path) -> Result<Arc<Self>, TlsError> {
+        let current = RwLock::new(Arc::new(certified_key(certificate, private_key)?));
+        Ok(Arc::new(Self {
+            certificate: certificate.to_owned(),
+            private_key: private_key.to_owned(),
+            current,
+        }))
+    }
+
+    /// Reads the files again; on success new handshakes present the new certificate, on
+    /// failure the old one stays.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let fresh = certified_key(&self.certificate, &self.private_key)?;
+        write(&self.current, Arc::new(fresh));
+        Ok(())
+    }
+
+    /// A server configuration that asks this resolver at every handshake.
+    pub fn server_config(self: &Arc<Self>) -> Result<Arc<ServerConfig>, TlsError> {
+        let config = ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsError(format!("TLS versions: {e}")))?
+            .with_no_client_auth()
+            .with_cert_resolver(self.clone());
+        Ok(Arc::new(config))
+    }
+}
+
+impl ResolvesServerCert for ReloadableCertificate {
+    fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(read(&self.current))
+    }
+}
+
+fn certified_key(certificate: &Path, private_key: &Path) -> Result<CertifiedKey, TlsError> {
+    let certs = tls::load_certificates(certificate)?;
+    let key = tls::load_private_key(private_key)?;
+    CertifiedKey::from_der(certs, key, &provider()).map_err(|e| {
+        TlsError(format!(
+            "{} / {}: certificate and key do not fit: {e}",
+            certificate.display(),
+            private_key.display()
+        ))
+    })
+}
+
+/// Trust towards the mail service: the webpki roots plus the `[upstream] ca` file, re-readable.
+/// Verification itself is rustls' WebPKI verifier; this only lets it be replaced.
+pub struct ReloadableTrust {
+    extra_ca: Option<PathBuf>,
+    current: RwLock<Arc<WebPkiServerVerifier>>,
+}
+
+impl fmt::Debug for ReloadableTrust {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReloadableTrust")
+            .field("extra_ca", &self.extra_ca)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReloadableTrust {
+    pub fn load(extra_ca: Option<&Path>) -> Result<Arc<Self>, TlsError> {
+        let current = RwLock::new(verifier(extra_ca)?);
+        Ok(Arc::new(Self {
+            extra_ca: extra_ca.map(Path::to_owned),
+            current,
+        }))
+    }
+
+    /// Reads the CA file again (nothing to do without one); on failure the old trust stays.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        if self.extra_ca.is_some() {
+            write(&self.current, verifier(self.extra_ca.as_deref())?);
+        }
+        Ok(())
+    }
+
+    /// The client configuration for the MTA and POP3 server; certificate verification always
+    /// on (A_2011), against whatever trust was loaded last.
+    pub fn client_config(self: &Arc<Self>) -> Result<Arc<ClientConfig>, TlsError> {
+        let config = ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsError(format!("TLS versions: {e}")))?
+            // "dangerous" only in rustls' naming: the verifier is rustls' own WebPKI one.
+            .dangerous()
+            .with_custom_certificate_verifier(self.clone())
+            .with_no_client_auth();
+        Ok(Arc::new(config))
+    }
+}
+
+fn verifier(extra_ca: Option<&Path>) -> Result<Arc<WebPkiServerVerifier>, TlsError> {
+    let roots = tls::root_store(extra_ca)?;
+    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+        .build()
+        .map_err(|e| TlsError(format!("certificate verifier: {e}")))
+}
+
+impl ServerCertVerifier for ReloadableTrust {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        read(&self.current).verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        )
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        read(&self.current).verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        read(&self.current).verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        read(&self.current).supported_verify_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_pki;
+    use futures_lite::{AsyncReadExt, AsyncWriteExt};
+    use futures_rustls::TlsAcceptor;
+    use smol::net::TcpListener;
+    use std::time::Duration;
+
+    const T: Duration = Duration::from_secs(10);
+
+    /// Accepts `n` handshakes on `config`, answering each with one byte.
+    async fn serve(config: Arc<ServerConfig>, n: usize) -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let acceptor = TlsAcceptor::from(config);
+        smol::spawn(async move {
+            for _ in 0..n {
+                let (tcp, _) = listener.accept().await.unwrap();
+                if let Ok(mut s) = tls::accept(&acceptor, tcp, T).await {
+                    let _ = s.write_all(b"!").await;
+                    let _ = s.flush().await;
+                }
+            }
+        })
+        .detach();
+        port
+    }
+
+    async fn handshake(trust: Arc<ClientConfig>, port: u16) -> Result<(), tls::ConnectError> {
+        let mut s = tls::connect(trust, "localhost", port, T).await?;
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b)
+            .await
+            .map_err(|e| tls::ConnectError::Tcp(e.to_string()))?;
+        Ok(())
+    }
+
+    #[test]
+    fn reload_swaps_the_listener_certificate_for_new_handshakes_only() {
+        let first = test_pki::make("First CA");
+        let second = test_pki::make("Second CA");
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+        std::fs::copy(first.server_cert(), &cert).unwrap();
+        std::fs::copy(first.server_key(), &key).unwrap();
+        let reloadable = ReloadableCertificate::load(&cert, &key).unwrap();
+        let trusts_first = tls::client_config(Some(&first.ca())).unwrap();
+        let trusts_second = tls::client_config(Some(&second.ca())).unwrap();
+        smol::block_on(async {
+            let port = serve(reloadable.server_config().unwrap(), 4).await;
+            // A session in flight across the reload.
+            let mut before = tls::connect(trusts_first.clone(), "localhost", port, T)
+                .await
+                .unwrap();
+            handshake(trusts_first.clone(), port).await.unwrap();
+            std::fs::copy(second.server_cert(), &cert).unwrap();
+            std::fs::copy(second.server_key(), &key).unwrap();
+            reloadable.reload().unwrap();
+            handshake(trusts_second, port).await.unwrap();
+            // A fresh client (no session ticket to resume) sees the new certificate only.
+            let fresh_first = tls::client_config(Some(&first.ca())).unwrap();
+            assert!(handshake(fresh_first, port).await.is_err());
+            let mut b = [0u8; 1];
+            before.read_exact(&mut b).await.unwrap();
+            assert_eq!(&b, b"!");
+        });
+    }
+
+    #[test]
+    fn failed_reload_keeps_the_old_certificate_and_names_the_file() {
+        let pki = test_pki::make("CA");
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+        std::fs::copy(pki.server_cert(), &cert).unwrap();
+        std::fs::copy(pki.server_key(), &key).unwrap();
+        let reloadable = ReloadableCertificate::load(&cert, &key).unwrap();
+        let before = read(&reloadable.current);
+        // A key that does not belong to the certificate.
+        std::fs::copy(pki.client_key(), &key).unwrap();
+        let e = reloadable.reload().unwrap_err();
+        assert!(e.0.contains("do not fit"), "{e}");
+        std::fs::remove_file(&cert).unwrap();
+        let e = reloadable.reload().unwrap_err();
+        assert!(e.0.contains("c.pem: cannot open"), "{e}");
+        assert!(Arc::ptr_eq(&before, &read(&reloadable.current)));
+        assert!(!format!("{reloadable:?}").contains("PRIVATE"));
+    }
+
+    #[test]
+    fn a_2011_reloaded_upstream_trust_applies_to_new_connections() {
+        let first = test_pki::make("First CA");
+        let second = test_pki::make("Second CA");
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::copy(first.ca(), &ca).unwrap();
+        let trust = ReloadableTrust::load(Some(&ca)).unwrap();
+        // A new client configuration per connection: no TLS session resumption, every
+        // handshake asks the verifier (a resumed session keeps its earlier verdict).
+        let client = || trust.client_config().unwrap();
+        let server_of = |pki: &test_pki::TestPki| {
+            tls::server_config(&pki.server_cert(), &pki.server_key()).unwrap()
+        };
+        smol::block_on(async {
+            let p1 = serve(server_of(&first), 2).await;
+            let p2 = serve(server_of(&second), 2).await;
+            handshake(client(), p1).await.unwrap();
+            assert!(handshake(client(), p2).await.is_err(), "untrusted CA");
+            std::fs::copy(second.ca(), &ca).unwrap();
+            trust.reload().unwrap();
+            handshake(client(), p2).await.unwrap();
+            assert!(
+                handshake(client(), p1).await.is_err(),
+                "old CA no longer trusted"
+            );
+        });
+    }
+}

@@ -57,6 +57,7 @@ pub fn smtp_session_config(config: &Config) -> SmtpConfig {
         mta_response_timeout: config.timeouts.mta_response,
         mta_idle_timeout: config.timeouts.mta_idle,
         client_idle_timeout: config.timeouts.client_idle,
+        upstream_allow: config.upstream.smtp_allow(),
         ..SmtpConfig::default()
     };
     if let Some(smtp) = &config.smtp {
@@ -72,6 +73,7 @@ pub fn pop3_session_config(config: &Config) -> Pop3Config {
         server_response_timeout: config.timeouts.mta_response,
         server_idle_timeout: config.timeouts.mta_idle,
         client_idle_timeout: config.timeouts.client_idle,
+        upstream_allow: config.upstream.pop3_allow(),
         ..Pop3Config::default()
     }
 }
@@ -106,6 +108,9 @@ impl Daemon {
         config: &Config,
         build_services: impl FnOnce(&Config, &Runtime) -> Result<Services, RuntimeError>,
     ) -> Result<Self, RuntimeError> {
+        for warning in config.warnings() {
+            log::warn!("{warning}");
+        }
         let server_tls = tls::server_config(&config.tls.certificate, &config.tls.private_key)
             .map_err(|e| RuntimeError(format!("[tls]: {e}")))?;
         let upstream_tls = tls::client_config(config.upstream.ca.as_deref())
@@ -129,6 +134,7 @@ impl Daemon {
                 };
                 let limits = ServerLimits {
                     max_sessions: settings.max_sessions,
+                    max_sessions_per_address: settings.max_sessions_per_address,
                     handshake_timeout: HANDSHAKE_TIMEOUT,
                     grace: SHUTDOWN_GRACE,
                 };
@@ -155,6 +161,7 @@ impl Daemon {
                 };
                 let limits = ServerLimits {
                     max_sessions: settings.max_sessions,
+                    max_sessions_per_address: settings.max_sessions_per_address,
                     handshake_timeout: HANDSHAKE_TIMEOUT,
                     grace: SHUTDOWN_GRACE,
                 };

@@ -35,6 +35,10 @@ impl KomleService {
     /// directory, exactly as `komle-cm` does. It blocks on that network I/O: call it before
     /// entering the runtime, or inside `tokio::task::spawn_blocking`.
     pub fn from_config(config: &Config) -> Result<KomleService, RuntimeError> {
+        // As komle-cm at start: e.g. no [upstream] allow-list means every login is refused.
+        for warning in config.warnings() {
+            log::warn!("{warning}");
+        }
         let server_tls = tls::server_config(&config.tls.certificate, &config.tls.private_key)
             .map_err(|e| RuntimeError(format!("[tls]: {e}")))?;
         let upstream_tls = tls::client_config(config.upstream.ca.as_deref())

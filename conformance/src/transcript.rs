@@ -18,6 +18,7 @@
 //! | `T: +Ns` | advance the clock by N seconds and fire the timers |
 //! | `X: timeout +Ns` / `X: timeout none` | assert `poll_timeout` |
 //! | `X: finished` | assert the session is finished |
+//! | `O: key value` | a setting changed from `SmtpConfig::default` (`max_failed_logins 2`, `upstream_allow PATTERN…` or `none`, …) |
 //! | `# …` | comment; blank lines are ignored |
 //!
 //! Everything the module emits must be matched by an expectation, in order, before the next
@@ -31,6 +32,7 @@ use komle_core::smtp::{
     Notice, ProtectedMessage, ProtectionFailure, RecipientVerdict, SmtpAction, SmtpConfig,
     SmtpEvent, SmtpSession,
 };
+use komle_core::upstream_allow::UpstreamAllowList;
 
 /// One step of a transcript.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,6 +47,9 @@ pub enum Step {
     ExpectTimeout(Option<Duration>),
     ExpectFinished,
 }
+
+/// The MTAs the transcripts name in their login names, allowed by default.
+pub const TRANSCRIPT_MTAS: &[&str] = &["mail.komle.de:465", "127.0.0.1:2465", "[2001:db8::25]:465"];
 
 /// A parsed transcript.
 #[derive(Clone, Debug)]
@@ -105,9 +110,15 @@ impl Transcript {
         })
     }
 
-    /// The default configuration with this transcript's `O:` settings applied.
+    /// The default configuration with this transcript's `O:` settings applied. The MTAs the
+    /// transcripts log into are allowed ([`TRANSCRIPT_MTAS`]) unless `O: upstream_allow`
+    /// gives another list (space-separated patterns, or `none`).
     pub fn config(&self) -> Result<SmtpConfig, String> {
-        let mut c = SmtpConfig::default();
+        let mut c = SmtpConfig {
+            upstream_allow: UpstreamAllowList::parse(TRANSCRIPT_MTAS.iter().copied())
+                .map_err(|(p, e)| format!("{p}: {e}"))?,
+            ..SmtpConfig::default()
+        };
         for (k, v) in &self.options {
             let bad = || format!("{}: bad value for {k}: {v}", self.name);
             let secs = || v.parse::<u64>().map(Duration::from_secs).map_err(|_| bad());
@@ -122,6 +133,11 @@ impl Transcript {
                 "mta_response_timeout" => c.mta_response_timeout = secs()?,
                 "mta_idle_timeout" => c.mta_idle_timeout = secs()?,
                 "client_idle_timeout" => c.client_idle_timeout = secs()?,
+                "upstream_allow" if v == "none" => c.upstream_allow = UpstreamAllowList::deny_all(),
+                "upstream_allow" => {
+                    c.upstream_allow = UpstreamAllowList::parse(v.split_whitespace())
+                        .map_err(|(p, e)| format!("{}: upstream_allow {p}: {e}", self.name))?
+                }
                 _ => return Err(format!("{}: unknown option {k}", self.name)),
             }
         }

@@ -23,3 +23,4 @@ pub mod sasl;
 pub mod secret;
 pub mod smime;
 pub mod smtp;
+pub mod upstream_allow;

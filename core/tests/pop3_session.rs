@@ -9,6 +9,7 @@ use komle_core::pop3::{
 };
 use komle_core::sasl::plain;
 use komle_core::secret::{Password, SecretBytes};
+use komle_core::upstream_allow::UpstreamAllowList;
 use proptest::prelude::*;
 
 const LOGIN: &str = "erik.mustermann@komle.de#pop.komle.de:995#1#KOM_LE#7#13";
@@ -42,7 +43,13 @@ impl H {
         Self::with(Pop3Config::default())
     }
 
-    fn with(config: Pop3Config) -> Self {
+    fn with(mut config: Pop3Config) -> Self {
+        // The servers the login names here point at; the default list refuses every login
+        // (those refusals are tested in pop3_upstream_allow.rs).
+        if config.upstream_allow.is_empty() {
+            config.upstream_allow =
+                UpstreamAllowList::parse(["pop.komle.de:995", "pop.k.de:995"]).unwrap();
+        }
         let now = Instant::now();
         let mut h = H {
             s: Pop3Session::new(config, now),

@@ -7,12 +7,19 @@ use komle_core::pop3::{
     OpenFailure, OpenedMessage, Pop3Action, Pop3Config, Pop3Event, Pop3Session,
 };
 use komle_core::secret::SecretBytes;
+use komle_core::upstream_allow::UpstreamAllowList;
 
 /// One fuzz input; shared by the fuzz target and `core/tests/fuzz_regressions.rs`.
 pub fn run(data: &[u8]) {
     let start = Instant::now();
     let mut now = start;
-    let mut s = Pop3Session::new(Pop3Config::default(), now);
+    // The server of the seed scripts is allowed, so both the refusal and the proxy paths are
+    // reachable.
+    let config = Pop3Config {
+        upstream_allow: UpstreamAllowList::parse(["127.0.0.1:1110"]).expect("valid pattern"),
+        ..Pop3Config::default()
+    };
+    let mut s = Pop3Session::new(config, now);
     let mut closed_client = false;
     let mut rest = data;
     while let Some((&op, tail)) = rest.split_first() {

@@ -7,12 +7,24 @@ use komle_core::smtp::{
     ProtectedMessage, ProtectionFailure, RecipientVerdict, SmtpAction, SmtpConfig, SmtpEvent,
     SmtpSession,
 };
+use komle_core::upstream_allow::UpstreamAllowList;
 
 /// One fuzz input; shared by the fuzz target and `core/tests/fuzz_regressions.rs`.
 pub fn run(data: &[u8]) {
     let start = Instant::now();
     let mut now = start;
-    let mut s = SmtpSession::new(SmtpConfig::default(), now);
+    // The MTAs of the seed transcripts are allowed, so both the refusal and the proxy paths
+    // are reachable.
+    let config = SmtpConfig {
+        upstream_allow: UpstreamAllowList::parse([
+            "mail.komle.de:465",
+            "127.0.0.1:2465",
+            "[2001:db8::25]:465",
+        ])
+        .expect("valid patterns"),
+        ..SmtpConfig::default()
+    };
+    let mut s = SmtpSession::new(config, now);
     let mut last_recipient = String::new();
     let mut rest = data;
     while let Some((&op, tail)) = rest.split_first() {

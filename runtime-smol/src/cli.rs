@@ -92,6 +92,10 @@ pub fn prepare(cli: &Cli) -> Result<Command, Failure> {
         config.log.level = level;
     }
     if cli.check_config {
+        // Valid but risky settings (e.g. no [upstream] allow-list): one line each on stderr.
+        for warning in config.warnings() {
+            eprintln!("warning: {warning}");
+        }
         Ok(Command::Checked)
     } else {
         Ok(Command::Run(Box::new(config)))

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use komle_core::secret::Password;
+use komle_core::upstream_allow::UpstreamAllowList;
 use toml::{Table, Value};
 
 use crate::duration::parse_duration;
@@ -58,6 +59,10 @@ pub struct SmtpSettings {
     pub max_sessions: usize,
     /// Name in the greeting and EHLO reply.
     pub hostname: String,
+    /// Concurrent sessions from one client IP address; `None` (the default) is no limit of
+    /// its own, because a practice behind one NAT router or a terminal server shows all its
+    /// workstations under one address. Over the limit: `421 4.3.2` like over `max_sessions`.
+    pub max_sessions_per_address: Option<usize>,
 }
 
 /// `[pop3]`: the listener mail clients fetch through.
@@ -65,6 +70,8 @@ pub struct SmtpSettings {
 pub struct Pop3Settings {
     pub listen: SocketAddr,
     pub max_sessions: usize,
+    /// As [`SmtpSettings::max_sessions_per_address`]; over the limit `-ERR [SYS/TEMP]`.
+    pub max_sessions_per_address: Option<usize>,
 }
 
 /// `[tls]`: the certificate the listeners present to mail clients.
@@ -74,11 +81,29 @@ pub struct TlsSettings {
     pub private_key: PathBuf,
 }
 
-/// `[upstream]`: trust for the MTA and POP3 server of the mail service.
+/// `[upstream]`: which MTAs and POP3 servers clients may name in their login name, and the
+/// trust for them.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct UpstreamSettings {
     /// Extra CA (PEM) besides the webpki roots.
     pub ca: Option<PathBuf>,
+    /// `smtp = ["host:port", "*.domain:port", ...]`: the MTAs a login may name. Not set means
+    /// every SMTP login is refused (and [`Config::warnings`] says so).
+    pub smtp: Option<UpstreamAllowList>,
+    /// `pop3 = [...]`: the POP3 servers a login may name; not set refuses every POP3 login.
+    pub pop3: Option<UpstreamAllowList>,
+}
+
+impl UpstreamSettings {
+    /// The MTAs clients may name (empty when not configured: nothing is allowed).
+    pub fn smtp_allow(&self) -> UpstreamAllowList {
+        self.smtp.clone().unwrap_or_default()
+    }
+
+    /// The POP3 servers clients may name (empty when not configured: nothing is allowed).
+    pub fn pop3_allow(&self) -> UpstreamAllowList {
+        self.pop3.clone().unwrap_or_default()
+    }
 }
 
 /// How the Clientmodul authenticates at the Konnektor.
@@ -227,12 +252,14 @@ impl Config {
                 let hostname = s
                     .string("hostname")?
                     .unwrap_or_else(|| "KOM-LE-Clientmodul".to_owned());
+                let max_sessions_per_address = s.per_address_limit(max_sessions)?;
                 s.finish()?;
                 Some(SmtpSettings {
                     listen,
                     starttls,
                     max_sessions,
                     hostname,
+                    max_sessions_per_address,
                 })
             }
             None => None,
@@ -241,10 +268,12 @@ impl Config {
             Some(mut s) => {
                 let listen = s.required_addr("listen")?;
                 let max_sessions = s.count("max_sessions")?.unwrap_or(DEFAULT_MAX_SESSIONS);
+                let max_sessions_per_address = s.per_address_limit(max_sessions)?;
                 s.finish()?;
                 Some(Pop3Settings {
                     listen,
                     max_sessions,
+                    max_sessions_per_address,
                 })
             }
             None => None,
@@ -264,7 +293,11 @@ impl Config {
         s.finish()?;
 
         let mut s = Section::required(&table, "upstream");
-        let upstream = UpstreamSettings { ca: s.path("ca")? };
+        let upstream = UpstreamSettings {
+            ca: s.path("ca")?,
+            smtp: s.allow_list("smtp")?,
+            pop3: s.allow_list("pop3")?,
+        };
         s.finish()?;
 
         let mut t = Section::required(&table, "timeouts");
@@ -385,6 +418,46 @@ impl Config {
     }
 }
 
+impl Config {
+    /// Settings that are valid but probably not what the operator wants, one line each naming
+    /// the key to set: logged at start and printed by `--check-config`.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let lists = [
+            (
+                self.smtp.is_some(),
+                "smtp",
+                "SMTP",
+                &self.upstream.smtp,
+                "465",
+            ),
+            (
+                self.pop3.is_some(),
+                "pop3",
+                "POP3",
+                &self.upstream.pop3,
+                "995",
+            ),
+        ];
+        for (listening, key, protocol, list, port) in lists {
+            if !listening {
+                continue;
+            }
+            match list {
+                None => out.push(format!(
+                    "[upstream] {key}: not set, every {protocol} login is refused; list the \
+                     servers clients may name, e.g. {key} = [\"*.kim.example:{port}\"]"
+                )),
+                Some(l) if l.is_empty() => out.push(format!(
+                    "[upstream] {key}: empty, every {protocol} login is refused"
+                )),
+                Some(_) => {}
+            }
+        }
+        out
+    }
+}
+
 fn one_line_toml_error(e: &toml::de::Error, text: &str) -> String {
     let msg = e.message().trim().replace('\n', " ");
     match e.span() {
@@ -485,6 +558,50 @@ impl<'a> Section<'a> {
                 &format!("expected true or false, found {}", other.type_str()),
             )),
         }
+    }
+
+    /// `max_sessions_per_address`: optional, at least 1, at most `max_sessions`.
+    fn per_address_limit(&mut self, max_sessions: usize) -> Result<Option<usize>, ConfigError> {
+        const KEY: &str = "max_sessions_per_address";
+        match self.count(KEY)? {
+            Some(n) if n > max_sessions => Err(self.error(
+                KEY,
+                &format!("must not exceed max_sessions ({max_sessions})"),
+            )),
+            other => Ok(other),
+        }
+    }
+
+    /// An array of allow-list patterns (see [`komle_core::upstream_allow`]).
+    fn allow_list(&mut self, key: &'static str) -> Result<Option<UpstreamAllowList>, ConfigError> {
+        let items = match self.get(key) {
+            None => return Ok(None),
+            Some(Value::Array(items)) => items,
+            Some(other) => {
+                return Err(self.error(
+                    key,
+                    &format!(
+                        "expected an array of \"host:port\" strings, found {}",
+                        other.type_str()
+                    ),
+                ));
+            }
+        };
+        let mut entries = Vec::with_capacity(items.len());
+        for item in items {
+            match item {
+                Value::String(s) => entries.push(s.as_str()),
+                other => {
+                    return Err(self.error(
+                        key,
+                        &format!("expected \"host:port\" strings, found {}", other.type_str()),
+                    ));
+                }
+            }
+        }
+        UpstreamAllowList::parse(entries)
+            .map(Some)
+            .map_err(|(entry, e)| self.error(key, &format!("{entry:?}: {e}")))
     }
 
     /// A positive integer.
@@ -728,11 +845,120 @@ base = "dc=data,dc=vzd"
     }
 
     #[test]
+    fn upstream_allow_lists_are_read() {
+        let text = format!(
+            "{MINIMAL}[upstream]\nsmtp = [\"mail.kim.example:465\", \"*.kim.telematik:465\", \"[2001:db8::1]:465\"]\npop3 = [\"127.0.0.1:995\"]\n"
+        );
+        let c = Config::parse(&text).unwrap();
+        let smtp = c.upstream.smtp_allow();
+        assert!(smtp.permits("Mail.Kim.Example.", 465));
+        assert!(smtp.permits("a.kim.telematik", 465));
+        assert!(smtp.permits("2001:db8::1", 465));
+        assert!(!smtp.permits("a.kim.telematik.attacker.de", 465));
+        assert!(!smtp.permits("127.0.0.1", 995));
+        assert!(c.upstream.pop3_allow().permits("127.0.0.1", 995));
+        assert!(c.warnings().is_empty(), "{:?}", c.warnings());
+    }
+
+    #[test]
+    fn malformed_allow_list_pattern_is_one_line_naming_the_key() {
+        for (list, key, problem) in [
+            (
+                "smtp = [\"mail.example\"]",
+                "smtp",
+                "\"mail.example\": needs an explicit port",
+            ),
+            (
+                "pop3 = [\"pop.example:*\"]",
+                "pop3",
+                "\"pop.example:*\": \"*\" as port",
+            ),
+            ("smtp = [\"*:465\"]", "smtp", "\"*:465\": a wildcard"),
+            (
+                "smtp = [\"2001:db8::1:465\"]",
+                "smtp",
+                "\"2001:db8::1:465\": IPv6",
+            ),
+            ("smtp = \"mail.example:465\"", "smtp", "expected an array"),
+            (
+                "pop3 = [995]",
+                "pop3",
+                "expected \"host:port\" strings, found integer",
+            ),
+        ] {
+            let e = err(&format!("{MINIMAL}[upstream]\n{list}\n"));
+            let want = format!("config error: [upstream] {key}: {problem}");
+            assert!(e.starts_with(&want), "{e}");
+            assert!(!e.contains('\n'), "{e}");
+        }
+    }
+
+    #[test]
+    fn missing_allow_list_refuses_everything_and_warns_naming_the_key() {
+        let c = Config::parse(MINIMAL).unwrap();
+        assert!(c.upstream.smtp.is_none());
+        assert!(c.upstream.smtp_allow().is_empty());
+        let w = c.warnings();
+        // Only the SMTP listener is configured in MINIMAL.
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].starts_with("[upstream] smtp: not set, every SMTP login is refused"),
+            "{w:?}"
+        );
+        let with_pop3 = MINIMAL.replace("[tls]", "[pop3]\nlisten = \"127.0.0.1:9950\"\n[tls]");
+        let c = Config::parse(&format!("{with_pop3}[upstream]\nsmtp = []\n")).unwrap();
+        assert_eq!(
+            c.warnings(),
+            [
+                "[upstream] smtp: empty, every SMTP login is refused".to_owned(),
+                "[upstream] pop3: not set, every POP3 login is refused; list the servers \
+                 clients may name, e.g. pop3 = [\"*.kim.example:995\"]"
+                    .to_owned()
+            ]
+        );
+    }
+
+    #[test]
+    fn per_address_limit_is_off_by_default_and_bounded_by_max_sessions() {
+        let c = Config::parse(MINIMAL).unwrap();
+        assert_eq!(c.smtp.unwrap().max_sessions_per_address, None);
+        let text = MINIMAL.replace("[tls]", "max_sessions_per_address = 4\n[tls]");
+        let c = Config::parse(&text).unwrap();
+        assert_eq!(c.smtp.unwrap().max_sessions_per_address, Some(4));
+        let text = MINIMAL.replace("[tls]", "max_sessions_per_address = 0\n[tls]");
+        assert!(
+            err(&text)
+                .starts_with("config error: [smtp] max_sessions_per_address: must be at least 1")
+        );
+        let text = MINIMAL.replace(
+            "[tls]",
+            "max_sessions = 10\nmax_sessions_per_address = 11\n[tls]",
+        );
+        assert_eq!(
+            err(&text),
+            "config error: [smtp] max_sessions_per_address: must not exceed max_sessions (10)"
+        );
+        let text = MINIMAL.replace(
+            "[tls]",
+            "[pop3]\nlisten = \"127.0.0.1:9950\"\nmax_sessions_per_address = 2\n[tls]",
+        );
+        assert_eq!(
+            Config::parse(&text)
+                .unwrap()
+                .pop3
+                .unwrap()
+                .max_sessions_per_address,
+            Some(2)
+        );
+    }
+
+    #[test]
     fn example_file_parses_and_documents_every_key() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/komle-cm.toml");
         let text = std::fs::read_to_string(&path).unwrap();
         let c = Config::load(&path).unwrap();
         assert!(c.smtp.is_some() && c.pop3.is_some());
+        assert!(c.warnings().is_empty(), "{:?}", c.warnings());
         // Every key the parser knows appears (set or commented out) in the example.
         for key in [
             "listen",
@@ -759,6 +985,9 @@ base = "dc=data,dc=vzd"
             "client_idle",
             "konnektor",
             "level",
+            "max_sessions_per_address",
+            "smtp",
+            "pop3",
         ] {
             assert!(text.contains(&format!("{key} =")), "example lacks {key}");
         }

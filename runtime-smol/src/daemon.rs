@@ -59,6 +59,7 @@ pub fn smtp_session_config(config: &Config) -> SmtpConfig {
         mta_response_timeout: config.timeouts.mta_response,
         mta_idle_timeout: config.timeouts.mta_idle,
         client_idle_timeout: config.timeouts.client_idle,
+        upstream_allow: config.upstream.smtp_allow(),
         ..SmtpConfig::default()
     };
     if let Some(smtp) = &config.smtp {
@@ -74,6 +75,7 @@ pub fn pop3_session_config(config: &Config) -> Pop3Config {
         server_response_timeout: config.timeouts.mta_response,
         server_idle_timeout: config.timeouts.mta_idle,
         client_idle_timeout: config.timeouts.client_idle,
+        upstream_allow: config.upstream.pop3_allow(),
         ..Pop3Config::default()
     }
 }
@@ -149,6 +151,9 @@ impl Daemon {
         config: &Config,
         build_services: impl FnOnce(&Config, &Runtime) -> Result<Services, RuntimeError>,
     ) -> Result<Self, RuntimeError> {
+        for warning in config.warnings() {
+            log::warn!("{warning}");
+        }
         let certificate =
             ReloadableCertificate::load(&config.tls.certificate, &config.tls.private_key)
                 .map_err(|e| RuntimeError(format!("[tls]: {e}")))?;
@@ -179,6 +184,7 @@ impl Daemon {
                 };
                 let limits = ServerLimits {
                     max_sessions: settings.max_sessions,
+                    max_sessions_per_address: settings.max_sessions_per_address,
                     handshake_timeout: HANDSHAKE_TIMEOUT,
                     grace: SHUTDOWN_GRACE,
                 };
@@ -205,6 +211,7 @@ impl Daemon {
                 };
                 let limits = ServerLimits {
                     max_sessions: settings.max_sessions,
+                    max_sessions_per_address: settings.max_sessions_per_address,
                     handshake_timeout: HANDSHAKE_TIMEOUT,
                     grace: SHUTDOWN_GRACE,
                 };

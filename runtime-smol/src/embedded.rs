@@ -4,7 +4,7 @@
 //! benchmarks start it; nothing here needs a system package.
 //!
 //! For fault injection a test can put a [`FaultRelay`] in front of each upstream: the MTA
-//! (start one towards `mta.addr()` and log in with [`Embedded::login_via`]), the Konnektor
+//! ([`EmbeddedOptions::mta_relay`], log in with [`Embedded::login_via`]), the Konnektor
 //! ([`EmbeddedOptions::konnektor_relay`]: every Konnektor call goes through it) and a real LDAP
 //! directory ([`EmbeddedOptions::ldap`]: the test starts slapd for the world it passes to
 //! [`Embedded::start_with_world`], and a relay in front of slapd).
@@ -28,6 +28,7 @@ use komle_core::directory::{CacheConfig, CertificateCache, DirectoryEntry};
 use komle_core::konnektor::{KonnektorEndpoints, ServiceDirectory};
 use komle_core::protect::DirectoryUnavailable;
 use komle_core::smtp::SmtpConfig;
+use komle_core::upstream_allow::{HostPattern, UpstreamAllowList};
 
 use crate::config::{KonnektorAuth, KonnektorSettings};
 use crate::embedded_pop3::{Pop3Options, Pop3Side};
@@ -50,19 +51,25 @@ pub struct EmbeddedOptions {
     pub konnektor_faults: Vec<(Operation, Fault)>,
     /// Timeout of Konnektor calls.
     pub konnektor_timeout: Duration,
-    /// Session settings of the proxy.
+    /// Session settings of the proxy. The environment's own MTA (and [`Self::mta_relay`]) is
+    /// added to `session.upstream_allow`; other hosts stay refused unless listed there.
     pub session: SmtpConfig,
     /// Limit for TCP connect plus TLS handshake towards the MTA.
     pub connect_timeout: Duration,
     /// Time a client gets for its TLS handshake with the proxy.
     pub handshake_timeout: Duration,
     pub max_sessions: usize,
+    /// `[smtp] max_sessions_per_address` (default: none).
+    pub max_sessions_per_address: Option<usize>,
     /// Lifetime of cached recipient certificates (A_2026); zero sends every RCPT check and
     /// every message to the directory.
     pub cache_lifetime: Duration,
     /// Route every Konnektor call (and the `connector.sds` download) through a
     /// [`FaultRelay`], reachable as [`Embedded::konnektor_relay`].
     pub konnektor_relay: bool,
+    /// Start a [`FaultRelay`] in front of the MTA, reachable as [`Embedded::mta_relay`], and
+    /// allow the proxy to connect to it (log in with [`Embedded::login_via`] its address).
+    pub mta_relay: bool,
     /// Look recipients up in this LDAP directory instead of the world's table
     /// ([`Embedded::directory`] then plays no part).
     pub ldap: Option<LdapSettings>,
@@ -88,8 +95,10 @@ impl Default for EmbeddedOptions {
             connect_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
             max_sessions: 64,
+            max_sessions_per_address: None,
             cache_lifetime: Duration::from_secs(12 * 3600),
             konnektor_relay: false,
+            mta_relay: false,
             ldap: None,
             precomputed_konnektor: false,
             pop3: None,
@@ -110,6 +119,18 @@ impl std::fmt::Display for EmbeddedError {
 
 fn err<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> EmbeddedError + '_ {
     move |e| EmbeddedError(format!("{what}: {e}"))
+}
+
+/// `list` plus the loopback services at `addrs`: what a test environment lets its proxy
+/// connect to.
+pub fn allow_also(list: &UpstreamAllowList, addrs: &[SocketAddr]) -> UpstreamAllowList {
+    let mut patterns = list.patterns().to_vec();
+    patterns.extend(addrs.iter().map(|a| {
+        a.to_string()
+            .parse::<HostPattern>()
+            .expect("a socket address is a valid pattern")
+    }));
+    UpstreamAllowList::new(patterns)
 }
 
 /// A directory over the world's PKI that can be switched off (directory outage).
@@ -143,6 +164,8 @@ pub struct Embedded {
     pub endpoints: KonnektorEndpoints,
     /// Between the proxy and the Konnektor simulator, when [`EmbeddedOptions::konnektor_relay`].
     pub konnektor_relay: Option<FaultRelay>,
+    /// Between the proxy and the MTA, when [`EmbeddedOptions::mta_relay`].
+    pub mta_relay: Option<FaultRelay>,
     pub directory: Arc<WorldDirectory>,
     pub mta: MiniMta,
     pub mta_tls: LoopbackTls,
@@ -222,6 +245,15 @@ impl Embedded {
             &options.password,
         )
         .map_err(err("mail service"))?;
+        let mta_relay = if options.mta_relay {
+            Some(FaultRelay::start(mta.addr(), Chunking::TlsRecords).map_err(err("MTA relay"))?)
+        } else {
+            None
+        };
+        let mut allowed = vec![mta.addr()];
+        allowed.extend(mta_relay.as_ref().map(FaultRelay::addr));
+        let mut session = options.session.clone();
+        session.upstream_allow = allow_also(&session.upstream_allow, &allowed);
 
         let proxy_tls = LoopbackTls::generate("komle-cm").map_err(err("proxy certificate"))?;
         let directory = Arc::new(WorldDirectory {
@@ -259,7 +291,7 @@ impl Embedded {
             None => (None, None),
         };
         let ctx = SessionContext {
-            session: options.session.clone(),
+            session,
             upstream_tls: mta_tls.client_config(),
             connect_timeout: options.connect_timeout,
             checker: pipeline.clone(),
@@ -273,6 +305,7 @@ impl Embedded {
             ctx,
             ServerLimits {
                 max_sessions: options.max_sessions,
+                max_sessions_per_address: options.max_sessions_per_address,
                 handshake_timeout: options.handshake_timeout,
                 grace: Duration::from_secs(5),
             },
@@ -292,6 +325,7 @@ impl Embedded {
             konnektor,
             endpoints,
             konnektor_relay,
+            mta_relay,
             directory,
             mta,
             mta_tls,

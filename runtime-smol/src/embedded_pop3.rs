@@ -31,9 +31,12 @@ use crate::time_sync::Clock;
 pub struct Pop3Options {
     /// Port of the POP3 proxy (0: any free port).
     pub port: u16,
-    /// Session settings of the proxy (short timeouts in fault tests).
+    /// Session settings of the proxy (short timeouts in fault tests). The environment's own
+    /// POP3 server is added to `session.upstream_allow`.
     pub session: Pop3Config,
     pub max_sessions: usize,
+    /// `[pop3] max_sessions_per_address` (default: none).
+    pub max_sessions_per_address: Option<usize>,
 }
 
 impl Default for Pop3Options {
@@ -42,6 +45,7 @@ impl Default for Pop3Options {
             port: 0,
             session: Pop3Config::default(),
             max_sessions: 64,
+            max_sessions_per_address: None,
         }
     }
 }
@@ -68,8 +72,11 @@ impl Pop3Side {
     ) -> Result<(MiniPop3, Pop3Side), EmbeddedError> {
         let server = MiniPop3::start("127.0.0.1:0", server_tls.server_config(), user, password)
             .map_err(|e| EmbeddedError(format!("POP3 mail service: {e}")))?;
+        let mut session = options.session.clone();
+        session.upstream_allow =
+            crate::embedded::allow_also(&session.upstream_allow, &[server.addr()]);
         let ctx = Pop3Context {
-            session: options.session.clone(),
+            session,
             upstream_tls: server_tls.client_config(),
             connect_timeout: Duration::from_secs(10),
             opener,
@@ -81,6 +88,7 @@ impl Pop3Side {
             ctx,
             ServerLimits {
                 max_sessions: options.max_sessions,
+                max_sessions_per_address: options.max_sessions_per_address,
                 handshake_timeout: Duration::from_secs(10),
                 grace: Duration::from_secs(5),
             },

@@ -7,12 +7,16 @@
 //! beyond that a connection is closed at once, so a flood of connections cannot pile up tasks
 //! and file descriptors waiting for handshakes (LIMITS.md). On shutdown the listener stops accepting at once; running sessions may
 //! finish within a grace period, then they are cut off.
+//!
+//! An optional limit per client IP address ([`AddressSlots`]) keeps one host from holding all
+//! sessions; a client over it is treated exactly like one over the overall limit.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures_lite::{AsyncWriteExt, future};
@@ -27,6 +31,9 @@ use crate::tls::{self, ClientStream};
 #[derive(Debug, Clone)]
 pub struct ServerLimits {
     pub max_sessions: usize,
+    /// Concurrent sessions from one client IP address; `None` is no limit of its own (the
+    /// default: a practice behind one NAT router or terminal server shares one address).
+    pub max_sessions_per_address: Option<usize>,
     /// Time for a client's TLS handshake.
     pub handshake_timeout: Duration,
     /// How long running sessions may continue after shutdown was requested.
@@ -60,6 +67,81 @@ impl Live {
 impl Drop for Live {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Sessions per client IP address, limited. A slot is an [`AddressSlot`] guard that gives the
+/// count back when dropped — when the session ends, fails or its task is cancelled at shutdown
+/// — so the accounting cannot leak. Shared by the smol listener and komle-tokio's.
+#[derive(Debug, Clone)]
+pub struct AddressSlots {
+    limit: Option<usize>,
+    counts: Counts,
+}
+
+/// Sessions per address; an address is removed when its count drops to zero.
+type Counts = Arc<Mutex<HashMap<IpAddr, usize>>>;
+
+/// One session's hold on its address's count; released on drop.
+#[derive(Debug)]
+pub struct AddressSlot {
+    /// `None` when no per-address limit is configured: nothing to give back.
+    held: Option<(IpAddr, Counts)>,
+}
+
+impl AddressSlots {
+    pub fn new(limit: Option<usize>) -> Self {
+        Self {
+            limit,
+            counts: Arc::default(),
+        }
+    }
+
+    /// A slot for a session from `peer`, or `None` when that address already has `limit`
+    /// sessions. IPv4-mapped IPv6 addresses count as the IPv4 address.
+    pub fn try_acquire(&self, peer: IpAddr) -> Option<AddressSlot> {
+        let Some(limit) = self.limit else {
+            return Some(AddressSlot { held: None });
+        };
+        let ip = peer.to_canonical();
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = counts.entry(ip).or_insert(0);
+        if *n >= limit {
+            return None;
+        }
+        *n += 1;
+        Some(AddressSlot {
+            held: Some((ip, self.counts.clone())),
+        })
+    }
+
+    /// Sessions currently counted for `peer` (0 without a limit).
+    pub fn count(&self, peer: IpAddr) -> usize {
+        let counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        counts.get(&peer.to_canonical()).copied().unwrap_or(0)
+    }
+
+    /// Addresses with at least one session: entries are removed at zero, so the table never
+    /// grows beyond the sessions running.
+    pub fn addresses(&self) -> usize {
+        self.counts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        if let Some((ip, counts)) = self.held.take() {
+            let mut counts = counts.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(n) = counts.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    counts.remove(&ip);
+                }
+            }
+        }
     }
 }
 
@@ -116,11 +198,16 @@ impl Listener {
         let protocol = self.protocol;
         let slots = Arc::new(Semaphore::new(self.limits.max_sessions));
         let refusal_slots = Arc::new(Semaphore::new(self.limits.max_sessions.max(1)));
+        let address_slots = AddressSlots::new(self.limits.max_sessions_per_address);
         let mut tasks: Vec<smol::Task<()>> = Vec::new();
         let mut shutdown = std::pin::pin!(shutdown);
         let local = self.listener.local_addr()?;
+        let per_address = self
+            .limits
+            .max_sessions_per_address
+            .map_or_else(String::new, |n| format!(", max {n} per client address"));
         log::info!(
-            "{protocol} listening on {local} (implicit TLS, max {} sessions)",
+            "{protocol} listening on {local} (implicit TLS, max {} sessions{per_address})",
             self.limits.max_sessions
         );
         loop {
@@ -143,8 +230,17 @@ impl Listener {
             let _ = tcp.set_nodelay(true);
             let acceptor = self.acceptor.clone();
             let handshake = self.limits.handshake_timeout;
-            match slots.try_acquire_arc() {
-                Some(permit) => {
+            // The address slot first: a client over its own limit must not take (and then
+            // hand back) one of the overall slots.
+            let admitted = match address_slots.try_acquire(peer.ip()) {
+                None => Err("too many sessions from this address"),
+                Some(address) => match slots.try_acquire_arc() {
+                    Some(permit) => Ok((permit, address)),
+                    None => Err("too many sessions"),
+                },
+            };
+            match admitted {
+                Ok((permit, address)) => {
                     let session = session.clone();
                     let live = Live::new(&self.live);
                     tasks.push(smol::spawn(async move {
@@ -154,12 +250,13 @@ impl Listener {
                             Err(e) => log::info!("session={id} peer={peer} TLS accept failed: {e}"),
                         }
                         drop(permit);
+                        drop(address);
                         drop(live);
                     }));
                 }
-                None => match refusal_slots.try_acquire_arc() {
+                Err(why) => match refusal_slots.try_acquire_arc() {
                     Some(permit) => {
-                        log::warn!("{protocol} session from {peer} refused: too many sessions");
+                        log::warn!("{protocol} session from {peer} refused: {why}");
                         let live = Live::new(&self.live);
                         let refusal = self.refusal;
                         tasks.push(smol::spawn(async move {
@@ -169,7 +266,7 @@ impl Listener {
                         }));
                     }
                     None => {
-                        log::debug!("{protocol} connection from {peer} closed: too many sessions");
+                        log::debug!("{protocol} connection from {peer} closed: {why}");
                         drop(tcp);
                     }
                 },
@@ -251,6 +348,7 @@ mod tests {
         let tls = tls::server_config(&pki.server_cert(), &pki.server_key()).unwrap();
         let limits = ServerLimits {
             max_sessions,
+            max_sessions_per_address: None,
             handshake_timeout,
             grace: Duration::from_millis(200),
         };
@@ -354,5 +452,60 @@ mod tests {
         assert!(!closed_by_server(&mut refused, Duration::from_millis(100)));
         let _ = stop.send_blocking(());
         thread.join().unwrap();
+    }
+
+    #[test]
+    fn address_slots_count_per_address_and_give_back_on_drop() {
+        let slots = AddressSlots::new(Some(2));
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        let a1 = slots.try_acquire(a).expect("first from a");
+        let a2 = slots.try_acquire(a).expect("second from a");
+        assert!(
+            slots.try_acquire(a).is_none(),
+            "third from a is over the limit"
+        );
+        // The IPv4-mapped IPv6 form of a is the same client.
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        assert!(slots.try_acquire(mapped).is_none());
+        // Another address has its own count.
+        let b1 = slots.try_acquire(b).expect("b is independent");
+        assert_eq!(
+            (slots.count(a), slots.count(b), slots.addresses()),
+            (2, 1, 2)
+        );
+        drop(a1);
+        assert_eq!(slots.count(a), 1);
+        let a3 = slots.try_acquire(a).expect("a slot came back");
+        drop((a2, a3, b1));
+        // Nothing is left: no count, no table entry.
+        assert_eq!(
+            (slots.count(a), slots.count(b), slots.addresses()),
+            (0, 0, 0)
+        );
+    }
+
+    #[test]
+    fn address_slots_without_a_limit_admit_everyone_and_count_nothing() {
+        let slots = AddressSlots::new(None);
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let held: Vec<_> = (0..1000).map(|_| slots.try_acquire(a).unwrap()).collect();
+        assert_eq!((slots.count(a), slots.addresses()), (0, 0));
+        drop(held);
+    }
+
+    #[test]
+    fn address_slot_is_released_when_its_task_is_cancelled() {
+        let slots = AddressSlots::new(Some(1));
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let slot = slots.try_acquire(a).unwrap();
+        // A session task that never finishes, dropped (cancelled) as at shutdown.
+        let task = smol::spawn(async move {
+            let _slot = slot;
+            std::future::pending::<()>().await;
+        });
+        assert!(slots.try_acquire(a).is_none());
+        smol::block_on(task.cancel());
+        assert!(slots.try_acquire(a).is_some());
     }
 }

@@ -17,6 +17,7 @@ use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, future};
 use komle_core::pop3::{
     OpenFailure, OpenJob, OpenedMessage, Pop3Action, Pop3Config, Pop3Event, Pop3Session,
 };
+use komle_core::upstream_allow::UNREACHABLE_REASON;
 use rustls::ClientConfig;
 
 use crate::smtp_driver::BoxFuture;
@@ -235,12 +236,10 @@ where
             }
             Wake::Done(Completion::Upstream(Err(e))) => {
                 log::warn!("session={id} POP3 server connection failed: {e}");
-                session.handle_event(
-                    Pop3Event::UpstreamFailed {
-                        reason: e.to_string(),
-                    },
-                    now,
-                );
+                // The client learns only that it failed: the cause (closed port, TLS, timeout)
+                // would let it probe what is behind the allow-listed hosts; the log has it.
+                let reason = UNREACHABLE_REASON.to_owned();
+                session.handle_event(Pop3Event::UpstreamFailed { reason }, now);
             }
             Wake::Done(Completion::Opened {
                 result,

@@ -161,6 +161,20 @@ mod tests {
             session: SmtpConfig,
             grace: Duration,
         ) -> SmtpServer {
+            let limits = ServerLimits {
+                max_sessions,
+                max_sessions_per_address: None,
+                handshake_timeout: T,
+                grace,
+            };
+            self.server_with_limits(limits, session).await
+        }
+
+        async fn server_with_limits(
+            &self,
+            limits: ServerLimits,
+            session: SmtpConfig,
+        ) -> SmtpServer {
             let ctx = SessionContext {
                 session,
                 upstream_tls: tls::client_config(Some(&self.pki.ca())).unwrap(),
@@ -168,11 +182,6 @@ mod tests {
                 checker: Arc::new(AllUsable),
                 protector: self.protector.clone(),
                 clock: Arc::new(crate::time_sync::Clock::new()),
-            };
-            let limits = ServerLimits {
-                max_sessions,
-                handshake_timeout: T,
-                grace,
             };
             let server_tls =
                 tls::server_config(&self.pki.server_cert(), &self.pki.server_key()).unwrap();
@@ -184,6 +193,14 @@ mod tests {
         fn mta(&self) -> MiniMta {
             let tls = tls::server_config(&self.pki.server_cert(), &self.pki.server_key()).unwrap();
             MiniMta::start("127.0.0.1:0", tls, "alice@kim.test", "geheim").unwrap()
+        }
+    }
+
+    /// Session settings that let clients name the MTAs at `mtas` (and nothing else).
+    fn allowing(mtas: &[SocketAddr]) -> SmtpConfig {
+        SmtpConfig {
+            upstream_allow: crate::embedded::allow_also(&Default::default(), mtas),
+            ..SmtpConfig::default()
         }
     }
 
@@ -280,7 +297,7 @@ mod tests {
         let fx = fixture();
         let mta = fx.mta();
         smol::block_on(async {
-            let server = fx.server(4, SmtpConfig::default()).await;
+            let server = fx.server(4, allowing(&[mta.addr()])).await;
             let addr = server.local_addr().unwrap();
             let (stop, task) = spawn_server(server);
             let mut c = Client::connect(&fx.pki, addr).await;
@@ -350,7 +367,7 @@ mod tests {
             i += 1;
         }
         smol::block_on(async {
-            let server = fx.server(4, SmtpConfig::default()).await;
+            let server = fx.server(4, allowing(&[mta.addr()])).await;
             let addr = server.local_addr().unwrap();
             let (_stop, _task) = spawn_server(server);
             let mut c = Client::connect(&fx.pki, addr).await;
@@ -398,7 +415,7 @@ mod tests {
         let fx = fixture();
         let mta = fx.mta();
         smol::block_on(async {
-            let server = fx.server(4, SmtpConfig::default()).await;
+            let server = fx.server(4, allowing(&[mta.addr()])).await;
             let addr = server.local_addr().unwrap();
             let (stop, task) = spawn_server(server);
             let mut c = Client::connect(&fx.pki, addr).await;
@@ -496,7 +513,7 @@ mod tests {
         let fx = fixture();
         let (mta, recorded) = scripted_mta(&fx.pki);
         smol::block_on(async {
-            let server = fx.server(4, SmtpConfig::default()).await;
+            let server = fx.server(4, allowing(&[mta])).await;
             let addr = server.local_addr().unwrap();
             let (_stop, _task) = spawn_server(server);
             let mut c = Client::connect(&fx.pki, addr).await;
@@ -524,18 +541,53 @@ mod tests {
     #[test]
     fn a_2015_unreachable_mta_is_reported_to_the_client() {
         let fx = fixture();
+        let closed = closed_port();
         smol::block_on(async {
-            let server = fx.server(4, SmtpConfig::default()).await;
+            let server = fx.server(4, allowing(&[closed])).await;
             let addr = server.local_addr().unwrap();
             let (_stop, _task) = spawn_server(server);
-            let closed = std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap();
             let mut c = Client::connect(&fx.pki, addr).await;
             let reply = c.login(closed).await;
-            assert!(reply.starts_with("454"), "{reply}");
+            assert_eq!(reply, "454 4.7.0 Temporary authentication failure\r\n");
         });
+    }
+
+    /// A loopback address nothing listens on.
+    fn closed_port() -> SocketAddr {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_2010_mta_outside_the_allow_list_gets_the_unreachable_reply_and_no_connection() {
+        let fx = fixture();
+        // A listening port outside the allow-list: a connection attempt would be accepted here.
+        let bait = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        bait.set_nonblocking(true).unwrap();
+        let mta = fx.mta();
+        let closed = closed_port();
+        smol::block_on(async {
+            let server = fx.server(4, allowing(&[mta.addr(), closed])).await;
+            let addr = server.local_addr().unwrap();
+            let (_stop, _task) = spawn_server(server);
+            let mut refused = Client::connect(&fx.pki, addr).await;
+            let refused_reply = refused.login(bait.local_addr().unwrap()).await;
+            let mut unreachable = Client::connect(&fx.pki, addr).await;
+            let unreachable_reply = unreachable.login(closed).await;
+            // Byte for byte the reply of a closed port, and the session stays in CONNECT.
+            assert_eq!(refused_reply, unreachable_reply);
+            assert!(refused.say("NOOP").await.starts_with("250"));
+            // The MTA on the list still works from the same proxy.
+            let mut allowed = Client::connect(&fx.pki, addr).await;
+            assert!(allowed.login(mta.addr()).await.starts_with("235 "));
+        });
+        assert_eq!(
+            bait.accept().map_err(|e| e.kind()).err(),
+            Some(io::ErrorKind::WouldBlock),
+            "the proxy must not even try to connect"
+        );
     }
 
     #[test]
@@ -545,7 +597,7 @@ mod tests {
         let tls = tls::server_config(&other.server_cert(), &other.server_key()).unwrap();
         let rogue = MiniMta::start("127.0.0.1:0", tls, "alice@kim.test", "geheim").unwrap();
         smol::block_on(async {
-            let server = fx.server(4, SmtpConfig::default()).await;
+            let server = fx.server(4, allowing(&[rogue.addr()])).await;
             let addr = server.local_addr().unwrap();
             let (_stop, _task) = spawn_server(server);
             let mut c = Client::connect(&fx.pki, addr).await;
@@ -586,6 +638,61 @@ mod tests {
                 greeting = third.reply().await;
             }
             assert!(greeting.starts_with("220 "), "{greeting}");
+        });
+    }
+
+    /// A listener allowing `per_address` sessions per client address (of 4 overall).
+    async fn per_address_server(fx: &Fixture, per_address: usize) -> SmtpServer {
+        let limits = ServerLimits {
+            max_sessions: 4,
+            max_sessions_per_address: Some(per_address),
+            handshake_timeout: T,
+            grace: Duration::from_millis(500),
+        };
+        fx.server_with_limits(limits, SmtpConfig::default()).await
+    }
+
+    #[test]
+    fn over_max_sessions_per_address_gets_421_and_the_slot_comes_back_when_sessions_close() {
+        let fx = fixture();
+        smol::block_on(async {
+            let server = per_address_server(&fx, 2).await;
+            let addr = server.local_addr().unwrap();
+            let (_stop, _task) = spawn_server(server);
+            let mut first = Client::connect(&fx.pki, addr).await;
+            assert!(first.reply().await.starts_with("220 "));
+            let mut second = Client::connect(&fx.pki, addr).await;
+            assert!(second.reply().await.starts_with("220 "));
+            // A third from the same address: the reply of a full server, then closed, although
+            // two of the four overall slots are free.
+            let mut third = Client::connect(&fx.pki, addr).await;
+            assert_eq!(third.reply().await.as_bytes(), TOO_MANY_SESSIONS);
+            assert_eq!(third.reply().await, "", "and is closed");
+            // The admitted sessions are unaffected.
+            assert!(first.say("NOOP").await.starts_with("250"));
+            // Sessions end in different ways: QUIT, and the client dropping the connection.
+            assert!(first.say("QUIT").await.starts_with("221"));
+            assert_eq!(first.reply().await, "");
+            drop(second);
+            // Both slots come back: two new sessions from the same address are served again.
+            let mut again = Vec::new();
+            for _ in 0..2 {
+                let mut greeting = String::new();
+                for _ in 0..40 {
+                    let mut c = Client::connect(&fx.pki, addr).await;
+                    greeting = c.reply().await;
+                    if greeting.starts_with("220 ") {
+                        again.push(c);
+                        break;
+                    }
+                    // A slot is returned a moment after its session's socket closes.
+                    smol::Timer::after(Duration::from_millis(50)).await;
+                }
+                assert!(greeting.starts_with("220 "), "{greeting}");
+            }
+            for c in &mut again {
+                assert!(c.say("NOOP").await.starts_with("250"));
+            }
         });
     }
 

@@ -528,11 +528,15 @@ fn a_2016_client_connection_dropped_or_stalled_at_every_step_250_only_when_deliv
 #[test]
 fn a_2016_mta_connection_dropped_or_stalled_at_every_step_250_only_when_delivered_once() {
     let _serial = serial();
-    let env = Embedded::start_with_world(world(), &short_timeouts()).unwrap();
-    let relay = FaultRelay::start(env.mta.addr(), Chunking::TlsRecords).unwrap();
+    let options = EmbeddedOptions {
+        mta_relay: true,
+        ..short_timeouts()
+    };
+    let env = Embedded::start_with_world(world(), &options).unwrap();
+    let relay = env.mta_relay.as_ref().expect("started with an MTA relay");
     let target = Target {
         leg: Leg::Mta,
-        relay: &relay,
+        relay,
         addr: env.proxy_addr,
         login: env.login_via(relay.addr()),
         lasting: false,

@@ -2,6 +2,7 @@
 //! `komle_smol::pop3_driver`, with tokio's sockets, TLS and timers.
 
 use komle_core::pop3::{OpenFailure, OpenedMessage, Pop3Action, Pop3Event, Pop3Session};
+use komle_core::upstream_allow::UNREACHABLE_REASON;
 use komle_smol::pop3_driver::{Pop3Context, Pop3Summary};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::task::JoinSet;
@@ -119,6 +120,8 @@ where
             }
             Wake::Done(Completion::Upstream(Err(reason))) => {
                 log::warn!("session={id} POP3 server connection failed: {reason}");
+                // As in komle-smol: the client learns only that it failed, the log has why.
+                let reason = UNREACHABLE_REASON.to_owned();
                 session.handle_event(Pop3Event::UpstreamFailed { reason }, now);
             }
             Wake::Done(Completion::Opened(result)) => {

@@ -1,5 +1,6 @@
 //! The listener loop on tokio, shared by SMTP and POP3: TLS accept (implicit TLS), one task per
-//! session, a limit on concurrent sessions, and a graceful shutdown that lets sessions finish
+//! session, a limit on concurrent sessions (overall and per client address, with the smol
+//! listener's [`AddressSlots`]), and a graceful shutdown that lets sessions finish
 //! within a grace period.
 
 use std::future::Future;
@@ -7,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use komle_smol::listener::AddressSlots;
 use komle_smol::smtp_server::ServerLimits;
 use rustls::ServerConfig;
 use tokio::io::AsyncWriteExt;
@@ -36,11 +38,12 @@ where
 {
     let acceptor = TlsAcceptor::from(tls);
     let slots = Arc::new(Semaphore::new(limits.max_sessions));
+    let address_slots = AddressSlots::new(limits.max_sessions_per_address);
     let mut sessions = JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
     let mut next_id: u64 = 0;
     loop {
-        let (tcp, _peer) = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(e) => {
@@ -58,7 +61,12 @@ where
         let id = format!("tokio-{next_id}");
         let (acceptor, stats, session) = (acceptor.clone(), stats.clone(), session.clone());
         let handshake = limits.handshake_timeout;
-        let permit = slots.clone().try_acquire_owned();
+        // The address slot first, so a client over its own limit takes no overall slot; a
+        // client over either limit is refused the same way.
+        let permit = match address_slots.try_acquire(peer.ip()) {
+            Some(address) => slots.clone().try_acquire_owned().map(|p| (p, address)),
+            None => Err(tokio::sync::TryAcquireError::NoPermits),
+        };
         sessions.spawn(async move {
             let Ok(Ok(mut stream)) = tokio::time::timeout(handshake, acceptor.accept(tcp)).await
             else {

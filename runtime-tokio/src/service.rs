@@ -25,6 +25,8 @@ pub struct KomleService {
     ctx: Arc<SessionContext>,
     pop3: Option<Arc<Pop3Context>>,
     limits: ServerLimits,
+    /// The POP3 listener's own limits (`[pop3] max_sessions`, `max_sessions_per_address`).
+    pop3_limits: ServerLimits,
     stats: Arc<Stats>,
 }
 
@@ -33,6 +35,10 @@ impl KomleService {
     /// directory, exactly as `komle-cm` does. It blocks on that network I/O: call it before
     /// entering the runtime, or inside `tokio::task::spawn_blocking`.
     pub fn from_config(config: &Config) -> Result<KomleService, RuntimeError> {
+        // As komle-cm at start: e.g. no [upstream] allow-list means every login is refused.
+        for warning in config.warnings() {
+            log::warn!("{warning}");
+        }
         let server_tls = tls::server_config(&config.tls.certificate, &config.tls.private_key)
             .map_err(|e| RuntimeError(format!("[tls]: {e}")))?;
         let upstream_tls = tls::client_config(config.upstream.ca.as_deref())
@@ -61,23 +67,42 @@ impl KomleService {
             clock: runtime.clock,
         };
         let mut service = Self::from_parts(server_tls, ctx, max_sessions);
+        service.limits.max_sessions_per_address = config
+            .smtp
+            .as_ref()
+            .and_then(|s| s.max_sessions_per_address);
+        if let Some(p) = &config.pop3 {
+            service.pop3_limits.max_sessions = p.max_sessions;
+            service.pop3_limits.max_sessions_per_address = p.max_sessions_per_address;
+        }
         service.pop3 = pop3.map(Arc::new);
         Ok(service)
     }
 
     /// For callers that wire the services themselves (tests, embedded set-ups).
     pub fn from_parts(tls: Arc<ServerConfig>, ctx: SessionContext, max_sessions: usize) -> Self {
+        let limits = ServerLimits {
+            max_sessions,
+            max_sessions_per_address: None,
+            handshake_timeout: Duration::from_secs(30),
+            grace: Duration::from_secs(30),
+        };
         KomleService {
             tls,
             ctx: Arc::new(ctx),
             pop3: None,
-            limits: ServerLimits {
-                max_sessions,
-                handshake_timeout: Duration::from_secs(30),
-                grace: Duration::from_secs(30),
-            },
+            pop3_limits: limits.clone(),
+            limits,
             stats: Arc::new(Stats::default()),
         }
+    }
+
+    /// Limits sessions per client IP address on both listeners, as `[smtp]`/`[pop3]
+    /// max_sessions_per_address` do (`None`: no limit of its own).
+    pub fn with_max_sessions_per_address(mut self, limit: Option<usize>) -> Self {
+        self.limits.max_sessions_per_address = limit;
+        self.pop3_limits.max_sessions_per_address = limit;
+        self
     }
 
     /// Counters for the embedding service's health/metrics endpoint.
@@ -119,7 +144,7 @@ impl KomleService {
             listener,
             self.tls.clone(),
             ctx,
-            self.limits.clone(),
+            self.pop3_limits.clone(),
             self.stats.clone(),
             shutdown,
         )

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::upstream_allow::UpstreamAllowList;
+
 /// Settings of a POP3 proxy session; timeouts default to Tab_Konf_Param (5 min).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pop3Config {
@@ -29,6 +31,9 @@ pub struct Pop3Config {
     pub server_idle_timeout: Duration,
     /// How long a client may stay silent in the CONNECT state.
     pub client_idle_timeout: Duration,
+    /// The POP3 servers a login name may name (host:port). Empty by default: every login is
+    /// refused with the reply of an unreachable server, and no connection is attempted.
+    pub upstream_allow: UpstreamAllowList,
 }
 
 impl Default for Pop3Config {
@@ -44,6 +49,7 @@ impl Default for Pop3Config {
             server_response_timeout: Duration::from_secs(300),
             server_idle_timeout: Duration::from_secs(300),
             client_idle_timeout: Duration::from_secs(300),
+            upstream_allow: UpstreamAllowList::deny_all(),
         }
     }
 }

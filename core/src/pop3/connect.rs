@@ -101,6 +101,14 @@ impl Pop3Session {
     }
 
     pub(super) fn start_login(&mut self, login: LoginName, password: Password, now: Instant) {
+        if !self.config.upstream_allow.permits(&login.host, login.port) {
+            // Not an allowed server: answered exactly like an unreachable one, without any
+            // connection attempt (see `upstream_allow`).
+            self.phase = Phase::Connecting { login, password };
+            let reason = crate::upstream_allow::UNREACHABLE_REASON.to_owned();
+            self.handle_event(super::event::Pop3Event::UpstreamFailed { reason }, now);
+            return;
+        }
         // A_2033: the server named in the login name, with implicit TLS.
         self.actions.push_back(Pop3Action::ConnectUpstream {
             host: login.host.clone(),

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::upstream_allow::UpstreamAllowList;
+
 /// The smallest SIZE the Clientmodul may advertise (Tab_SMTP_Ant_Init): 25 MB net (A_2004)
 /// times 1.37 for base64.
 pub const MIN_ADVERTISED_SIZE: usize = 35_882_577;
@@ -27,6 +29,9 @@ pub struct SmtpConfig {
     pub mta_idle_timeout: Duration,
     /// How long the client may stay silent before the session ends with 421.
     pub client_idle_timeout: Duration,
+    /// The MTAs a login name may name (host:port). Empty by default: every login is refused
+    /// with the reply of an unreachable MTA, and no connection is attempted.
+    pub upstream_allow: UpstreamAllowList,
 }
 
 impl Default for SmtpConfig {
@@ -40,6 +45,7 @@ impl Default for SmtpConfig {
             mta_response_timeout: Duration::from_secs(300),
             mta_idle_timeout: Duration::from_secs(300),
             client_idle_timeout: Duration::from_secs(300),
+            upstream_allow: UpstreamAllowList::deny_all(),
         }
     }
 }

@@ -153,10 +153,17 @@ impl SmtpSession {
             Ok(login) => {
                 let host = login.host.clone();
                 let port = login.port;
+                let permitted = self.config.upstream_allow.permits(&host, port);
                 self.phase = Phase::Connecting(PendingLogin {
                     login,
                     password: creds.password,
                 });
+                if !permitted {
+                    // Not an allowed MTA: answered exactly like an unreachable one, without
+                    // any connection attempt (see `upstream_allow`).
+                    self.on_upstream_failed();
+                    return;
+                }
                 self.upstream_open = true;
                 self.actions
                     .push_back(SmtpAction::ConnectUpstream { host, port });

@@ -436,6 +436,9 @@ struct Files {
     cm_ca: PathBuf,
     konnektor_ca: PathBuf,
     mta_ca: PathBuf,
+    /// `[upstream] smtp` and `pop3`: exactly Postfix's SMTPS and Dovecot's POP3S addresses.
+    smtp_upstream: SocketAddr,
+    pop3_upstream: SocketAddr,
 }
 
 impl Files {
@@ -448,6 +451,8 @@ impl Files {
             cm_ca: dir.join("komle-cm-ca.pem"),
             konnektor_ca: dir.join("konnektor-ca.pem"),
             mta_ca: dir.join("mta-ca.pem"),
+            smtp_upstream: servers.smtps_addr(),
+            pop3_upstream: servers.pop3s_addr(),
         };
         let write = |p: &Path, s: &[u8]| {
             std::fs::write(p, s).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
@@ -473,11 +478,13 @@ fn config_text(
     let mut t = format!(
         "[smtp]\nlisten = \"{smtp}\"\nhostname = \"komle-cm.test\"\n\n\
          [tls]\ncertificate = \"{}\"\nprivate_key = \"{}\"\n\n\
-         [upstream]\nca = \"{}\"\n\n\
+         [upstream]\nca = \"{}\"\nsmtp = [\"{}\"]\npop3 = [\"{}\"]\n\n\
          [konnektor]\nsds_url = \"{}/connector.sds\"\nca = \"{}\"\n",
         files.cm_cert.display(),
         files.cm_key.display(),
         files.mta_ca.display(),
+        files.smtp_upstream,
+        files.pop3_upstream,
         sim.base_url(),
         files.konnektor_ca.display(),
     );

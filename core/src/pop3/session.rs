@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use zeroize::Zeroize;
 
+use super::canonical::CanonicalCommand;
 use super::config::Pop3Config;
 use super::event::{Pop3Action, Pop3Event};
 use super::replies::ReplyReader;
@@ -72,7 +73,12 @@ pub struct Pop3Session {
     pub(super) upstream_gone: bool,
     pub(super) commands_before_auth: usize,
     pub(super) failed_logins: u32,
+    /// Since when the session waits for the client: its last complete command line, or the
+    /// module's last complete answer. Bytes of an unfinished line do not count, so a client
+    /// trickling one byte at a time cannot keep a session for ever.
     pub(super) client_seen: Instant,
+    /// A QUIT went to the server: nothing the client sends after it is relayed.
+    pub(super) quit_forwarded: bool,
     /// Since when the server owes an answer (reset on every byte it sends).
     pub(super) server_owes_since: Option<Instant>,
     /// When the server connection last carried a command or finished a reply.
@@ -97,6 +103,7 @@ impl Pop3Session {
             commands_before_auth: 0,
             failed_logins: 0,
             client_seen: now,
+            quit_forwarded: false,
             server_owes_since: None,
             server_idle_since: now,
         };
@@ -108,7 +115,6 @@ impl Pop3Session {
         if self.is_finished() {
             return;
         }
-        self.client_seen = now;
         self.client_in.extend_from_slice(bytes);
         self.process_client(now, false);
         // Lines held back (login in progress, pipeline full, RETR pending) are bounded too.
@@ -175,6 +181,8 @@ impl Pop3Session {
             return;
         }
         match kind {
+            // A_2038: `-ERR timeout` for a silent client too (LIMITS.md, client_idle), in
+            // CONNECT as after the login.
             Deadline::ClientIdle | Deadline::ServerResponse => {
                 // A_2038: `-ERR timeout`, then close (the server side with it, A_2039).
                 self.send_client(&reply::err(TIMEOUT));
@@ -220,10 +228,19 @@ impl Pop3Session {
             Phase::Proxy { replies, .. } if replies.outstanding() > 0 => {
                 response(self.server_owes_since)
             }
-            Phase::Proxy { .. } => Some((
-                self.server_idle_since + self.config.server_idle_timeout,
-                Deadline::ServerIdle,
-            )),
+            // Waiting for the client: its idle limit (with `-ERR timeout`) and the server
+            // connection's (A_2039) both run; the earlier wins, the client's on a tie.
+            Phase::Proxy { .. } => {
+                let client = (
+                    self.client_seen + self.config.client_idle_timeout,
+                    Deadline::ClientIdle,
+                );
+                let server = (
+                    self.server_idle_since + self.config.server_idle_timeout,
+                    Deadline::ServerIdle,
+                );
+                Some(if client.0 <= server.0 { client } else { server })
+            }
             Phase::Finished => None,
         }
     }
@@ -255,10 +272,13 @@ impl Pop3Session {
             let Some(mut line) = self.take_client_line() else {
                 return;
             };
+            if !draining {
+                self.client_seen = now;
+            }
             if matches!(self.phase, Phase::Connect { .. }) {
                 self.connect_line(&line, now);
             } else {
-                self.proxy_line(&line, now);
+                self.proxy_line(&line, now, draining);
             }
             line.zeroize();
         }
@@ -284,8 +304,13 @@ impl Pop3Session {
         }
     }
 
+    /// The client went away. A_2039: complete commands it sent that are still held back
+    /// reach the server (canonical, as always), then the server connection is closed —
+    /// without a QUIT of the module's own: QUIT makes the server enter UPDATE and commit the
+    /// client's DELEs (RFC 1939 §6), which a client that hung up without QUIT did not ask
+    /// for. A QUIT the client did send is relayed like any held command (clients often send
+    /// QUIT and close without waiting for `+OK`). An unfinished line is dropped.
     pub(super) fn client_closed(&mut self, now: Instant) {
-        // A_2039: commands already received still reach the server, then it is closed.
         if matches!(self.phase, Phase::Proxy { .. }) {
             self.process_client(now, true);
         }
@@ -340,6 +365,7 @@ impl Pop3Session {
                     };
                     self.server_owes_since = None;
                     self.server_idle_since = now;
+                    self.client_seen = now;
                     // Tab_POP3_Verbindung: +OK — the server's own line, as in §3.4.5.
                     self.send_client(&line);
                     self.process_replies(now);
@@ -347,7 +373,8 @@ impl Pop3Session {
                     return;
                 }
                 LoginStep::Rejected => {
-                    self.send_upstream(b"QUIT\r\n");
+                    // Still in AUTHORIZATION: QUIT commits nothing here (RFC 1939 §6).
+                    self.send_upstream(&CanonicalCommand::Quit.to_line());
                     self.login_failed(now);
                     return;
                 }
@@ -368,8 +395,26 @@ impl Pop3Session {
             // A_2038: what the server sent is delivered first; a message with the Konnektor
             // is still delivered, then the client is closed.
             Phase::Proxy { opening: true, .. } => self.upstream_gone = true,
+            Phase::Proxy { .. } => self.server_gone(),
             _ => self.finish(),
         }
+    }
+
+    /// The server connection is gone in the PROXY state (A_2038): everything complete it
+    /// sent has been relayed. If the client is still owed an answer — a reply cut off in the
+    /// middle (a status line, a multi-line block, a RETR message) or commands that never
+    /// reached the server — it gets `-ERR` with the text for an unavailable server
+    /// (Tab_POP3_Verbindung, A_2037) instead of silence or half a message; then it is closed.
+    pub(super) fn server_gone(&mut self) {
+        let Phase::Proxy { replies, .. } = &self.phase else {
+            self.finish();
+            return;
+        };
+        let owed = replies.outstanding() > 0 || self.client_in.contains(&b'\n');
+        if owed {
+            self.send_client(&reply::err(SERVER_UNAVAILABLE));
+        }
+        self.finish();
     }
 
     // ---- state changes -----------------------------------------------------------------
@@ -419,7 +464,19 @@ impl Pop3Session {
         }
     }
 
-    pub(super) fn send_upstream(&mut self, bytes: &[u8]) {
+    /// Forwards a client command in the PROXY state: the only way client input reaches the
+    /// server after the login is the module's own serialisation of a parsed command
+    /// ([`CanonicalCommand::to_line`]).
+    pub(super) fn forward(&mut self, command: &CanonicalCommand) {
+        if *command == CanonicalCommand::Quit {
+            self.quit_forwarded = true;
+        }
+        self.send_upstream(&command.to_line());
+    }
+
+    /// Raw bytes to the server: only the login steps (A_2034, A_2035) use this, which is why
+    /// it is private to this file; client commands go through [`Self::forward`].
+    fn send_upstream(&mut self, bytes: &[u8]) {
         if let Some(Pop3Action::SendToUpstream(last)) = self.actions.back_mut() {
             last.extend_from_slice(bytes);
         } else {

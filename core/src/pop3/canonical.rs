@@ -120,8 +120,8 @@ impl fmt::Display for Refusal {
 impl std::error::Error for Refusal {}
 
 impl CanonicalCommand {
-    /// Parses one command line given without its line end (see
-    /// [`trim_eol`](super::reply::trim_eol)). Only printable ASCII and SP are accepted; the
+    /// Parses one command line given without its line end (CRLF, or a bare LF, removed
+    /// once). Only printable ASCII and SP are accepted; the
     /// line must start with the keyword; arguments are separated by SP (runs of SP are
     /// tolerated, nothing else is).
     pub fn parse(line: &[u8]) -> Result<Self, Refusal> {

@@ -69,7 +69,8 @@ mod session;
 mod upstream;
 
 pub use canonical::{
-    CanonicalCommand, MALFORMED, MAX_MESSAGE_NUMBER, MessageNumber, NOT_RELAYED, Refusal,
+    CanonicalCommand, MALFORMED, MAX_DIGITS, MAX_MESSAGE_NUMBER, MessageNumber, NOT_RELAYED,
+    Refusal,
 };
 pub use command::{Command, CommandError, ReplyShape, parse as parse_command, top_with_zero_lines};
 pub use config::Pop3Config;

@@ -112,7 +112,8 @@ impl Pop3Session {
     }
 
     pub fn handle_client_data(&mut self, bytes: &[u8], now: Instant) {
-        if self.is_finished() {
+        // After QUIT the session only waits for the server's `+OK`; nothing more is read.
+        if self.is_finished() || self.quit_forwarded {
             return;
         }
         self.client_in.extend_from_slice(bytes);
@@ -251,6 +252,9 @@ impl Pop3Session {
     /// gone; forward every complete command regardless of the pipelining limit (A_2039).
     pub(super) fn process_client(&mut self, now: Instant, draining: bool) {
         loop {
+            if self.quit_forwarded {
+                return;
+            }
             let ready = match &self.phase {
                 Phase::Connect { .. } => true,
                 // Commands after a RETR wait until its message is opened and delivered: the

@@ -182,10 +182,10 @@ impl Pop3Session {
             return;
         }
         match kind {
-            // A_2038: `-ERR timeout` for a silent client too (LIMITS.md, client_idle), in
-            // CONNECT as after the login.
             Deadline::ClientIdle | Deadline::ServerResponse => {
-                // A_2038: `-ERR timeout`, then close (the server side with it, A_2039).
+                // A_2038: `-ERR timeout`, then close (the server side with it, A_2039); the
+                // same for a silent client (LIMITS.md, client_idle), in CONNECT as after
+                // the login.
                 self.send_client(&reply::err(TIMEOUT));
                 self.finish();
             }

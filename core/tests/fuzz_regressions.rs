@@ -13,6 +13,8 @@ mod konnektor_response;
 mod login_name;
 #[path = "../../fuzz/drivers/pop3_codec.rs"]
 mod pop3_codec;
+#[path = "../../fuzz/drivers/pop3_relay.rs"]
+mod pop3_relay;
 #[path = "../../fuzz/drivers/pop3_session.rs"]
 mod pop3_session;
 #[path = "../../fuzz/drivers/smime_open.rs"]
@@ -34,6 +36,7 @@ const TARGETS: &[(&str, Driver)] = &[
     ("konnektor_response", konnektor_response::run),
     ("login_name", login_name::run),
     ("pop3_codec", pop3_codec::run),
+    ("pop3_relay", pop3_relay::run),
     ("pop3_session", pop3_session::run),
     ("smime_open", smime_open::run),
     ("smtp_data", smtp_data::run),

@@ -4,8 +4,9 @@
 use std::time::{Duration, Instant};
 
 use komle_core::pop3::{
-    AUTH_FAILED, MECHANISM_UNSUPPORTED, OpenFailure, OpenJob, OpenedMessage, Pop3Action,
-    Pop3Config, Pop3Event, Pop3Session, SERVER_UNAVAILABLE, SERVER_UNREACHABLE, TOO_BIG,
+    AUTH_FAILED, MALFORMED, MECHANISM_UNSUPPORTED, NOT_RELAYED, OpenFailure, OpenJob,
+    OpenedMessage, Pop3Action, Pop3Config, Pop3Event, Pop3Session, SERVER_UNAVAILABLE,
+    SERVER_UNREACHABLE, TOO_BIG,
 };
 use komle_core::sasl::plain;
 use komle_core::secret::{Password, SecretBytes};
@@ -502,7 +503,6 @@ fn a_2040_stat_list_uidl_dele_pass_unchanged() {
         ("LIST 9\r\n", "-ERR no such message\r\n"),
         ("NOOP\r\n", "+OK\r\n"),
         ("RSET\r\n", "+OK\r\n"),
-        ("XUNKNOWN a b\r\n", "-ERR unknown command\r\n"),
     ];
     for (cmd, answer) in exchanges {
         h.c(cmd);
@@ -511,6 +511,15 @@ fn a_2040_stat_list_uidl_dele_pass_unchanged() {
         h.srv(answer);
         assert_eq!(h.take_client(), answer, "{cmd}");
     }
+}
+
+#[test]
+fn a_2040_unknown_command_is_answered_locally_and_not_relayed() {
+    let mut h = H::logged_in();
+    h.c("XUNKNOWN a b\r\n");
+    assert_eq!(h.take_server(), "");
+    assert_eq!(h.take_client(), format!("-ERR {NOT_RELAYED}\r\n"));
+    assert!(!h.s.is_finished());
 }
 
 #[test]
@@ -532,8 +541,9 @@ fn a_2041_top_with_lines_is_sent_with_zero() {
         "+OK\r\nSubject: KOM-LE-Nachricht\r\nX-KOM-LE-Version: 1.0\r\n..leading dot\r\n\r\n.\r\n";
     h.srv(reply);
     assert_eq!(h.take_client(), reply);
+    // Keywords go out upper case (canonical form, A_2040).
     h.c("top 2 0\r\n");
-    assert_eq!(h.take_server(), "top 2 0\r\n");
+    assert_eq!(h.take_server(), "TOP 2 0\r\n");
     h.srv("-ERR no such message\r\n");
     assert_eq!(h.take_client(), "-ERR no such message\r\n");
 }
@@ -856,7 +866,10 @@ fn a_2038_server_closing_while_opening_still_delivers_the_message() {
 }
 
 #[test]
-fn a_2039_client_closing_forwards_held_commands_then_closes_the_server() {
+fn a_2039_client_closing_forwards_no_held_command_behind_an_unanswered_one() {
+    // STAT is with the server, DELE is held back: after the client is gone nothing more goes
+    // upstream (a relayed DELE + later QUIT could commit a deletion the client never saw
+    // confirmed), and the server connection is closed without QUIT.
     let mut g = H::with(Pop3Config {
         max_pipelined_commands: 1,
         ..Pop3Config::default()
@@ -865,18 +878,13 @@ fn a_2039_client_closing_forwards_held_commands_then_closes_the_server() {
     g.srv("+OK\r\n+OK in\r\n");
     g.take_server();
     g.trace.clear();
-    g.c("STAT\r\nDELE 1\r\n");
+    g.c("STAT\r\nDELE 1\r\nQUIT\r\n");
     assert_eq!(g.take_server(), "STAT\r\n");
     g.ev(Pop3Event::ClientClosed);
-    assert_eq!(g.take_server(), "DELE 1\r\n");
+    assert_eq!(g.take_server(), "");
     assert_eq!(
         g.trace,
-        [
-            Kind::Upstream,
-            Kind::Upstream,
-            Kind::CloseUpstream,
-            Kind::CloseClient
-        ]
+        [Kind::Upstream, Kind::CloseUpstream, Kind::CloseClient]
     );
     assert!(g.s.is_finished());
 }
@@ -1129,4 +1137,346 @@ proptest! {
         let text = String::from_utf8_lossy(&h.client).into_owned();
         prop_assert!(text.starts_with("+OK KOM-LE Clientmodul POP3\r\n"));
     }
+}
+
+// ---- default deny after the login (A_2040) -------------------------------------------------
+
+/// Sends `line` in the PROXY state and checks that the server gets nothing and the client
+/// `-ERR text`.
+fn refused(line: &[u8], text: &str) {
+    let mut h = H::logged_in();
+    h.c_bytes(line);
+    assert_eq!(h.take_server(), "", "{line:?} reached the server");
+    assert_eq!(
+        h.take_client(),
+        format!("-ERR {text}\r\n"),
+        "answer to {line:?}"
+    );
+    assert!(!h.s.is_finished());
+    // The session goes on.
+    h.c("STAT\r\n");
+    assert_eq!(h.take_server(), "STAT\r\n");
+}
+
+#[test]
+fn a_2040_leading_space_is_refused_locally() {
+    refused(b" STAT\r\n", MALFORMED);
+    refused(b" RETR 1\r\n", MALFORMED);
+}
+
+#[test]
+fn a_2040_tab_vt_ff_are_refused_locally() {
+    refused(b"\tSTAT\r\n", MALFORMED);
+    refused(b"LIST\t1\r\n", MALFORMED);
+    refused(b"LIST\x0b1\r\n", MALFORMED);
+    refused(b"LIST\x0c1\r\n", MALFORMED);
+    refused(b"STAT\t\r\n", MALFORMED);
+}
+
+#[test]
+fn a_2040_nul_is_refused_locally() {
+    refused(b"RETR 1\0\r\n", MALFORMED);
+    refused(b"DE\0LE 1\r\n", MALFORMED);
+}
+
+#[test]
+fn a_2040_esc_del_and_bare_cr_are_refused_locally() {
+    refused(b"\x1b[2JSTAT\r\n", MALFORMED);
+    refused(b"STAT\x7f\r\n", MALFORMED);
+    // A bare CR could end the line early at a server and start `DELE 1` of its own.
+    refused(b"STAT\rDELE 1\r\n", MALFORMED);
+    refused(b"STAT\r\r\n", MALFORMED);
+}
+
+#[test]
+fn a_2040_non_ascii_is_refused_locally() {
+    refused("STÄT\r\n".as_bytes(), MALFORMED);
+    refused(b"RETR \xff\r\n", MALFORMED);
+}
+
+#[test]
+fn a_2040_malformed_arguments_are_refused_locally() {
+    refused(b"RETR\r\n", MALFORMED);
+    refused(b"RETR 0\r\n", MALFORMED);
+    refused(b"RETR one\r\n", MALFORMED);
+    refused(b"DELE 1 2\r\n", MALFORMED);
+    refused(b"TOP 1\r\n", MALFORMED);
+    refused(b"LIST 99999999999\r\n", MALFORMED);
+    refused(b"\r\n", MALFORMED);
+}
+
+#[test]
+fn a_2040_unknown_keywords_are_refused_locally() {
+    refused(b"XTND XMIT\r\n", NOT_RELAYED);
+    refused(b"LAST\r\n", NOT_RELAYED);
+}
+
+#[test]
+fn a_2040_apop_stls_auth_user_pass_utf8_lang_after_login_are_refused_locally() {
+    for line in [
+        "APOP erik c4c9334bac560ecc979e58001b3e22fb\r\n",
+        "STLS\r\n",
+        "AUTH PLAIN AGVyaWsAcHc=\r\n",
+        "USER other\r\n",
+        "PASS geheim\r\n",
+        "UTF8\r\n",
+        "LANG de\r\n",
+    ] {
+        refused(line.as_bytes(), NOT_RELAYED);
+    }
+}
+
+#[test]
+fn a_2040_commands_go_out_in_canonical_form() {
+    let mut h = H::logged_in();
+    h.c("retr 007\r\n");
+    assert_eq!(h.take_server(), "RETR 7\r\n");
+    h.srv("-ERR no such message\r\n");
+    h.c("List  2 \r\nuidl\n");
+    assert_eq!(h.take_server(), "LIST 2\r\nUIDL\r\n");
+}
+
+#[test]
+fn a_2040_local_answers_keep_the_order_of_pipelined_commands() {
+    let mut h = H::logged_in();
+    h.c("STAT\r\n STAT\r\nLIST\r\nAPOP a b\r\nNOOP\r\n");
+    assert_eq!(h.take_server(), "STAT\r\nLIST\r\nNOOP\r\n");
+    assert_eq!(
+        h.take_client(),
+        "",
+        "the refusals wait for the replies before them"
+    );
+    h.srv("+OK 1 10\r\n+OK\r\n1 10\r\n.\r\n+OK\r\n");
+    assert_eq!(
+        h.take_client(),
+        format!(
+            "+OK 1 10\r\n-ERR {MALFORMED}\r\n+OK\r\n1 10\r\n.\r\n-ERR {NOT_RELAYED}\r\n+OK\r\n"
+        )
+    );
+}
+
+#[test]
+fn a_2038_nothing_is_relayed_after_quit() {
+    let mut h = H::logged_in();
+    h.c("QUIT\r\nDELE 1\r\n");
+    assert_eq!(h.take_server(), "QUIT\r\n");
+    h.srv("+OK bye\r\n");
+    assert_eq!(h.take_client(), "+OK bye\r\n");
+    assert_eq!(h.closes(), [Kind::CloseUpstream, Kind::CloseClient]);
+}
+
+// ---- CONNECT: what reaches the server from the client (A_2034) ----------------------------
+
+#[test]
+fn a_2034_crlf_in_a_plain_password_never_reaches_the_server() {
+    let mut h = H::new();
+    h.take_client();
+    h.c(&format!(
+        "AUTH PLAIN {}\r\n",
+        plain_ir(LOGIN, "pw\r\nDELE 1")
+    ));
+    assert_eq!(h.take_client(), format!("-ERR {AUTH_FAILED}\r\n"));
+    assert!(h.connects.is_empty(), "no server is contacted");
+    assert!(h.upstream.is_empty());
+    assert!(
+        !h.s.is_finished(),
+        "a failed login, the client may try again"
+    );
+}
+
+#[test]
+fn a_2034_control_characters_in_user_or_pass_never_reach_the_server() {
+    let mut h = H::new();
+    h.take_client();
+    let with_cr = LOGIN.replacen('@', "\r@", 1);
+    h.c(&format!("USER {with_cr}\r\nPASS pw\r\n"));
+    assert_eq!(h.take_client(), format!("+OK\r\n-ERR {AUTH_FAILED}\r\n"));
+    h.c_bytes(format!("USER {LOGIN}\r\nPASS p\0w\r\n").as_bytes());
+    assert_eq!(h.take_client(), format!("+OK\r\n-ERR {AUTH_FAILED}\r\n"));
+    let with_nul = plain_ir(&LOGIN.replacen('@', "\0@", 1), "pw");
+    h.c(&format!("AUTH PLAIN {with_nul}\r\n"));
+    assert!(h.take_client().starts_with("-ERR"));
+    assert!(h.connects.is_empty() && h.upstream.is_empty());
+}
+
+// ---- closing (A_2038, A_2039) ---------------------------------------------------------------
+
+#[test]
+fn a_2039_client_closing_without_quit_sends_no_quit() {
+    let mut h = H::logged_in();
+    h.c("DELE 1\r\n");
+    assert_eq!(h.take_server(), "DELE 1\r\n");
+    h.srv("+OK message 1 deleted\r\n");
+    // An unfinished QUIT is not a QUIT.
+    h.c("QUI");
+    h.ev(Pop3Event::ClientClosed);
+    assert_eq!(
+        h.take_server(),
+        "",
+        "no QUIT: the DELE must not be committed"
+    );
+    assert_eq!(h.closes(), [Kind::CloseUpstream, Kind::CloseClient]);
+}
+
+#[test]
+fn a_2039_client_closing_during_retr_never_relays_its_pipelined_dele_and_quit() {
+    // The message of RETR 1 is still on its way (or with the Konnektor) when the client hangs
+    // up: DELE 1 + QUIT would delete a message the client never received. Nothing follows.
+    let mut h = H::logged_in();
+    h.c("RETR 1\r\nDELE 1\r\nX\0\r\nQUIT\r\nSTAT\r\n");
+    assert_eq!(h.take_server(), "RETR 1\r\n");
+    h.ev(Pop3Event::ClientClosed);
+    assert_eq!(h.take_server(), "");
+    assert_eq!(h.closes(), [Kind::CloseUpstream, Kind::CloseClient]);
+}
+
+#[test]
+fn a_2039_client_closing_relays_its_own_held_quit_when_no_message_is_on_its_way() {
+    // DELE 1 is with the server (one command in flight allowed), the client's QUIT waits
+    // behind it, and the client hangs up without waiting: its QUIT reaches the server.
+    let mut g = H::with(Pop3Config {
+        max_pipelined_commands: 1,
+        ..Pop3Config::default()
+    });
+    g.up_to_server_login();
+    g.srv("+OK\r\n+OK in\r\n");
+    g.take_server();
+    g.c("DELE 1\r\nQUIT\r\n");
+    assert_eq!(g.take_server(), "DELE 1\r\n");
+    g.ev(Pop3Event::ClientClosed);
+    assert_eq!(g.take_server(), "QUIT\r\n");
+    assert!(g.s.is_finished());
+}
+
+#[test]
+fn a_2038_server_closing_in_the_middle_of_retr_answers_err() {
+    let mut h = H::logged_in();
+    h.c("RETR 1\r\n");
+    h.srv("+OK 120 octets\r\nX-KOM-LE-Version: 1.0\r\nSubject: x\r\n");
+    h.ev(Pop3Event::UpstreamClosed);
+    assert!(h.jobs.is_empty(), "half a message is never opened");
+    assert_eq!(h.take_client(), format!("-ERR {SERVER_UNAVAILABLE}\r\n"));
+    assert_eq!(h.closes(), [Kind::CloseClient]);
+    assert!(h.s.is_finished());
+}
+
+#[test]
+fn a_2038_server_closing_in_the_middle_of_a_listing_answers_err_only() {
+    let mut h = H::logged_in();
+    h.c("UIDL\r\n");
+    h.srv("+OK\r\n1 whqtswO00WBw418f9t5JxYwZ\r\n2 01SDF8");
+    assert_eq!(h.take_client(), "", "the listing is held until complete");
+    h.ev(Pop3Event::UpstreamClosed);
+    assert_eq!(h.take_client(), format!("-ERR {SERVER_UNAVAILABLE}\r\n"));
+    assert_eq!(h.closes(), [Kind::CloseClient]);
+}
+
+#[test]
+fn a_2038_server_closing_in_the_middle_of_a_status_line_answers_err() {
+    let mut h = H::logged_in();
+    h.c("STAT\r\n");
+    h.srv("+OK 2 ");
+    h.ev(Pop3Event::UpstreamClosed);
+    assert_eq!(h.take_client(), format!("-ERR {SERVER_UNAVAILABLE}\r\n"));
+}
+
+#[test]
+fn a_2038_server_closing_while_opening_with_held_commands_answers_err_after_the_message() {
+    let mut h = H::logged_in();
+    h.c("RETR 1\r\nSTAT\r\n");
+    h.srv(&format!("+OK\r\n{ENCRYPTED}.\r\n"));
+    h.ev(Pop3Event::UpstreamClosed);
+    h.ev(Pop3Event::Opened(Ok(OpenedMessage {
+        message: SecretBytes::from(&b"A: b\r\n"[..]),
+    })));
+    assert_eq!(
+        h.take_client(),
+        format!("+OK 6 octets\r\nA: b\r\n.\r\n-ERR {SERVER_UNAVAILABLE}\r\n")
+    );
+    assert_eq!(h.closes(), [Kind::CloseClient]);
+}
+
+// ---- timers after the login (A_2038, client_idle) ------------------------------------------
+
+#[test]
+fn a_2038_idle_client_after_login_gets_err_timeout() {
+    let mut h = H::with(Pop3Config {
+        client_idle_timeout: Duration::from_secs(60),
+        ..Pop3Config::default()
+    });
+    h.up_to_server_login();
+    h.srv("+OK\r\n+OK in\r\n");
+    h.take_client();
+    h.take_server();
+    h.trace.clear();
+    assert_eq!(h.s.poll_timeout(), Some(h.now + Duration::from_secs(60)));
+    h.advance(Duration::from_secs(59));
+    assert!(h.closes().is_empty());
+    h.advance(Duration::from_secs(1));
+    assert_eq!(h.take_client(), "-ERR timeout\r\n");
+    assert_eq!(h.closes(), [Kind::CloseUpstream, Kind::CloseClient]);
+    // Closed without QUIT (no DELE committed behind the client's back).
+    assert_eq!(h.take_server(), "");
+}
+
+#[test]
+fn a_2038_idle_client_after_login_with_default_timers_gets_err_timeout() {
+    let mut h = H::logged_in();
+    h.advance(Duration::from_secs(299));
+    assert!(h.closes().is_empty());
+    h.advance(Duration::from_secs(1));
+    assert_eq!(h.take_client(), "-ERR timeout\r\n");
+    assert_eq!(h.closes(), [Kind::CloseUpstream, Kind::CloseClient]);
+}
+
+#[test]
+fn a_2038_idle_clock_counts_from_the_last_answer() {
+    let mut h = H::logged_in();
+    h.c("STAT\r\n");
+    h.advance(Duration::from_secs(200));
+    h.srv("+OK 0 0\r\n");
+    // The client had no time to act while the server was slow.
+    assert_eq!(h.s.poll_timeout(), Some(h.now + Duration::from_secs(300)));
+}
+
+#[test]
+fn a_2038_unfinished_line_trickle_after_login_does_not_keep_the_session() {
+    let mut h = H::logged_in();
+    for _ in 0..29 {
+        h.advance(Duration::from_secs(10));
+        h.c("N");
+    }
+    assert!(h.closes().is_empty());
+    h.advance(Duration::from_secs(10));
+    assert_eq!(h.take_client(), "-ERR timeout\r\n");
+    assert_eq!(h.take_server(), "", "the unfinished line is never relayed");
+    assert_eq!(h.closes(), [Kind::CloseUpstream, Kind::CloseClient]);
+}
+
+#[test]
+fn a_2038_unfinished_line_trickle_in_connect_does_not_keep_the_session() {
+    let mut h = H::new();
+    h.take_client();
+    for _ in 0..29 {
+        h.advance(Duration::from_secs(10));
+        h.c("C");
+    }
+    h.advance(Duration::from_secs(10));
+    assert_eq!(h.take_client(), "-ERR timeout\r\n");
+    assert_eq!(h.closes(), [Kind::CloseClient]);
+}
+
+#[test]
+fn a_2038_complete_line_restarts_the_idle_clock() {
+    let mut h = H::logged_in();
+    h.advance(Duration::from_secs(250));
+    h.c("NO");
+    h.advance(Duration::from_secs(10));
+    h.c("OP\r\n");
+    assert_eq!(h.take_server(), "NOOP\r\n");
+    h.srv("+OK\r\n");
+    h.advance(Duration::from_secs(299));
+    assert!(h.closes().is_empty());
+    h.advance(Duration::from_secs(1));
+    assert_eq!(h.take_client(), "+OK\r\n-ERR timeout\r\n");
 }

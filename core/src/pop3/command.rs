@@ -1,9 +1,9 @@
 //! POP3 command lines from the client (RFC 1939, RFC 2449 CAPA, RFC 5034 AUTH).
 //!
-//! The proxy parses a command only to decide how to treat it: answer it itself (CONNECT state),
-//! rewrite it (TOP, KOM-LE-A_2041) or know the shape of the server's reply (single line,
-//! multi-line, a message to open). In the PROXY state the line itself is forwarded byte for
-//! byte (A_2040), so the parser may stay lenient about arguments.
+//! This parser serves the CONNECT state, which answers every line itself (Tab_POP3_Ant_Init,
+//! KOM-LE-A_2030) and relays nothing; it may stay lenient about arguments. The PROXY state uses
+//! the strict [`CanonicalCommand`](super::CanonicalCommand) instead: only what it parsed and
+//! wrote itself reaches the server.
 
 use nom::IResult;
 use nom::Parser;
@@ -11,6 +11,8 @@ use nom::bytes::complete::take_while1;
 use nom::character::complete::char;
 use nom::combinator::{all_consuming, opt, rest};
 use nom::sequence::preceded;
+
+use super::canonical::CanonicalCommand;
 
 /// One parsed command line; arguments borrow from the line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,19 +132,21 @@ impl Command<'_> {
     }
 }
 
-/// The line to send upstream for `TOP message lines` (KOM-LE-A_2041).
+/// The line to send upstream for `TOP message lines` (KOM-LE-A_2041), in canonical form.
 ///
 /// A KOM-LE message's body is one base64 block of an encrypted CMS structure: any number of its
 /// lines is meaningless to the client and cannot be decrypted on its own, and the Clientmodul
 /// must not hand out fragments of an encrypted message. Only the (unencrypted) outer header is
 /// useful, so a non-zero line count becomes 0. `None` means "send the line unchanged" (the
-/// count is already zero, or the command is malformed and the server shall judge it).
+/// count is already zero, or the command is malformed; the PROXY state refuses those).
 pub fn top_with_zero_lines(message: &str, lines: &str) -> Option<Vec<u8>> {
-    let numeric = !lines.is_empty() && lines.bytes().all(|b| b.is_ascii_digit());
-    if !numeric || lines.bytes().all(|b| b == b'0') || message.is_empty() {
-        return None;
+    let line = format!("TOP {message} {lines}");
+    match CanonicalCommand::parse(line.as_bytes()) {
+        Ok(top @ CanonicalCommand::Top { lines, .. }) if lines != 0 => {
+            Some(top.with_zero_top_lines().to_line())
+        }
+        _ => None,
     }
-    Some(format!("TOP {message} 0\r\n").into_bytes())
 }
 
 #[cfg(test)]

@@ -29,7 +29,10 @@ pub struct Pop3Config {
     /// How long the server connection may sit without a new command before it is closed
     /// (KOM-LE-A_2039) — and with it the client connection (A_2038).
     pub server_idle_timeout: Duration,
-    /// How long a client may stay silent in the CONNECT state.
+    /// How long a client may stay silent while the session waits for it — in CONNECT and,
+    /// after the login, whenever no reply is owed — before it gets `-ERR timeout` and both
+    /// connections close. Counted from its last complete command line or the module's last
+    /// complete answer; bytes of an unfinished line do not restart it.
     pub client_idle_timeout: Duration,
     /// The POP3 servers a login name may name (host:port). Empty by default: every login is
     /// refused with the reply of an unreachable server, and no connection is attempted.

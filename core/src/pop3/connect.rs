@@ -7,6 +7,7 @@ use super::command::{self, Command};
 use super::event::Pop3Action;
 use super::reply;
 use super::session::{Phase, Pop3Session};
+use super::upstream;
 use crate::login_name::LoginName;
 use crate::sasl::{SaslError, plain};
 use crate::secret::Password;
@@ -101,6 +102,12 @@ impl Pop3Session {
     }
 
     pub(super) fn start_login(&mut self, login: LoginName, password: Password, now: Instant) {
+        // A_2034: name and password go into USER/PASS lines; a control character in them would
+        // write a command of the client's choosing to the server.
+        if !upstream::credentials_are_clean(&login.user, password.expose()) {
+            self.login_failed(now);
+            return;
+        }
         if !self.config.upstream_allow.permits(&login.host, login.port) {
             // Not an allowed server: answered exactly like an unreachable one, without any
             // connection attempt (see `upstream_allow`).

@@ -18,9 +18,28 @@
 //! KOM-LE-A_2030) until USER/PASS or AUTH PLAIN delivered the login name and password (A_2031);
 //! the session then connects to the server named in the login name and logs in there
 //! (module `upstream`, A_2033–A_2035), answering the client per Tab_POP3_Verbindung (A_2037). PROXY
-//! relays commands and replies unchanged (A_2040) except `TOP n N` → `TOP n 0` (A_2041). A
-//! `RETR` message is collected, handed out as [`Pop3Action::Open`] (PROCESS) and its result
-//! sent to the client with its true size.
+//! relays replies unchanged and commands in their canonical form (A_2040) with `TOP n N` →
+//! `TOP n 0` (A_2041). A `RETR` message is collected, handed out as [`Pop3Action::Open`]
+//! (PROCESS) and its result sent to the client with its true size.
+//!
+//! **Default deny towards the server.** After the login only a [`CanonicalCommand`] reaches the
+//! server: a line the module parsed strictly and wrote itself (keyword upper case, one space
+//! between arguments, validated numbers). Lines with control characters, leading whitespace,
+//! non-ASCII bytes, unknown keywords or login commands get `-ERR` locally, in command order.
+//! A canonical line passes byte for byte as A_2040 asks; where the module deviates and why is
+//! listed in [`CanonicalCommand`]'s module. In the CONNECT state nothing the client sends goes
+//! to the server except the account name and the password, which must be free of control
+//! characters (a CR or LF in them, e.g. smuggled through SASL PLAIN, would start a second
+//! command).
+//!
+//! **Closing.** A client that hangs up gets its complete held-back commands relayed (A_2039),
+//! but never a QUIT it did not send: QUIT commits its DELEs (RFC 1939 §6). A server that hangs
+//! up while the client is owed an answer (in the middle of a RETR message or a multi-line
+//! block, which is held until complete) makes the module answer `-ERR` with
+//! [`SERVER_UNAVAILABLE`] before it closes the client, never half a block.
+//!
+//! **Timers.** A silent client gets `-ERR timeout` after `client_idle_timeout`, in CONNECT as
+//! while the session waits for it after the login; only complete lines restart that clock.
 //!
 //! **STAT and LIST show the sizes of the encrypted messages.** They pass unchanged (A_2040): the
 //! decrypted size is only known after fetching and decrypting a message with the card, which
@@ -37,6 +56,7 @@
 //! that commands after a `RETR` wait until its message is delivered, so at most one message is
 //! ever held in memory.
 
+mod canonical;
 mod command;
 mod config;
 mod connect;
@@ -48,6 +68,10 @@ mod reply;
 mod session;
 mod upstream;
 
+pub use canonical::{
+    CanonicalCommand, MALFORMED, MAX_DIGITS, MAX_MESSAGE_NUMBER, MessageNumber, NOT_RELAYED,
+    Refusal,
+};
 pub use command::{Command, CommandError, ReplyShape, parse as parse_command, top_with_zero_lines};
 pub use config::Pop3Config;
 pub use connect::{AUTH_FAILED, MECHANISM_UNSUPPORTED};

@@ -1,11 +1,12 @@
-//! The PROXY and PROCESS states (§3.4.3, §3.4.4): commands forwarded unchanged except TOP
-//! (KOM-LE-A_2040, A_2041), replies matched to them in order, RETR messages opened.
+//! The PROXY and PROCESS states (§3.4.3, §3.4.4): commands forwarded in their canonical form
+//! (KOM-LE-A_2040, default deny, see [`canonical`](super::canonical)) with `TOP n N` as
+//! `TOP n 0` (A_2041), replies matched to them in order, RETR messages opened.
 
 use std::time::Instant;
 
 use zeroize::Zeroize;
 
-use super::command::{self, Command, ReplyShape};
+use super::canonical::CanonicalCommand;
 use super::event::{OpenFailure, OpenJob, OpenedMessage, Pop3Action};
 use super::multiline::dot_stuff;
 use super::replies::Stop;
@@ -13,31 +14,34 @@ use super::reply;
 use super::session::{Phase, Pop3Session, SERVER_UNAVAILABLE, consume_front};
 
 impl Pop3Session {
-    /// PROXY state: forward unchanged except TOP (A_2040, A_2041) and remember the reply
-    /// shape. Unparseable lines are forwarded too; the server answers them with one line.
-    pub(super) fn proxy_line(&mut self, line: &[u8], now: Instant) {
-        let text = reply::trim_eol(line);
-        let (shape, quit, rewritten) = match command::parse(text) {
-            Ok(cmd) => {
-                let rewritten = match cmd {
-                    Command::Top { message, lines } => command::top_with_zero_lines(message, lines),
-                    _ => None,
-                };
-                (cmd.reply_shape(), cmd == Command::Quit, rewritten)
-            }
-            Err(_) => (ReplyShape::SingleLine, false, None),
-        };
+    /// PROXY state: a command the module understands goes to the server as the module writes
+    /// it (A_2040, A_2041); anything else is answered with `-ERR` here, in the order of the
+    /// client's commands, and never relayed. `draining`: the client is gone, so refused lines
+    /// get no answer. After a QUIT nothing more is relayed.
+    pub(super) fn proxy_line(&mut self, line: &[u8], now: Instant, draining: bool) {
+        if self.quit_forwarded {
+            return;
+        }
+        let parsed = CanonicalCommand::parse(reply::trim_eol(line));
         let Phase::Proxy { replies, .. } = &mut self.phase else {
             return;
         };
-        if replies.outstanding() == 0 {
-            self.server_owes_since = Some(now);
-        }
-        replies.expect(shape, quit);
-        self.server_idle_since = now;
-        match rewritten {
-            Some(bytes) => self.send_upstream(&bytes),
-            None => self.send_upstream(line),
+        match parsed {
+            Ok(command) => {
+                let command = command.with_zero_top_lines();
+                if replies.outstanding() == 0 {
+                    self.server_owes_since = Some(now);
+                }
+                replies.expect(command.reply_shape(), command == CanonicalCommand::Quit);
+                self.server_idle_since = now;
+                self.forward(&command);
+            }
+            Err(_) if draining => {}
+            Err(refusal) => {
+                let mut client = Vec::new();
+                replies.answer_locally(reply::err(refusal.text()), &mut client);
+                self.send_client(&client);
+            }
         }
     }
 
@@ -75,6 +79,7 @@ impl Pop3Session {
         client.zeroize();
         if after < before {
             self.server_idle_since = now;
+            self.client_seen = now;
             self.server_owes_since = (after > 0).then_some(now);
         }
         match end {
@@ -88,7 +93,7 @@ impl Pop3Session {
                 if let Some(job) = job {
                     self.actions.push_back(Pop3Action::Open(job));
                 } else if self.upstream_gone {
-                    self.finish();
+                    self.server_gone();
                 } else if after < before {
                     // Room in the pipeline again: commands held back may go now.
                     self.process_client(now, false);
@@ -118,8 +123,9 @@ impl Pop3Session {
             Err(failure) => self.send_client(&reply::err(&failure.reason)),
         }
         self.server_idle_since = now;
+        self.client_seen = now;
         if self.upstream_gone && self.upstream_in.is_empty() {
-            self.finish();
+            self.server_gone();
             return;
         }
         self.process_replies(now);

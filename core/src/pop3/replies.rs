@@ -3,8 +3,15 @@
 //! POP3 has no reply tags: the only way to know where a reply ends — one line or a
 //! dot-terminated block — is to remember which command it answers. Clients may pipeline
 //! (RFC 2449 PIPELINING), so the forwarded commands queue up here and each reply is matched to
-//! the oldest. Status lines and multi-line blocks are relayed byte for byte; only a `RETR`
-//! message is held back and unstuffed for decryption.
+//! the oldest. Lines the module answers itself (a refused command, see
+//! [`canonical`](super::canonical)) queue up in the same order, so a pipelining client gets
+//! every answer in the order of its commands.
+//!
+//! Status lines and multi-line blocks are relayed byte for byte. A multi-line block (LIST,
+//! UIDL, CAPA, TOP) is held until its terminating `.` line arrived and then relayed whole: if
+//! the server goes away in the middle, the client gets one `-ERR` line instead of half a
+//! listing it cannot tell from a complete one (A_2038). A `RETR` message is held back and
+//! unstuffed for decryption.
 
 use std::collections::VecDeque;
 
@@ -13,20 +20,27 @@ use super::multiline::MultilineDecoder;
 use super::reply::{self, Status};
 use crate::secret::SecretBytes;
 
-/// A forwarded command waiting for its reply.
-#[derive(Clone, Copy, Debug)]
-struct Awaited {
-    shape: ReplyShape,
-    /// QUIT: once answered, the session ends.
-    quit: bool,
+/// An answer the client is owed, in command order.
+#[derive(Debug)]
+enum Awaited {
+    /// A forwarded command waiting for the server's reply; `quit`: once answered, the session
+    /// ends.
+    Server { shape: ReplyShape, quit: bool },
+    /// The module's own answer to a refused command, sent when every reply before it is.
+    Local(Vec<u8>),
 }
 
 #[derive(Debug)]
 enum Reading {
     /// Expecting a status line.
     Status,
-    /// Relaying a multi-line block after `+OK`.
-    Relay(MultilineDecoder),
+    /// Holding a multi-line block after `+OK` (the status line included) until it is
+    /// complete; `too_big` once it passed the limit (the rest is discarded).
+    Relay {
+        decoder: MultilineDecoder,
+        block: SecretBytes,
+        too_big: bool,
+    },
     /// Collecting a RETR message; `too_big` once it passed the limit (the rest is discarded).
     Collect {
         decoder: MultilineDecoder,
@@ -47,12 +61,14 @@ pub enum Stop {
     LineTooLong,
 }
 
-/// The text sent instead of a message larger than `max_message_size`.
+/// The text sent instead of a message (or multi-line block) larger than `max_message_size`.
 pub const TOO_BIG: &str = "Die Nachricht ist zu gross fuer das Clientmodul";
 
 /// Matches server bytes to the forwarded commands.
 #[derive(Debug)]
 pub struct ReplyReader {
+    /// Invariant: the front is never [`Awaited::Local`] after a public call returns — local
+    /// answers go out as soon as everything before them has.
     awaited: VecDeque<Awaited>,
     reading: Reading,
     max_line: usize,
@@ -71,23 +87,58 @@ impl ReplyReader {
 
     /// Registers a forwarded command.
     pub fn expect(&mut self, shape: ReplyShape, quit: bool) {
-        self.awaited.push_back(Awaited { shape, quit });
+        self.awaited.push_back(Awaited::Server { shape, quit });
     }
 
-    /// Commands forwarded and not yet completely answered.
+    /// Queues the module's own answer behind the replies still owed, or appends it to
+    /// `client` at once when none is.
+    pub fn answer_locally(&mut self, line: Vec<u8>, client: &mut Vec<u8>) {
+        if self.awaited.is_empty() {
+            client.extend_from_slice(&line);
+        } else {
+            self.awaited.push_back(Awaited::Local(line));
+        }
+    }
+
+    /// Answers not yet given to the client (the server owes the first whenever this is > 0).
     pub fn outstanding(&self) -> usize {
         self.awaited.len()
     }
 
     /// Whether a RETR is forwarded and its message not yet complete.
     pub fn message_outstanding(&self) -> bool {
-        self.awaited.iter().any(|a| a.shape == ReplyShape::Message)
+        self.awaited.iter().any(|a| {
+            matches!(
+                a,
+                Awaited::Server {
+                    shape: ReplyShape::Message,
+                    ..
+                }
+            )
+        })
+    }
+
+    /// Removes the answered head and sends the local answers now due.
+    fn answered(&mut self, client: &mut Vec<u8>) {
+        self.awaited.pop_front();
+        self.flush_local(client);
+    }
+
+    fn flush_local(&mut self, client: &mut Vec<u8>) {
+        while let Some(Awaited::Local(_)) = self.awaited.front() {
+            if let Some(Awaited::Local(line)) = self.awaited.pop_front() {
+                client.extend_from_slice(&line);
+            }
+        }
     }
 
     /// Reads server bytes, appending what the client must get to `client`. Returns how much of
     /// `input` was used; bytes not used (an incomplete status line, or everything after a
     /// [`Stop`]) must be offered again.
     pub fn feed(&mut self, input: &[u8], client: &mut Vec<u8>) -> (usize, Option<Stop>) {
+        if matches!(self.reading, Reading::Status) {
+            self.flush_local(client);
+        }
         let mut i = 0;
         while i < input.len() {
             match &mut self.reading {
@@ -104,16 +155,20 @@ impl ReplyReader {
                         return (i, Some(Stop::LineTooLong));
                     }
                     i += lf + 1;
-                    let Some(head) = self.awaited.front().copied() else {
+                    let Some(Awaited::Server { shape, quit }) = self.awaited.front() else {
                         // Unsolicited (e.g. a server's goodbye before it hangs up): relayed
                         // unchanged like every other reply.
                         client.extend_from_slice(line);
                         continue;
                     };
-                    match (head.shape, reply::status(line)) {
+                    let (shape, quit) = (*shape, *quit);
+                    match (shape, reply::status(line)) {
                         (ReplyShape::MultiLine, Status::Ok) => {
-                            client.extend_from_slice(line);
-                            self.reading = Reading::Relay(MultilineDecoder::new());
+                            self.reading = Reading::Relay {
+                                decoder: MultilineDecoder::new(),
+                                block: SecretBytes::from(line),
+                                too_big: false,
+                            };
                         }
                         (ReplyShape::Message, Status::Ok) => {
                             // The server's `+OK <size> octets` counts the encrypted message;
@@ -126,20 +181,40 @@ impl ReplyReader {
                         }
                         _ => {
                             client.extend_from_slice(line);
-                            self.awaited.pop_front();
-                            if head.quit {
+                            if quit {
+                                self.awaited.pop_front();
                                 return (i, Some(Stop::QuitAnswered));
                             }
+                            self.answered(client);
                         }
                     }
                 }
-                Reading::Relay(decoder) => {
+                Reading::Relay {
+                    decoder,
+                    block,
+                    too_big,
+                } => {
                     let fed = decoder.feed(&input[i..], |_| {});
-                    client.extend_from_slice(&input[i..i + fed.consumed]);
+                    let raw = &input[i..i + fed.consumed];
+                    if !*too_big {
+                        if block.len() + raw.len() > self.max_message {
+                            *too_big = true;
+                            *block = SecretBytes::new();
+                        } else {
+                            block.extend_from_slice(raw);
+                        }
+                    }
                     i += fed.consumed;
                     if fed.done {
-                        self.awaited.pop_front();
-                        self.reading = Reading::Status;
+                        let done = core::mem::replace(&mut self.reading, Reading::Status);
+                        if let Reading::Relay { block, too_big, .. } = done {
+                            if too_big {
+                                client.extend_from_slice(&reply::err(TOO_BIG));
+                            } else {
+                                client.extend_from_slice(block.as_slice());
+                            }
+                        }
+                        self.answered(client);
                     }
                 }
                 Reading::Collect {
@@ -161,7 +236,6 @@ impl ReplyReader {
                     });
                     i += fed.consumed;
                     if fed.done {
-                        self.awaited.pop_front();
                         let done = core::mem::replace(&mut self.reading, Reading::Status);
                         if let Reading::Collect {
                             message, too_big, ..
@@ -169,7 +243,10 @@ impl ReplyReader {
                         {
                             if too_big {
                                 client.extend_from_slice(&reply::err(TOO_BIG));
+                                self.answered(client);
                             } else {
+                                // Local answers behind the RETR wait for the opened message.
+                                self.awaited.pop_front();
                                 return (i, Some(Stop::Message(message)));
                             }
                         }
@@ -257,6 +334,56 @@ mod tests {
         assert!(stop.is_none());
         assert_eq!(used, wire.len());
         assert_eq!(client, reply::err(TOO_BIG));
+    }
+
+    #[test]
+    fn a_2040_local_answers_keep_command_order() {
+        let mut r = reader();
+        let mut client = Vec::new();
+        r.answer_locally(b"-ERR a\r\n".to_vec(), &mut client);
+        assert_eq!(client, b"-ERR a\r\n", "nothing owed: at once");
+        client.clear();
+        r.expect(ReplyShape::SingleLine, false);
+        r.answer_locally(b"-ERR b\r\n".to_vec(), &mut client);
+        r.expect(ReplyShape::MultiLine, false);
+        r.answer_locally(b"-ERR c\r\n".to_vec(), &mut client);
+        assert!(client.is_empty());
+        assert_eq!(r.outstanding(), 4);
+        r.feed(b"+OK 1\r\n+OK\r\nx\r\n", &mut client);
+        assert_eq!(client, b"+OK 1\r\n-ERR b\r\n");
+        r.feed(b".\r\n", &mut client);
+        assert_eq!(client, b"+OK 1\r\n-ERR b\r\n+OK\r\nx\r\n.\r\n-ERR c\r\n");
+        assert_eq!(r.outstanding(), 0);
+    }
+
+    #[test]
+    fn a_2038_multi_line_block_is_held_until_complete() {
+        let mut r = reader();
+        r.expect(ReplyShape::MultiLine, false);
+        let mut client = Vec::new();
+        let (used, stop) = r.feed(b"+OK\r\n1 10\r\n2 2", &mut client);
+        assert_eq!((used, stop.is_none()), (14, true));
+        assert!(client.is_empty(), "half a listing is never relayed");
+        assert_eq!(r.outstanding(), 1);
+        r.feed(b"0\r\n.\r\n", &mut client);
+        assert_eq!(client, b"+OK\r\n1 10\r\n2 20\r\n.\r\n");
+    }
+
+    #[test]
+    fn multi_line_block_over_the_limit_is_replaced_by_err() {
+        let mut r = reader();
+        r.expect(ReplyShape::MultiLine, false);
+        r.expect(ReplyShape::SingleLine, false);
+        let mut wire = b"+OK\r\n".to_vec();
+        for _ in 0..20 {
+            wire.extend_from_slice(b"1 0123456789\r\n");
+        }
+        wire.extend_from_slice(b".\r\n+OK\r\n");
+        let mut client = Vec::new();
+        r.feed(&wire, &mut client);
+        let mut expected = reply::err(TOO_BIG);
+        expected.extend_from_slice(b"+OK\r\n");
+        assert_eq!(client, expected);
     }
 
     #[test]

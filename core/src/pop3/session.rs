@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use zeroize::Zeroize;
 
+use super::canonical::CanonicalCommand;
 use super::config::Pop3Config;
 use super::event::{Pop3Action, Pop3Event};
 use super::replies::ReplyReader;
@@ -72,7 +73,12 @@ pub struct Pop3Session {
     pub(super) upstream_gone: bool,
     pub(super) commands_before_auth: usize,
     pub(super) failed_logins: u32,
+    /// Since when the session waits for the client: its last complete command line, or the
+    /// module's last complete answer. Bytes of an unfinished line do not count, so a client
+    /// trickling one byte at a time cannot keep a session for ever.
     pub(super) client_seen: Instant,
+    /// A QUIT went to the server: nothing the client sends after it is relayed.
+    pub(super) quit_forwarded: bool,
     /// Since when the server owes an answer (reset on every byte it sends).
     pub(super) server_owes_since: Option<Instant>,
     /// When the server connection last carried a command or finished a reply.
@@ -97,6 +103,7 @@ impl Pop3Session {
             commands_before_auth: 0,
             failed_logins: 0,
             client_seen: now,
+            quit_forwarded: false,
             server_owes_since: None,
             server_idle_since: now,
         };
@@ -105,10 +112,10 @@ impl Pop3Session {
     }
 
     pub fn handle_client_data(&mut self, bytes: &[u8], now: Instant) {
-        if self.is_finished() {
+        // After QUIT the session only waits for the server's `+OK`; nothing more is read.
+        if self.is_finished() || self.quit_forwarded {
             return;
         }
-        self.client_seen = now;
         self.client_in.extend_from_slice(bytes);
         self.process_client(now, false);
         // Lines held back (login in progress, pipeline full, RETR pending) are bounded too.
@@ -176,7 +183,9 @@ impl Pop3Session {
         }
         match kind {
             Deadline::ClientIdle | Deadline::ServerResponse => {
-                // A_2038: `-ERR timeout`, then close (the server side with it, A_2039).
+                // A_2038: `-ERR timeout`, then close (the server side with it, A_2039); the
+                // same for a silent client (LIMITS.md, client_idle), in CONNECT as after
+                // the login.
                 self.send_client(&reply::err(TIMEOUT));
                 self.finish();
             }
@@ -220,10 +229,19 @@ impl Pop3Session {
             Phase::Proxy { replies, .. } if replies.outstanding() > 0 => {
                 response(self.server_owes_since)
             }
-            Phase::Proxy { .. } => Some((
-                self.server_idle_since + self.config.server_idle_timeout,
-                Deadline::ServerIdle,
-            )),
+            // Waiting for the client: its idle limit (with `-ERR timeout`) and the server
+            // connection's (A_2039) both run; the earlier wins, the client's on a tie.
+            Phase::Proxy { .. } => {
+                let client = (
+                    self.client_seen + self.config.client_idle_timeout,
+                    Deadline::ClientIdle,
+                );
+                let server = (
+                    self.server_idle_since + self.config.server_idle_timeout,
+                    Deadline::ServerIdle,
+                );
+                Some(if client.0 <= server.0 { client } else { server })
+            }
             Phase::Finished => None,
         }
     }
@@ -234,6 +252,9 @@ impl Pop3Session {
     /// gone; forward every complete command regardless of the pipelining limit (A_2039).
     pub(super) fn process_client(&mut self, now: Instant, draining: bool) {
         loop {
+            if self.quit_forwarded {
+                return;
+            }
             let ready = match &self.phase {
                 Phase::Connect { .. } => true,
                 // Commands after a RETR wait until its message is opened and delivered: the
@@ -255,10 +276,13 @@ impl Pop3Session {
             let Some(mut line) = self.take_client_line() else {
                 return;
             };
+            if !draining {
+                self.client_seen = now;
+            }
             if matches!(self.phase, Phase::Connect { .. }) {
                 self.connect_line(&line, now);
             } else {
-                self.proxy_line(&line, now);
+                self.proxy_line(&line, now, draining);
             }
             line.zeroize();
         }
@@ -284,11 +308,33 @@ impl Pop3Session {
         }
     }
 
+    /// The client went away. Of what it sent and the module still holds back, at most a QUIT
+    /// reaches the server, and only when it is the client's next held command and no message
+    /// (RETR/TOP) is still on its way to the client; then the server connection is closed.
+    /// Never a QUIT of the module's own.
+    ///
+    /// Why (a deviation from A_2039's "forward what was not yet transferred"): QUIT makes the
+    /// server enter UPDATE and commit the DELEs (RFC 1939 §6). Held-back commands are typically
+    /// a `DELE n` + `QUIT` pipelined behind a `RETR n` whose message is still with the
+    /// Konnektor: relaying them after the client vanished would delete a message the client
+    /// never received. Without QUIT the server commits nothing and the message is fetched again
+    /// next time: a duplicate at worst, never a loss. A client that sent QUIT behind commands
+    /// still in flight (and hung up without waiting for `+OK`) still gets its QUIT.
     pub(super) fn client_closed(&mut self, now: Instant) {
-        // A_2039: commands already received still reach the server, then it is closed.
-        if matches!(self.phase, Phase::Proxy { .. }) {
-            self.process_client(now, true);
+        let settled = matches!(
+            &self.phase,
+            Phase::Proxy { replies, opening, .. } if !*opening && !replies.message_outstanding()
+        );
+        if settled && !self.quit_forwarded {
+            let next = self.client_in.iter().position(|b| *b == b'\n');
+            if let Some(lf) = next {
+                let line = self.client_in[..=lf].to_vec();
+                if CanonicalCommand::parse(reply::trim_eol(&line)) == Ok(CanonicalCommand::Quit) {
+                    self.proxy_line(&line, now, true);
+                }
+            }
         }
+        self.client_in.zeroize();
         self.finish();
     }
 
@@ -340,6 +386,7 @@ impl Pop3Session {
                     };
                     self.server_owes_since = None;
                     self.server_idle_since = now;
+                    self.client_seen = now;
                     // Tab_POP3_Verbindung: +OK — the server's own line, as in §3.4.5.
                     self.send_client(&line);
                     self.process_replies(now);
@@ -347,7 +394,8 @@ impl Pop3Session {
                     return;
                 }
                 LoginStep::Rejected => {
-                    self.send_upstream(b"QUIT\r\n");
+                    // Still in AUTHORIZATION: QUIT commits nothing here (RFC 1939 §6).
+                    self.send_upstream(&CanonicalCommand::Quit.to_line());
                     self.login_failed(now);
                     return;
                 }
@@ -368,8 +416,26 @@ impl Pop3Session {
             // A_2038: what the server sent is delivered first; a message with the Konnektor
             // is still delivered, then the client is closed.
             Phase::Proxy { opening: true, .. } => self.upstream_gone = true,
+            Phase::Proxy { .. } => self.server_gone(),
             _ => self.finish(),
         }
+    }
+
+    /// The server connection is gone in the PROXY state (A_2038): everything complete it
+    /// sent has been relayed. If the client is still owed an answer — a reply cut off in the
+    /// middle (a status line, a multi-line block, a RETR message) or commands that never
+    /// reached the server — it gets `-ERR` with the text for an unavailable server
+    /// (Tab_POP3_Verbindung, A_2037) instead of silence or half a message; then it is closed.
+    pub(super) fn server_gone(&mut self) {
+        let Phase::Proxy { replies, .. } = &self.phase else {
+            self.finish();
+            return;
+        };
+        let owed = replies.outstanding() > 0 || self.client_in.contains(&b'\n');
+        if owed {
+            self.send_client(&reply::err(SERVER_UNAVAILABLE));
+        }
+        self.finish();
     }
 
     // ---- state changes -----------------------------------------------------------------
@@ -419,7 +485,19 @@ impl Pop3Session {
         }
     }
 
-    pub(super) fn send_upstream(&mut self, bytes: &[u8]) {
+    /// Forwards a client command in the PROXY state: the only way client input reaches the
+    /// server after the login is the module's own serialisation of a parsed command
+    /// ([`CanonicalCommand::to_line`]).
+    pub(super) fn forward(&mut self, command: &CanonicalCommand) {
+        if *command == CanonicalCommand::Quit {
+            self.quit_forwarded = true;
+        }
+        self.send_upstream(&command.to_line());
+    }
+
+    /// Raw bytes to the server: only the login steps (A_2034, A_2035) use this, which is why
+    /// it is private to this file; client commands go through [`Self::forward`].
+    fn send_upstream(&mut self, bytes: &[u8]) {
         if let Some(Pop3Action::SendToUpstream(last)) = self.actions.back_mut() {
             last.extend_from_slice(bytes);
         } else {

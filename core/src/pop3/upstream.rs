@@ -11,6 +11,20 @@ use crate::login_name::LoginName;
 use crate::sasl::plain;
 use crate::secret::Password;
 
+/// Whether the account name and password can be written into `USER`/`PASS` lines.
+///
+/// They are the only client input the CONNECT state sends to the server, and `USER`/`PASS`
+/// carry them verbatim. A CR or LF would end the line early and start a second command (the
+/// client line itself ends at LF, but SASL PLAIN decodes to arbitrary bytes); a NUL cuts the
+/// value short in C servers; other control characters and DEL have no place in a name or
+/// password either. The account name also must not contain a space (`USER` takes one
+/// argument). Such credentials are treated as a failed login (A_2037) without contacting the
+/// server.
+pub fn credentials_are_clean(user: &str, password: &str) -> bool {
+    let clean = |s: &str| !s.chars().any(|c| c.is_control());
+    clean(user) && !user.is_empty() && !user.contains(' ') && clean(password)
+}
+
 /// Progress of a login after one line from the server.
 #[derive(Debug, PartialEq, Eq)]
 pub enum LoginStep {
@@ -216,6 +230,29 @@ mod tests {
             l.on_line(b"-ERR unknown\r\n"),
             send("USER erik@komle.de\r\n")
         );
+    }
+
+    #[test]
+    fn a_2034_credentials_with_control_characters_are_not_clean() {
+        assert!(credentials_are_clean("erik@komle.de", "pass word"));
+        assert!(credentials_are_clean("erik@komle.de", "pässwört"));
+        for (user, password) in [
+            ("erik\r\nDELE 1", "pw"),
+            ("erik", "pw\r\nDELE 1"),
+            ("erik", "pw\rx"),
+            ("erik", "pw\0"),
+            ("er\0ik", "pw"),
+            ("erik", "pw\t"),
+            ("erik", "pw\u{7f}"),
+            ("erik", "pw\u{85}"),
+            ("erik x", "pw"),
+            ("", "pw"),
+        ] {
+            assert!(
+                !credentials_are_clean(user, password),
+                "{user:?} {password:?}"
+            );
+        }
     }
 
     #[test]

@@ -122,6 +122,7 @@ impl Transcript {
                 "mta_response_timeout" => c.mta_response_timeout = secs()?,
                 "mta_idle_timeout" => c.mta_idle_timeout = secs()?,
                 "client_idle_timeout" => c.client_idle_timeout = secs()?,
+                "data_timeout" => c.data_timeout = secs()?,
                 _ => return Err(format!("{}: unknown option {k}", self.name)),
             }
         }

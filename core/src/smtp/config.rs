@@ -6,7 +6,8 @@ use std::time::Duration;
 /// times 1.37 for base64.
 pub const MIN_ADVERTISED_SIZE: usize = 35_882_577;
 
-/// Settings of an SMTP proxy session; defaults follow Tab_Konf_Param (5 min timeouts).
+/// Settings of an SMTP proxy session; defaults follow Tab_Konf_Param (5 min timeouts);
+/// `data_timeout` (30 min) is the module's own.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SmtpConfig {
     /// Name in the greeting and the first EHLO line.
@@ -27,6 +28,10 @@ pub struct SmtpConfig {
     pub mta_idle_timeout: Duration,
     /// How long the client may stay silent before the session ends with 421.
     pub client_idle_timeout: Duration,
+    /// How long the client may take for a whole message after the 354 (421 `4.4.2` and close
+    /// otherwise, nothing goes to the MTA). The idle timeout alone would let a client that
+    /// sends a byte now and then hold the session for ever.
+    pub data_timeout: Duration,
 }
 
 impl Default for SmtpConfig {
@@ -40,6 +45,7 @@ impl Default for SmtpConfig {
             mta_response_timeout: Duration::from_secs(300),
             mta_idle_timeout: Duration::from_secs(300),
             client_idle_timeout: Duration::from_secs(300),
+            data_timeout: Duration::from_secs(30 * 60),
         }
     }
 }

@@ -57,6 +57,7 @@ pub fn smtp_session_config(config: &Config) -> SmtpConfig {
         mta_response_timeout: config.timeouts.mta_response,
         mta_idle_timeout: config.timeouts.mta_idle,
         client_idle_timeout: config.timeouts.client_idle,
+        data_timeout: config.timeouts.data,
         ..SmtpConfig::default()
     };
     if let Some(smtp) = &config.smtp {

@@ -20,7 +20,7 @@
 //! `core/tests/smtp_relay_invariant.rs`; a broken invariant panics.
 #![allow(dead_code)]
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use komle_core::secret::SecretBytes;
@@ -102,8 +102,9 @@ struct Mta {
     due: VecDeque<Vec<u8>>,
     /// Directory answers `Usable` not yet used by a RCPT.
     usable: HashMap<String, u32>,
-    /// RCPTs the module may send on its own in the A_2028 replay (until DATA or a refusal).
-    replay: HashSet<String>,
+    /// RCPTs the module may send on its own in the A_2028 replay (until DATA or a refusal):
+    /// the envelope's recipients the Konnektor kept, as often as they are in the envelope.
+    replay: HashMap<String, u32>,
     /// The RCPT of the A_2024 notice (the sender), once.
     notice_rcpt: Option<String>,
     stats: Stats,
@@ -119,7 +120,7 @@ impl Mta {
             closed: false,
             due: VecDeque::new(),
             usable: HashMap::new(),
-            replay: HashSet::new(),
+            replay: HashMap::new(),
             notice_rcpt: None,
             stats: Stats::default(),
         }
@@ -176,9 +177,11 @@ impl Mta {
         match cmd {
             Command::Rcpt(to, _) => {
                 let address = to.address();
-                if self.notice_rcpt.as_ref() == Some(&address) {
+                if let Some(n) = self.replay.get_mut(&address).filter(|n| **n > 0) {
+                    *n -= 1;
+                } else if self.notice_rcpt.as_ref() == Some(&address) {
                     self.notice_rcpt = None;
-                } else if !self.replay.remove(&address) {
+                } else {
                     let tokens = self.usable.get_mut(&address);
                     match tokens {
                         Some(n) if *n > 0 => *n -= 1,
@@ -434,7 +437,9 @@ impl Harness {
             message: SecretBytes::from(NOTICE),
         });
         if drop_some {
-            self.mta.replay.extend(recipients.iter().cloned());
+            for r in job.recipients.iter().filter(|r| recipients.contains(r)) {
+                *self.mta.replay.entry(r.clone()).or_default() += 1;
+            }
         }
         if !recipients.is_empty() {
             self.mta.due.push_back(stuffed(PROTECTED));

@@ -2,6 +2,12 @@
 //! (A_2176), collecting the message after DATA and handing the protected message to the MTA
 //! (A_2019, A_2021, A_2024, A_2025, A_2028), with `250` to the client only after the MTA's
 //! `250`.
+//!
+//! Relay rules (default deny, details in [`command`]): only commands the module parsed go to
+//! the MTA, and only in the canonical form [`CanonicalCommand`] written by
+//! [`command`]'s serialiser; everything else is answered here (500/501/502/503/555) and never
+//! relayed. DATA goes to the MTA only from the module itself, before the protected message.
+//! When the client closes, only a canonical QUIT follows (see `SmtpSession::on_client_closed`).
 
 use std::collections::VecDeque;
 use std::time::Instant;

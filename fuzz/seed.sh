@@ -2,6 +2,8 @@
 # Builds the seed corpora in fuzz/corpus/<target>/ (git-ignored) from material already in the
 # repository, so every fuzzer starts from inputs that reach deep into its parser:
 #   smtp_session          conformance/transcripts/smtp/*.txt, re-encoded as op/len/chunk records
+#   smtp_relay            the client lines of the same transcripts after the login (8-byte seed,
+#                         then op/len/chunk records with an "answer pending" op after each line)
 #   pop3_session          the same op encoding, from a few scripted POP3 exchanges below
 #   smtp_reply, pop3_codec  the MTA/server lines of the transcripts, plus POP3 commands and blocks
 #   smime_open            gematik's sample chain (../shared/spec/samples/smime-profil/)
@@ -16,7 +18,7 @@ SAMPLES=${SAMPLES:-$ROOT/../shared/spec/samples/smime-profil}
 [ -d "$SAMPLES" ] || SAMPLES=/work/shared/spec/samples/smime-profil
 C=corpus
 mkdir -p $C/smtp_session $C/pop3_session $C/smtp_reply $C/pop3_codec $C/smime_open \
-  $C/directory_certificate $C/konnektor_response $C/login_name $C/smtp_data
+  $C/directory_certificate $C/konnektor_response $C/login_name $C/smtp_data $C/smtp_relay
 
 python3 - "$ROOT/conformance/transcripts/smtp" "$C" <<'PY'
 import os, re, sys
@@ -29,11 +31,17 @@ EVENTS = {'connected': (5, b''), 'client-closed': (9, b'\0'), 'upstream-closed':
 VERDICT = {'usable': 0, 'no-certificate': 1, 'conflicting-ids': 2, 'directory-unavailable': 3}
 for name in sorted(os.listdir(src)):
     session, replies, data = b'', b'', b''
+    relay, logged_in = b'\x5a' * 8, False
     for line in open(os.path.join(src, name), encoding='utf-8'):
         tag, text = line[:2], line[3:].rstrip('\n')
+        logged_in = logged_in or line.startswith('M: 235 ')
+        if tag == 'E:' and logged_in and text.split()[0] == 'client-closed':
+            relay += b'\x05'
         if tag in ('C:', 'C~'):
             b = text.encode() + b'\r\n' if tag == 'C:' else esc(text)
             session += rec(0, b); data += b
+            if logged_in:
+                relay += rec(0, b) + b'\x07'
         elif tag in ('S:', 'S~'):
             b = text.encode() + b'\r\n' if tag == 'S:' else esc(text)
             session += rec(3, b); replies += b
@@ -49,6 +57,8 @@ for name in sorted(os.listdir(src)):
     open(f'{out}/smtp_session/{base}', 'wb').write(session)
     open(f'{out}/smtp_reply/{base}', 'wb').write(replies)
     open(f'{out}/smtp_data/{base}', 'wb').write(b'\x07' + data)
+    if len(relay) > 8:
+        open(f'{out}/smtp_relay/{base}', 'wb').write(relay)
 # POP3: a login, STAT/LIST/UIDL/TOP/RETR with a KIM and a plain message, DELE, QUIT.
 msg = b'X-KOM-LE-Version: 1.0\r\nSubject: x\r\n\r\n..stuffed\r\nbody\r\n.\r\n'
 pop3 = [(3, b'+OK POP3 ready\r\n')]

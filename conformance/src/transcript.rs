@@ -138,6 +138,7 @@ impl Transcript {
                     c.upstream_allow = UpstreamAllowList::parse(v.split_whitespace())
                         .map_err(|(p, e)| format!("{}: upstream_allow {p}: {e}", self.name))?
                 }
+                "data_timeout" => c.data_timeout = secs()?,
                 _ => return Err(format!("{}: unknown option {k}", self.name)),
             }
         }

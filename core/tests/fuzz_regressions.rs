@@ -21,6 +21,8 @@ mod pop3_session;
 mod smime_open;
 #[path = "../../fuzz/drivers/smtp_data.rs"]
 mod smtp_data;
+#[path = "../../fuzz/drivers/smtp_relay.rs"]
+mod smtp_relay;
 #[path = "../../fuzz/drivers/smtp_reply.rs"]
 mod smtp_reply;
 #[path = "../../fuzz/drivers/smtp_session.rs"]
@@ -40,6 +42,7 @@ const TARGETS: &[(&str, Driver)] = &[
     ("pop3_session", pop3_session::run),
     ("smime_open", smime_open::run),
     ("smtp_data", smtp_data::run),
+    ("smtp_relay", smtp_relay::run),
     ("smtp_reply", smtp_reply::run),
     ("smtp_session", smtp_session::run),
 ];

@@ -25,6 +25,9 @@ use crate::duration::parse_duration;
 pub const DEFAULT_KONNEKTOR_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default for the SMTP/POP3 timeouts (Tab_Konf_Param: 5 min).
 pub const DEFAULT_MAIL_TIMEOUT: Duration = Duration::from_secs(300);
+/// Default for `[timeouts] data`: the whole message after DATA (the module's own bound, not in
+/// Tab_Konf_Param).
+pub const DEFAULT_DATA_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// Default for `[cache] certificate_ttl` (Tab_Konf_Param: 12 h).
 pub const DEFAULT_CERTIFICATE_TTL: Duration = Duration::from_secs(12 * 3600);
 /// Default for `[cache] capacity`: addresses whose certificates are kept.
@@ -156,6 +159,8 @@ pub struct Timeouts {
     pub mta_idle: Duration,
     /// Silent client.
     pub client_idle: Duration,
+    /// The whole message after the 354 (`SmtpConfig::data_timeout`).
+    pub data: Duration,
 }
 
 /// `[log]`.
@@ -305,6 +310,7 @@ impl Config {
             mta_response: t.duration("mta_response")?.unwrap_or(DEFAULT_MAIL_TIMEOUT),
             mta_idle: t.duration("mta_idle")?.unwrap_or(DEFAULT_MAIL_TIMEOUT),
             client_idle: t.duration("client_idle")?.unwrap_or(DEFAULT_MAIL_TIMEOUT),
+            data: t.duration("data")?.unwrap_or(DEFAULT_DATA_TIMEOUT),
         };
         let konnektor_timeout_in_timeouts = t.duration("konnektor")?;
         t.finish()?;
@@ -684,6 +690,7 @@ base = "dc=data,dc=vzd"
         assert_eq!(c.timeouts.mta_response, Duration::from_secs(300));
         assert_eq!(c.timeouts.mta_idle, Duration::from_secs(300));
         assert_eq!(c.timeouts.client_idle, Duration::from_secs(300));
+        assert_eq!(c.timeouts.data, Duration::from_secs(1800));
         assert_eq!(c.cache.certificate_ttl, Duration::from_secs(43_200));
         assert_eq!(c.cache.capacity, DEFAULT_CACHE_CAPACITY);
         let smtp = c.smtp.unwrap();
@@ -754,12 +761,13 @@ base = "dc=data,dc=vzd"
     #[test]
     fn humane_durations_are_read() {
         let text = format!(
-            "{MINIMAL}[timeouts]\nmta_response = \"30s\"\nmta_idle = \"2m\"\nclient_idle = \"1h30m\"\nkonnektor = \"90s\"\n[cache]\ncertificate_ttl = \"1d\"\n"
+            "{MINIMAL}[timeouts]\nmta_response = \"30s\"\nmta_idle = \"2m\"\nclient_idle = \"1h30m\"\ndata = \"10m\"\nkonnektor = \"90s\"\n[cache]\ncertificate_ttl = \"1d\"\n"
         );
         let c = Config::parse(&text).unwrap();
         assert_eq!(c.timeouts.mta_response, Duration::from_secs(30));
         assert_eq!(c.timeouts.mta_idle, Duration::from_secs(120));
         assert_eq!(c.timeouts.client_idle, Duration::from_secs(5400));
+        assert_eq!(c.timeouts.data, Duration::from_secs(600));
         assert_eq!(c.konnektor.timeout, Duration::from_secs(90));
         assert_eq!(c.cache.certificate_ttl, Duration::from_secs(86_400));
     }
@@ -983,6 +991,7 @@ base = "dc=data,dc=vzd"
             "mta_response",
             "mta_idle",
             "client_idle",
+            "data",
             "konnektor",
             "level",
             "max_sessions_per_address",

@@ -60,6 +60,7 @@ pub fn smtp_session_config(config: &Config) -> SmtpConfig {
         mta_idle_timeout: config.timeouts.mta_idle,
         client_idle_timeout: config.timeouts.client_idle,
         upstream_allow: config.upstream.smtp_allow(),
+        data_timeout: config.timeouts.data,
         ..SmtpConfig::default()
     };
     if let Some(smtp) = &config.smtp {

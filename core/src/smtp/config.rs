@@ -8,7 +8,8 @@ use crate::upstream_allow::UpstreamAllowList;
 /// times 1.37 for base64.
 pub const MIN_ADVERTISED_SIZE: usize = 35_882_577;
 
-/// Settings of an SMTP proxy session; defaults follow Tab_Konf_Param (5 min timeouts).
+/// Settings of an SMTP proxy session; defaults follow Tab_Konf_Param (5 min timeouts);
+/// `data_timeout` (30 min) is the module's own.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SmtpConfig {
     /// Name in the greeting and the first EHLO line.
@@ -32,6 +33,10 @@ pub struct SmtpConfig {
     /// The MTAs a login name may name (host:port). Empty by default: every login is refused
     /// with the reply of an unreachable MTA, and no connection is attempted.
     pub upstream_allow: UpstreamAllowList,
+    /// How long the client may take for a whole message after the 354 (421 `4.4.2` and close
+    /// otherwise, nothing goes to the MTA). The idle timeout alone would let a client that
+    /// sends a byte now and then hold the session for ever.
+    pub data_timeout: Duration,
 }
 
 impl Default for SmtpConfig {
@@ -46,6 +51,7 @@ impl Default for SmtpConfig {
             mta_idle_timeout: Duration::from_secs(300),
             client_idle_timeout: Duration::from_secs(300),
             upstream_allow: UpstreamAllowList::deny_all(),
+            data_timeout: Duration::from_secs(30 * 60),
         }
     }
 }

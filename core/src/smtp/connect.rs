@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use super::command::{self, Verb};
+use super::command::{self, AuthArgs, Command};
 use super::event::SmtpAction;
 use super::reply;
 use super::session::{Phase, SmtpSession};
@@ -60,15 +60,22 @@ impl SmtpSession {
             self.close_both();
             return;
         }
-        let cmd = command::parse(line);
-        match cmd.verb {
-            Verb::Helo => {
-                self.ehlo_domain = domain_arg(cmd.args);
+        let cmd = match command::parse(line) {
+            Ok(cmd) => cmd,
+            Err(e) => {
+                self.send_client(e.reply());
+                return;
+            }
+        };
+        match cmd {
+            Command::Helo(domain) => {
+                // Only a validated domain is repeated to the MTA (in canonical form).
+                self.ehlo_domain = Some(domain);
                 let text = format!("{} OK", self.config.hostname);
                 self.send_client(reply::line(250, &text));
             }
-            Verb::Ehlo => {
-                self.ehlo_domain = domain_arg(cmd.args);
+            Command::Ehlo(domain) => {
+                self.ehlo_domain = Some(domain);
                 let size = format!("SIZE {}", self.config.max_message_size);
                 let lines = [
                     self.config.hostname.as_str(),
@@ -80,52 +87,45 @@ impl SmtpSession {
                 ];
                 self.send_client(reply::multiline(250, &lines));
             }
-            Verb::Rset | Verb::Noop => self.send_client(reply::line(250, "2.0.0 OK")),
-            Verb::Mail | Verb::Rcpt | Verb::Data => {
+            Command::Rset | Command::Noop => self.send_client(reply::line(250, "2.0.0 OK")),
+            Command::Mail(..) | Command::Rcpt(..) | Command::Data => {
                 self.send_client(reply::line(530, "5.7.0 Authentication required"))
             }
-            Verb::Quit => {
+            Command::Quit => {
                 // A_2016, third case: QUIT before any MTA connection.
                 self.send_client(reply::line(221, "2.0.0 OK"));
                 self.close_both();
             }
-            Verb::Auth => self.on_auth(cmd.args),
-            _ => self.send_client(reply::line(502, "5.5.1 Invalid command")),
+            Command::Auth(args) => self.on_auth(args),
+            Command::Starttls | Command::NotRelayed(_) => {
+                self.send_client(reply::line(502, "5.5.1 Invalid command"))
+            }
         }
     }
 
     /// `AUTH mechanism [initial-response]` (RFC 4954).
-    fn on_auth(&mut self, args: &[u8]) {
-        let mut parts = args.split(|b| *b == b' ').filter(|p| !p.is_empty());
-        let mechanism = parts.next().map(<[u8]>::to_ascii_uppercase);
-        let initial = parts.next();
-        if parts.next().is_some() {
-            self.send_client(reply::line(501, "5.5.4 Invalid command arguments"));
-            return;
-        }
-        match (mechanism.as_deref(), initial) {
-            (None, _) => self.send_client(reply::line(501, "5.5.4 Invalid command arguments")),
-            (Some(b"PLAIN"), None) => {
+    fn on_auth(&mut self, args: AuthArgs) {
+        let initial = args.initial_response.as_deref().map(str::as_bytes);
+        match (args.mechanism.as_bytes(), initial) {
+            (b"PLAIN", None) => {
                 self.phase = Phase::Connect(AuthStep::PlainResponse);
                 self.send_client(b"334 \r\n".to_vec());
             }
-            (Some(b"PLAIN"), Some(b"=")) => self.sasl_failed(SaslError::Malformed),
-            (Some(b"PLAIN"), Some(ir)) => match plain::decode_response(ir) {
+            (b"PLAIN", Some(b"=")) => self.sasl_failed(SaslError::Malformed),
+            (b"PLAIN", Some(ir)) => match plain::decode_response(ir) {
                 Ok(creds) => self.credentials_received(creds),
                 Err(e) => self.sasl_failed(e),
             },
-            (Some(b"LOGIN"), None) => {
+            (b"LOGIN", None) => {
                 self.phase = Phase::Connect(AuthStep::LoginUser);
                 self.send_client(reply::line(334, login::USERNAME_CHALLENGE));
             }
-            (Some(b"LOGIN"), Some(ir)) => match sasl::decode_b64(ir).and_then(utf8) {
+            (b"LOGIN", Some(ir)) => match sasl::decode_b64(ir).and_then(utf8) {
                 Ok(login) => self.ask_login_password(login),
                 Err(e) => self.sasl_failed(e),
             },
             // A_2009: challenge–response mechanisms hide the password.
-            (Some(_), _) => {
-                self.send_client(reply::line(504, "5.7.4 Security features not supported"))
-            }
+            (_, _) => self.send_client(reply::line(504, "5.7.4 Security features not supported")),
         }
     }
 
@@ -149,7 +149,19 @@ impl SmtpSession {
     /// A_2010/A_2011: split the login name and connect to the MTA it names. An incomplete
     /// name ends the session with 501 5.5.4 (Tab_SMTP_Verbindung, example in §3.2.5).
     fn credentials_received(&mut self, creds: Credentials) {
+        // The user part and the password go to the MTA inside SASL PLAIN, where NUL separates
+        // the fields: a NUL (or any control character in the user part) would let the client
+        // shape the MTA login beyond its own credentials.
+        let user_ok = |l: &LoginName| !l.user.chars().any(char::is_control);
+        let password_ok = !creds.password.expose().contains('\0');
         match LoginName::parse(&creds.login) {
+            Ok(login) if !(user_ok(&login) && password_ok) => {
+                self.send_client(reply::line(
+                    501,
+                    "5.5.4 Benutzername oder Passwort ungueltig",
+                ));
+                self.close_both();
+            }
             Ok(login) => {
                 let host = login.host.clone();
                 let port = login.port;
@@ -194,13 +206,4 @@ impl SmtpSession {
 
 fn utf8(bytes: Vec<u8>) -> Result<String, SaslError> {
     String::from_utf8(bytes).map_err(|_| SaslError::Malformed)
-}
-
-/// The domain of HELO/EHLO, kept only if it is a plain token (it is repeated to the MTA).
-fn domain_arg(args: &[u8]) -> Option<String> {
-    let d = args.split(|b| *b == b' ').next().unwrap_or_default();
-    if d.is_empty() || !d.iter().all(|b| b.is_ascii_graphic()) {
-        return None;
-    }
-    String::from_utf8(d.to_vec()).ok()
 }

@@ -2,11 +2,17 @@
 //! (A_2176), collecting the message after DATA and handing the protected message to the MTA
 //! (A_2019, A_2021, A_2024, A_2025, A_2028), with `250` to the client only after the MTA's
 //! `250`.
+//!
+//! Relay rules (default deny, details in [`command`]): only commands the module parsed go to
+//! the MTA, and only in the canonical form [`CanonicalCommand`] written by
+//! [`command`]'s serialiser; everything else is answered here (500/501/502/503/555) and never
+//! relayed. DATA goes to the MTA only from the module itself, before the protected message.
+//! When the client closes, only a canonical QUIT follows (see `SmtpSession::on_client_closed`).
 
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use super::command::{self, Verb};
+use super::command::{self, CanonicalCommand, Command, Mailbox, RcptParams, ReversePath};
 use super::data::{self, DataOutcome, DataReader};
 use super::event::{ProtectJob, ProtectedMessage, ProtectionFailure, RecipientVerdict, SmtpAction};
 use super::reply::{self, Reply};
@@ -19,8 +25,11 @@ pub(super) enum Proxy {
     Idle,
     /// A relayed command waits for the MTA's reply.
     Relay(Relayed),
-    /// RCPT waits for the directory (A_2176); the line is kept for forwarding.
-    CheckingRecipient { line: Vec<u8>, address: String },
+    /// RCPT waits for the directory (A_2176); its canonical form is kept for forwarding.
+    CheckingRecipient {
+        command: CanonicalCommand,
+        address: String,
+    },
     /// After our 354: reading the message.
     Collecting(DataReader),
     /// The message is with the Konnektor.
@@ -40,15 +49,58 @@ pub(super) enum Relayed {
         ehlo: bool,
     },
     Mail(String),
-    Rcpt(String),
+    Rcpt(AcceptedRcpt),
     Quit,
+}
+
+/// A recipient checked with the directory and relayed: its address (for the Konnektor) and
+/// the canonical RCPT (replayed as is when the envelope is rebuilt, A_2028).
+#[derive(Clone, Debug)]
+pub(super) struct AcceptedRcpt {
+    pub address: String,
+    pub command: CanonicalCommand,
 }
 
 /// One command of our own towards the MTA and what its reply means.
 #[derive(Debug)]
 pub(super) struct Step {
-    pub command: Vec<u8>,
+    pub payload: Payload,
     pub on_reply: OnReply,
+}
+
+/// What a [`Step`] sends: a command, or the module's own (protected or notice) message after
+/// the MTA's 354.
+#[derive(Debug)]
+pub(super) enum Payload {
+    Command(CanonicalCommand),
+    /// Dot-stuffed, terminator included. Message content: never logged.
+    Message(StuffedMessage),
+    /// Already sent.
+    Sent,
+}
+
+/// A message the module wrote (or protected) itself, dot-stuffed with its terminator; the only
+/// non-command bytes the proxy sends to the MTA.
+pub(super) struct StuffedMessage(Vec<u8>);
+
+impl StuffedMessage {
+    fn new(message: &[u8]) -> Self {
+        Self(data::stuff(message))
+    }
+
+    fn owned(message: Vec<u8>) -> Self {
+        Self(data::stuff_owned(message))
+    }
+
+    pub(super) fn into_bytes(self) -> Vec<u8> {
+        self.0
+    }
+}
+
+impl core::fmt::Debug for StuffedMessage {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "StuffedMessage({} bytes)", self.0.len())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,9 +120,10 @@ pub(super) enum OnReply {
 /// The envelope of the current transaction, as the MTA accepted it.
 #[derive(Debug, Default)]
 pub(super) struct Envelope {
-    pub mail_line: Option<Vec<u8>>,
+    /// The canonical MAIL as relayed, replayed when the envelope is rebuilt (A_2028).
+    pub mail_line: Option<CanonicalCommand>,
     pub from: Option<String>,
-    pub recipients: Vec<String>,
+    pub recipients: Vec<AcceptedRcpt>,
 }
 
 /// EHLO keywords of the MTA that must not reach the client: BDAT/BURL would carry a message
@@ -78,65 +131,66 @@ pub(super) struct Envelope {
 const HIDDEN_EHLO_KEYWORDS: [&[u8]; 4] = [b"CHUNKING", b"BINARYMIME", b"BURL", b"STARTTLS"];
 
 impl SmtpSession {
-    pub(super) fn on_proxy_line(&mut self, mut line: Vec<u8>, now: Instant) {
-        let cmd = command::parse(&line);
-        let relayed = match cmd.verb {
-            Verb::Rcpt => {
-                self.on_rcpt(line);
+    /// One client line in PROXY: parsed, then answered here or relayed in canonical form
+    /// (see the relay rules in [`command`]); nothing the parser refused goes to the MTA.
+    pub(super) fn on_proxy_line(&mut self, line: &[u8], now: Instant) {
+        let cmd = match command::parse(line) {
+            Ok(cmd) => cmd,
+            Err(e) => {
+                self.send_client(e.reply());
                 return;
             }
-            Verb::Data => {
-                self.on_data(cmd.args.is_empty());
+        };
+        let relayed = match &cmd {
+            Command::Rcpt(to, params) => {
+                self.on_rcpt(to, params);
                 return;
             }
-            Verb::Auth => {
+            Command::Data => {
+                self.on_data(now);
+                return;
+            }
+            Command::Auth(_) => {
                 self.send_client(reply::line(503, "5.5.1 Already authenticated"));
                 return;
             }
-            Verb::Starttls => {
+            Command::Starttls => {
                 self.send_client(reply::line(503, "5.5.1 TLS already active"));
                 return;
             }
-            Verb::Bdat => {
+            Command::NotRelayed(_) => {
                 self.send_client(reply::line(502, "5.5.1 Invalid command"));
                 return;
             }
-            Verb::Mail => match command::mail_from(cmd.args) {
-                Some(from) => Relayed::Mail(from),
-                None => {
-                    self.send_client(reply::line(501, "5.5.4 Syntax: MAIL FROM:<address>"));
-                    return;
-                }
-            },
-            Verb::Helo => Relayed::Reset { ehlo: false },
-            Verb::Ehlo => Relayed::Reset { ehlo: true },
-            Verb::Rset => Relayed::Reset { ehlo: false },
-            Verb::Quit => Relayed::Quit,
-            Verb::Noop | Verb::Other => Relayed::Plain,
+            Command::Mail(from, _) => Relayed::Mail(from.address()),
+            Command::Helo(_) => Relayed::Reset { ehlo: false },
+            Command::Ehlo(_) => Relayed::Reset { ehlo: true },
+            Command::Rset => Relayed::Reset { ehlo: false },
+            Command::Quit => Relayed::Quit,
+            Command::Noop => Relayed::Plain,
+        };
+        let Some(canonical) = cmd.canonical() else {
+            return;
         };
         if let Relayed::Mail(_) = relayed {
-            self.envelope.mail_line = Some(line.clone());
+            self.envelope.mail_line = Some(canonical.clone());
         }
-        line.extend_from_slice(b"\r\n");
         self.phase = Phase::Proxy(match relayed {
             Relayed::Quit => Proxy::Quitting,
             r => Proxy::Relay(r),
         });
-        self.command_upstream(line, now);
+        self.command_upstream(canonical, now);
     }
 
     /// A_2176: check the recipient's certificates before RCPT reaches the MTA.
-    fn on_rcpt(&mut self, line: Vec<u8>) {
-        let Some(address) = command::rcpt_to(command::parse(&line).args) else {
-            self.send_client(reply::line(501, "5.1.3 Syntax: RCPT TO:<address>"));
-            return;
-        };
+    fn on_rcpt(&mut self, to: &Mailbox, params: &RcptParams) {
         if self.envelope.from.is_none() {
             self.send_client(reply::line(503, "5.5.1 Error: need MAIL command"));
             return;
         }
+        let address = to.address();
         self.phase = Phase::Proxy(Proxy::CheckingRecipient {
-            line,
+            command: CanonicalCommand::rcpt(to, params),
             address: address.clone(),
         });
         self.actions
@@ -149,23 +203,24 @@ impl SmtpSession {
         verdict: RecipientVerdict,
         now: Instant,
     ) {
-        let Phase::Proxy(Proxy::CheckingRecipient {
-            line,
-            address: asked,
-        }) = &mut self.phase
-        else {
+        let Phase::Proxy(Proxy::CheckingRecipient { address: asked, .. }) = &self.phase else {
             return;
         };
         if asked != address {
             return;
         }
-        let mut line = core::mem::take(line);
-        let address = core::mem::take(asked);
+        let Phase::Proxy(Proxy::CheckingRecipient { command, address }) =
+            core::mem::replace(&mut self.phase, Phase::Proxy(Proxy::Idle))
+        else {
+            return;
+        };
         match verdict {
             RecipientVerdict::Usable => {
-                line.extend_from_slice(b"\r\n");
-                self.phase = Phase::Proxy(Proxy::Relay(Relayed::Rcpt(address)));
-                self.command_upstream(line, now);
+                self.phase = Phase::Proxy(Proxy::Relay(Relayed::Rcpt(AcceptedRcpt {
+                    address,
+                    command: command.clone(),
+                })));
+                self.command_upstream(command, now);
             }
             RecipientVerdict::NoValidCertificate => {
                 self.phase = Phase::Proxy(Proxy::Idle);
@@ -193,10 +248,8 @@ impl SmtpSession {
 
     /// DATA is answered by the Clientmodul itself; the MTA sees DATA only with the protected
     /// message (§3.2.5).
-    fn on_data(&mut self, no_args: bool) {
-        if !no_args {
-            self.send_client(reply::line(501, "5.5.4 Syntax: DATA"));
-        } else if self.envelope.from.is_none() {
+    fn on_data(&mut self, now: Instant) {
+        if self.envelope.from.is_none() {
             self.send_client(reply::line(503, "5.5.1 Error: need MAIL command"));
         } else if self.envelope.recipients.is_empty() {
             self.send_client(reply::line(554, "5.5.1 Error: no valid recipients"));
@@ -204,6 +257,8 @@ impl SmtpSession {
             self.phase = Phase::Proxy(Proxy::Collecting(DataReader::new(
                 self.config.max_message_size,
             )));
+            // The whole message must arrive within data_timeout, however it trickles in.
+            self.data_deadline = Some(now + self.config.data_timeout);
             self.send_client(reply::line(354, "Start mail input; end with <CRLF>.<CRLF>"));
         }
     }
@@ -218,6 +273,7 @@ impl SmtpSession {
         }
         // What follows the final dot is the next (pipelined) command.
         self.client_in.unread(&bytes[used..]);
+        self.data_deadline = None;
         let Phase::Proxy(Proxy::Collecting(reader)) =
             core::mem::replace(&mut self.phase, Phase::Proxy(Proxy::Idle))
         else {
@@ -237,7 +293,12 @@ impl SmtpSession {
                 self.actions.push_back(SmtpAction::Protect(ProtectJob {
                     login,
                     envelope_from: from,
-                    recipients: self.envelope.recipients.clone(),
+                    recipients: self
+                        .envelope
+                        .recipients
+                        .iter()
+                        .map(|r| r.address.clone())
+                        .collect(),
                     message,
                 }));
             }
@@ -270,50 +331,53 @@ impl SmtpSession {
             }
         };
         let mut steps = VecDeque::new();
-        let kept: Vec<&String> = self
+        let kept: Vec<&AcceptedRcpt> = self
             .envelope
             .recipients
             .iter()
-            .filter(|r| protected.recipients.contains(r))
+            .filter(|r| protected.recipients.contains(&r.address))
             .collect();
         if kept.len() != self.envelope.recipients.len() {
             // A_2028: the MTA already holds RCPTs for addresses that could not be encrypted
             // for; start the envelope again without them.
-            steps.push_back(step(b"RSET\r\n".to_vec(), OnReply::EnvelopeMustSucceed));
+            let rset = CanonicalCommand::rset();
+            steps.push_back(command_step(rset, OnReply::EnvelopeMustSucceed));
             if let Some(mail) = &self.envelope.mail_line {
-                let mut m = mail.clone();
-                m.extend_from_slice(b"\r\n");
-                steps.push_back(step(m, OnReply::EnvelopeMustSucceed));
+                steps.push_back(command_step(mail.clone(), OnReply::EnvelopeMustSucceed));
             }
             for r in &kept {
-                steps.push_back(step(
-                    format!("RCPT TO:<{r}>\r\n").into_bytes(),
-                    OnReply::EnvelopeMustSucceed,
-                ));
+                let rcpt = r.command.clone();
+                steps.push_back(command_step(rcpt, OnReply::EnvelopeMustSucceed));
             }
         }
-        steps.push_back(step(b"DATA\r\n".to_vec(), OnReply::ExpectGoAhead));
+        let data = CanonicalCommand::data();
+        steps.push_back(command_step(data, OnReply::ExpectGoAhead));
         // The outer message needs no stuffing: the terminator goes into its own buffer.
-        steps.push_back(step(
-            data::stuff_owned(core::mem::take(protected.message.as_mut_vec())),
-            OnReply::FinalForClient,
-        ));
+        steps.push_back(Step {
+            payload: Payload::Message(StuffedMessage::owned(core::mem::take(
+                protected.message.as_mut_vec(),
+            ))),
+            on_reply: OnReply::FinalForClient,
+        });
         drop(protected.message);
         if let Some(notice) = protected.notice {
-            // A_2024: the error mail goes to the sender through the same MTA session.
-            steps.push_back(step(
-                format!("MAIL FROM:<{}>\r\n", notice.envelope_from).into_bytes(),
-                OnReply::Notice,
-            ));
-            steps.push_back(step(
-                format!("RCPT TO:<{}>\r\n", notice.recipient).into_bytes(),
-                OnReply::Notice,
-            ));
-            steps.push_back(step(b"DATA\r\n".to_vec(), OnReply::Notice));
-            steps.push_back(step(
-                data::stuff(notice.message.as_slice()),
-                OnReply::Notice,
-            ));
+            // A_2024: the error mail goes to the sender through the same MTA session, written
+            // in canonical form like everything else; addresses that do not parse mean no
+            // notice.
+            let from = ReversePath::parse(&notice.envelope_from);
+            let to = Mailbox::parse(&notice.recipient);
+            if let (Some(from), Some(to)) = (from, to) {
+                let params = Default::default();
+                let mail = CanonicalCommand::mail(&from, &params);
+                steps.push_back(command_step(mail, OnReply::Notice));
+                let rcpt = CanonicalCommand::rcpt(&to, &Default::default());
+                steps.push_back(command_step(rcpt, OnReply::Notice));
+                steps.push_back(command_step(CanonicalCommand::data(), OnReply::Notice));
+                steps.push_back(Step {
+                    payload: Payload::Message(StuffedMessage::new(notice.message.as_slice())),
+                    on_reply: OnReply::Notice,
+                });
+            }
         }
         self.envelope = Default::default();
         self.run_next_step(steps, now);
@@ -323,17 +387,24 @@ impl SmtpSession {
     fn abort_transaction(&mut self, text: &str, now: Instant) {
         self.envelope = Default::default();
         self.send_client(reply::line(451, text));
-        let steps = VecDeque::from([step(b"RSET\r\n".to_vec(), OnReply::Ignore)]);
+        let steps = VecDeque::from([command_step(CanonicalCommand::rset(), OnReply::Ignore)]);
         self.run_next_step(steps, now);
     }
 
     fn run_next_step(&mut self, mut steps: VecDeque<Step>, now: Instant) {
         match steps.front_mut() {
-            Some(s) => {
-                let command = core::mem::take(&mut s.command);
-                self.phase = Phase::Proxy(Proxy::Steps(steps));
-                self.command_upstream(command, now);
-            }
+            Some(s) => match core::mem::replace(&mut s.payload, Payload::Sent) {
+                Payload::Command(c) => {
+                    self.phase = Phase::Proxy(Proxy::Steps(steps));
+                    self.command_upstream(c, now);
+                }
+                Payload::Message(m) => {
+                    self.phase = Phase::Proxy(Proxy::Steps(steps));
+                    self.message_upstream(m, now);
+                }
+                // Not reached: a step is sent once, when it comes to the front.
+                Payload::Sent => self.phase = Phase::Proxy(Proxy::Steps(steps)),
+            },
             None => self.phase = Phase::Proxy(Proxy::Idle),
         }
     }
@@ -376,7 +447,7 @@ impl SmtpSession {
                 self.envelope.recipients.clear();
             }
             Relayed::Mail(_) => self.envelope.mail_line = None,
-            Relayed::Rcpt(address) if ok => self.envelope.recipients.push(address),
+            Relayed::Rcpt(accepted) if ok => self.envelope.recipients.push(accepted),
             Relayed::Reset { ehlo } => {
                 if ok {
                     self.envelope = Default::default();
@@ -417,7 +488,7 @@ impl SmtpSession {
             }
             OnReply::Notice if !(r.is_positive() || r.code == 354) => {
                 steps.clear();
-                steps.push_back(step(b"RSET\r\n".to_vec(), OnReply::Ignore));
+                steps.push_back(command_step(CanonicalCommand::rset(), OnReply::Ignore));
             }
             _ => {}
         }
@@ -425,8 +496,11 @@ impl SmtpSession {
     }
 }
 
-fn step(command: Vec<u8>, on_reply: OnReply) -> Step {
-    Step { command, on_reply }
+fn command_step(command: CanonicalCommand, on_reply: OnReply) -> Step {
+    Step {
+        payload: Payload::Command(command),
+        on_reply,
+    }
 }
 
 /// Text of our own replies must stay on one line.

@@ -7,12 +7,13 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
+use super::command::{CanonicalCommand, Domain};
 use super::config::SmtpConfig;
 use super::connect::AuthStep;
 use super::event::{SmtpAction, SmtpEvent};
-use super::proxy::{Envelope, Proxy};
+use super::proxy::{Envelope, Proxy, StuffedMessage};
 use super::reply::{self, MalformedReply, ReplyCollector};
-use super::upstream_login::{Handshake, PendingLogin};
+use super::upstream_login::{Handshake, PendingLogin, SaslLine};
 use crate::line_buffer::{Line, LineBuffer};
 use crate::login_name::LoginName;
 
@@ -49,8 +50,8 @@ pub struct SmtpSession {
     pub(super) login: Option<LoginName>,
     /// The transaction as the MTA accepted it.
     pub(super) envelope: Envelope,
-    /// Domain of the client's last HELO/EHLO, repeated towards the MTA.
-    pub(super) ehlo_domain: Option<String>,
+    /// Domain of the client's last valid HELO/EHLO, repeated towards the MTA.
+    pub(super) ehlo_domain: Option<Domain>,
     pub(super) commands_before_auth: usize,
     pub(super) failed_logins: u32,
     pub(super) client_open: bool,
@@ -59,11 +60,16 @@ pub struct SmtpSession {
     pub(super) upstream_deadline: Option<Instant>,
     /// Last time a command went to the MTA (A_2017: idle close).
     pub(super) upstream_last_command: Option<Instant>,
-    /// Since when the session waits for the client: its last input, or the reply that ended a
-    /// wait for the MTA, the directory or the Konnektor. The client's idle time runs from here
-    /// (RFC 5321 §4.5.3.2.7 times the wait for the next command from the server's reply), so
-    /// slow work on the module's side never uses it up.
+    /// Since when the session waits for the client: its last complete command line (or, in
+    /// DATA, its last chunk of message), or the reply that ended a wait for the MTA, the
+    /// directory or the Konnektor. The client's idle time runs from here (RFC 5321
+    /// §4.5.3.2.7 times the wait for the next command from the server's reply), so slow work
+    /// on the module's side never uses it up. Bytes of an unfinished command line do not
+    /// restart it: a client dribbling a byte at a time cannot keep a session for ever.
     pub(super) client_wait_since: Instant,
+    /// When the message after our 354 must be complete (`data_timeout`); chunks do not move
+    /// it.
+    pub(super) data_deadline: Option<Instant>,
 }
 
 impl SmtpSession {
@@ -87,6 +93,7 @@ impl SmtpSession {
             upstream_deadline: None,
             upstream_last_command: None,
             client_wait_since: now,
+            data_deadline: None,
         };
         let greeting = format!("{} ESMTP", s.config.hostname);
         s.send_client(reply::line(220, &greeting));
@@ -98,10 +105,14 @@ impl SmtpSession {
         if !self.client_open || matches!(self.phase, Phase::Closed) {
             return;
         }
-        self.client_wait_since = now;
         if let Phase::Proxy(Proxy::Collecting(_)) = self.phase {
+            self.client_wait_since = now;
             self.feed_data(bytes, now);
         } else {
+            if bytes.contains(&b'\n') {
+                // A line is complete: the client is active, not just dribbling.
+                self.client_wait_since = now;
+            }
             self.client_in.push(bytes);
         }
         self.pump(now);
@@ -191,15 +202,17 @@ impl SmtpSession {
         if let Some(d) = self.upstream_deadline {
             return Some(d);
         }
-        let mut next = None;
-        if self.waiting_for_client() {
-            next = Some(self.client_wait_since + self.config.client_idle_timeout);
-        }
-        if let (Phase::Proxy(Proxy::Idle), Some(last)) = (&self.phase, self.upstream_last_command) {
-            let idle = last + self.config.mta_idle_timeout;
-            next = Some(next.map_or(idle, |n: Instant| n.min(idle)));
-        }
-        next
+        let client = self
+            .waiting_for_client()
+            .then(|| self.client_wait_since + self.config.client_idle_timeout);
+        let mta_idle = match (&self.phase, self.upstream_last_command) {
+            (Phase::Proxy(Proxy::Idle), Some(last)) => Some(last + self.config.mta_idle_timeout),
+            _ => None,
+        };
+        [self.data_deadline, client, mta_idle]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Acts on expired timers.
@@ -222,10 +235,21 @@ impl SmtpSession {
         {
             // A_2017: no command for the MTA within the idle timeout; A_2016: the client
             // connection ends with it.
-            self.send_upstream(b"QUIT\r\n".to_vec());
+            self.quit_upstream();
             self.send_client(reply::line(
                 421,
                 "4.4.2 Zeitueberschreitung, Verbindung wird geschlossen",
+            ));
+            self.close_both();
+            return;
+        }
+        if self.data_deadline.is_some_and(|d| now >= d) {
+            // The message took longer than data_timeout: nothing of it goes anywhere, and the
+            // MTA never saw a DATA for it.
+            self.data_deadline = None;
+            self.send_client(reply::line(
+                421,
+                "4.4.2 Zeitueberschreitung bei der Nachrichtenuebertragung, Verbindung wird geschlossen",
             ));
             self.close_both();
             return;
@@ -234,7 +258,7 @@ impl SmtpSession {
             && now >= self.client_wait_since + self.config.client_idle_timeout
         {
             if self.upstream_open {
-                self.send_upstream(b"QUIT\r\n".to_vec());
+                self.quit_upstream();
             }
             self.send_client(reply::line(
                 421,
@@ -293,7 +317,7 @@ impl SmtpSession {
                 Line::TooLong => self.send_client(reply::line(500, "5.5.2 Zeile zu lang")),
                 Line::Complete(l) => match self.phase {
                     Phase::Connect(_) => self.on_connect_line(&l, now),
-                    _ => self.on_proxy_line(l, now),
+                    _ => self.on_proxy_line(&l, now),
                 },
             }
         }
@@ -316,37 +340,23 @@ impl SmtpSession {
         self.close_both();
     }
 
-    /// A_2017: the client went away. What it sent and the MTA has not seen yet is forwarded
-    /// (except a message body, which must not be delivered unconfirmed), then the MTA side
-    /// is closed.
+    /// A_2017: the client went away; the MTA side is closed.
+    ///
+    /// Deviation from A_2017 ("forward what the client sent and the MTA has not seen yet"):
+    /// nothing the client left behind is forwarded, only a canonical `QUIT` of the module's
+    /// own, and only while the MTA is in command mode (PROXY idle, a relayed command or an
+    /// RCPT waiting for the directory). Forwarding the rest could start or complete a
+    /// transaction nobody confirmed: an RCPT still waiting for its directory verdict would
+    /// skip the A_2176 check, and pipelined lines after the close were how an unprotected
+    /// message got queued (` DATA`, body, `.`, close). QUIT makes the MTA drop whatever
+    /// envelope is open. While the module hands over the protected message (the MTA may be
+    /// reading message content) nothing is sent: a QUIT there would become message text.
     fn on_client_closed(&mut self) {
         self.client_open = false;
-        if let Phase::Proxy(p) = &mut self.phase {
-            let mut owed = Vec::new();
-            if let Proxy::CheckingRecipient { line, .. } = p {
-                owed.push(core::mem::take(line));
-            }
-            if matches!(
-                p,
-                Proxy::Idle | Proxy::Relay(_) | Proxy::CheckingRecipient { .. }
-            ) {
-                while let Some(Line::Complete(l)) = self.client_in.next_line() {
-                    owed.push(l);
-                }
-            }
-            for mut l in owed {
-                let verb = super::command::parse(&l).verb;
-                if matches!(
-                    verb,
-                    super::command::Verb::Data
-                        | super::command::Verb::Bdat
-                        | super::command::Verb::Auth
-                ) {
-                    continue;
-                }
-                l.extend_from_slice(b"\r\n");
-                self.send_upstream(l);
-            }
+        if let Phase::Proxy(Proxy::Idle | Proxy::Relay(_) | Proxy::CheckingRecipient { .. }) =
+            self.phase
+        {
+            self.quit_upstream();
         }
         self.close_both();
     }
@@ -384,19 +394,42 @@ impl SmtpSession {
         }
     }
 
-    /// Sends bytes to the MTA. Commands arm the response timer; message content does too, as
-    /// the MTA's answer to the final dot is what the timer waits for.
-    pub(super) fn send_upstream(&mut self, bytes: Vec<u8>) {
+    /// The one place bytes leave for the MTA. Private: callers go through the typed senders
+    /// below, so only canonical commands, the module's own SASL lines and the module's own
+    /// (protected) messages reach it.
+    fn push_upstream(&mut self, bytes: Vec<u8>) {
         if self.upstream_open {
             self.actions.push_back(SmtpAction::SendToUpstream(bytes));
         }
     }
 
+    /// QUIT without waiting for the reply (the connection is closed right after).
+    pub(super) fn quit_upstream(&mut self) {
+        self.push_upstream(CanonicalCommand::quit().into_bytes());
+    }
+
     /// Sends a command that expects a reply and arms the A_2016 response timer.
-    pub(super) fn command_upstream(&mut self, bytes: Vec<u8>, now: Instant) {
+    pub(super) fn command_upstream(&mut self, command: CanonicalCommand, now: Instant) {
+        self.arm_upstream(now);
+        self.push_upstream(command.into_bytes());
+    }
+
+    /// Sends a line of the module's own MTA login (A_2011 to A_2013).
+    pub(super) fn sasl_upstream(&mut self, line: SaslLine, now: Instant) {
+        self.arm_upstream(now);
+        self.push_upstream(line.into_bytes());
+    }
+
+    /// Sends a message of the module's own after the MTA's 354; the MTA's answer to the final
+    /// dot is what the response timer waits for.
+    pub(super) fn message_upstream(&mut self, message: StuffedMessage, now: Instant) {
+        self.arm_upstream(now);
+        self.push_upstream(message.into_bytes());
+    }
+
+    fn arm_upstream(&mut self, now: Instant) {
         self.upstream_deadline = Some(now + self.config.mta_response_timeout);
         self.upstream_last_command = Some(now);
-        self.send_upstream(bytes);
     }
 
     pub(super) fn close_upstream(&mut self) {
@@ -406,6 +439,7 @@ impl SmtpSession {
         }
         self.upstream_deadline = None;
         self.upstream_last_command = None;
+        self.data_deadline = None;
         self.upstream_in = LineBuffer::new(self.config.max_line_length);
         self.replies = ReplyCollector::default();
     }

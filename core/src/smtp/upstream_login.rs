@@ -4,6 +4,7 @@
 
 use std::time::Instant;
 
+use super::command::{CanonicalCommand, Domain};
 use super::proxy::Proxy;
 use super::reply::{self, Reply};
 use super::session::{Phase, SmtpSession};
@@ -16,6 +17,42 @@ use crate::secret::Password;
 pub(crate) struct PendingLogin {
     pub login: LoginName,
     pub password: Password,
+}
+
+/// A line of the module's own SASL client exchange with the MTA: `AUTH PLAIN <base64>`,
+/// `AUTH LOGIN` or a base64 response. Built only from base64 the module encodes, so nothing of
+/// the client's beyond its (encoded) credentials reaches the MTA here. Holds credentials:
+/// wiped on drop, never shown by Debug.
+pub(super) struct SaslLine(Vec<u8>);
+
+impl SaslLine {
+    fn auth_plain(initial_response: &str) -> Self {
+        Self(format!("AUTH PLAIN {initial_response}\r\n").into_bytes())
+    }
+
+    fn auth_login() -> Self {
+        Self(b"AUTH LOGIN\r\n".to_vec())
+    }
+
+    fn response(raw: &[u8]) -> Self {
+        Self(format!("{}\r\n", sasl::encode_b64(raw)).into_bytes())
+    }
+
+    pub(super) fn into_bytes(mut self) -> Vec<u8> {
+        core::mem::take(&mut self.0)
+    }
+}
+
+impl Drop for SaslLine {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
+impl core::fmt::Debug for SaslLine {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("SaslLine(..)")
+    }
 }
 
 /// Step of the MTA login.
@@ -56,33 +93,32 @@ impl SmtpSession {
         };
         let next = match (step, r.code) {
             (Handshake::Greeting, 220) => {
-                let domain = self
-                    .ehlo_domain
-                    .clone()
-                    .unwrap_or_else(|| self.config.hostname.clone());
-                self.command_upstream(format!("EHLO {domain}\r\n").into_bytes(), now);
+                let domain = self.ehlo_domain.clone().unwrap_or_else(|| {
+                    Domain::parse_helo(&self.config.hostname).unwrap_or_else(Domain::localhost)
+                });
+                self.command_upstream(CanonicalCommand::ehlo(&domain), now);
                 Some(Handshake::Ehlo)
             }
             (Handshake::Ehlo, 250) => match choose_mechanism(&r) {
                 Some(Mechanism::Plain) => {
                     let ir = plain::encode_response(&pending.login.user, &pending.password);
-                    self.command_upstream(format!("AUTH PLAIN {ir}\r\n").into_bytes(), now);
+                    self.sasl_upstream(SaslLine::auth_plain(&ir), now);
                     Some(Handshake::AuthPlain)
                 }
                 Some(Mechanism::Login) => {
-                    self.command_upstream(b"AUTH LOGIN\r\n".to_vec(), now);
+                    self.sasl_upstream(SaslLine::auth_login(), now);
                     Some(Handshake::AuthLogin)
                 }
                 None => None,
             },
             (Handshake::AuthLogin, 334) => {
-                let user = sasl::encode_b64(pending.login.user.as_bytes());
-                self.command_upstream(format!("{user}\r\n").into_bytes(), now);
+                let user = SaslLine::response(pending.login.user.as_bytes());
+                self.sasl_upstream(user, now);
                 Some(Handshake::LoginUserSent)
             }
             (Handshake::LoginUserSent, 334) => {
-                let pw = sasl::encode_b64(pending.password.expose().as_bytes());
-                self.command_upstream(format!("{pw}\r\n").into_bytes(), now);
+                let pw = SaslLine::response(pending.password.expose().as_bytes());
+                self.sasl_upstream(pw, now);
                 Some(Handshake::LoginPasswordSent)
             }
             (Handshake::AuthPlain | Handshake::LoginPasswordSent, 235) => {
@@ -92,7 +128,7 @@ impl SmtpSession {
             (Handshake::AuthPlain | Handshake::AuthLogin, 500..=599)
             | (Handshake::LoginUserSent | Handshake::LoginPasswordSent, 500..=599) => {
                 // Tab_SMTP_Verbindung: the MTA refused the credentials → 535 5.7.8.
-                self.send_upstream(b"QUIT\r\n".to_vec());
+                self.quit_upstream();
                 self.failed_login_attempt(reply::line(
                     535,
                     "5.7.8 Authentication credentials invalid",
@@ -106,7 +142,7 @@ impl SmtpSession {
             None => {
                 // Anything else (no greeting, EHLO refused, no usable mechanism, temporary
                 // errors) means the MTA cannot be used right now → 454 4.7.0.
-                self.send_upstream(b"QUIT\r\n".to_vec());
+                self.quit_upstream();
                 self.failed_login_attempt(reply::line(
                     454,
                     "4.7.0 Temporary authentication failure",

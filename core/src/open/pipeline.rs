@@ -10,6 +10,7 @@ use crate::konnektor::{
 use crate::pop3::{OpenFailure, OpenJob, OpenedMessage};
 use crate::protect::KonnektorCall;
 use crate::secret::SecretBytes;
+use crate::smime::integrity::{NoVerdict, Verification};
 use crate::smime::open_plan::{self, Decrypted, Opening, Retrieved, Verifying};
 use crate::smime::opened_mail::DeliveryOptions;
 use crate::smime::receive::DecryptionFailure;
@@ -24,10 +25,14 @@ pub enum Step {
     Done(Result<OpenedMessage, OpenFailure>),
 }
 
-/// The Konnektor's error code for "no RecipientInfo for this key" (gemSpec_Kon).
-const NO_MATCHING_RECIPIENT: i64 = 4253;
-/// The Konnektor's error code for malformed ASN.1.
-const BAD_ASN1: i64 = 4115;
+/// Konnektor codes after which another card of the user may still hold the key, and after
+/// which A_2047-02's 01 advice (insert the card, forward the mail to oneself) can help:
+/// no RecipientInfo for this card's key (4253), card handle unknown or card removed (4101),
+/// PIN blocked (4063), security state not reached, i.e. PIN not verified (4085).
+const KEY_NOT_USABLE: [i64; 4] = [4253, 4101, 4063, 4085];
+/// Konnektor codes for a document that is not a valid CMS structure (4115 ASN.1, 4112 format):
+/// 02, wrong format.
+const WRONG_FORMAT: [i64; 2] = [4115, 4112];
 
 #[derive(Debug)]
 enum State {
@@ -187,14 +192,13 @@ impl Reception {
                 }
             }
             State::AwaitingVerification(v) => {
-                let parsed = match body {
-                    Ok(b) => verify_document::parse(&b),
-                    Err(e) => Err(KonnektorError::Malformed {
-                        position: 0,
-                        reason: format!("Konnektor nicht erreichbar: {e}"),
-                    }),
+                let verification = match body {
+                    Ok(b) => verification_from(verify_document::parse(&b).as_ref()),
+                    Err(e) => Verification::without_verdict(
+                        NoVerdict::Unreachable,
+                        format!("Konnektor nicht erreichbar: {e}"),
+                    ),
                 };
-                let verification = verification_from(parsed.as_ref());
                 let mail = v.finish(&verification, self.now, self.options);
                 self.deliver(SecretBytes::from(mail));
             }
@@ -226,12 +230,15 @@ impl Reception {
     }
 }
 
+/// A_2047-02: Tab_Fehlertext_Entschl for the codes it covers, an `X` code for the rest.
 fn failure_of(e: &KonnektorError) -> DecryptionFailure {
     match e.gematik_code() {
-        Some(BAD_ASN1) => DecryptionFailure::WrongFormat,
-        Some(NO_MATCHING_RECIPIENT) => DecryptionFailure::KeyNotFound,
-        Some(_) => DecryptionFailure::KeyNotFound,
-        None if e.is_reported_by_konnektor() => DecryptionFailure::KeyNotFound,
-        None => DecryptionFailure::KonnektorUnavailable,
+        Some(c) if KEY_NOT_USABLE.contains(&c) => DecryptionFailure::KeyNotFound,
+        Some(c) if WRONG_FORMAT.contains(&c) => DecryptionFailure::WrongFormat,
+        Some(c) => match u32::try_from(c) {
+            Ok(c) => DecryptionFailure::KonnektorCode(c),
+            Err(_) => DecryptionFailure::UnreadableAnswer,
+        },
+        None => DecryptionFailure::UnreadableAnswer,
     }
 }

@@ -407,3 +407,111 @@ fn a_2047_02_corrupted_ciphertext_gets_a_vendor_code_not_key_not_found() {
     assert!(out.contains("Fehlercode 4141"), "{out}");
     assert!(out.contains("message/rfc822"), "original attached: {out}");
 }
+
+/// Opens `job`, letting `tamper` replace the Konnektor's answer to an operation (by name).
+fn open_tampered(
+    sim: &Simulator,
+    job: OpenJob,
+    now: SystemTime,
+    tamper: impl Fn(&str) -> Option<Result<Vec<u8>, String>>,
+) -> String {
+    let mut r = Reception::new(job, endpoints(sim), now, DeliveryOptions::default());
+    loop {
+        match r.step() {
+            Step::Call(c) => {
+                let op = c.request.soap_action.rsplit('#').next().unwrap_or_default();
+                let answer = tamper(op)
+                    .unwrap_or_else(|| Ok(sim.handle(c.request.soap_action, &c.request.body).body));
+                r.konnektor_answer(answer);
+            }
+            Step::Done(result) => return text(result.unwrap().message.as_slice()),
+        }
+    }
+}
+
+/// A_2047-02: an answer to DecryptDocument that is neither a result nor a gematik error is
+/// outside Tab_Fehlertext_Entschl: vendor code X01, the original attached.
+#[test]
+fn a_2047_02_unreadable_decrypt_document_answer_is_x01() {
+    let now = SystemTime::now();
+    let world = World::generate(now).unwrap();
+    let sim = Simulator::new(world.sim_config.clone());
+    let to = world.pki.single.address.clone();
+    let outer = protected(&world, &sim, &to, now);
+    let out = open_tampered(&sim, job(&to, &outer), now, |op| {
+        (op == "DecryptDocument").then(|| Ok(b"<kein SOAP".to_vec()))
+    });
+    assert!(
+        head(&out).contains("X-KIM-DecryptionResult: X01\r\n"),
+        "{out}"
+    );
+    assert!(out.contains("message/rfc822"), "{out}");
+    assert!(!out.contains(MARKER), "{out}");
+}
+
+/// A_23165 / Tab_Verm_Sig_Prüf: a VerifyDocument fault with a code the table does not place is
+/// 06; no answer (X01) and an unreadable answer (X02) are outside the table. Each replaces the
+/// content by default.
+#[test]
+fn a_23165_verify_document_fault_unreachable_and_unreadable_are_06_x01_x02() {
+    use komle_conformance::sim::config::{Fault, Operation};
+    let now = SystemTime::now();
+    let world = World::generate(now).unwrap();
+    let sim = Simulator::new(world.sim_config.clone());
+    let to = world.pki.single.address.clone();
+    let outer = protected(&world, &sim, &to, now);
+    let mut faulty = world.sim_config.clone();
+    faulty.faults.insert(
+        Operation::VerifyDocument,
+        Fault::SoapFault {
+            code: 4999,
+            text: "injected".into(),
+        },
+    );
+    let faulty = Simulator::new(faulty);
+    type Answer = Option<Result<Vec<u8>, String>>;
+    let cases: [(&Simulator, Answer, &str); 3] = [
+        (&faulty, None, "06"),
+        (&sim, Some(Err("connection refused".into())), "X01"),
+        (&sim, Some(Ok(b"<soap:Envelope/>".to_vec())), "X02"),
+    ];
+    for (konnektor, answer, id) in cases {
+        let out = open_tampered(konnektor, job(&to, &outer), now, |op| {
+            (op == "VerifyDocument").then(|| answer.clone()).flatten()
+        });
+        assert!(
+            head(&out).contains(&format!("X-KIM-IntegrityCheckResult: {id}\r\n")),
+            "{id}: {out}"
+        );
+        assert!(
+            head(&out).contains("X-KIM-DecryptionResult: 00\r\n"),
+            "{out}"
+        );
+        assert!(!out.contains(MARKER), "{id}: {out}");
+        assert!(out.contains(WARNING), "{id}: {out}");
+    }
+}
+
+/// Tab_Fehlertext_Entschl 03: DecryptDocument not answered; the table's text with the user's
+/// address, the original attached.
+#[test]
+fn a_2047_02_konnektor_not_answering_decrypt_document_is_03() {
+    let now = SystemTime::now();
+    let world = World::generate(now).unwrap();
+    let sim = Simulator::new(world.sim_config.clone());
+    let to = world.pki.single.address.clone();
+    let outer = protected(&world, &sim, &to, now);
+    let out = open_tampered(&sim, job(&to, &outer), now, |op| {
+        (op == "DecryptDocument").then(|| Err("timeout".into()))
+    });
+    assert!(
+        head(&out).contains("X-KIM-DecryptionResult: 03\r\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "Die Entschlüsselung konnte nicht erfolgen, weil der Konnektor nicht antwortet. Stellen Sie sicher, dass der Konnektor wieder zur Verfügung steht und leiten Sie diese Nachricht an Ihre eigene E-Mail-Adresse ({to}) weiter. Beim nächsten Abholen wird der Entschlüsselungsvorgang wiederholt."
+        )),
+        "{out}"
+    );
+}

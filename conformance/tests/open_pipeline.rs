@@ -65,7 +65,15 @@ fn a_2048_a_2179_protected_message_opens_with_note_headers_and_report() {
     let mut calls = Vec::new();
     let opened = inprocess::open(&sim, job(&to, &received), now, &mut calls).unwrap();
     let out = text(opened.message.as_slice());
-    assert_eq!(calls, ["GetCards", "DecryptDocument", "VerifyDocument"]);
+    assert_eq!(
+        calls,
+        [
+            "GetCards",
+            "GetPinStatus",
+            "DecryptDocument",
+            "VerifyDocument"
+        ]
+    );
     assert!(out.contains("Subject: Laborwerte"), "{out}");
     assert!(out.contains("Return-Path: <sender@komle.test>"), "{out}");
     assert!(out.contains("X-KIM-DecryptionResult: 00"), "{out}");
@@ -176,7 +184,15 @@ fn gematik_sample_05_decrypts_and_its_damaged_signed_data_is_reported_as_wrong_f
     )
     .unwrap();
     let out = text(opened.message.as_slice());
-    assert_eq!(calls, ["GetCards", "DecryptDocument", "VerifyDocument"]);
+    assert_eq!(
+        calls,
+        [
+            "GetCards",
+            "GetPinStatus",
+            "DecryptDocument",
+            "VerifyDocument"
+        ]
+    );
     assert!(out.contains("X-KIM-DecryptionResult: 00"), "{out}");
     assert!(out.contains("X-KIM-IntegrityCheckResult: 04"), "{out}");
     assert!(
@@ -397,7 +413,7 @@ fn a_2047_02_corrupted_ciphertext_gets_a_vendor_code_not_key_not_found() {
     let mut calls = Vec::new();
     let opened = inprocess::open(&sim, job(&to, &corrupted), now, &mut calls).unwrap();
     let out = text(opened.message.as_slice());
-    assert_eq!(calls, ["GetCards", "DecryptDocument"]);
+    assert_eq!(calls, ["GetCards", "GetPinStatus", "DecryptDocument"]);
     assert!(
         head(&out).contains("X-KIM-DecryptionResult: X4141\r\n"),
         "{out}"
@@ -514,4 +530,64 @@ fn a_2047_02_konnektor_not_answering_decrypt_document_is_03() {
         )),
         "{out}"
     );
+}
+
+/// §3.8.4 activities 5-7 (finding 7, receive side): GetPinStatus before DecryptDocument; a
+/// verifiable PIN is verified at the card terminal (VerifyPin), then the card decrypts. Before,
+/// DecryptDocument was called with the card locked and the user got "key not found".
+#[test]
+fn a_2063_a_verifiable_pin_is_verified_before_decrypt_document() {
+    let now = SystemTime::now();
+    let world = World::generate(now).unwrap();
+    let to = world.pki.single.address.clone();
+    let outer = protected(&world, &Simulator::new(world.sim_config.clone()), &to, now);
+    let mut locked = world.sim_config.clone();
+    for c in &mut locked.cards {
+        c.pin = PinState::Verifiable;
+    }
+    let locked = Simulator::new(locked);
+    let mut calls = Vec::new();
+    let opened = inprocess::open(&locked, job(&to, &outer), now, &mut calls).unwrap();
+    let out = text(opened.message.as_slice());
+    assert_eq!(
+        calls,
+        [
+            "GetCards",
+            "GetPinStatus",
+            "VerifyPin",
+            "DecryptDocument",
+            "VerifyDocument"
+        ]
+    );
+    assert!(
+        head(&out).contains("X-KIM-DecryptionResult: 00\r\n"),
+        "{out}"
+    );
+    assert!(out.contains(MARKER), "{out}");
+}
+
+/// KOM-LE-A_2063: when the card cannot be unlocked (PIN blocked), decryption is abandoned
+/// without DecryptDocument; the error mail says so (vendor code X02, outside the table).
+#[test]
+fn a_2063_a_blocked_pin_abandons_decryption() {
+    let now = SystemTime::now();
+    let world = World::generate(now).unwrap();
+    let to = world.pki.single.address.clone();
+    let outer = protected(&world, &Simulator::new(world.sim_config.clone()), &to, now);
+    let mut blocked = world.sim_config.clone();
+    for c in &mut blocked.cards {
+        c.pin = PinState::Blocked;
+    }
+    let blocked = Simulator::new(blocked);
+    let mut calls = Vec::new();
+    let opened = inprocess::open(&blocked, job(&to, &outer), now, &mut calls).unwrap();
+    let out = text(opened.message.as_slice());
+    assert_eq!(calls, ["GetCards", "GetPinStatus"]);
+    assert!(
+        head(&out).contains("X-KIM-DecryptionResult: X02\r\n"),
+        "{out}"
+    );
+    assert!(out.contains("konnte nicht freigeschaltet werden"), "{out}");
+    assert!(out.contains("message/rfc822"), "{out}");
+    assert!(!out.contains(MARKER), "{out}");
 }

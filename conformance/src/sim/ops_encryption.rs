@@ -1,6 +1,7 @@
 //! EncryptionService: EncryptDocument (AuthEnvelopedData for all recipient certificates) and
 //! DecryptDocument (with the card's C.ENC keys).
 
+use super::config::PinState;
 use super::decrypt::decrypt_document as cms_decrypt;
 use super::encrypt::{EncryptInput, encrypt_document as cms_encrypt};
 use super::error::SimError;
@@ -120,7 +121,12 @@ pub fn decrypt_document(sim: &Simulator, req: &Element) -> Result<String, SimErr
     {
         return Err(SimError::BadRequest(format!("KeyReference {}", r.text())));
     }
-    let card = sim.card(required(pk, "CardHandle")?.text())?;
+    let handle = required(pk, "CardHandle")?.text();
+    let card = sim.card(handle)?;
+    // The C.ENC key is usable only after the card's PIN was verified, as at a real Konnektor.
+    if sim.pin_state(handle) != PinState::Verified {
+        return Err(SimError::PinBlocked);
+    }
     let content = document_content(req)?;
     let plain = cms_decrypt(&card.enc, &content)?;
     Ok(format!(

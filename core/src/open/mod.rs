@@ -3,11 +3,13 @@
 //! runtime for Konnektor calls along the way.
 //!
 //! ```text
-//!  not KOM-LE ─────────────────────────────────────────────────► unchanged (A_2040)
-//!  KOM-LE ─► GetCards ─► DecryptDocument (SM-B, else the user's HBA) ─► VerifyDocument
-//!                              │ fails                                       │
-//!                              ▼                                             ▼
-//!                 error mail with the original (A_2046)     mail + note + PDF report (A_2048)
+//!  not KOM-LE ───────────────────────────────────────────────────► unchanged (A_2040)
+//!  KOM-LE ─► GetCards ─► per card (SM-B, else the user's HBA):
+//!            GetPinStatus ─► VerifyPin if VERIFIABLE (§3.8.4) ─► DecryptDocument ─► VerifyDocument
+//!                  │ not unlockable (A_2063)      │ fails                 │
+//!                  ▼                              ▼                       ▼
+//!            error mail with the original (A_2046, A_2047-02)   mail with notes + PDF (A_2050-05)
+//!                                                               or warning (A_23165)
 //! ```
 //!
 //! The runtime loop is the same as for [`crate::protect`]: call [`Reception::step`], perform
@@ -29,6 +31,7 @@
 //! | `X-KIM-DecryptionResult` | `03` | Konnektor not answering (GetCards, DecryptDocument) | `open_pipeline::a_2047_02_konnektor_not_answering_decrypt_document_is_03`, `fault_loop_pop3` |
 //! | `X-KIM-DecryptionResult` | `X<code>` | other Konnektor code, e.g. `X4141` corrupted ciphertext | `open_pipeline::a_2047_02_corrupted_ciphertext_gets_a_vendor_code_not_key_not_found` |
 //! | `X-KIM-DecryptionResult` | `X01` | DecryptDocument answer unreadable, no gematik code | `open_pipeline::a_2047_02_unreadable_decrypt_document_answer_is_x01` |
+//! | `X-KIM-DecryptionResult` | `X02` | no card of the user could be unlocked (PIN blocked), A_2063 | `open_pipeline::a_2063_a_blocked_pin_abandons_decryption` |
 //! | `X-KIM-IntegrityCheckResult` | `01` | VALID, profile, recipient-emails and headers match | `open_pipeline::a_2179_01_a_2050_05_notes_are_appended_to_the_text_for_01_and_07` |
 //! | `X-KIM-IntegrityCheckResult` | `02` | 4115, or report: SigMathOK invalid / IncorrectSignature | `open_pipeline::a_2050_05_broken_signature_reported_only_in_the_report_is_02` |
 //! | `X-KIM-IntegrityCheckResult` | `03` | 4253, or no signed data after decryption | `smime_receive::a_2048_plaintext_without_signed_data_gives_03` |

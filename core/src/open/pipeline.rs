@@ -4,8 +4,12 @@ use std::collections::VecDeque;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::verification::verification_from;
+use crate::konnektor::get_pin_status::PinStatus;
+use crate::konnektor::pin_request::{PIN_TYPE_CH, PIN_TYPE_SMC, PinRequest};
+use crate::konnektor::verify_pin::PinResult;
 use crate::konnektor::{
-    CallContext, KonnektorEndpoints, KonnektorError, decrypt_document, get_cards, verify_document,
+    CallContext, KonnektorEndpoints, KonnektorError, decrypt_document, get_cards, get_pin_status,
+    verify_document, verify_pin,
 };
 use crate::pop3::{OpenFailure, OpenJob, OpenedMessage};
 use crate::protect::KonnektorCall;
@@ -34,14 +38,32 @@ const KEY_NOT_USABLE: [i64; 4] = [4253, 4101, 4063, 4085];
 /// 02, wrong format.
 const WRONG_FORMAT: [i64; 2] = [4115, 4112];
 
+/// A card of the fetching user to try, with the PIN that unlocks its C.ENC key.
+#[derive(Debug, Clone)]
+struct CardToTry {
+    handle: String,
+    /// PIN.SMC for the SM-B, PIN.CH for a HBA (gemSpec_CM_KOMLE §3.8.4, activity 5).
+    pin_type: &'static str,
+}
+
 #[derive(Debug)]
 enum State {
     Start,
     AwaitingCards(Opening),
+    /// §3.8.4 activity 5: is the first card's PIN verified?
+    AwaitingPinStatus {
+        opening: Opening,
+        cards: VecDeque<CardToTry>,
+    },
+    /// §3.8.4 activity 6: the user enters the PIN at the card terminal.
+    AwaitingPinVerification {
+        opening: Opening,
+        cards: VecDeque<CardToTry>,
+    },
     /// Trying the cards in turn; the first is being asked.
     AwaitingDecryption {
         opening: Opening,
-        cards: VecDeque<String>,
+        cards: VecDeque<CardToTry>,
     },
     AwaitingVerification(Box<Verifying>),
     Finished,
@@ -109,7 +131,16 @@ impl Reception {
             }
             _ => Vec::new(),
         };
+        let card_service = self.endpoints.card_service.clone().unwrap_or_default();
         match &self.state {
+            State::AwaitingPinStatus { cards, .. } => Step::Call(KonnektorCall {
+                url: card_service,
+                request: get_pin_status::build(&self.pin_request(cards)),
+            }),
+            State::AwaitingPinVerification { cards, .. } => Step::Call(KonnektorCall {
+                url: card_service,
+                request: verify_pin::build(&self.pin_request(cards)),
+            }),
             State::AwaitingCards(_) => Step::Call(KonnektorCall {
                 url: self.endpoints.event_service.clone(),
                 request: get_cards::build(&get_cards::GetCardsRequest {
@@ -121,7 +152,7 @@ impl Reception {
                 url: self.endpoints.encryption_service.clone(),
                 request: decrypt_document::build(&decrypt_document::DecryptDocumentRequest {
                     context: &self.context,
-                    card_handle: cards.front().map_or("", String::as_str),
+                    card_handle: cards.front().map_or("", |c| c.handle.as_str()),
                     document: if cards.len() == 1 {
                         &last_try_cms
                     } else {
@@ -151,21 +182,24 @@ impl Reception {
                 Ok(Ok(cards)) => {
                     // A_2043–A_2045: only the fetching user's keys: the practice's SM-B, and
                     // the HBAs the Konnektor lists for the UserId of the login name.
-                    let mut handles: VecDeque<String> = cards
+                    let mut handles: VecDeque<CardToTry> = cards
                         .smb()
-                        .map(|c| c.card_handle.clone())
+                        .map(|c| CardToTry {
+                            handle: c.card_handle.clone(),
+                            pin_type: PIN_TYPE_SMC,
+                        })
                         .into_iter()
                         .collect();
                     if self.context.user_id.is_some() {
-                        handles.extend(cards.hbas().map(|c| c.card_handle.clone()));
+                        handles.extend(cards.hbas().map(|c| CardToTry {
+                            handle: c.card_handle.clone(),
+                            pin_type: PIN_TYPE_CH,
+                        }));
                     }
                     if handles.is_empty() {
                         self.decryption_failed(&opening, DecryptionFailure::KeyNotFound);
                     } else {
-                        self.state = State::AwaitingDecryption {
-                            opening,
-                            cards: handles,
-                        };
+                        self.try_card(opening, handles);
                     }
                 }
                 Ok(Err(_)) | Err(_) => {
@@ -181,11 +215,40 @@ impl Reception {
                         cards.pop_front();
                         match failure_of(&e) {
                             DecryptionFailure::KeyNotFound if !cards.is_empty() => {
-                                self.state = State::AwaitingDecryption { opening, cards };
+                                self.try_card(opening, cards);
                             }
                             f => self.decryption_failed(&opening, f),
                         }
                     }
+                    Err(_) => {
+                        self.decryption_failed(&opening, DecryptionFailure::KonnektorUnavailable)
+                    }
+                }
+            }
+            State::AwaitingPinStatus { opening, cards } => {
+                match body.as_deref().map(get_pin_status::parse) {
+                    Ok(Ok(r)) => match r.pin_status {
+                        Some(PinStatus::Verified) => {
+                            self.state = State::AwaitingDecryption { opening, cards };
+                        }
+                        Some(PinStatus::Verifiable) => {
+                            self.state = State::AwaitingPinVerification { opening, cards };
+                        }
+                        // Blocked, transport or empty PIN: this card cannot be unlocked here.
+                        _ => self.card_not_unlocked(opening, cards),
+                    },
+                    Ok(Err(_)) => self.card_not_unlocked(opening, cards),
+                    Err(_) => {
+                        self.decryption_failed(&opening, DecryptionFailure::KonnektorUnavailable)
+                    }
+                }
+            }
+            State::AwaitingPinVerification { opening, cards } => {
+                match body.as_deref().map(verify_pin::parse) {
+                    Ok(Ok(r)) if r.pin_result == PinResult::Ok => {
+                        self.state = State::AwaitingDecryption { opening, cards };
+                    }
+                    Ok(_) => self.card_not_unlocked(opening, cards),
                     Err(_) => {
                         self.decryption_failed(&opening, DecryptionFailure::KonnektorUnavailable)
                     }
@@ -203,6 +266,36 @@ impl Reception {
                 self.deliver(SecretBytes::from(mail));
             }
             other => self.state = other,
+        }
+    }
+
+    /// The next card: with a CardService, its PIN status first (§3.8.4 activities 5 and 6);
+    /// a Konnektor without CardService 8.1 is asked to decrypt directly.
+    fn try_card(&mut self, opening: Opening, cards: VecDeque<CardToTry>) {
+        self.state = if self.endpoints.card_service.is_some() {
+            State::AwaitingPinStatus { opening, cards }
+        } else {
+            State::AwaitingDecryption { opening, cards }
+        };
+    }
+
+    /// KOM-LE-A_2063: unlocking the card failed; another card of the user may still hold the
+    /// key, else decryption is abandoned.
+    fn card_not_unlocked(&mut self, opening: Opening, mut cards: VecDeque<CardToTry>) {
+        cards.pop_front();
+        if cards.is_empty() {
+            self.decryption_failed(&opening, DecryptionFailure::CardNotUnlocked);
+        } else {
+            self.try_card(opening, cards);
+        }
+    }
+
+    fn pin_request<'a>(&'a self, cards: &'a VecDeque<CardToTry>) -> PinRequest<'a> {
+        let card = cards.front();
+        PinRequest {
+            context: &self.context,
+            card_handle: card.map_or("", |c| c.handle.as_str()),
+            pin_type: card.map_or(PIN_TYPE_SMC, |c| c.pin_type),
         }
     }
 

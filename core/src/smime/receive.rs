@@ -129,6 +129,8 @@ pub enum DecryptionFailure {
     KonnektorCode(u32),
     /// `X01`: the Konnektor answered, but with neither a result nor a gematik code.
     UnreadableAnswer,
+    /// `X02`: no card of the user could be unlocked (PIN blocked, not entered), KOM-LE-A_2063.
+    CardNotUnlocked,
 }
 
 impl DecryptionFailure {
@@ -140,6 +142,7 @@ impl DecryptionFailure {
             Self::KonnektorUnavailable => "03".into(),
             Self::KonnektorCode(c) => format!("X{c}"),
             Self::UnreadableAnswer => "X01".into(),
+            Self::CardNotUnlocked => "X02".into(),
         }
     }
 
@@ -156,6 +159,9 @@ impl DecryptionFailure {
             ),
             Self::KonnektorCode(c) => format!(
                 "Die Entschlüsselung wurde vom Konnektor mit dem Fehlercode {c} abgelehnt. Die verschlüsselte Nachricht befindet sich im Anhang. Bitte kontaktieren Sie den Absender der Nachricht oder Ihren Administrator."
+            ),
+            Self::CardNotUnlocked => format!(
+                "Die für die Entschlüsselung benötigte Karte konnte nicht freigeschaltet werden (PIN gesperrt oder nicht eingegeben). Schalten Sie die Karte frei und leiten Sie diese Nachricht an Ihre eigene E-Mail-Adresse ({user}) weiter. Beim nächsten Abholen wird der Entschlüsselungsvorgang wiederholt."
             ),
             Self::UnreadableAnswer => format!(
                 "Die Antwort des Konnektors auf die Entschlüsselung war nicht auswertbar. Bitte wenden Sie sich an Ihren Administrator und leiten Sie diese Nachricht an Ihre eigene E-Mail-Adresse ({user}) weiter. Beim nächsten Abholen wird der Entschlüsselungsvorgang wiederholt."

@@ -65,7 +65,15 @@ fn a_2048_a_2179_protected_message_opens_with_note_headers_and_report() {
     let mut calls = Vec::new();
     let opened = inprocess::open(&sim, job(&to, &received), now, &mut calls).unwrap();
     let out = text(opened.message.as_slice());
-    assert_eq!(calls, ["GetCards", "DecryptDocument", "VerifyDocument"]);
+    assert_eq!(
+        calls,
+        [
+            "GetCards",
+            "GetPinStatus",
+            "DecryptDocument",
+            "VerifyDocument"
+        ]
+    );
     assert!(out.contains("Subject: Laborwerte"), "{out}");
     assert!(out.contains("Return-Path: <sender@komle.test>"), "{out}");
     assert!(out.contains("X-KIM-DecryptionResult: 00"), "{out}");
@@ -176,7 +184,15 @@ fn gematik_sample_05_decrypts_and_its_damaged_signed_data_is_reported_as_wrong_f
     )
     .unwrap();
     let out = text(opened.message.as_slice());
-    assert_eq!(calls, ["GetCards", "DecryptDocument", "VerifyDocument"]);
+    assert_eq!(
+        calls,
+        [
+            "GetCards",
+            "GetPinStatus",
+            "DecryptDocument",
+            "VerifyDocument"
+        ]
+    );
     assert!(out.contains("X-KIM-DecryptionResult: 00"), "{out}");
     assert!(out.contains("X-KIM-IntegrityCheckResult: 04"), "{out}");
     assert!(
@@ -188,4 +204,390 @@ fn gematik_sample_05_decrypts_and_its_damaged_signed_data_is_reported_as_wrong_f
         !out.contains("This is a message just to say hello."),
         "{out}"
     );
+}
+
+// --- Tab_Verm_Sig_Prüf / Tab_Fehlertext_Entschl through the pipeline, with a simulator that
+// --- answers like a real Konnektor (issue 14).
+
+use komle_conformance::inprocess::endpoints;
+use komle_conformance::world::SENDER_CARD;
+use komle_core::open::{Reception, Step};
+use komle_core::smime::DeliveryOptions;
+
+/// Opens `job` with `options` (the A_23165 switch) and returns the delivered mail.
+fn open_with(sim: &Simulator, job: OpenJob, now: SystemTime, options: DeliveryOptions) -> Vec<u8> {
+    let mut r = Reception::new(job, endpoints(sim), now, options);
+    loop {
+        match r.step() {
+            Step::Call(c) => {
+                let answer = sim.handle(c.request.soap_action, &c.request.body);
+                r.konnektor_answer(Ok(answer.body));
+            }
+            Step::Done(result) => return result.unwrap().message.as_slice().to_vec(),
+        }
+    }
+}
+
+fn head(mail: &str) -> &str {
+    &mail[..mail.find("\r\n\r\n").unwrap_or(mail.len())]
+}
+
+/// The sender's Konnektor with the sender's SM-B signature key replaced by `osig`.
+fn sender_konnektor_with(world: &World, osig: SimKey) -> Simulator {
+    let mut c = world.sim_config.clone();
+    let card = c
+        .cards
+        .iter_mut()
+        .find(|c| c.handle == SENDER_CARD)
+        .unwrap();
+    card.osig = Some(osig);
+    Simulator::new(c)
+}
+
+const MARKER: &str = "Kalium 4,1 mmol/l.";
+const WARNING: &str = "Beim Empfang dieser KIM-Nachricht wurde eine Sicherheitsverletzung erkannt.";
+
+/// Finding 1: a message signed with a self-made certificate carrying the sending practice's
+/// name. The Konnektor cannot build the path (unknown issuer): INCONCLUSIVE with 4206 only in
+/// the report. Before: 07 "valid" with the forged name and the content delivered.
+#[test]
+fn a_2050_05_a_23165_forged_sender_certificate_is_05_and_the_content_is_replaced() {
+    let now = SystemTime::now();
+    let world = World::generate(now).unwrap();
+    let forged = world.pki.forged_osig(&world.pki.sender).unwrap();
+    let forger = sender_konnektor_with(
+        &world,
+        SimKey {
+            cert_der: forged.cert_der.clone(),
+            private_key_pkcs8_der: forged.private_key_pkcs8_der.clone(),
+        },
+    );
+    let to = world.pki.single.address.clone();
+    let outer = protected(&world, &forger, &to, now);
+    let sim = Simulator::new(world.sim_config.clone());
+    let out = text(&open_with(
+        &sim,
+        job(&to, &outer),
+        now,
+        DeliveryOptions::default(),
+    ));
+    assert!(
+        head(&out).contains("X-KIM-IntegrityCheckResult: 05\r\n"),
+        "{out}"
+    );
+    assert!(!out.contains("X-KIM-IntegrityCheckResult: 07"), "{out}");
+    assert!(!out.contains(MARKER), "forged content delivered: {out}");
+    assert!(out.contains(WARNING), "{out}");
+    assert!(!out.contains("Die Signatur wurde erfolgreich"), "{out}");
+}
+
+/// Finding 2: a broken signature (signed with a key that does not belong to the certificate)
+/// is reported by the Konnektor only in the verification report (SigMathOK invalid, ResultMinor
+/// IncorrectSignature) with Status OK. Before: 06 "Konnektor error".
+#[test]
+fn a_2050_05_broken_signature_reported_only_in_the_report_is_02() {
+    let now = SystemTime::now();
+    let world = World::generate(now).unwrap();
+    let real = world.pki.sender.osig[0].clone();
+    let wrong_key = world.pki.forged_osig(&world.pki.sender).unwrap();
+    let broken = sender_konnektor_with(
+        &world,
+        SimKey {
+            cert_der: real.cert_der.clone(),
+            private_key_pkcs8_der: wrong_key.private_key_pkcs8_der.clone(),
+        },
+    );
+    let to = world.pki.single.address.clone();
+    let outer = protected(&world, &broken, &to, now);
+    let sim = Simulator::new(world.sim_config.clone());
+    let out = text(&open_with(
+        &sim,
+        job(&to, &outer),
+        now,
+        DeliveryOptions::default(),
+    ));
+    assert!(
+        head(&out).contains("X-KIM-IntegrityCheckResult: 02\r\n"),
+        "{out}"
+    );
+    assert!(!out.contains(MARKER), "{out}");
+    assert!(out.contains(WARNING), "{out}");
+}
+
+/// Finding 5 / A_23165's alternative: with the switch on, the original is delivered despite
+/// the failed check, the result in the header and appended to the text, no success Vermerk.
+#[test]
+fn a_23165_switch_delivers_the_original_with_the_failure_appended() {
+    let now = SystemTime::now();
+    let world = World::generate(now).unwrap();
+    let forged = world.pki.forged_osig(&world.pki.sender).unwrap();
+    let forger = sender_konnektor_with(
+        &world,
+        SimKey {
+            cert_der: forged.cert_der,
+            private_key_pkcs8_der: forged.private_key_pkcs8_der,
+        },
+    );
+    let to = world.pki.single.address.clone();
+    let outer = protected(&world, &forger, &to, now);
+    let sim = Simulator::new(world.sim_config.clone());
+    let options = DeliveryOptions {
+        deliver_original_on_failure: true,
+    };
+    let out = text(&open_with(&sim, job(&to, &outer), now, options));
+    assert!(
+        head(&out).contains("X-KIM-IntegrityCheckResult: 05\r\n"),
+        "{out}"
+    );
+    assert!(!out.contains(WARNING), "{out}");
+    assert!(
+        out.contains(&format!(
+            "{MARKER}\r\n\r\n---------------------------------------------\r\nDie Nachricht wurde entschlüsselt.\r\nDer Zertifizierungspfad des Signaturzertifikats kann nicht validiert werden.\r\n"
+        )),
+        "{out}"
+    );
+    assert!(!out.contains("Die Signatur wurde erfolgreich"), "{out}");
+}
+
+/// Finding 4 (A_2179-01, A_2050-05): the notes are appended to the message text itself, not
+/// put into a separate first part; 07 (4264, OCSP unreachable) carries the same Vermerk as 01.
+#[test]
+fn a_2179_01_a_2050_05_notes_are_appended_to_the_text_for_01_and_07() {
+    let now = SystemTime::now();
+    let world = World::generate(now).unwrap();
+    let sim = Simulator::new(world.sim_config.clone());
+    let to = world.pki.single.address.clone();
+    let outer = protected(&world, &sim, &to, now);
+    let mut no_ocsp = world.sim_config.clone();
+    no_ocsp.revocation_status_unavailable = true;
+    let no_ocsp = Simulator::new(no_ocsp);
+    for (konnektor, id) in [(&sim, "01"), (&no_ocsp, "07")] {
+        let out = text(&open_with(
+            konnektor,
+            job(&to, &outer),
+            now,
+            DeliveryOptions::default(),
+        ));
+        assert!(
+            head(&out).contains(&format!("X-KIM-IntegrityCheckResult: {id}\r\n")),
+            "{out}"
+        );
+        let body = &out[head(&out).len()..];
+        let first_part = body.split("\r\n--KOMLE-").nth(1).unwrap_or_default();
+        // The part ends with the notes (its last line end belongs to the next delimiter).
+        assert!(
+            first_part.ends_with(&format!(
+                "{MARKER}\r\n\r\n---------------------------------------------\r\nDie Nachricht wurde entschlüsselt.\r\nDie Signatur wurde erfolgreich geprüft."
+            )),
+            "{id}: {first_part}"
+        );
+        assert_eq!(out.matches("Content-Type: text/plain").count(), 1, "{out}");
+    }
+}
+
+/// Finding 3 (A_2047-02): a ciphertext corrupted in transit fails the Konnektor's tag check
+/// (gematik code 4141). That is outside Tab_Fehlertext_Entschl: a vendor code starting with X,
+/// not 01 "key not found" whose advice (insert the card, forward to yourself) cannot help.
+#[test]
+fn a_2047_02_corrupted_ciphertext_gets_a_vendor_code_not_key_not_found() {
+    use base64::Engine as _;
+    let now = SystemTime::now();
+    let world = World::generate(now).unwrap();
+    let sim = Simulator::new(world.sim_config.clone());
+    let to = world.pki.single.address.clone();
+    let outer = protected(&world, &sim, &to, now);
+    let h = komle_core::smime::headers::parse(&outer).unwrap();
+    let b64: String = String::from_utf8_lossy(&outer[h.body..])
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    let mut cms = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
+    // The encrypted content is the bulk of the AuthEnvelopedData; its middle is ciphertext.
+    let at = cms.len() * 2 / 3;
+    cms[at] ^= 0x55;
+    let mut corrupted = outer[..h.body].to_vec();
+    komle_core::smime::outer::push_base64_lines(&mut corrupted, &cms);
+    corrupted.extend_from_slice(b"\r\n");
+    let mut calls = Vec::new();
+    let opened = inprocess::open(&sim, job(&to, &corrupted), now, &mut calls).unwrap();
+    let out = text(opened.message.as_slice());
+    assert_eq!(calls, ["GetCards", "GetPinStatus", "DecryptDocument"]);
+    assert!(
+        head(&out).contains("X-KIM-DecryptionResult: X4141\r\n"),
+        "{out}"
+    );
+    assert!(!out.contains("X-KIM-DecryptionResult: 01"), "{out}");
+    assert!(!out.contains("Karte gesteckt"), "{out}");
+    assert!(out.contains("Fehlercode 4141"), "{out}");
+    assert!(out.contains("message/rfc822"), "original attached: {out}");
+}
+
+/// Opens `job`, letting `tamper` replace the Konnektor's answer to an operation (by name).
+fn open_tampered(
+    sim: &Simulator,
+    job: OpenJob,
+    now: SystemTime,
+    tamper: impl Fn(&str) -> Option<Result<Vec<u8>, String>>,
+) -> String {
+    let mut r = Reception::new(job, endpoints(sim), now, DeliveryOptions::default());
+    loop {
+        match r.step() {
+            Step::Call(c) => {
+                let op = c.request.soap_action.rsplit('#').next().unwrap_or_default();
+                let answer = tamper(op)
+                    .unwrap_or_else(|| Ok(sim.handle(c.request.soap_action, &c.request.body).body));
+                r.konnektor_answer(answer);
+            }
+            Step::Done(result) => return text(result.unwrap().message.as_slice()),
+        }
+    }
+}
+
+/// A_2047-02: an answer to DecryptDocument that is neither a result nor a gematik error is
+/// outside Tab_Fehlertext_Entschl: vendor code X01, the original attached.
+#[test]
+fn a_2047_02_unreadable_decrypt_document_answer_is_x01() {
+    let now = SystemTime::now();
+    let world = World::generate(now).unwrap();
+    let sim = Simulator::new(world.sim_config.clone());
+    let to = world.pki.single.address.clone();
+    let outer = protected(&world, &sim, &to, now);
+    let out = open_tampered(&sim, job(&to, &outer), now, |op| {
+        (op == "DecryptDocument").then(|| Ok(b"<kein SOAP".to_vec()))
+    });
+    assert!(
+        head(&out).contains("X-KIM-DecryptionResult: X01\r\n"),
+        "{out}"
+    );
+    assert!(out.contains("message/rfc822"), "{out}");
+    assert!(!out.contains(MARKER), "{out}");
+}
+
+/// A_23165 / Tab_Verm_Sig_Prüf: a VerifyDocument fault with a code the table does not place is
+/// 06; no answer (X01) and an unreadable answer (X02) are outside the table. Each replaces the
+/// content by default.
+#[test]
+fn a_23165_verify_document_fault_unreachable_and_unreadable_are_06_x01_x02() {
+    use komle_conformance::sim::config::{Fault, Operation};
+    let now = SystemTime::now();
+    let world = World::generate(now).unwrap();
+    let sim = Simulator::new(world.sim_config.clone());
+    let to = world.pki.single.address.clone();
+    let outer = protected(&world, &sim, &to, now);
+    let mut faulty = world.sim_config.clone();
+    faulty.faults.insert(
+        Operation::VerifyDocument,
+        Fault::SoapFault {
+            code: 4999,
+            text: "injected".into(),
+        },
+    );
+    let faulty = Simulator::new(faulty);
+    type Answer = Option<Result<Vec<u8>, String>>;
+    let cases: [(&Simulator, Answer, &str); 3] = [
+        (&faulty, None, "06"),
+        (&sim, Some(Err("connection refused".into())), "X01"),
+        (&sim, Some(Ok(b"<soap:Envelope/>".to_vec())), "X02"),
+    ];
+    for (konnektor, answer, id) in cases {
+        let out = open_tampered(konnektor, job(&to, &outer), now, |op| {
+            (op == "VerifyDocument").then(|| answer.clone()).flatten()
+        });
+        assert!(
+            head(&out).contains(&format!("X-KIM-IntegrityCheckResult: {id}\r\n")),
+            "{id}: {out}"
+        );
+        assert!(
+            head(&out).contains("X-KIM-DecryptionResult: 00\r\n"),
+            "{out}"
+        );
+        assert!(!out.contains(MARKER), "{id}: {out}");
+        assert!(out.contains(WARNING), "{id}: {out}");
+    }
+}
+
+/// Tab_Fehlertext_Entschl 03: DecryptDocument not answered; the table's text with the user's
+/// address, the original attached.
+#[test]
+fn a_2047_02_konnektor_not_answering_decrypt_document_is_03() {
+    let now = SystemTime::now();
+    let world = World::generate(now).unwrap();
+    let sim = Simulator::new(world.sim_config.clone());
+    let to = world.pki.single.address.clone();
+    let outer = protected(&world, &sim, &to, now);
+    let out = open_tampered(&sim, job(&to, &outer), now, |op| {
+        (op == "DecryptDocument").then(|| Err("timeout".into()))
+    });
+    assert!(
+        head(&out).contains("X-KIM-DecryptionResult: 03\r\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "Die Entschlüsselung konnte nicht erfolgen, weil der Konnektor nicht antwortet. Stellen Sie sicher, dass der Konnektor wieder zur Verfügung steht und leiten Sie diese Nachricht an Ihre eigene E-Mail-Adresse ({to}) weiter. Beim nächsten Abholen wird der Entschlüsselungsvorgang wiederholt."
+        )),
+        "{out}"
+    );
+}
+
+/// §3.8.4 activities 5-7 (finding 7, receive side): GetPinStatus before DecryptDocument; a
+/// verifiable PIN is verified at the card terminal (VerifyPin), then the card decrypts. Before,
+/// DecryptDocument was called with the card locked and the user got "key not found".
+#[test]
+fn a_2063_a_verifiable_pin_is_verified_before_decrypt_document() {
+    let now = SystemTime::now();
+    let world = World::generate(now).unwrap();
+    let to = world.pki.single.address.clone();
+    let outer = protected(&world, &Simulator::new(world.sim_config.clone()), &to, now);
+    let mut locked = world.sim_config.clone();
+    for c in &mut locked.cards {
+        c.pin = PinState::Verifiable;
+    }
+    let locked = Simulator::new(locked);
+    let mut calls = Vec::new();
+    let opened = inprocess::open(&locked, job(&to, &outer), now, &mut calls).unwrap();
+    let out = text(opened.message.as_slice());
+    assert_eq!(
+        calls,
+        [
+            "GetCards",
+            "GetPinStatus",
+            "VerifyPin",
+            "DecryptDocument",
+            "VerifyDocument"
+        ]
+    );
+    assert!(
+        head(&out).contains("X-KIM-DecryptionResult: 00\r\n"),
+        "{out}"
+    );
+    assert!(out.contains(MARKER), "{out}");
+}
+
+/// KOM-LE-A_2063: when the card cannot be unlocked (PIN blocked), decryption is abandoned
+/// without DecryptDocument; the error mail says so (vendor code X02, outside the table).
+#[test]
+fn a_2063_a_blocked_pin_abandons_decryption() {
+    let now = SystemTime::now();
+    let world = World::generate(now).unwrap();
+    let to = world.pki.single.address.clone();
+    let outer = protected(&world, &Simulator::new(world.sim_config.clone()), &to, now);
+    let mut blocked = world.sim_config.clone();
+    for c in &mut blocked.cards {
+        c.pin = PinState::Blocked;
+    }
+    let blocked = Simulator::new(blocked);
+    let mut calls = Vec::new();
+    let opened = inprocess::open(&blocked, job(&to, &outer), now, &mut calls).unwrap();
+    let out = text(opened.message.as_slice());
+    assert_eq!(calls, ["GetCards", "GetPinStatus"]);
+    assert!(
+        head(&out).contains("X-KIM-DecryptionResult: X02\r\n"),
+        "{out}"
+    );
+    assert!(out.contains("konnte nicht freigeschaltet werden"), "{out}");
+    assert!(out.contains("message/rfc822"), "{out}");
+    assert!(!out.contains(MARKER), "{out}");
 }

@@ -234,6 +234,9 @@ fn open(f: &Fixture, plaintext: Vec<u8>) -> Vec<u8> {
         signing_time: None,
         error_code: None,
         error_text: None,
+        signature_broken: false,
+        path_invalid: false,
+        no_verdict: None,
     };
     v.finish(&verification, 0, DeliveryOptions::default())
 }

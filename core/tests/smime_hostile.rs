@@ -33,6 +33,9 @@ fn verification() -> Verification {
         signing_time: None,
         error_code: None,
         error_text: None,
+        signature_broken: false,
+        path_invalid: false,
+        no_verdict: None,
     }
 }
 

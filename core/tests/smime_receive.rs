@@ -28,11 +28,20 @@ fn valid() -> Verification {
         signing_time: Some("2020-12-16 13:40:07 UTC".into()),
         error_code: None,
         error_text: None,
+        signature_broken: false,
+        path_invalid: false,
+        no_verdict: None,
     }
 }
 
-/// Runs all steps with the sample plaintext (wrap_signed(02)) and the given verification.
+/// Runs all steps with the sample plaintext (wrap_signed(02)) and the given verification; the
+/// delivered mail as text (the sample's text part is ISO-8859-1, shown lossily).
 fn open(mail: &[u8], v: &Verification, opts: DeliveryOptions) -> String {
+    String::from_utf8_lossy(&open_bytes(mail, v, opts)).into_owned()
+}
+
+/// The delivered mail's bytes.
+fn open_bytes(mail: &[u8], v: &Verification, opts: DeliveryOptions) -> Vec<u8> {
     let Retrieved::Decrypt(opening) = on_retrieve(mail, NOW) else {
         panic!("must decrypt")
     };
@@ -40,7 +49,11 @@ fn open(mail: &[u8], v: &Verification, opts: DeliveryOptions) -> String {
     let Decrypted::Verify(verifying) = opening.decrypted(plaintext, NOW, opts) else {
         panic!("must verify")
     };
-    String::from_utf8(verifying.finish(v, NOW, opts)).expect("utf8 result")
+    verifying.finish(v, NOW, opts)
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
 }
 
 fn header_block(mail: &str) -> &str {
@@ -69,8 +82,9 @@ fn a_2043_sample_05_yields_the_cms_of_04_and_the_users_certificate_entry() {
 }
 
 #[test]
-fn a_2179_a_2050_valid_message_is_delivered_with_note_codes_and_original() {
-    let out = open(&received(), &valid(), DeliveryOptions::default());
+fn a_2179_01_a_2050_05_valid_message_gets_the_notes_appended_to_its_latin1_text() {
+    let bytes = open_bytes(&received(), &valid(), DeliveryOptions::default());
+    let out = String::from_utf8_lossy(&bytes);
     let head = header_block(&out);
     assert!(head.starts_with("Return-Path: <mustersender@komle.de>\r\nReceived: from mta"));
     assert!(head.contains("\r\nSubject: Saying Hello\r\n"));
@@ -78,14 +92,17 @@ fn a_2179_a_2050_valid_message_is_delivered_with_note_codes_and_original() {
     assert!(head.contains("\r\nX-KIM-IntegrityCheckResult: 01\r\n"));
     assert!(head.contains("Content-Type: multipart/mixed; boundary="));
     assert!(!head.contains("KOM-LE-Nachricht"));
-    assert!(out.contains("Die Nachricht wurde entschlüsselt.\r\n"));
-    assert!(out.contains("Die Signatur wurde erfolgreich geprüft."));
-    assert!(
-        out.contains("Asclepios Apotheke") && out.contains("3-SMC-B-Testkarte-883110000116873")
-    );
-    assert!(out.contains(
-        "Content-Type: text/plain; charset=ISO-8859-1\r\n\r\nThis is a message just to say hello.\r\n"
+    // A_2179-01 and the Vermerk of Tab_Verm_Sig_Prüf appended to the text part, in its charset
+    // (ISO-8859-1: ü is 0xFC), the part relabelled 8bit; no separate note part.
+    assert!(contains(
+        &bytes,
+        b"Content-Type: text/plain; charset=ISO-8859-1\r\nContent-Transfer-Encoding: 8bit\r\n\r\nThis is a message just to say hello.\r\n"
     ));
+    assert!(contains(
+        &bytes,
+        b"\r\n---------------------------------------------\r\nDie Nachricht wurde entschl\xfcsselt.\r\nDie Signatur wurde erfolgreich gepr\xfcft.\r\n--KOMLE-"
+    ));
+    assert_eq!(out.matches("Content-Type: text/plain").count(), 1, "{out}");
     assert!(out.contains("Content-Type: application/pdf"));
 }
 
@@ -126,13 +143,13 @@ fn seed_pdf_report_parses_and_names_signer_and_result() {
         "{text}"
     );
     assert!(
-        text.contains("Die Signatur wurde erfolgreich geprüft."),
+        text.contains("Die Signatur der Nachricht wurde erfolgreich geprüft."),
         "{text}"
     );
 }
 
 #[test]
-fn a_2048_failed_verification_still_delivers_with_failure_stated() {
+fn a_23165_failed_check_replaces_the_content_unless_configured_to_deliver_it() {
     let v = Verification {
         result: VerifyResult::Invalid,
         error_code: Some(4115),
@@ -140,37 +157,99 @@ fn a_2048_failed_verification_still_delivers_with_failure_stated() {
     };
     let out = open(&received(), &v, DeliveryOptions::default());
     assert!(header_block(&out).contains("X-KIM-IntegrityCheckResult: 02\r\n"));
-    assert!(out.contains("Die Integrität der Nachricht ist verletzt."));
-    assert!(out.contains("This is a message just to say hello."));
-    let withheld = open(
+    assert!(
+        !out.contains("This is a message just to say hello."),
+        "{out}"
+    );
+    assert!(out.contains(
+        "Content-Type: text/plain; charset=UTF-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nBeim Empfang dieser KIM-Nachricht wurde eine Sicherheitsverletzung erkannt. Dies kann eine technisches Ursache haben oder auf eine missbräuchliche Nutzung des KIM-Dienstes hinweisen. Zu Ihrem Schutz wurde der Inhalt dieser Nachricht durch diesen Text ausgetauscht. Bitte kontaktieren Sie den Absender und/oder Ihren Administrator.\r\n"
+    ), "{out}");
+    assert!(!out.contains("Die Signatur wurde erfolgreich"), "{out}");
+    let delivered = open_bytes(
         &received(),
         &v,
         DeliveryOptions {
-            withhold_on_failure: true,
+            deliver_original_on_failure: true,
         },
     );
-    assert!(!withheld.contains("This is a message just to say hello."));
-    assert!(withheld.contains("SICHERHEITSWARNUNG"));
+    let text = String::from_utf8_lossy(&delivered);
+    assert!(header_block(&text).contains("X-KIM-IntegrityCheckResult: 02\r\n"));
+    assert!(!text.contains("Sicherheitsverletzung"), "{text}");
+    assert!(
+        text.contains("This is a message just to say hello."),
+        "{text}"
+    );
+    // The failure is appended to the original text (ISO-8859-1), not a Vermerk of success.
+    assert!(contains(
+        &delivered,
+        b"\r\n---------------------------------------------\r\nDie Nachricht wurde entschl\xfcsselt.\r\nDie Integrit\xe4t der Nachricht wurde verletzt.\r\n--KOMLE-"
+    ));
+    assert!(!text.contains("Die Signatur wurde erfolgreich"), "{text}");
 }
 
 #[test]
-fn a_2050_konnektor_codes_map_to_integrity_results() {
-    for (result, code, expect) in [
-        (VerifyResult::Invalid, Some(4253), "03"),
-        (VerifyResult::Invalid, Some(4112), "04"),
-        (VerifyResult::Invalid, Some(4206), "05"),
-        (VerifyResult::Invalid, Some(9999), "06"),
-        (VerifyResult::Inconclusive, None, "07"),
-    ] {
-        let v = Verification {
-            result,
-            error_code: code,
-            ..valid()
-        };
+fn a_2050_05_a_23165_konnektor_verdicts_map_to_tab_verm_sig_pruef() {
+    use komle_core::smime::integrity::NoVerdict;
+    let v = |result, error_code| Verification {
+        result,
+        error_code,
+        ..valid()
+    };
+    let cases: [(Verification, &str); 12] = [
+        (v(VerifyResult::Invalid, Some(4115)), "02"),
+        (
+            Verification {
+                signature_broken: true,
+                ..v(VerifyResult::Invalid, None)
+            },
+            "02",
+        ),
+        (v(VerifyResult::Invalid, Some(4253)), "03"),
+        (v(VerifyResult::Invalid, Some(4112)), "04"),
+        (v(VerifyResult::Invalid, Some(4206)), "05"),
+        (v(VerifyResult::Inconclusive, Some(4206)), "05"),
+        (
+            Verification {
+                path_invalid: true,
+                ..v(VerifyResult::Invalid, None)
+            },
+            "05",
+        ),
+        (v(VerifyResult::Invalid, Some(9999)), "06"),
+        // INCONCLUSIVE is 07 only with 4264; without a code it is no verdict the table places.
+        (v(VerifyResult::Inconclusive, None), "06"),
+        (v(VerifyResult::Inconclusive, Some(4264)), "07"),
+        (
+            Verification {
+                no_verdict: Some(NoVerdict::Unreachable),
+                ..valid()
+            },
+            "X01",
+        ),
+        (
+            Verification {
+                no_verdict: Some(NoVerdict::Unreadable),
+                ..valid()
+            },
+            "X02",
+        ),
+    ];
+    for (v, expect) in cases {
         let out = open(&received(), &v, DeliveryOptions::default());
         assert!(
             header_block(&out).contains(&format!("X-KIM-IntegrityCheckResult: {expect}\r\n")),
-            "{code:?}"
+            "{v:?} -> {expect}"
+        );
+        let ok = expect == "07";
+        assert_eq!(
+            out.contains("This is a message just to say hello."),
+            ok,
+            "{v:?}"
+        );
+        assert_eq!(
+            out.contains("Die Signatur wurde erfolgreich gepr"),
+            ok,
+            "{v:?}"
         );
     }
 }

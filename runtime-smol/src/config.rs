@@ -75,6 +75,10 @@ pub struct Pop3Settings {
     pub max_sessions: usize,
     /// As [`SmtpSettings::max_sessions_per_address`]; over the limit `-ERR [SYS/TEMP]`.
     pub max_sessions_per_address: Option<usize>,
+    /// A_23165's switch: deliver the decrypted original although the integrity check failed
+    /// (`deliver_original_on_integrity_failure`). Default false: gemSpec_CM_KOMLE 1.16 replaces
+    /// the content with the fixed security warning.
+    pub deliver_original_on_integrity_failure: bool,
 }
 
 /// `[tls]`: the certificate the listeners present to mail clients.
@@ -274,11 +278,15 @@ impl Config {
                 let listen = s.required_addr("listen")?;
                 let max_sessions = s.count("max_sessions")?.unwrap_or(DEFAULT_MAX_SESSIONS);
                 let max_sessions_per_address = s.per_address_limit(max_sessions)?;
+                let deliver_original_on_integrity_failure = s
+                    .bool("deliver_original_on_integrity_failure")?
+                    .unwrap_or(false);
                 s.finish()?;
                 Some(Pop3Settings {
                     listen,
                     max_sessions,
                     max_sessions_per_address,
+                    deliver_original_on_integrity_failure,
                 })
             }
             None => None,
@@ -847,6 +855,33 @@ base = "dc=data,dc=vzd"
     }
 
     #[test]
+    fn a_23165_deliver_original_switch_defaults_to_replacing_the_content() {
+        let with_pop3 = MINIMAL.replace("[tls]", "[pop3]\nlisten = \"127.0.0.1:9950\"\n[tls]");
+        let c = Config::parse(&with_pop3).unwrap();
+        assert!(!c.pop3.unwrap().deliver_original_on_integrity_failure);
+        let on = with_pop3.replace(
+            "[tls]",
+            "deliver_original_on_integrity_failure = true\n[tls]",
+        );
+        assert!(
+            Config::parse(&on)
+                .unwrap()
+                .pop3
+                .unwrap()
+                .deliver_original_on_integrity_failure
+        );
+        let wrong = with_pop3.replace(
+            "[tls]",
+            "deliver_original_on_integrity_failure = \"yes\"\n[tls]",
+        );
+        assert!(
+            err(&wrong).starts_with("config error: [pop3] deliver_original_on_integrity_failure:"),
+            "{}",
+            err(&wrong)
+        );
+    }
+
+    #[test]
     fn at_least_one_listener_is_required() {
         let text = MINIMAL.replace("[smtp]\nlisten = \"127.0.0.1:4650\"\n", "");
         assert!(err(&text).starts_with("config error: [smtp] listen: missing"));
@@ -997,6 +1032,7 @@ base = "dc=data,dc=vzd"
             "max_sessions_per_address",
             "smtp",
             "pop3",
+            "deliver_original_on_integrity_failure",
         ] {
             assert!(text.contains(&format!("{key} =")), "example lacks {key}");
         }

@@ -59,6 +59,8 @@ pub struct Pipeline {
     /// Process memory only (A_2026); a poisoned lock is recovered, the digests guard entries.
     pub cache: Arc<Mutex<CertificateCache>>,
     pub clock: Arc<Clock>,
+    /// How opened messages are delivered (A_23165 switch from `[pop3]`).
+    pub delivery: DeliveryOptions,
 }
 
 impl Pipeline {
@@ -131,7 +133,7 @@ impl Opener for Pipeline {
                 job,
                 self.endpoints.clone(),
                 self.clock.wall(),
-                DeliveryOptions::default(),
+                self.delivery,
             );
             loop {
                 match r.step() {
@@ -236,6 +238,12 @@ pub fn build(
             },
         ))),
         clock: runtime.clock.clone(),
+        delivery: DeliveryOptions {
+            deliver_original_on_failure: config
+                .pop3
+                .as_ref()
+                .is_some_and(|p| p.deliver_original_on_integrity_failure),
+        },
     });
     Ok(crate::daemon::Services {
         checker: pipeline.clone(),

@@ -236,9 +236,8 @@ enum Expect {
     /// A_2046/A_2047 error mail with this X-KIM-DecryptionResult, the original attached.
     DecryptionFailed(&'static str),
     /// Decrypted, but the integrity check could not be done: IntegrityCheckResult with this
-    /// id (A_2050 table) and, as the seed requires and `DeliveryOptions::default()` does, the
-    /// content delivered with the failure stated (A_23165's replacement is the configurable
-    /// later behaviour, off by default).
+    /// id (Tab_Verm_Sig_Prüf, or an `X` code outside it) and, as A_23165 requires by default,
+    /// the content replaced by the security warning.
     IntegrityFailed(&'static str),
 }
 
@@ -289,9 +288,10 @@ fn check_retr(octets: usize, body: &[u8], expect: Expect, ctx: &str) {
                 !head.contains("X-KIM-IntegrityCheckResult: 01"),
                 "{ctx}: {head}"
             );
+            assert!(!contains(body, MARKER), "{ctx}: content replaced (A_23165)");
             assert!(
-                contains(body, MARKER),
-                "{ctx}: content delivered, failure stated"
+                contains(body, "Sicherheitsverletzung erkannt"),
+                "{ctx}: A_23165 warning"
             );
         }
     }
@@ -477,8 +477,12 @@ fn a_2046_a_2047_every_receive_konnektor_operation_failing_in_every_way() {
                 (Operation::GetCards, _) | (Operation::DecryptDocument, _) => {
                     Expect::DecryptionFailed("03")
                 }
-                // A_23165 with Tab_Verm_Sig_Prüf 06 (other Konnektor error).
-                _ => Expect::IntegrityFailed("06"),
+                // A_23165 with Tab_Verm_Sig_Prüf 06: a Konnektor code the table does not place.
+                (Operation::VerifyDocument, Fault::SoapFault { .. }) => {
+                    Expect::IntegrityFailed("06")
+                }
+                // No answer at all: outside the table, a vendor code (A_23165).
+                _ => Expect::IntegrityFailed("X01"),
             };
             let ctx = format!("{op:?}/{fault:?}");
             let started = Instant::now();

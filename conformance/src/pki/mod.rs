@@ -221,6 +221,49 @@ impl Ca {
 }
 
 impl TestPki {
+    /// A forger's signature certificate imitating `victim`'s: the victim's subject (the
+    /// practice's name), Telematik-ID and address, but the forger's key and an issuer no trust
+    /// anchor knows (a self-made CA named like a TI CA). A Konnektor's VerifyDocument cannot
+    /// build its path (unknown issuer); EncryptDocument must refuse it as a recipient.
+    pub fn forged_osig(&self, victim: &Person) -> Result<KeyMaterial, PkiError> {
+        use der::Decode;
+        let model = victim
+            .osig
+            .first()
+            .or(victim.enc.first())
+            .ok_or_else(|| PkiError::Key("victim has no certificate to imitate".into()))?;
+        let cert = x509_cert::Certificate::from_der(&model.cert_der)?;
+        let validity = cert.tbs_certificate.validity;
+        let forger = rsa_key("forger")?;
+        let key = TestKey::Rsa(Box::new(forger.clone()));
+        let subject = cert.tbs_certificate.subject.to_string();
+        let serial = 0xF0_0000 + model.serial;
+        let cert_der = issue(
+            CertSpec {
+                serial,
+                subject: &subject,
+                not_before: validity.not_before.to_system_time(),
+                not_after: validity.not_after.to_system_time(),
+                extensions: vec![
+                    extensions::admission(&victim.telematik_id)?,
+                    extensions::key_usage(KeyUsages::DigitalSignature | KeyUsages::NonRepudiation)?,
+                    extensions::policies(&[POLICY_GEM_OR_CP, POLICY_C_HCI_OSIG])?,
+                    extensions::basic_constraints(false)?,
+                    extensions::email_san(&[&victim.address])?,
+                ],
+            },
+            &key,
+            &name("CN=GEM.SMCB-CA24 TEST-ONLY,O=selbst erstellt NOT-VALID,C=DE")?,
+            &forger,
+        )?;
+        Ok(KeyMaterial {
+            cert_der,
+            private_key_pkcs8_der: key.pkcs8_der()?,
+            algorithm: KeyAlgorithm::Rsa,
+            serial,
+        })
+    }
+
     /// Builds the PKI with validity periods around `now` (valid certificates: 30 days back to a
     /// year ahead; the expired one ended a day before `now`).
     pub fn generate(now: SystemTime) -> Result<TestPki, PkiError> {

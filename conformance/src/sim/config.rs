@@ -168,8 +168,12 @@ pub struct SimConfig {
     pub cards: Vec<Card>,
     /// DER certificates VerifyDocument accepts as path ends.
     pub trust_anchors: Vec<Vec<u8>>,
-    /// Serial numbers (big-endian content bytes) VerifyDocument reports as revoked.
+    /// Serial numbers (big-endian content bytes) VerifyDocument and EncryptDocument treat as
+    /// revoked.
     pub revoked_serials: Vec<Vec<u8>>,
+    /// The revocation status cannot be obtained (OCSP responder unreachable): VerifyDocument
+    /// answers a good signature with a good path INCONCLUSIVE and code 4264 in the report.
+    pub revocation_status_unavailable: bool,
     pub versions: ServiceVersions,
     pub latency: HashMap<Operation, Duration>,
     pub faults: HashMap<Operation, Fault>,
@@ -189,6 +193,7 @@ impl Default for SimConfig {
             cards: Vec::new(),
             trust_anchors: Vec::new(),
             revoked_serials: Vec::new(),
+            revocation_status_unavailable: false,
             versions: ServiceVersions::ecc(),
             latency: HashMap::new(),
             faults: HashMap::new(),

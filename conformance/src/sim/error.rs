@@ -26,6 +26,9 @@ pub enum SimError {
     UnknownCard(String),
     /// The PIN of the card is blocked / not verified.
     PinBlocked,
+    /// A refusal with an explicit gematik code, e.g. a recipient certificate that fails the
+    /// certificate check before EncryptDocument, or a VerifyDocument input in the wrong format.
+    Coded { code: u32, text: String },
 }
 
 impl SimError {
@@ -40,6 +43,7 @@ impl SimError {
             SimError::BadRequest(_) => 4000,
             SimError::UnknownCard(_) => 4101,
             SimError::PinBlocked => 4063,
+            SimError::Coded { code, .. } => *code,
         }
     }
 }
@@ -55,6 +59,7 @@ impl fmt::Display for SimError {
             SimError::BadRequest(m) => write!(f, "bad request: {m}"),
             SimError::UnknownCard(h) => write!(f, "unknown card handle {h}"),
             SimError::PinBlocked => write!(f, "PIN blocked"),
+            SimError::Coded { text, .. } => f.write_str(text),
         }
     }
 }

@@ -1,11 +1,13 @@
 //! EncryptionService: EncryptDocument (AuthEnvelopedData for all recipient certificates) and
 //! DecryptDocument (with the card's C.ENC keys).
 
+use super::config::PinState;
 use super::decrypt::decrypt_document as cms_decrypt;
 use super::encrypt::{EncryptInput, encrypt_document as cms_encrypt};
 use super::error::SimError;
 use super::simulator::{Simulator, b64, b64_encode, required};
 use super::soap_out::{NS_CONN, NS_CRYPT_PREFIX, NS_DSS, status_ok};
+use super::verify::{ChainStatus, VerifyPolicy, check_certificate};
 use super::xml::Element;
 
 fn crypt_ns() -> String {
@@ -19,8 +21,44 @@ fn document_content(req: &Element) -> Result<Vec<u8>, SimError> {
     b64(required(doc, "Base64Data")?)
 }
 
-/// EncryptDocument: recipients from `RecipientKeys/Certificate` (and `CertificateOnCard`: the
-/// card's RSA C.ENC), unauthAttrs from `OptionalInputs/UnprotectedProperties/…/CMSAttribute`.
+/// The gematik code of a recipient certificate that fails the certificate check. Our spec copy
+/// has no gemSpec_Kon TUC_KON_037 table, so the simulator uses the code KOM-LE's
+/// Tab_Verm_Sig_Prüf names for a certificate path that cannot be validated.
+pub const CERTIFICATE_PATH_INVALID: u32 = 4206;
+
+/// What a real Konnektor does before it encrypts (TUC_KON_037 for every recipient
+/// certificate): validity now, not revoked, issued under a trust anchor. A failure is a SOAP
+/// fault; nothing is encrypted to a self-made certificate a directory returned.
+fn check_recipient(sim: &Simulator, der: &[u8]) -> Result<(), SimError> {
+    let cfg = sim.config();
+    let status = check_certificate(
+        der,
+        &VerifyPolicy {
+            trust_anchors: &cfg.trust_anchors,
+            revoked_serials: &cfg.revoked_serials,
+            now_unix: sim.now_unix(),
+        },
+    )?;
+    let why = match status {
+        ChainStatus::Valid => return Ok(()),
+        ChainStatus::Unverifiable { missing_issuer } => {
+            format!("issuer {missing_issuer} is not under a trust anchor")
+        }
+        ChainStatus::Expired { subject } => format!("{subject} is outside its validity period"),
+        ChainStatus::Revoked => "the certificate is revoked".to_owned(),
+        ChainStatus::BadSignature { subject } => {
+            format!("the issuer's signature over {subject} does not verify")
+        }
+    };
+    Err(SimError::Coded {
+        code: CERTIFICATE_PATH_INVALID,
+        text: format!("recipient certificate check failed: {why}"),
+    })
+}
+
+/// EncryptDocument: recipients from `RecipientKeys/Certificate` (each checked first, see
+/// [`check_recipient`]) and `CertificateOnCard` (the card's RSA C.ENC), unauthAttrs from
+/// `OptionalInputs/UnprotectedProperties/…/CMSAttribute`.
 pub fn encrypt_document(sim: &Simulator, req: &Element) -> Result<String, SimError> {
     let ns = crypt_ns();
     let keys = req
@@ -32,7 +70,9 @@ pub fn encrypt_document(sim: &Simulator, req: &Element) -> Result<String, SimErr
         .iter()
         .filter(|c| c.ns == ns && c.name == "Certificate")
     {
-        recipients.push(b64(c)?);
+        let der = b64(c)?;
+        check_recipient(sim, &der)?;
+        recipients.push(der);
     }
     if let Some(on_card) = keys.child(&ns, "CertificateOnCard") {
         let card = sim.card(required(on_card, "CardHandle")?.text())?;
@@ -81,7 +121,12 @@ pub fn decrypt_document(sim: &Simulator, req: &Element) -> Result<String, SimErr
     {
         return Err(SimError::BadRequest(format!("KeyReference {}", r.text())));
     }
-    let card = sim.card(required(pk, "CardHandle")?.text())?;
+    let handle = required(pk, "CardHandle")?.text();
+    let card = sim.card(handle)?;
+    // The C.ENC key is usable only after the card's PIN was verified, as at a real Konnektor.
+    if sim.pin_state(handle) != PinState::Verified {
+        return Err(SimError::PinBlocked);
+    }
     let content = document_content(req)?;
     let plain = cms_decrypt(&card.enc, &content)?;
     Ok(format!(

@@ -112,9 +112,103 @@ fn vr_result(ok: Option<bool>) -> String {
     format!("<vr:ResultMajor>{major}</vr:ResultMajor>")
 }
 
+/// ResultMinor of an incorrect signature (OASIS DSS core).
+const MINOR_INCORRECT_SIGNATURE: &str =
+    "urn:oasis:names:tc:dss:1.0:resultminor:invalid:IncorrectSignature";
+/// gematik code for a certificate path that cannot be validated (Tab_Verm_Sig_Prüf 05).
+const CODE_PATH_INVALID: u32 = 4206;
+/// gematik code for a certificate status that cannot be checked (Tab_Verm_Sig_Prüf 07).
+const CODE_STATUS_UNKNOWN: u32 = 4264;
+
+/// The verdict as a real Konnektor reports it: `Status` stays OK, the reason is in the report
+/// (a ResultMinor for a broken signature, a gematik code in ResultMessage for the path).
+struct Verdict {
+    high_level: HighLevel,
+    minor: Option<&'static str>,
+    message: Option<String>,
+    /// PathValiditySummary and ChainingOK.
+    path_ok: Option<bool>,
+    validity_ok: Option<bool>,
+    status_ok: Option<bool>,
+}
+
+fn verdict(out: &VerifyOutcome, status_unavailable: bool) -> Verdict {
+    let path = |code: u32, why: String| {
+        Some(format!(
+            "{code}: Der Zertifizierungspfad des Signaturzertifikats kann nicht validiert werden ({why})."
+        ))
+    };
+    let mut v = match &out.chain {
+        ChainStatus::Valid if status_unavailable => Verdict {
+            high_level: HighLevel::Inconclusive,
+            minor: None,
+            message: Some(format!(
+                "{CODE_STATUS_UNKNOWN}: Der Zertifikatsstatus des Signaturzertifikats konnte nicht geprüft werden (OCSP-Responder nicht erreichbar)."
+            )),
+            path_ok: None,
+            validity_ok: Some(true),
+            status_ok: None,
+        },
+        ChainStatus::Valid => Verdict {
+            high_level: HighLevel::Valid,
+            minor: None,
+            message: None,
+            path_ok: Some(true),
+            validity_ok: Some(true),
+            status_ok: Some(true),
+        },
+        ChainStatus::Unverifiable { missing_issuer } => Verdict {
+            high_level: HighLevel::Inconclusive,
+            minor: None,
+            message: path(
+                CODE_PATH_INVALID,
+                format!("Aussteller unbekannt: {missing_issuer}"),
+            ),
+            path_ok: None,
+            validity_ok: Some(true),
+            status_ok: None,
+        },
+        ChainStatus::Expired { subject } => Verdict {
+            high_level: HighLevel::Invalid,
+            minor: None,
+            message: path(CODE_PATH_INVALID, format!("zeitlich ungültig: {subject}")),
+            path_ok: Some(false),
+            validity_ok: Some(false),
+            status_ok: None,
+        },
+        ChainStatus::Revoked => Verdict {
+            high_level: HighLevel::Invalid,
+            minor: None,
+            message: path(CODE_PATH_INVALID, "Zertifikat gesperrt".into()),
+            path_ok: Some(false),
+            validity_ok: Some(true),
+            status_ok: Some(false),
+        },
+        ChainStatus::BadSignature { subject } => Verdict {
+            high_level: HighLevel::Invalid,
+            minor: None,
+            message: path(
+                CODE_PATH_INVALID,
+                format!("Signatur des Ausstellers ungültig: {subject}"),
+            ),
+            path_ok: Some(false),
+            validity_ok: Some(true),
+            status_ok: None,
+        },
+    };
+    if !out.signature_valid {
+        // The signature itself is broken: INVALID whatever the path, named by ResultMinor
+        // and SigMathOK, without a gematik code (Status OK).
+        v.high_level = HighLevel::Invalid;
+        v.minor = Some(MINOR_INCORRECT_SIGNATURE);
+        v.message = None;
+    }
+    v
+}
+
 /// The vr:VerificationReport for one signature: signature maths, path summary and the signer
 /// certificate (CertificateValue) so the client can show who signed.
-fn report(out: &VerifyOutcome, now: u64) -> Result<String, SimError> {
+fn report(out: &VerifyOutcome, v: &Verdict, now: u64) -> Result<String, SimError> {
     let cert = <x509_cert::Certificate as der::Decode>::from_der(&out.signer_cert_der)?;
     let issuer = escape(&cert.tbs_certificate.issuer.to_string());
     let subject = escape(&cert.tbs_certificate.subject.to_string());
@@ -123,26 +217,29 @@ fn report(out: &VerifyOutcome, now: u64) -> Result<String, SimError> {
         "<vr:CertificateIdentifier><ds:X509IssuerName>{issuer}</ds:X509IssuerName>\
 <ds:X509SerialNumber>{serial}</ds:X509SerialNumber></vr:CertificateIdentifier>"
     );
-    let path_ok = match out.chain {
-        ChainStatus::Valid => Some(true),
-        ChainStatus::Unverifiable { .. } => None,
-        _ => Some(false),
-    };
-    let (validity_ok, status_ok_) = match out.chain {
-        ChainStatus::Expired { .. } => (Some(false), None),
-        ChainStatus::Revoked => (Some(true), Some(false)),
-        ChainStatus::Unverifiable { .. } => (Some(true), None),
-        _ => (Some(true), Some(true)),
-    };
-    let overall = match out.high_level {
+    let overall = match v.high_level {
         HighLevel::Valid => MAJOR_OK,
         HighLevel::Invalid => MAJOR_BAD,
         HighLevel::Inconclusive => MAJOR_INDET,
     };
+    let minor = v
+        .minor
+        .map(|m| format!("<dss:ResultMinor>{m}</dss:ResultMinor>"))
+        .unwrap_or_default();
+    let message = v
+        .message
+        .as_deref()
+        .map(|m| {
+            format!(
+                "<dss:ResultMessage xml:lang=\"de\">{}</dss:ResultMessage>",
+                escape(m)
+            )
+        })
+        .unwrap_or_default();
     Ok(format!(
         "<vr:VerificationReport><dss:VerificationTimeInfo><dss:VerificationTime>{}</dss:VerificationTime>\
 </dss:VerificationTimeInfo><vr:IndividualReport><vr:SignedObjectIdentifier/><dss:Result>\
-<dss:ResultMajor>{overall}</dss:ResultMajor></dss:Result><vr:Details><vr:DetailedSignatureReport>\
+<dss:ResultMajor>{overall}</dss:ResultMajor>{minor}{message}</dss:Result><vr:Details><vr:DetailedSignatureReport>\
 <vr:FormatOK>{}</vr:FormatOK><vr:SignatureOK><vr:SigMathOK>{}</vr:SigMathOK></vr:SignatureOK>\
 <vr:CertificatePathValidity><vr:PathValiditySummary>{}</vr:PathValiditySummary>{ident}\
 <vr:PathValidityDetail><vr:CertificateValidity>{ident}<vr:Subject>{subject}</vr:Subject>\
@@ -155,14 +252,14 @@ fn report(out: &VerifyOutcome, now: u64) -> Result<String, SimError> {
         xs_date_time(now),
         vr_result(Some(true)),
         vr_result(Some(out.signature_valid)),
-        vr_result(path_ok),
-        vr_result(path_ok),
-        vr_result(validity_ok),
+        vr_result(v.path_ok),
+        vr_result(v.path_ok),
+        vr_result(v.validity_ok),
         vr_result(Some(true)),
         b64_encode(&out.signer_cert_der),
-        vr_result(path_ok),
-        vr_result(status_ok_),
-        vr_result(path_ok),
+        vr_result(v.path_ok),
+        vr_result(v.status_ok),
+        vr_result(v.path_ok),
     ))
 }
 
@@ -188,7 +285,9 @@ pub fn verify_document(sim: &Simulator, req: &Element) -> Result<String, SimErro
             revoked_serials: &cfg.revoked_serials,
             now_unix: now,
         },
-    )?;
+    )
+    .map_err(as_verify_fault)?;
+    let v = verdict(&out, cfg.revocation_status_unavailable);
     let doc = out
         .econtent
         .as_ref()
@@ -206,8 +305,24 @@ xmlns:vr=\"{NS_VR}\" xmlns:ds=\"{NS_DS}\">{}<SIG:VerificationResult><SIG:HighLev
 </SIG:Timestamp></SIG:VerificationResult><SIG:OptionalOutputs>{doc}{}</SIG:OptionalOutputs>\
 </SIG:VerifyDocumentResponse>",
         status_ok(),
-        out.high_level.as_str(),
+        v.high_level.as_str(),
         xs_date_time(now),
-        report(&out, now)?
+        report(&out, &v, now)?
     ))
+}
+
+/// A document VerifyDocument cannot take apart is refused with the codes of Tab_Verm_Sig_Prüf:
+/// no signerInfo 4253 (no signature), any other structural fault 4112 (wrong format).
+fn as_verify_fault(e: SimError) -> SimError {
+    match e {
+        SimError::Asn1(m) if m == "no signerInfo" => SimError::Coded {
+            code: 4253,
+            text: "VerifyDocument: keine Signatur vorhanden".into(),
+        },
+        SimError::Asn1(m) => SimError::Coded {
+            code: 4112,
+            text: format!("VerifyDocument: falsches Format ({m})"),
+        },
+        other => other,
+    }
 }

@@ -133,6 +133,14 @@ fn issued_by(cert: &Certificate, issuer: &Certificate) -> Option<bool> {
     verify_rsa(&key, &cert.signature_algorithm, &hashed, sig).ok()
 }
 
+/// TUC_KON_037-style check of one certificate on its own (no intermediates besides the
+/// anchors): validity at `now`, revocation, path to a trust anchor. EncryptDocument runs it
+/// for every recipient certificate, as a real Konnektor does before it encrypts.
+pub fn check_certificate(der: &[u8], policy: &VerifyPolicy<'_>) -> Result<ChainStatus, SimError> {
+    let cert = Certificate::from_der(der)?;
+    check_chain(&cert, &[], policy)
+}
+
 fn check_chain(
     signer: &Certificate,
     pool: &[Certificate],

@@ -3,15 +3,55 @@
 //! runtime for Konnektor calls along the way.
 //!
 //! ```text
-//!  not KOM-LE ─────────────────────────────────────────────────► unchanged (A_2040)
-//!  KOM-LE ─► GetCards ─► DecryptDocument (SM-B, else the user's HBA) ─► VerifyDocument
-//!                              │ fails                                       │
-//!                              ▼                                             ▼
-//!                 error mail with the original (A_2046)     mail + note + PDF report (A_2048)
+//!  not KOM-LE ───────────────────────────────────────────────────► unchanged (A_2040)
+//!  KOM-LE ─► GetCards ─► per card (SM-B, else the user's HBA):
+//!            GetPinStatus ─► VerifyPin if VERIFIABLE (§3.8.4) ─► DecryptDocument ─► VerifyDocument
+//!                  │ not unlockable (A_2063)      │ fails                 │
+//!                  ▼                              ▼                       ▼
+//!            error mail with the original (A_2046, A_2047-02)   mail with notes + PDF (A_2050-05)
+//!                                                               or warning (A_23165)
 //! ```
 //!
 //! The runtime loop is the same as for [`crate::protect`]: call [`Reception::step`], perform
 //! the [`Step`], feed the answer to [`Reception::konnektor_answer`], until [`Step::Done`].
+//!
+//! # Every `X-KIM-*` value this module writes, and the test that produces it
+//!
+//! Tables: Tab_Fehlertext_Entschl (A_2047-02) and Tab_Verm_Sig_Prüf (A_2050-05, A_23165) of
+//! gemSpec_CM_KOMLE 1.16; `X…` are our vendor codes for errors outside them. `open_pipeline`
+//! is `conformance/tests/open_pipeline.rs` (core pipeline + Konnektor simulator),
+//! `smime_receive` is `core/tests/smime_receive.rs`, `fault_loop_pop3` is
+//! `runtime-smol/tests/fault_loop_pop3.rs`.
+//!
+//! | Header | Value | When | Test |
+//! |---|---|---|---|
+//! | `X-KIM-DecryptionResult` | `00` | decrypted | `open_pipeline::a_2048_a_2179_protected_message_opens_with_note_headers_and_report` |
+//! | `X-KIM-DecryptionResult` | `01` | no usable key: no card of the user, 4253, 4101, 4063, 4085 | `open_pipeline::a_2046_message_for_a_card_that_is_not_present_becomes_the_error_mail` |
+//! | `X-KIM-DecryptionResult` | `02` | not the KOM-LE profile; Konnektor 4115/4112 | `smime_receive::a_2046_truncated_cms_or_base64_yields_wrong_format_mail` |
+//! | `X-KIM-DecryptionResult` | `03` | Konnektor not answering (GetCards, DecryptDocument) | `open_pipeline::a_2047_02_konnektor_not_answering_decrypt_document_is_03`, `fault_loop_pop3` |
+//! | `X-KIM-DecryptionResult` | `X<code>` | other Konnektor code, e.g. `X4141` corrupted ciphertext | `open_pipeline::a_2047_02_corrupted_ciphertext_gets_a_vendor_code_not_key_not_found` |
+//! | `X-KIM-DecryptionResult` | `X01` | DecryptDocument answer unreadable, no gematik code | `open_pipeline::a_2047_02_unreadable_decrypt_document_answer_is_x01` |
+//! | `X-KIM-DecryptionResult` | `X02` | no card of the user could be unlocked (PIN blocked), A_2063 | `open_pipeline::a_2063_a_blocked_pin_abandons_decryption` |
+//! | `X-KIM-IntegrityCheckResult` | `01` | VALID, profile, recipient-emails and headers match | `open_pipeline::a_2179_01_a_2050_05_notes_are_appended_to_the_text_for_01_and_07` |
+//! | `X-KIM-IntegrityCheckResult` | `02` | 4115, or report: SigMathOK invalid / IncorrectSignature | `open_pipeline::a_2050_05_broken_signature_reported_only_in_the_report_is_02` |
+//! | `X-KIM-IntegrityCheckResult` | `03` | 4253, or no signed data after decryption | `smime_receive::a_2048_plaintext_without_signed_data_gives_03` |
+//! | `X-KIM-IntegrityCheckResult` | `04` | 4112, or signed data not in the profile | `open_pipeline::gematik_sample_05_decrypts_and_its_damaged_signed_data_is_reported_as_wrong_format` |
+//! | `X-KIM-IntegrityCheckResult` | `05` | 4206, or report: path invalid (forged, expired, revoked signer) | `open_pipeline::a_2050_05_a_23165_forged_sender_certificate_is_05_and_the_content_is_replaced` |
+//! | `X-KIM-IntegrityCheckResult` | `06` | a Konnektor verdict or fault whose code the table does not place | `open_pipeline::a_23165_verify_document_fault_unreachable_and_unreadable_are_06_x01_x02` |
+//! | `X-KIM-IntegrityCheckResult` | `07` | 4264 (status not checkable), signature and path fine | `open_pipeline::a_2179_01_a_2050_05_notes_are_appended_to_the_text_for_01_and_07` |
+//! | `X-KIM-IntegrityCheckResult` | `08` | outer From/Sender/Reply-To/To/Cc differ from the signed inner | `smime_receive::a_2048_outer_header_differing_from_signed_inner_gives_08` |
+//! | `X-KIM-IntegrityCheckResult` | `09` | signed and unprotected recipient-emails differ | `smime_receive::a_2048_unprotected_recipient_emails_differing_from_signed_gives_09` |
+//! | `X-KIM-IntegrityCheckResult` | `X01` | VerifyDocument not answered | `open_pipeline::a_23165_verify_document_fault_unreachable_and_unreadable_are_06_x01_x02`, `fault_loop_pop3` |
+//! | `X-KIM-IntegrityCheckResult` | `X02` | VerifyDocument answer unreadable, no gematik code | `open_pipeline::a_23165_verify_document_fault_unreachable_and_unreadable_are_06_x01_x02` |
+//! | `X-KIM-Fehlermeldung` | `4008` | unsupported `X-KOM-LE-Version` | `smime_receive::unsupported_version_yields_error_mail_4008` |
+//!
+//! 01 and 07 append „Die Nachricht wurde entschlüsselt.“ and „Die Signatur wurde erfolgreich
+//! geprüft.“ to the message text; every other integrity value replaces the content with
+//! A_23165's warning unless [`DeliveryOptions::deliver_original_on_failure`] is set
+//! (`smime_receive::a_23165_failed_check_replaces_the_content_unless_configured_to_deliver_it`,
+//! `open_pipeline::a_23165_switch_delivers_the_original_with_the_failure_appended`).
+//!
+//! [`DeliveryOptions::deliver_original_on_failure`]: crate::smime::DeliveryOptions::deliver_original_on_failure
 
 mod pipeline;
 mod verification;

@@ -4,12 +4,17 @@ use std::collections::VecDeque;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::verification::verification_from;
+use crate::konnektor::get_pin_status::PinStatus;
+use crate::konnektor::pin_request::{PIN_TYPE_CH, PIN_TYPE_SMC, PinRequest};
+use crate::konnektor::verify_pin::PinResult;
 use crate::konnektor::{
-    CallContext, KonnektorEndpoints, KonnektorError, decrypt_document, get_cards, verify_document,
+    CallContext, KonnektorEndpoints, KonnektorError, decrypt_document, get_cards, get_pin_status,
+    verify_document, verify_pin,
 };
 use crate::pop3::{OpenFailure, OpenJob, OpenedMessage};
 use crate::protect::KonnektorCall;
 use crate::secret::SecretBytes;
+use crate::smime::integrity::{NoVerdict, Verification};
 use crate::smime::open_plan::{self, Decrypted, Opening, Retrieved, Verifying};
 use crate::smime::opened_mail::DeliveryOptions;
 use crate::smime::receive::DecryptionFailure;
@@ -24,19 +29,41 @@ pub enum Step {
     Done(Result<OpenedMessage, OpenFailure>),
 }
 
-/// The Konnektor's error code for "no RecipientInfo for this key" (gemSpec_Kon).
-const NO_MATCHING_RECIPIENT: i64 = 4253;
-/// The Konnektor's error code for malformed ASN.1.
-const BAD_ASN1: i64 = 4115;
+/// Konnektor codes after which another card of the user may still hold the key, and after
+/// which A_2047-02's 01 advice (insert the card, forward the mail to oneself) can help:
+/// no RecipientInfo for this card's key (4253), card handle unknown or card removed (4101),
+/// PIN blocked (4063), security state not reached, i.e. PIN not verified (4085).
+const KEY_NOT_USABLE: [i64; 4] = [4253, 4101, 4063, 4085];
+/// Konnektor codes for a document that is not a valid CMS structure (4115 ASN.1, 4112 format):
+/// 02, wrong format.
+const WRONG_FORMAT: [i64; 2] = [4115, 4112];
+
+/// A card of the fetching user to try, with the PIN that unlocks its C.ENC key.
+#[derive(Debug, Clone)]
+struct CardToTry {
+    handle: String,
+    /// PIN.SMC for the SM-B, PIN.CH for a HBA (gemSpec_CM_KOMLE §3.8.4, activity 5).
+    pin_type: &'static str,
+}
 
 #[derive(Debug)]
 enum State {
     Start,
     AwaitingCards(Opening),
+    /// §3.8.4 activity 5: is the first card's PIN verified?
+    AwaitingPinStatus {
+        opening: Opening,
+        cards: VecDeque<CardToTry>,
+    },
+    /// §3.8.4 activity 6: the user enters the PIN at the card terminal.
+    AwaitingPinVerification {
+        opening: Opening,
+        cards: VecDeque<CardToTry>,
+    },
     /// Trying the cards in turn; the first is being asked.
     AwaitingDecryption {
         opening: Opening,
-        cards: VecDeque<String>,
+        cards: VecDeque<CardToTry>,
     },
     AwaitingVerification(Box<Verifying>),
     Finished,
@@ -104,7 +131,16 @@ impl Reception {
             }
             _ => Vec::new(),
         };
+        let card_service = self.endpoints.card_service.clone().unwrap_or_default();
         match &self.state {
+            State::AwaitingPinStatus { cards, .. } => Step::Call(KonnektorCall {
+                url: card_service,
+                request: get_pin_status::build(&self.pin_request(cards)),
+            }),
+            State::AwaitingPinVerification { cards, .. } => Step::Call(KonnektorCall {
+                url: card_service,
+                request: verify_pin::build(&self.pin_request(cards)),
+            }),
             State::AwaitingCards(_) => Step::Call(KonnektorCall {
                 url: self.endpoints.event_service.clone(),
                 request: get_cards::build(&get_cards::GetCardsRequest {
@@ -116,7 +152,7 @@ impl Reception {
                 url: self.endpoints.encryption_service.clone(),
                 request: decrypt_document::build(&decrypt_document::DecryptDocumentRequest {
                     context: &self.context,
-                    card_handle: cards.front().map_or("", String::as_str),
+                    card_handle: cards.front().map_or("", |c| c.handle.as_str()),
                     document: if cards.len() == 1 {
                         &last_try_cms
                     } else {
@@ -146,21 +182,24 @@ impl Reception {
                 Ok(Ok(cards)) => {
                     // A_2043–A_2045: only the fetching user's keys: the practice's SM-B, and
                     // the HBAs the Konnektor lists for the UserId of the login name.
-                    let mut handles: VecDeque<String> = cards
+                    let mut handles: VecDeque<CardToTry> = cards
                         .smb()
-                        .map(|c| c.card_handle.clone())
+                        .map(|c| CardToTry {
+                            handle: c.card_handle.clone(),
+                            pin_type: PIN_TYPE_SMC,
+                        })
                         .into_iter()
                         .collect();
                     if self.context.user_id.is_some() {
-                        handles.extend(cards.hbas().map(|c| c.card_handle.clone()));
+                        handles.extend(cards.hbas().map(|c| CardToTry {
+                            handle: c.card_handle.clone(),
+                            pin_type: PIN_TYPE_CH,
+                        }));
                     }
                     if handles.is_empty() {
                         self.decryption_failed(&opening, DecryptionFailure::KeyNotFound);
                     } else {
-                        self.state = State::AwaitingDecryption {
-                            opening,
-                            cards: handles,
-                        };
+                        self.try_card(opening, handles);
                     }
                 }
                 Ok(Err(_)) | Err(_) => {
@@ -176,7 +215,7 @@ impl Reception {
                         cards.pop_front();
                         match failure_of(&e) {
                             DecryptionFailure::KeyNotFound if !cards.is_empty() => {
-                                self.state = State::AwaitingDecryption { opening, cards };
+                                self.try_card(opening, cards);
                             }
                             f => self.decryption_failed(&opening, f),
                         }
@@ -186,19 +225,77 @@ impl Reception {
                     }
                 }
             }
+            State::AwaitingPinStatus { opening, cards } => {
+                match body.as_deref().map(get_pin_status::parse) {
+                    Ok(Ok(r)) => match r.pin_status {
+                        Some(PinStatus::Verified) => {
+                            self.state = State::AwaitingDecryption { opening, cards };
+                        }
+                        Some(PinStatus::Verifiable) => {
+                            self.state = State::AwaitingPinVerification { opening, cards };
+                        }
+                        // Blocked, transport or empty PIN: this card cannot be unlocked here.
+                        _ => self.card_not_unlocked(opening, cards),
+                    },
+                    Ok(Err(_)) => self.card_not_unlocked(opening, cards),
+                    Err(_) => {
+                        self.decryption_failed(&opening, DecryptionFailure::KonnektorUnavailable)
+                    }
+                }
+            }
+            State::AwaitingPinVerification { opening, cards } => {
+                match body.as_deref().map(verify_pin::parse) {
+                    Ok(Ok(r)) if r.pin_result == PinResult::Ok => {
+                        self.state = State::AwaitingDecryption { opening, cards };
+                    }
+                    Ok(_) => self.card_not_unlocked(opening, cards),
+                    Err(_) => {
+                        self.decryption_failed(&opening, DecryptionFailure::KonnektorUnavailable)
+                    }
+                }
+            }
             State::AwaitingVerification(v) => {
-                let parsed = match body {
-                    Ok(b) => verify_document::parse(&b),
-                    Err(e) => Err(KonnektorError::Malformed {
-                        position: 0,
-                        reason: format!("Konnektor nicht erreichbar: {e}"),
-                    }),
+                let verification = match body {
+                    Ok(b) => verification_from(verify_document::parse(&b).as_ref()),
+                    Err(e) => Verification::without_verdict(
+                        NoVerdict::Unreachable,
+                        format!("Konnektor nicht erreichbar: {e}"),
+                    ),
                 };
-                let verification = verification_from(parsed.as_ref());
                 let mail = v.finish(&verification, self.now, self.options);
                 self.deliver(SecretBytes::from(mail));
             }
             other => self.state = other,
+        }
+    }
+
+    /// The next card: with a CardService, its PIN status first (§3.8.4 activities 5 and 6);
+    /// a Konnektor without CardService 8.1 is asked to decrypt directly.
+    fn try_card(&mut self, opening: Opening, cards: VecDeque<CardToTry>) {
+        self.state = if self.endpoints.card_service.is_some() {
+            State::AwaitingPinStatus { opening, cards }
+        } else {
+            State::AwaitingDecryption { opening, cards }
+        };
+    }
+
+    /// KOM-LE-A_2063: unlocking the card failed; another card of the user may still hold the
+    /// key, else decryption is abandoned.
+    fn card_not_unlocked(&mut self, opening: Opening, mut cards: VecDeque<CardToTry>) {
+        cards.pop_front();
+        if cards.is_empty() {
+            self.decryption_failed(&opening, DecryptionFailure::CardNotUnlocked);
+        } else {
+            self.try_card(opening, cards);
+        }
+    }
+
+    fn pin_request<'a>(&'a self, cards: &'a VecDeque<CardToTry>) -> PinRequest<'a> {
+        let card = cards.front();
+        PinRequest {
+            context: &self.context,
+            card_handle: card.map_or("", |c| c.handle.as_str()),
+            pin_type: card.map_or(PIN_TYPE_SMC, |c| c.pin_type),
         }
     }
 
@@ -226,12 +323,15 @@ impl Reception {
     }
 }
 
+/// A_2047-02: Tab_Fehlertext_Entschl for the codes it covers, an `X` code for the rest.
 fn failure_of(e: &KonnektorError) -> DecryptionFailure {
     match e.gematik_code() {
-        Some(BAD_ASN1) => DecryptionFailure::WrongFormat,
-        Some(NO_MATCHING_RECIPIENT) => DecryptionFailure::KeyNotFound,
-        Some(_) => DecryptionFailure::KeyNotFound,
-        None if e.is_reported_by_konnektor() => DecryptionFailure::KeyNotFound,
-        None => DecryptionFailure::KonnektorUnavailable,
+        Some(c) if KEY_NOT_USABLE.contains(&c) => DecryptionFailure::KeyNotFound,
+        Some(c) if WRONG_FORMAT.contains(&c) => DecryptionFailure::WrongFormat,
+        Some(c) => match u32::try_from(c) {
+            Ok(c) => DecryptionFailure::KonnektorCode(c),
+            Err(_) => DecryptionFailure::UnreadableAnswer,
+        },
+        None => DecryptionFailure::UnreadableAnswer,
     }
 }

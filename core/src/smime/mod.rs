@@ -23,6 +23,7 @@ pub mod send_plan;
 pub mod sender_notice;
 pub mod signed_data;
 pub mod signed_entity;
+pub mod text_note;
 pub mod wrap;
 
 pub use error::SmimeError;

@@ -1,13 +1,20 @@
-//! The mail delivered to the client after opening a KOM-LE message (A_2179, A_2050, seed PDF).
+//! The mail delivered to the client after opening a KOM-LE message (KOM-LE-A_2179-01,
+//! A_2050-05, A_23165, seed PDF report).
 //!
-//! Decision: the result is always `multipart/mixed` with (1) a text/plain note, (2) the original
-//! content entity (the inner mail's `Content-*` fields and body, unchanged: a single part or a
-//! whole multipart tree) and (3) the PDF verification report. Appending text to the client's own
-//! text part would mean re-encoding it (charsets, transfer encodings, HTML alternatives) and
-//! breaks for non-text mails; wrapping works for every mail and keeps the original bytes intact.
-//! The inner mail's other header fields become the delivered mail's header; any
-//! `X-KIM-DecryptionResult`/`X-KIM-IntegrityCheckResult` the sender put in are dropped so they
-//! cannot spoof a result.
+//! Decision: the result is `multipart/mixed` with (1) the original content entity (the inner
+//! mail's `Content-*` fields and body: a single part or a whole multipart tree) and (2) the PDF
+//! verification report the seed requires. The notes are *appended to the message text* as the
+//! spec says (see [`super::text_note`]): „Die Nachricht wurde entschlüsselt.“ (A_2179-01) and,
+//! for a `true` result of Tab_Verm_Sig_Prüf (01, 07), its Vermerk „Die Signatur wurde
+//! erfolgreich geprüft.“ (A_2050-05). Only a mail without a text part the note can go into
+//! gets the note as a text/plain part of its own.
+//!
+//! A failed check (A_23165) replaces the content with gematik's fixed warning as text/plain,
+//! unless [`DeliveryOptions::deliver_original_on_failure`] is set: then the original is
+//! delivered with the failure appended to its text. Either way `X-KIM-IntegrityCheckResult`
+//! carries the table's ID (or an `X` code). The inner mail's other header fields become the
+//! delivered mail's header; any `X-KIM-DecryptionResult`/`X-KIM-IntegrityCheckResult` the sender
+//! put in are dropped so they cannot spoof a result.
 
 use super::date;
 use super::headers;
@@ -15,13 +22,23 @@ use super::integrity::{IntegrityCheckResult, Verification, VerifyResult};
 use super::multipart::{self, Part};
 use super::outer::push_base64_lines;
 use super::report_pdf;
+use super::text_note;
+
+/// A_23165's text that replaces the content of a message whose integrity check failed (word
+/// for word, including gematik's „eine technisches Ursache“).
+pub const SECURITY_WARNING: &str = "Beim Empfang dieser KIM-Nachricht wurde eine Sicherheitsverletzung erkannt. Dies kann eine technisches Ursache haben oder auf eine missbräuchliche Nutzung des KIM-Dienstes hinweisen. Zu Ihrem Schutz wurde der Inhalt dieser Nachricht durch diesen Text ausgetauscht. Bitte kontaktieren Sie den Absender und/oder Ihren Administrator.";
+
+/// A_2179-01's note on every decrypted message.
+pub const DECRYPTED_NOTE: &str = "Die Nachricht wurde entschlüsselt.";
 
 /// Behaviour switches for delivering opened messages.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DeliveryOptions {
-    /// When the integrity check fails, replace the original content with a security warning
-    /// (later gemSpec versions) instead of delivering it with the failure stated (the seed).
-    pub withhold_on_failure: bool,
+    /// A_23165's configurable alternative: deliver the decrypted original despite a failed
+    /// integrity check (the failure appended to its text, the result in the header). Off by
+    /// default, as gemSpec_CM_KOMLE 1.16 requires: the content is replaced by
+    /// [`SECURITY_WARNING`]. Sites that must not lose e.g. an eAU confirmation switch it on.
+    pub deliver_original_on_failure: bool,
 }
 
 /// Trace fields kept from the outer message (NOTES.md: keep `Return-Path` and `Received`).
@@ -92,17 +109,25 @@ pub fn opened_mail(
     options: DeliveryOptions,
 ) -> Vec<u8> {
     let lines = report_lines(result, verification, detail, now);
-    let mut note = lines[2..].join("\r\n");
-    note.push_str("\r\n");
-    let withhold = !result.is_ok() && options.withhold_on_failure;
-    if withhold {
-        note.push_str("\r\nSICHERHEITSWARNUNG: Der Inhalt der Nachricht wurde wegen der fehlgeschlagenen Prüfung nicht zugestellt.\r\n");
+    let replace = !result.is_ok() && !options.deliver_original_on_failure;
+    let withhold = replace || inner.is_none();
+    // What is appended to the text: A_2179-01, then the Vermerk (01/07) or, when a failed
+    // check still delivers the original, the table's result.
+    let mut note: Vec<&str> = vec![DECRYPTED_NOTE];
+    match result.vermerk() {
+        Some(v) => note.push(v),
+        None => {
+            note.push(result.text());
+            if !detail.is_empty() {
+                note.push(detail);
+            }
+        }
     }
     let pdf = report_pdf::render(&lines);
     let mut pdf_b64 = Vec::with_capacity(pdf.len() * 4 / 3 + pdf.len() / 38 + 8);
     push_base64_lines(&mut pdf_b64, &pdf);
 
-    let cap = outer_header.len() + inner.map_or(0, <[u8]>::len) + pdf_b64.len() + note.len() + 1024;
+    let cap = outer_header.len() + inner.map_or(0, <[u8]>::len) * 2 + pdf_b64.len() + 2048;
     let mut out = Vec::with_capacity(cap);
     let oh = headers::parse(outer_header).ok();
     if let Some(oh) = &oh {
@@ -141,36 +166,60 @@ pub fn opened_mail(
         .as_bytes(),
     );
 
-    let mut content_headers = String::new();
-    let mut content_body: &[u8] = &[];
-    let mut converted;
+    // The content entity (CRLF), annotated; or the A_23165 warning in its place.
+    let mut entity = Vec::new();
     if let (Some((m, h)), false) = (&ih, withhold) {
         for f in h
             .fields
             .iter()
             .filter(|f| f.name.to_ascii_lowercase().starts_with("content-"))
         {
-            let mut raw = Vec::new();
-            headers::push_crlf(&mut raw, &m[f.range.clone()]);
-            if !raw.ends_with(b"\n") {
-                raw.extend_from_slice(b"\r\n");
+            headers::push_crlf(&mut entity, &m[f.range.clone()]);
+            if !entity.ends_with(b"\n") {
+                entity.extend_from_slice(b"\r\n");
             }
-            content_headers.push_str(&String::from_utf8_lossy(&raw));
         }
-        content_body = &m[h.body..];
+        entity.extend_from_slice(b"\r\n");
+        let body = &m[h.body..];
         if h.eol == headers::Eol::Lf {
-            converted = Vec::with_capacity(content_body.len() + content_body.len() / 32);
-            headers::push_crlf(&mut converted, content_body);
-            content_body = &converted;
+            headers::push_crlf(&mut entity, body);
+        } else {
+            entity.extend_from_slice(body);
         }
     }
-    let boundary = multipart::boundary(&[content_body, note.as_bytes(), &pdf_b64]);
-    let mut parts = vec![multipart::text_part(&note)];
-    if !content_headers.is_empty() || !content_body.is_empty() {
+    let mut own_note = String::new();
+    let annotated = if withhold {
+        own_note = format!("{SECURITY_WARNING}\r\n\r\n{}\r\n", note.join("\r\n"));
+        None
+    } else {
+        match text_note::append_to_text(&entity, &note) {
+            Some(a) => Some(a),
+            None => {
+                own_note = format!("{}\r\n", note.join("\r\n"));
+                Some(entity)
+            }
+        }
+    };
+    let (content_headers, content_body) = match &annotated {
+        Some(e) => match headers::parse(e) {
+            Ok(h) => (
+                String::from_utf8_lossy(&e[..h.end]).into_owned(),
+                &e[h.body..],
+            ),
+            Err(_) => (String::new(), &e[..]),
+        },
+        None => (String::new(), &[][..]),
+    };
+    let boundary = multipart::boundary(&[content_body, own_note.as_bytes(), &pdf_b64]);
+    let mut parts = Vec::new();
+    if annotated.is_some() {
         parts.push(Part {
             headers: content_headers,
             body: content_body,
         });
+    }
+    if !own_note.is_empty() {
+        parts.push(multipart::text_part(&own_note));
     }
     parts.push(Part {
         headers: "Content-Type: application/pdf; name=\"Pruefbericht.pdf\"\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=\"Pruefbericht.pdf\"\r\n".into(),

@@ -113,40 +113,61 @@ pub fn decode_base64(body: &[u8]) -> Result<Vec<u8>, SmimeError> {
     Ok(out)
 }
 
-/// `X-KIM-DecryptionResult` values (A_2046/A_2047).
+/// `X-KIM-DecryptionResult` values: Tab_Fehlertext_Entschl (A_2046, A_2047-02) plus the
+/// vendor codes starting with `X` that A_2047-02 requires for errors outside the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DecryptionFailure {
-    /// 01: no matching key (card missing, wrong user).
+    /// 01: no usable key of the fetching user (no card, no matching RecipientInfo, card not
+    /// usable): inserting the card and forwarding the mail to oneself can help.
     KeyNotFound,
-    /// 02: the message is not a valid KOM-LE/CMS structure.
+    /// 02: marked as KOM-LE but not the KOM-LE S/MIME profile (wrong format).
     WrongFormat,
     /// 03: the Konnektor could not be reached.
     KonnektorUnavailable,
+    /// `X<code>`: the Konnektor refused with a gematik code the table does not assign (e.g. a
+    /// ciphertext whose authentication tag does not verify).
+    KonnektorCode(u32),
+    /// `X01`: the Konnektor answered, but with neither a result nor a gematik code.
+    UnreadableAnswer,
+    /// `X02`: no card of the user could be unlocked (PIN blocked, not entered), KOM-LE-A_2063.
+    CardNotUnlocked,
 }
 
 impl DecryptionFailure {
-    /// The two-digit header value.
-    pub fn code(self) -> &'static str {
+    /// The header value.
+    pub fn code(self) -> String {
         match self {
-            Self::KeyNotFound => "01",
-            Self::WrongFormat => "02",
-            Self::KonnektorUnavailable => "03",
+            Self::KeyNotFound => "01".into(),
+            Self::WrongFormat => "02".into(),
+            Self::KonnektorUnavailable => "03".into(),
+            Self::KonnektorCode(c) => format!("X{c}"),
+            Self::UnreadableAnswer => "X01".into(),
+            Self::CardNotUnlocked => "X02".into(),
         }
     }
 
-    fn text(self, user: &str) -> String {
-        let why = match self {
-            Self::KeyNotFound => {
-                "Der für die Entschlüsselung der Nachricht benötigte Schlüssel wurde nicht gefunden."
-            }
-            Self::WrongFormat => "Die Nachricht hat kein gültiges KOM-LE-Format.",
-            Self::KonnektorUnavailable => {
-                "Der Konnektor war für die Entschlüsselung nicht erreichbar."
-            }
+    /// The Fehlertext of Tab_Fehlertext_Entschl (A_2047-02), word for word, with the user's
+    /// address for `<Email Adresse>`; for the vendor codes our own text in the same style.
+    pub fn text(self, user: &str) -> String {
+        let text = match self {
+            Self::KeyNotFound => format!(
+                "Der für die Entschlüsselung der Nachricht benötigte Schlüssel wurde nicht gefunden. Überprüfen Sie ob die entsprechende Karte gesteckt ist und leiten Sie diese Nachricht an Ihre eigene E-Mail-Adresse ({user}) weiter. Beim nächsten Abholen wird der Entschlüsselungsvorgang wiederholt."
+            ),
+            Self::WrongFormat => "Die Nachricht wurde als eine verschlüsselte KIM-Nachricht gekennzeichnet, konnte aber auf Grund des falschen Formats nicht entschlüsselt werden. Die Verschlüsselte Nachricht befindet sich im Anhang. Bitte kontaktieren Sie den Absender der Nachricht.".to_owned(),
+            Self::KonnektorUnavailable => format!(
+                "Die Entschlüsselung konnte nicht erfolgen, weil der Konnektor nicht antwortet. Stellen Sie sicher, dass der Konnektor wieder zur Verfügung steht und leiten Sie diese Nachricht an Ihre eigene E-Mail-Adresse ({user}) weiter. Beim nächsten Abholen wird der Entschlüsselungsvorgang wiederholt."
+            ),
+            Self::KonnektorCode(c) => format!(
+                "Die Entschlüsselung wurde vom Konnektor mit dem Fehlercode {c} abgelehnt. Die verschlüsselte Nachricht befindet sich im Anhang. Bitte kontaktieren Sie den Absender der Nachricht oder Ihren Administrator."
+            ),
+            Self::CardNotUnlocked => format!(
+                "Die für die Entschlüsselung benötigte Karte konnte nicht freigeschaltet werden (PIN gesperrt oder nicht eingegeben). Schalten Sie die Karte frei und leiten Sie diese Nachricht an Ihre eigene E-Mail-Adresse ({user}) weiter. Beim nächsten Abholen wird der Entschlüsselungsvorgang wiederholt."
+            ),
+            Self::UnreadableAnswer => format!(
+                "Die Antwort des Konnektors auf die Entschlüsselung war nicht auswertbar. Bitte wenden Sie sich an Ihren Administrator und leiten Sie diese Nachricht an Ihre eigene E-Mail-Adresse ({user}) weiter. Beim nächsten Abholen wird der Entschlüsselungsvorgang wiederholt."
+            ),
         };
-        format!(
-            "{why}\r\nÜberprüfen Sie, ob die entsprechende Karte gesteckt ist, und leiten Sie diese Nachricht an Ihre eigene E-Mail-Adresse ({user}) weiter. Beim nächsten Abholen der Nachricht wird die Entschlüsselung wiederholt.\r\n"
-        )
+        format!("{text}\r\n")
     }
 }
 

@@ -71,6 +71,7 @@ certificate = "{}"
 private_key = "{}"
 [upstream]
 ca = "{}"
+pop3 = ["127.0.0.1:{}"]
 [konnektor]
 sds_url = "{}/connector.sds"
 ca = "{}"
@@ -83,6 +84,7 @@ level = "info"
         t.server_cert_pem.display(),
         t.server_key_pem.display(),
         t.ca_pem.display(),
+        servers.pop3s_addr().port(),
         sim.base_url(),
         sim_ca.display(),
     );

@@ -2,8 +2,9 @@
 //! streams. A line ends at LF; a CR before it is removed. Splits of the input across reads do
 //! not change the lines produced.
 
-/// One item taken from a [`LineBuffer`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One item taken from a [`LineBuffer`]. `Debug` shows a line's length only: command lines
+/// carry passwords (AUTH, PASS).
+#[derive(Clone, PartialEq, Eq)]
 pub enum Line {
     /// A complete line without its line end.
     Complete(Vec<u8>),
@@ -11,11 +12,30 @@ pub enum Line {
     TooLong,
 }
 
-#[derive(Debug)]
+impl core::fmt::Debug for Line {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Complete(l) => write!(f, "Complete(<{} bytes>)", l.len()),
+            Self::TooLong => f.write_str("TooLong"),
+        }
+    }
+}
+
+/// Cuts a byte stream into lines. `Debug` shows how much is buffered, never the bytes.
 pub struct LineBuffer {
     buf: Vec<u8>,
     max_line: usize,
     discarding: bool,
+}
+
+impl core::fmt::Debug for LineBuffer {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("LineBuffer")
+            .field("buffered", &self.buf.len())
+            .field("max_line", &self.max_line)
+            .field("discarding", &self.discarding)
+            .finish()
+    }
 }
 
 impl LineBuffer {

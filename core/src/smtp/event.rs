@@ -38,7 +38,9 @@ pub enum RecipientVerdict {
 }
 
 /// Something the runtime must do for the session.
-#[derive(Debug)]
+///
+/// `Debug` shows the length of byte payloads, never the bytes: `SendToUpstream` carries the
+/// module's `AUTH PLAIN` line with the client's credentials and, during DATA, message content.
 pub enum SmtpAction {
     /// Write these bytes to the client.
     SendToClient(Vec<u8>),
@@ -57,6 +59,27 @@ pub enum SmtpAction {
     CloseClient,
     /// Close the MTA connection once everything queued before has been written.
     CloseUpstream,
+}
+
+impl core::fmt::Debug for SmtpAction {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::SendToClient(b) => write!(f, "SendToClient(<{} bytes>)", b.len()),
+            Self::SendToUpstream(b) => write!(f, "SendToUpstream(<{} bytes>)", b.len()),
+            Self::ConnectUpstream { host, port } => f
+                .debug_struct("ConnectUpstream")
+                .field("host", host)
+                .field("port", port)
+                .finish(),
+            Self::CheckRecipient { address } => f
+                .debug_struct("CheckRecipient")
+                .field("address", address)
+                .finish(),
+            Self::Protect(job) => f.debug_tuple("Protect").field(job).finish(),
+            Self::CloseClient => f.write_str("CloseClient"),
+            Self::CloseUpstream => f.write_str("CloseUpstream"),
+        }
+    }
 }
 
 /// A message to protect per the KOM-LE S/MIME profile.

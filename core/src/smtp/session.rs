@@ -37,8 +37,8 @@ pub(super) enum Phase {
 }
 
 /// One SMTP proxy session: a client connection and, once the client logged in, the MTA
-/// connection made on its behalf.
-#[derive(Debug)]
+/// connection made on its behalf. `Debug` names the phase only: the buffers hold passwords and
+/// message content.
 pub struct SmtpSession {
     pub(super) config: SmtpConfig,
     pub(super) phase: Phase,
@@ -70,6 +70,25 @@ pub struct SmtpSession {
     /// When the message after our 354 must be complete (`data_timeout`); chunks do not move
     /// it.
     pub(super) data_deadline: Option<Instant>,
+}
+
+impl core::fmt::Debug for SmtpSession {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let phase = match &self.phase {
+            Phase::Connect(_) => "CONNECT",
+            Phase::Connecting(_) => "CONNECTING",
+            Phase::Handshake(..) => "LOGIN",
+            Phase::Proxy(Proxy::Collecting(_) | Proxy::Protecting) => "PROCESS",
+            Phase::Proxy(_) => "PROXY",
+            Phase::Closed => "CLOSED",
+        };
+        f.debug_struct("SmtpSession")
+            .field("phase", &phase)
+            .field("client_open", &self.client_open)
+            .field("upstream_open", &self.upstream_open)
+            .field("pending_actions", &self.actions.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl SmtpSession {

@@ -3,14 +3,16 @@
 use std::collections::VecDeque;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::directory::{
-    CacheLookup, CertificateCache, DirectoryEntry, RetryDecision, RetryGuard, Selection, select,
-};
+use crate::directory::{CacheLookup, CertificateCache, DirectoryEntry, Selection, select};
+use crate::konnektor::get_pin_status::PinStatus;
+use crate::konnektor::pin_request::{PIN_TYPE_SMC, PinRequest};
+use crate::konnektor::verify_pin::{PinResult, VerifyPinResponse};
 use crate::konnektor::{
     CallContext, KonnektorEndpoints, KonnektorError, SoapRequest, encrypt_document, get_cards,
-    get_job_number, sign_document,
+    get_job_number, get_pin_status, sign_document, verify_pin,
 };
 use crate::secret::SecretBytes;
+use crate::smime::recipient_emails;
 use crate::smime::send_plan::{Lookup, Prepared, Protect, SendPlan, SendStart};
 use crate::smime::wrap::SIGNED_ENTITY_HEADER;
 use crate::smtp::{Notice, ProtectJob, ProtectedMessage, ProtectionFailure};
@@ -43,6 +45,10 @@ enum State {
     /// Finding certificates (cache, then directory).
     Certificates,
     AwaitingCards,
+    /// §3.8.1 activity 3: is the SM-B's PIN.SMC verified?
+    AwaitingPinStatus,
+    /// §3.8.1 activity 4: the user enters the PIN at the card terminal.
+    AwaitingPinVerification,
     AwaitingJobNumber,
     AwaitingSignature {
         job_number: String,
@@ -51,8 +57,27 @@ enum State {
     AwaitingEncryption {
         signed_entity: SecretBytes,
     },
+    /// Abbildung 8: EncryptDocument was refused and the Konnektor does not say for which
+    /// certificate, so each certificate of the attempt is offered alone (with a small fixed
+    /// document, never the message) to find the ones it refuses.
+    Probing(Probe),
     Finished,
 }
+
+/// The certificate-by-certificate check after a refused EncryptDocument.
+#[derive(Debug)]
+struct Probe {
+    /// The refusal, as the 451 text should it come to that.
+    refusal: String,
+    /// (address, certificate) still to offer; the front one is being asked.
+    queue: VecDeque<(String, Vec<u8>)>,
+    /// Certificates the Konnektor refused on their own.
+    refused: Vec<Vec<u8>>,
+}
+
+/// The document of a probe: not the message (which must not reach the Konnektor again for
+/// a mere certificate check), just enough for EncryptDocument to run its certificate checks.
+const PROBE_DOCUMENT: &[u8] = b"KOM-LE Clientmodul: Pruefung des Verschluesselungszertifikats\r\n";
 
 /// One message on its way through the pipeline.
 #[derive(Debug)]
@@ -68,10 +93,18 @@ pub struct Protection {
     lookups: Vec<(String, Lookup)>,
     /// Addresses whose certificates came from the cache (retry rule of Abbildung 8).
     from_cache: Vec<String>,
+    cache_consulted: bool,
     to_look_up: VecDeque<String>,
     /// The address of the outstanding [`Step::LookUp`].
     asked: Option<String>,
-    retry: RetryGuard,
+    /// Addresses looked up again after the Konnektor refused their cached certificates; a
+    /// second refusal drops them (Abbildung 8 asks the directory once).
+    re_asked: Vec<String>,
+    /// Certificates the Konnektor refused for this message: never offered again, even when
+    /// the directory returns them as replacements.
+    refused: Vec<Vec<u8>>,
+    /// The last EncryptDocument refusal, named in the 451 when nobody is left (A_2025).
+    refusal: Option<String>,
     /// The plan made in `new`; it owns the message (moved out of the job, not copied) and is
     /// asked again when the Konnektor refused cached certificates (Abbildung 8).
     plan: Option<SendPlan>,
@@ -98,9 +131,12 @@ impl Protection {
             addresses: Vec::new(),
             lookups: Vec::new(),
             from_cache: Vec::new(),
+            cache_consulted: false,
             to_look_up: VecDeque::new(),
             asked: None,
-            retry: RetryGuard::new(),
+            re_asked: Vec::new(),
+            refused: Vec::new(),
+            refusal: None,
             plan: None,
             prepared: None,
             card_handle: None,
@@ -139,7 +175,8 @@ impl Protection {
             }
             match self.state {
                 State::Certificates => {
-                    if self.lookups.is_empty() && self.to_look_up.is_empty() {
+                    if !self.cache_consulted {
+                        self.cache_consulted = true;
                         self.consult_cache(cache);
                     }
                     if let Some(a) = self.to_look_up.pop_front() {
@@ -178,15 +215,24 @@ impl Protection {
         };
         match entries {
             Ok(entries) => {
+                // A certificate the Konnektor refused for this message is no replacement.
                 let certs: Vec<Vec<u8>> = entries
                     .iter()
                     .flat_map(|e| e.certificates.iter().cloned())
+                    .filter(|c| !self.refused.contains(c))
                     .collect();
                 let selection = select(&certs, self.now, self.endpoints.ecc_capable).selection;
-                if matches!(selection, Selection::Usable(_)) {
-                    cache.insert(&address, certs, self.now);
-                }
-                self.lookups.push((address, lookup(selection)));
+                let again = self.re_asked.iter().any(|a| a == &address);
+                let found = match selection {
+                    Selection::Usable(_) => {
+                        cache.insert(&address, certs, self.now);
+                        lookup(selection)
+                    }
+                    // Abbildung 8: no replacement for a refused certificate.
+                    Selection::NoValidCertificate if again => Lookup::Refused,
+                    other => lookup(other),
+                };
+                self.lookups.push((address, found));
             }
             Err(DirectoryUnavailable) => {
                 self.fail("Der Verzeichnisdienst ist nicht erreichbar");
@@ -211,11 +257,44 @@ impl Protection {
                 Ok(cards) => match cards.smb() {
                     Some(card) => {
                         self.card_handle = Some(card.card_handle.clone());
-                        self.state = State::AwaitingJobNumber;
+                        // §3.8.1: PIN status first where the Konnektor offers a CardService;
+                        // without one it is asked to sign directly.
+                        self.state = if self.endpoints.card_service.is_some() {
+                            State::AwaitingPinStatus
+                        } else {
+                            State::AwaitingJobNumber
+                        };
                     }
+                    // KOM-LE-A_2057.
                     None => self.fail("Keine SM-B im Kartenkontext gefunden"),
                 },
                 Err(e) => self.fail_konnektor("GetCards", &e),
+            },
+            State::AwaitingPinStatus => match get_pin_status::parse(&body) {
+                Ok(r) => match r.pin_status {
+                    Some(PinStatus::Verified) => self.state = State::AwaitingJobNumber,
+                    Some(PinStatus::Verifiable) => self.state = State::AwaitingPinVerification,
+                    // KOM-LE-A_2058: this SM-B cannot be unlocked here.
+                    Some(PinStatus::Blocked) => self.fail(
+                        "Die SM-B ist gesperrt (PIN.SMC blockiert); die Nachricht kann nicht signiert werden",
+                    ),
+                    Some(PinStatus::TransportPin | PinStatus::EmptyPin) => self.fail(
+                        "Fuer die SM-B ist noch keine PIN gesetzt (Transport-PIN); die Nachricht kann nicht signiert werden",
+                    ),
+                    None => self.fail(
+                        "Der PIN-Status der SM-B ist unbekannt; die Nachricht kann nicht signiert werden",
+                    ),
+                },
+                Err(e) => self.fail_konnektor("GetPinStatus", &e),
+            },
+            State::AwaitingPinVerification => match verify_pin::parse(&body) {
+                Ok(VerifyPinResponse {
+                    pin_result: PinResult::Ok,
+                    ..
+                }) => self.state = State::AwaitingJobNumber,
+                // KOM-LE-A_2058: unlocking failed, the signature is abandoned.
+                Ok(r) => self.fail(&pin_failure(&r)),
+                Err(e) => self.fail_konnektor("VerifyPin", &e),
             },
             State::AwaitingJobNumber => match get_job_number::parse(&body) {
                 Ok(job_number) => self.state = State::AwaitingSignature { job_number },
@@ -242,7 +321,20 @@ impl Protection {
                 drop(body);
                 match parsed {
                     Ok(r) => self.finish(r.encrypted),
-                    Err(e) => self.encryption_refused(cache, &e),
+                    Err(e) => self.encryption_refused(&e),
+                }
+            }
+            State::Probing(mut probe) => {
+                // Only whether it was refused matters; the probe's ciphertext is dropped.
+                if let Some((_, cert)) = probe.queue.pop_front()
+                    && encrypt_document::parse(&body).is_err()
+                {
+                    probe.refused.push(cert);
+                }
+                if probe.queue.is_empty() {
+                    self.probed(cache, probe);
+                } else {
+                    self.state = State::Probing(probe);
                 }
             }
             other => self.state = other,
@@ -271,6 +363,32 @@ impl Protection {
                     card_type: None,
                 }),
             },
+            State::AwaitingPinStatus => KonnektorCall {
+                url: self.endpoints.card_service.clone().unwrap_or_default(),
+                request: get_pin_status::build(&self.pin_request()),
+            },
+            State::AwaitingPinVerification => KonnektorCall {
+                url: self.endpoints.card_service.clone().unwrap_or_default(),
+                request: verify_pin::build(&self.pin_request()),
+            },
+            State::Probing(probe) => {
+                let (address, cert) = probe
+                    .queue
+                    .front()
+                    .map_or(("", &[][..]), |(a, c)| (a.as_str(), c.as_slice()));
+                // The same request shape as the real one: one certificate, its
+                // recipient-emails value, a fixed document.
+                let attribute = recipient_emails::build(&[(address, cert)]).unwrap_or_default();
+                KonnektorCall {
+                    url: self.endpoints.encryption_service.clone(),
+                    request: encrypt_document::build(&encrypt_document::EncryptDocumentRequest {
+                        context: &self.context,
+                        certificates: &[cert.to_vec()],
+                        recipient_emails_attribute: &attribute,
+                        document: PROBE_DOCUMENT,
+                    }),
+                }
+            }
             State::AwaitingJobNumber => KonnektorCall {
                 url: self.endpoints.signature_service.clone(),
                 request: get_job_number::build(&get_job_number::GetJobNumberRequest {
@@ -358,8 +476,13 @@ impl Protection {
                     .filter(|(_, l)| !matches!(l, Lookup::Found(c) if !c.is_empty()))
                     .map(|(a, _)| a.as_str())
                     .collect();
+                let konnektor = self
+                    .refusal
+                    .as_deref()
+                    .map(|r| format!("; {r}"))
+                    .unwrap_or_default();
                 self.fail(&format!(
-                    "Die Nachricht konnte nicht verschluesselt werden, weil Verschluesselungszertifikate fuer {} nicht zugaenglich sind",
+                    "Die Nachricht konnte nicht verschluesselt werden, weil Verschluesselungszertifikate fuer {} nicht zugaenglich sind{konnektor}",
                     missing.join(", ")
                 ));
             }
@@ -367,30 +490,86 @@ impl Protection {
         }
     }
 
-    /// Abbildung 8: when certificates from the cache were among those the Konnektor refused,
-    /// look them up once more and start again from the signature (the signed recipient-emails
-    /// must equal the unprotected ones).
-    fn encryption_refused(&mut self, cache: &mut CertificateCache, e: &KonnektorError) {
-        let used = self
-            .prepared
-            .as_ref()
-            .map(|p| p.encryption_certificates.clone())
-            .unwrap_or_default();
-        if self.from_cache.is_empty() {
-            self.fail_konnektor("EncryptDocument", e);
+    /// Abbildung 8: EncryptDocument was refused. A refusal with a gematik code may be about
+    /// certificates (revoked, no path to a trust anchor), but the Konnektor does not say which:
+    /// every certificate of the attempt is offered alone to find out. Anything else (an
+    /// unreadable answer) ends the attempt with 451.
+    fn encryption_refused(&mut self, e: &KonnektorError) {
+        let refusal = konnektor_failure("EncryptDocument", e);
+        let queue: VecDeque<(String, Vec<u8>)> = self
+            .lookups
+            .iter()
+            .flat_map(|(a, l)| match l {
+                Lookup::Found(certs) => certs.iter().map(|c| (a.clone(), c.clone())).collect(),
+                _ => Vec::new(),
+            })
+            .collect();
+        if e.gematik_code().is_none() || queue.is_empty() {
+            self.fail(&refusal);
             return;
         }
-        match self.retry.on_rejected(cache, &used) {
-            RetryDecision::LookUpReplacements(addresses) => {
-                for a in addresses {
-                    self.lookups.retain(|(x, _)| x != &a);
-                    self.from_cache.retain(|x| x != &a);
-                    self.to_look_up.push_back(a);
-                }
-                self.prepared = None;
-                self.state = State::Certificates;
+        self.prepared = None;
+        self.state = State::Probing(Probe {
+            refusal,
+            queue,
+            refused: Vec::new(),
+        });
+    }
+
+    /// Every certificate was offered alone. Per Abbildung 8: an address whose refused
+    /// certificate came from the cache is looked up in the directory once more (its cache
+    /// entry is evicted); otherwise the refused certificates are no longer used, and an
+    /// address left without any is removed from the message and named in the notice (A_2024,
+    /// A_2028). Then the message is signed again (the signed recipient-emails must equal the
+    /// new unprotected ones) and encrypted again.
+    fn probed(&mut self, cache: &mut CertificateCache, probe: Probe) {
+        if probe.refused.is_empty() {
+            // Each certificate alone is fine: the refusal was not about certificates.
+            self.fail(&probe.refusal);
+            return;
+        }
+        cache.invalidate(&probe.refused);
+        let mut kept = Vec::with_capacity(self.lookups.len());
+        for (address, l) in core::mem::take(&mut self.lookups) {
+            let Lookup::Found(certs) = l else {
+                kept.push((address, l));
+                continue;
+            };
+            if !certs.iter().any(|c| probe.refused.contains(c)) {
+                kept.push((address, Lookup::Found(certs)));
+                continue;
             }
-            RetryDecision::GiveUp => self.fail_konnektor("EncryptDocument", e),
+            let cached = self.from_cache.iter().any(|a| a == &address);
+            if cached && !self.re_asked.iter().any(|a| a == &address) {
+                self.from_cache.retain(|a| a != &address);
+                self.re_asked.push(address.clone());
+                self.to_look_up.push_back(address);
+                continue;
+            }
+            let left: Vec<Vec<u8>> = certs
+                .into_iter()
+                .filter(|c| !probe.refused.contains(c))
+                .collect();
+            kept.push((
+                address,
+                if left.is_empty() {
+                    Lookup::Refused
+                } else {
+                    Lookup::Found(left)
+                },
+            ));
+        }
+        self.lookups = kept;
+        self.refused.extend(probe.refused);
+        self.refusal = Some(probe.refusal);
+        self.state = State::Certificates;
+    }
+
+    fn pin_request(&self) -> PinRequest<'_> {
+        PinRequest {
+            context: &self.context,
+            card_handle: self.card_handle.as_deref().unwrap_or_default(),
+            pin_type: PIN_TYPE_SMC,
         }
     }
 
@@ -420,13 +599,7 @@ impl Protection {
     }
 
     fn fail_konnektor(&mut self, operation: &str, e: &KonnektorError) {
-        let code = e
-            .gematik_code()
-            .map(|c| format!(" (Fehler {c})"))
-            .unwrap_or_default();
-        self.fail(&format!(
-            "Konnektor-Operation {operation} fehlgeschlagen{code}"
-        ));
+        self.fail(&konnektor_failure(operation, e));
     }
 
     fn fail(&mut self, reason: &str) {
@@ -434,6 +607,30 @@ impl Protection {
             reason: reason.to_owned(),
         }));
     }
+}
+
+/// The 451 text for a failed Konnektor operation, with its gematik code when there is one.
+fn konnektor_failure(operation: &str, e: &KonnektorError) -> String {
+    let code = e
+        .gematik_code()
+        .map(|c| format!(" (Fehler {c})"))
+        .unwrap_or_default();
+    format!("Konnektor-Operation {operation} fehlgeschlagen{code}")
+}
+
+/// KOM-LE-A_2058: why VerifyPin did not unlock the SM-B, for the 451 text.
+fn pin_failure(r: &VerifyPinResponse) -> String {
+    let why = match r.pin_result {
+        PinResult::WasBlocked | PinResult::NowBlocked => "die PIN.SMC ist gesperrt".to_owned(),
+        PinResult::TransportPin => "fuer die SM-B ist noch keine PIN gesetzt".to_owned(),
+        PinResult::Rejected | PinResult::Error | PinResult::Ok => match r.left_tries {
+            Some(n) => format!("die PIN-Eingabe ist fehlgeschlagen, noch {n} Versuche"),
+            None => "die PIN-Eingabe ist fehlgeschlagen".to_owned(),
+        },
+    };
+    format!(
+        "Die SM-B konnte nicht freigeschaltet werden ({why}); die Nachricht kann nicht signiert werden"
+    )
 }
 
 fn lookup(selection: Selection) -> Lookup {

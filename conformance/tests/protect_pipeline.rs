@@ -623,3 +623,25 @@ fn a_2019_step_again_before_the_answer_fails_instead_of_sending_an_empty_documen
         other => panic!("expected a failure, got {other:?}"),
     }
 }
+
+/// Finding 7, KOM-LE-A_2058: the user mistypes the PIN at the terminal; the signature is
+/// abandoned with a 451 text that says the PIN entry failed and how many tries are left.
+#[test]
+fn a_2058_mistyped_pin_fails_with_the_tries_left_and_signs_nothing() {
+    let w = sender_pin(PinState::MistypedAtTerminal);
+    let mut c = cache();
+    let to = w.pki.single.address.clone();
+    let mut calls = Vec::new();
+    let err = run(
+        &w,
+        &mut c,
+        &[&to],
+        mail(&w.pki.sender.address, &[&to]),
+        &mut calls,
+    )
+    .unwrap_err();
+    assert!(err.reason.contains("PIN-Eingabe"), "{err:?}");
+    assert!(err.reason.contains("noch 2 Versuche"), "{err:?}");
+    assert_eq!(count(&calls, "VerifyPin"), 1, "{calls:?}");
+    assert_eq!(count(&calls, "SignDocument"), 0, "{calls:?}");
+}

@@ -645,3 +645,25 @@ fn a_2058_mistyped_pin_fails_with_the_tries_left_and_signs_nothing() {
     assert_eq!(count(&calls, "VerifyPin"), 1, "{calls:?}");
     assert_eq!(count(&calls, "SignDocument"), 0, "{calls:?}");
 }
+
+/// A_2025 after Abbildung 8: the only recipient's certificate is refused by the Konnektor
+/// (revoked): nobody is left, 451 names the address and the Konnektor's code.
+#[test]
+fn a_2025_only_recipient_refused_at_encryption_fails_naming_it_and_the_code() {
+    let w = world(&[]);
+    let mut c = cache();
+    let bad = w.pki.revoked.address.clone();
+    let mut calls = Vec::new();
+    let err = run(
+        &w,
+        &mut c,
+        &[&bad],
+        mail(&w.pki.sender.address, &[&bad]),
+        &mut calls,
+    )
+    .unwrap_err();
+    assert!(err.reason.contains(&bad), "{err:?}");
+    assert!(err.reason.contains("EncryptDocument"), "{err:?}");
+    assert!(err.reason.contains("4206"), "{err:?}");
+    assert_eq!(count(&calls, "SignDocument"), 1, "{calls:?}");
+}

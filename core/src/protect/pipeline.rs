@@ -496,14 +496,16 @@ impl Protection {
     /// unreadable answer) ends the attempt with 451.
     fn encryption_refused(&mut self, e: &KonnektorError) {
         let refusal = konnektor_failure("EncryptDocument", e);
-        let queue: VecDeque<(String, Vec<u8>)> = self
-            .lookups
-            .iter()
-            .flat_map(|(a, l)| match l {
-                Lookup::Found(certs) => certs.iter().map(|c| (a.clone(), c.clone())).collect(),
-                _ => Vec::new(),
-            })
-            .collect();
+        let mut queue: VecDeque<(String, Vec<u8>)> = VecDeque::new();
+        for (address, l) in &self.lookups {
+            if let Lookup::Found(certs) = l {
+                for c in certs {
+                    if !queue.iter().any(|(_, q)| q == c) {
+                        queue.push_back((address.clone(), c.clone()));
+                    }
+                }
+            }
+        }
         if e.gematik_code().is_none() || queue.is_empty() {
             self.fail(&refusal);
             return;

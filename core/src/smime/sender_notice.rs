@@ -114,3 +114,36 @@ pub fn sender_notice(
     m.push_str("\r\nAn alle anderen Empfänger wurde die Nachricht signiert und verschlüsselt gesendet.\r\n");
     m.into_bytes()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(left_out: &[LeftOut]) -> String {
+        String::from_utf8(sender_notice("s@x.de", "Befund", "<1@x.de>", left_out, 0)).unwrap()
+    }
+
+    #[test]
+    fn a_2024_refused_certificate_is_named_with_code_4004() {
+        let n = text(&[LeftOut {
+            address: "r@y.de".into(),
+            reason: LeftOutReason::CertificateRefused,
+        }]);
+        assert!(n.contains("X-KIM-Fehlermeldung: 4004\r\n"), "{n}");
+        assert!(n.contains("  r@y.de – der Konnektor hat"), "{n}");
+    }
+
+    #[test]
+    fn a_2028_sender_left_out_is_told_it_cannot_open_its_own_copy() {
+        let n = text(&[LeftOut {
+            address: "S@x.de".into(),
+            reason: LeftOutReason::NoCertificate,
+        }]);
+        assert!(n.contains("nicht für Sie selbst verschlüsselt"), "{n}");
+        assert!(
+            n.contains("Ihre eigene Adresse S@x.de wurde aus From/Sender entfernt"),
+            "{n}"
+        );
+        assert!(!n.contains("folgenden Empfänger"), "{n}");
+    }
+}

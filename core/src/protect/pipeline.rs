@@ -1,18 +1,22 @@
 //! The protection pipeline's state machine: the I/O steps around [`SendPlan`].
+//!
+//! Unlocking the SM-B lives in [`pin`], what happens after a refused EncryptDocument
+//! (Abbildung 8) in [`refusal`].
+
+mod pin;
+mod refusal;
 
 use std::collections::VecDeque;
+
+use refusal::Probe;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::directory::{CacheLookup, CertificateCache, DirectoryEntry, Selection, select};
-use crate::konnektor::get_pin_status::PinStatus;
-use crate::konnektor::pin_request::{PIN_TYPE_SMC, PinRequest};
-use crate::konnektor::verify_pin::{PinResult, VerifyPinResponse};
 use crate::konnektor::{
     CallContext, KonnektorEndpoints, KonnektorError, SoapRequest, encrypt_document, get_cards,
     get_job_number, get_pin_status, sign_document, verify_pin,
 };
 use crate::secret::SecretBytes;
-use crate::smime::recipient_emails;
 use crate::smime::send_plan::{Lookup, Prepared, Protect, SendPlan, SendStart};
 use crate::smime::wrap::SIGNED_ENTITY_HEADER;
 use crate::smtp::{Notice, ProtectJob, ProtectedMessage, ProtectionFailure};
@@ -63,21 +67,6 @@ enum State {
     Probing(Probe),
     Finished,
 }
-
-/// The certificate-by-certificate check after a refused EncryptDocument.
-#[derive(Debug)]
-struct Probe {
-    /// The refusal, as the 451 text should it come to that.
-    refusal: String,
-    /// (address, certificate) still to offer; the front one is being asked.
-    queue: VecDeque<(String, Vec<u8>)>,
-    /// Certificates the Konnektor refused on their own.
-    refused: Vec<Vec<u8>>,
-}
-
-/// The document of a probe: not the message (which must not reach the Konnektor again for
-/// a mere certificate check), just enough for EncryptDocument to run its certificate checks.
-const PROBE_DOCUMENT: &[u8] = b"KOM-LE Clientmodul: Pruefung des Verschluesselungszertifikats\r\n";
 
 /// One message on its way through the pipeline.
 #[derive(Debug)]
@@ -270,32 +259,8 @@ impl Protection {
                 },
                 Err(e) => self.fail_konnektor("GetCards", &e),
             },
-            State::AwaitingPinStatus => match get_pin_status::parse(&body) {
-                Ok(r) => match r.pin_status {
-                    Some(PinStatus::Verified) => self.state = State::AwaitingJobNumber,
-                    Some(PinStatus::Verifiable) => self.state = State::AwaitingPinVerification,
-                    // KOM-LE-A_2058: this SM-B cannot be unlocked here.
-                    Some(PinStatus::Blocked) => self.fail(
-                        "Die SM-B ist gesperrt (PIN.SMC blockiert); die Nachricht kann nicht signiert werden",
-                    ),
-                    Some(PinStatus::TransportPin | PinStatus::EmptyPin) => self.fail(
-                        "Fuer die SM-B ist noch keine PIN gesetzt (Transport-PIN); die Nachricht kann nicht signiert werden",
-                    ),
-                    None => self.fail(
-                        "Der PIN-Status der SM-B ist unbekannt; die Nachricht kann nicht signiert werden",
-                    ),
-                },
-                Err(e) => self.fail_konnektor("GetPinStatus", &e),
-            },
-            State::AwaitingPinVerification => match verify_pin::parse(&body) {
-                Ok(VerifyPinResponse {
-                    pin_result: PinResult::Ok,
-                    ..
-                }) => self.state = State::AwaitingJobNumber,
-                // KOM-LE-A_2058: unlocking failed, the signature is abandoned.
-                Ok(r) => self.fail(&pin_failure(&r)),
-                Err(e) => self.fail_konnektor("VerifyPin", &e),
-            },
+            State::AwaitingPinStatus => self.pin_status_answer(&body),
+            State::AwaitingPinVerification => self.verify_pin_answer(&body),
             State::AwaitingJobNumber => match get_job_number::parse(&body) {
                 Ok(job_number) => self.state = State::AwaitingSignature { job_number },
                 Err(e) => self.fail_konnektor("GetJobNumber", &e),
@@ -324,19 +289,7 @@ impl Protection {
                     Err(e) => self.encryption_refused(&e),
                 }
             }
-            State::Probing(mut probe) => {
-                // Only whether it was refused matters; the probe's ciphertext is dropped.
-                if let Some((_, cert)) = probe.queue.pop_front()
-                    && encrypt_document::parse(&body).is_err()
-                {
-                    probe.refused.push(cert);
-                }
-                if probe.queue.is_empty() {
-                    self.probed(cache, probe);
-                } else {
-                    self.state = State::Probing(probe);
-                }
-            }
+            State::Probing(probe) => self.probe_answer(cache, probe, &body),
             other => self.state = other,
         }
     }
@@ -371,24 +324,7 @@ impl Protection {
                 url: self.endpoints.card_service.clone().unwrap_or_default(),
                 request: verify_pin::build(&self.pin_request()),
             },
-            State::Probing(probe) => {
-                let (address, cert) = probe
-                    .queue
-                    .front()
-                    .map_or(("", &[][..]), |(a, c)| (a.as_str(), c.as_slice()));
-                // The same request shape as the real one: one certificate, its
-                // recipient-emails value, a fixed document.
-                let attribute = recipient_emails::build(&[(address, cert)]).unwrap_or_default();
-                KonnektorCall {
-                    url: self.endpoints.encryption_service.clone(),
-                    request: encrypt_document::build(&encrypt_document::EncryptDocumentRequest {
-                        context: &self.context,
-                        certificates: &[cert.to_vec()],
-                        recipient_emails_attribute: &attribute,
-                        document: PROBE_DOCUMENT,
-                    }),
-                }
-            }
+            State::Probing(probe) => self.probe_call(probe),
             State::AwaitingJobNumber => KonnektorCall {
                 url: self.endpoints.signature_service.clone(),
                 request: get_job_number::build(&get_job_number::GetJobNumberRequest {
@@ -490,91 +426,6 @@ impl Protection {
         }
     }
 
-    /// Abbildung 8: EncryptDocument was refused. A refusal with a gematik code may be about
-    /// certificates (revoked, no path to a trust anchor), but the Konnektor does not say which:
-    /// every certificate of the attempt is offered alone to find out. Anything else (an
-    /// unreadable answer) ends the attempt with 451.
-    fn encryption_refused(&mut self, e: &KonnektorError) {
-        let refusal = konnektor_failure("EncryptDocument", e);
-        let mut queue: VecDeque<(String, Vec<u8>)> = VecDeque::new();
-        for (address, l) in &self.lookups {
-            if let Lookup::Found(certs) = l {
-                for c in certs {
-                    if !queue.iter().any(|(_, q)| q == c) {
-                        queue.push_back((address.clone(), c.clone()));
-                    }
-                }
-            }
-        }
-        if e.gematik_code().is_none() || queue.is_empty() {
-            self.fail(&refusal);
-            return;
-        }
-        self.prepared = None;
-        self.state = State::Probing(Probe {
-            refusal,
-            queue,
-            refused: Vec::new(),
-        });
-    }
-
-    /// Every certificate was offered alone. Per Abbildung 8: an address whose refused
-    /// certificate came from the cache is looked up in the directory once more (its cache
-    /// entry is evicted); otherwise the refused certificates are no longer used, and an
-    /// address left without any is removed from the message and named in the notice (A_2024,
-    /// A_2028). Then the message is signed again (the signed recipient-emails must equal the
-    /// new unprotected ones) and encrypted again.
-    fn probed(&mut self, cache: &mut CertificateCache, probe: Probe) {
-        if probe.refused.is_empty() {
-            // Each certificate alone is fine: the refusal was not about certificates.
-            self.fail(&probe.refusal);
-            return;
-        }
-        cache.invalidate(&probe.refused);
-        let mut kept = Vec::with_capacity(self.lookups.len());
-        for (address, l) in core::mem::take(&mut self.lookups) {
-            let Lookup::Found(certs) = l else {
-                kept.push((address, l));
-                continue;
-            };
-            if !certs.iter().any(|c| probe.refused.contains(c)) {
-                kept.push((address, Lookup::Found(certs)));
-                continue;
-            }
-            let cached = self.from_cache.iter().any(|a| a == &address);
-            if cached && !self.re_asked.iter().any(|a| a == &address) {
-                self.from_cache.retain(|a| a != &address);
-                self.re_asked.push(address.clone());
-                self.to_look_up.push_back(address);
-                continue;
-            }
-            let left: Vec<Vec<u8>> = certs
-                .into_iter()
-                .filter(|c| !probe.refused.contains(c))
-                .collect();
-            kept.push((
-                address,
-                if left.is_empty() {
-                    Lookup::Refused
-                } else {
-                    Lookup::Found(left)
-                },
-            ));
-        }
-        self.lookups = kept;
-        self.refused.extend(probe.refused);
-        self.refusal = Some(probe.refusal);
-        self.state = State::Certificates;
-    }
-
-    fn pin_request(&self) -> PinRequest<'_> {
-        PinRequest {
-            context: &self.context,
-            card_handle: self.card_handle.as_deref().unwrap_or_default(),
-            pin_type: PIN_TYPE_SMC,
-        }
-    }
-
     /// Builds the outer message; `encrypted` is freed as soon as it is encoded into it.
     fn finish(&mut self, encrypted: Vec<u8>) {
         let Some(p) = self.prepared.take() else {
@@ -618,21 +469,6 @@ fn konnektor_failure(operation: &str, e: &KonnektorError) -> String {
         .map(|c| format!(" (Fehler {c})"))
         .unwrap_or_default();
     format!("Konnektor-Operation {operation} fehlgeschlagen{code}")
-}
-
-/// KOM-LE-A_2058: why VerifyPin did not unlock the SM-B, for the 451 text.
-fn pin_failure(r: &VerifyPinResponse) -> String {
-    let why = match r.pin_result {
-        PinResult::WasBlocked | PinResult::NowBlocked => "die PIN.SMC ist gesperrt".to_owned(),
-        PinResult::TransportPin => "fuer die SM-B ist noch keine PIN gesetzt".to_owned(),
-        PinResult::Rejected | PinResult::Error | PinResult::Ok => match r.left_tries {
-            Some(n) => format!("die PIN-Eingabe ist fehlgeschlagen, noch {n} Versuche"),
-            None => "die PIN-Eingabe ist fehlgeschlagen".to_owned(),
-        },
-    };
-    format!(
-        "Die SM-B konnte nicht freigeschaltet werden ({why}); die Nachricht kann nicht signiert werden"
-    )
 }
 
 fn lookup(selection: Selection) -> Lookup {

@@ -49,6 +49,9 @@ pub enum PinState {
     Verified,
     Verifiable,
     Blocked,
+    /// Verifiable, but the user types a wrong PIN at the terminal: VerifyPin answers
+    /// `REJECTED` with 2 tries left and the card stays locked (KOM-LE-A_2058 tests).
+    MistypedAtTerminal,
 }
 
 /// Offered service versions in `connector.sds`. ECC capable ⇔ SignatureService ≥ 7.4.1 and

@@ -97,7 +97,9 @@ pub fn get_pin_status(sim: &Simulator, req: &Element) -> Result<String, SimError
     let handle = pin_card(sim, req)?;
     let (status, tries) = match sim.pin_state(&handle) {
         PinState::Verified => ("VERIFIED", ""),
-        PinState::Verifiable => ("VERIFIABLE", "<CARD:LeftTries>3</CARD:LeftTries>"),
+        PinState::Verifiable | PinState::MistypedAtTerminal => {
+            ("VERIFIABLE", "<CARD:LeftTries>3</CARD:LeftTries>")
+        }
         PinState::Blocked => ("BLOCKED", "<CARD:LeftTries>0</CARD:LeftTries>"),
     };
     Ok(format!(
@@ -107,19 +109,21 @@ pub fn get_pin_status(sim: &Simulator, req: &Element) -> Result<String, SimError
     ))
 }
 
-/// VerifyPin: succeeds unless the PIN is blocked (then `WASBLOCKED`).
+/// VerifyPin: succeeds unless the PIN is blocked (then `WASBLOCKED`) or the user mistypes it
+/// (`REJECTED`, 2 tries left).
 pub fn verify_pin(sim: &Simulator, req: &Element) -> Result<String, SimError> {
     let handle = pin_card(sim, req)?;
-    let result = match sim.pin_state(&handle) {
-        PinState::Blocked => "WASBLOCKED",
-        _ => {
+    let (result, tries) = match sim.pin_state(&handle) {
+        PinState::Blocked => ("WASBLOCKED", ""),
+        PinState::MistypedAtTerminal => ("REJECTED", "<CARDCMN:LeftTries>2</CARDCMN:LeftTries>"),
+        PinState::Verified | PinState::Verifiable => {
             sim.set_pin_state(&handle, PinState::Verified);
-            "OK"
+            ("OK", "")
         }
     };
     Ok(format!(
         "<CARD:VerifyPinResponse xmlns:CARD=\"{NS_CARD}\" xmlns:CONN=\"{NS_CONN}\" \
-xmlns:CARDCMN=\"{NS_CARDCMN}\">{}<CARDCMN:PinResult>{result}</CARDCMN:PinResult>\
+xmlns:CARDCMN=\"{NS_CARDCMN}\">{}<CARDCMN:PinResult>{result}</CARDCMN:PinResult>{tries}\
 </CARD:VerifyPinResponse>",
         status_ok()
     ))

@@ -4,12 +4,28 @@
 //! lookups and Konnektor calls along the way.
 //!
 //! ```text
-//!  certificates (cache, then VZD) ─► GetCards (SM-B) ─► GetJobNumber ─► SignDocument
-//!        ▲                                                                   │
-//!        └── replacements, once (Konnektor rejected cached certificates) ◄── EncryptDocument
-//!                                                                            │
-//!                                                      outer KOM-LE message ◄┘
+//!  certificates (cache, then VZD) ─► GetCards (SM-B) ─► GetPinStatus [─► VerifyPin] ─►
+//!        ▲                          GetJobNumber ─► SignDocument ─► EncryptDocument ─► outer
+//!        │                                                               │ refused
+//!        │                                      each certificate alone ◄─┘ (probe)
+//!        └── cached and refused: the VZD once more; otherwise refused: address dropped,
+//!            named in the notice (A_2024, A_2028); then sign and encrypt again
 //! ```
+//!
+//! Abbildung 8 (gemSpec_CM_KOMLE V1.0; Abbildung 9 in V1.16) as implemented:
+//! - only certificates taken from the cache earn another directory lookup; one from the
+//!   directory that the Konnektor refuses (revoked, no path to a TI trust anchor) drops its
+//!   address (the certificate alone when the address has another usable one);
+//! - the directory is asked again once per address, and a refused certificate it returns
+//!   again is no replacement;
+//! - the Konnektor's fault does not say which certificate it refused, so after a refusal
+//!   every certificate of the attempt is offered alone with a small fixed document (no
+//!   message content); when it accepts each one alone the refusal stands (451);
+//! - the sender is handled like a recipient (A_2028: removed from From/Sender, named in the
+//!   notice); only when no recipient is left the client gets 451 (A_2025);
+//! - §3.8.1, KOM-LE-A_2058: the SM-B's PIN.SMC status is read before signing, VerifyPin asks
+//!   for the PIN at the terminal when it is verifiable, and a blocked PIN or a failed entry
+//!   ends the send with a 451 that says so.
 //!
 //! The runtime loop is: call [`Protection::step`]; do what the returned [`Step`] says; feed
 //! the answer to [`Protection::directory_answer`] or [`Protection::konnektor_answer`]; repeat

@@ -1,14 +1,20 @@
 //! The protection pipeline's state machine: the I/O steps around [`SendPlan`].
+//!
+//! Unlocking the SM-B lives in [`pin`], what happens after a refused EncryptDocument
+//! (Abbildung 8) in [`refusal`].
+
+mod pin;
+mod refusal;
 
 use std::collections::VecDeque;
+
+use refusal::Probe;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::directory::{
-    CacheLookup, CertificateCache, DirectoryEntry, RetryDecision, RetryGuard, Selection, select,
-};
+use crate::directory::{CacheLookup, CertificateCache, DirectoryEntry, Selection, select};
 use crate::konnektor::{
     CallContext, KonnektorEndpoints, KonnektorError, SoapRequest, encrypt_document, get_cards,
-    get_job_number, sign_document,
+    get_job_number, get_pin_status, sign_document, verify_pin,
 };
 use crate::secret::SecretBytes;
 use crate::smime::send_plan::{Lookup, Prepared, Protect, SendPlan, SendStart};
@@ -43,6 +49,10 @@ enum State {
     /// Finding certificates (cache, then directory).
     Certificates,
     AwaitingCards,
+    /// §3.8.1 activity 3: is the SM-B's PIN.SMC verified?
+    AwaitingPinStatus,
+    /// §3.8.1 activity 4: the user enters the PIN at the card terminal.
+    AwaitingPinVerification,
     AwaitingJobNumber,
     AwaitingSignature {
         job_number: String,
@@ -51,6 +61,10 @@ enum State {
     AwaitingEncryption {
         signed_entity: SecretBytes,
     },
+    /// Abbildung 8: EncryptDocument was refused and the Konnektor does not say for which
+    /// certificate, so each certificate of the attempt is offered alone (with a small fixed
+    /// document, never the message) to find the ones it refuses.
+    Probing(Probe),
     Finished,
 }
 
@@ -68,10 +82,18 @@ pub struct Protection {
     lookups: Vec<(String, Lookup)>,
     /// Addresses whose certificates came from the cache (retry rule of Abbildung 8).
     from_cache: Vec<String>,
+    cache_consulted: bool,
     to_look_up: VecDeque<String>,
     /// The address of the outstanding [`Step::LookUp`].
     asked: Option<String>,
-    retry: RetryGuard,
+    /// Addresses looked up again after the Konnektor refused their cached certificates; a
+    /// second refusal drops them (Abbildung 8 asks the directory once).
+    re_asked: Vec<String>,
+    /// Certificates the Konnektor refused for this message: never offered again, even when
+    /// the directory returns them as replacements.
+    refused: Vec<Vec<u8>>,
+    /// The last EncryptDocument refusal, named in the 451 when nobody is left (A_2025).
+    refusal: Option<String>,
     /// The plan made in `new`; it owns the message (moved out of the job, not copied) and is
     /// asked again when the Konnektor refused cached certificates (Abbildung 8).
     plan: Option<SendPlan>,
@@ -98,9 +120,12 @@ impl Protection {
             addresses: Vec::new(),
             lookups: Vec::new(),
             from_cache: Vec::new(),
+            cache_consulted: false,
             to_look_up: VecDeque::new(),
             asked: None,
-            retry: RetryGuard::new(),
+            re_asked: Vec::new(),
+            refused: Vec::new(),
+            refusal: None,
             plan: None,
             prepared: None,
             card_handle: None,
@@ -139,7 +164,8 @@ impl Protection {
             }
             match self.state {
                 State::Certificates => {
-                    if self.lookups.is_empty() && self.to_look_up.is_empty() {
+                    if !self.cache_consulted {
+                        self.cache_consulted = true;
                         self.consult_cache(cache);
                     }
                     if let Some(a) = self.to_look_up.pop_front() {
@@ -178,15 +204,24 @@ impl Protection {
         };
         match entries {
             Ok(entries) => {
+                // A certificate the Konnektor refused for this message is no replacement.
                 let certs: Vec<Vec<u8>> = entries
                     .iter()
                     .flat_map(|e| e.certificates.iter().cloned())
+                    .filter(|c| !self.refused.contains(c))
                     .collect();
                 let selection = select(&certs, self.now, self.endpoints.ecc_capable).selection;
-                if matches!(selection, Selection::Usable(_)) {
-                    cache.insert(&address, certs, self.now);
-                }
-                self.lookups.push((address, lookup(selection)));
+                let again = self.re_asked.iter().any(|a| a == &address);
+                let found = match selection {
+                    Selection::Usable(_) => {
+                        cache.insert(&address, certs, self.now);
+                        lookup(selection)
+                    }
+                    // Abbildung 8: no replacement for a refused certificate.
+                    Selection::NoValidCertificate if again => Lookup::Refused,
+                    other => lookup(other),
+                };
+                self.lookups.push((address, found));
             }
             Err(DirectoryUnavailable) => {
                 self.fail("Der Verzeichnisdienst ist nicht erreichbar");
@@ -211,12 +246,21 @@ impl Protection {
                 Ok(cards) => match cards.smb() {
                     Some(card) => {
                         self.card_handle = Some(card.card_handle.clone());
-                        self.state = State::AwaitingJobNumber;
+                        // §3.8.1: PIN status first where the Konnektor offers a CardService;
+                        // without one it is asked to sign directly.
+                        self.state = if self.endpoints.card_service.is_some() {
+                            State::AwaitingPinStatus
+                        } else {
+                            State::AwaitingJobNumber
+                        };
                     }
+                    // KOM-LE-A_2057.
                     None => self.fail("Keine SM-B im Kartenkontext gefunden"),
                 },
                 Err(e) => self.fail_konnektor("GetCards", &e),
             },
+            State::AwaitingPinStatus => self.pin_status_answer(&body),
+            State::AwaitingPinVerification => self.verify_pin_answer(&body),
             State::AwaitingJobNumber => match get_job_number::parse(&body) {
                 Ok(job_number) => self.state = State::AwaitingSignature { job_number },
                 Err(e) => self.fail_konnektor("GetJobNumber", &e),
@@ -242,9 +286,10 @@ impl Protection {
                 drop(body);
                 match parsed {
                     Ok(r) => self.finish(r.encrypted),
-                    Err(e) => self.encryption_refused(cache, &e),
+                    Err(e) => self.encryption_refused(&e),
                 }
             }
+            State::Probing(probe) => self.probe_answer(cache, probe, &body),
             other => self.state = other,
         }
     }
@@ -271,6 +316,15 @@ impl Protection {
                     card_type: None,
                 }),
             },
+            State::AwaitingPinStatus => KonnektorCall {
+                url: self.endpoints.card_service.clone().unwrap_or_default(),
+                request: get_pin_status::build(&self.pin_request()),
+            },
+            State::AwaitingPinVerification => KonnektorCall {
+                url: self.endpoints.card_service.clone().unwrap_or_default(),
+                request: verify_pin::build(&self.pin_request()),
+            },
+            State::Probing(probe) => self.probe_call(probe),
             State::AwaitingJobNumber => KonnektorCall {
                 url: self.endpoints.signature_service.clone(),
                 request: get_job_number::build(&get_job_number::GetJobNumberRequest {
@@ -358,39 +412,17 @@ impl Protection {
                     .filter(|(_, l)| !matches!(l, Lookup::Found(c) if !c.is_empty()))
                     .map(|(a, _)| a.as_str())
                     .collect();
+                let konnektor = self
+                    .refusal
+                    .as_deref()
+                    .map(|r| format!("; {r}"))
+                    .unwrap_or_default();
                 self.fail(&format!(
-                    "Die Nachricht konnte nicht verschluesselt werden, weil Verschluesselungszertifikate fuer {} nicht zugaenglich sind",
+                    "Die Nachricht konnte nicht verschluesselt werden, weil Verschluesselungszertifikate fuer {} nicht zugaenglich sind{konnektor}",
                     missing.join(", ")
                 ));
             }
             Err(_) => self.fail("Die Nachricht ist kein gueltiges Internet-Mail-Format"),
-        }
-    }
-
-    /// Abbildung 8: when certificates from the cache were among those the Konnektor refused,
-    /// look them up once more and start again from the signature (the signed recipient-emails
-    /// must equal the unprotected ones).
-    fn encryption_refused(&mut self, cache: &mut CertificateCache, e: &KonnektorError) {
-        let used = self
-            .prepared
-            .as_ref()
-            .map(|p| p.encryption_certificates.clone())
-            .unwrap_or_default();
-        if self.from_cache.is_empty() {
-            self.fail_konnektor("EncryptDocument", e);
-            return;
-        }
-        match self.retry.on_rejected(cache, &used) {
-            RetryDecision::LookUpReplacements(addresses) => {
-                for a in addresses {
-                    self.lookups.retain(|(x, _)| x != &a);
-                    self.from_cache.retain(|x| x != &a);
-                    self.to_look_up.push_back(a);
-                }
-                self.prepared = None;
-                self.state = State::Certificates;
-            }
-            RetryDecision::GiveUp => self.fail_konnektor("EncryptDocument", e),
         }
     }
 
@@ -420,13 +452,7 @@ impl Protection {
     }
 
     fn fail_konnektor(&mut self, operation: &str, e: &KonnektorError) {
-        let code = e
-            .gematik_code()
-            .map(|c| format!(" (Fehler {c})"))
-            .unwrap_or_default();
-        self.fail(&format!(
-            "Konnektor-Operation {operation} fehlgeschlagen{code}"
-        ));
+        self.fail(&konnektor_failure(operation, e));
     }
 
     fn fail(&mut self, reason: &str) {
@@ -434,6 +460,15 @@ impl Protection {
             reason: reason.to_owned(),
         }));
     }
+}
+
+/// The 451 text for a failed Konnektor operation, with its gematik code when there is one.
+fn konnektor_failure(operation: &str, e: &KonnektorError) -> String {
+    let code = e
+        .gematik_code()
+        .map(|c| format!(" (Fehler {c})"))
+        .unwrap_or_default();
+    format!("Konnektor-Operation {operation} fehlgeschlagen{code}")
 }
 
 fn lookup(selection: Selection) -> Lookup {

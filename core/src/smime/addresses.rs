@@ -142,9 +142,14 @@ pub fn sender_address(mail: &[u8]) -> Result<String, SmimeError> {
 /// The header fields A_2028 edits.
 pub const ADDRESS_FIELDS: [&str; 4] = ["To", "Cc", "From", "Sender"];
 
+/// What a `From` field holds once A_2028 removed its only mailbox (the sender had no usable
+/// certificate): an empty group, so the field stays and names nobody.
+pub const EMPTIED_FROM: &[u8] = b"undisclosed-sender:;";
+
 /// KOM-LE-A_2028: removes every address in `remove` (compared case-insensitively) from the
 /// `To`, `Cc`, `From` and `Sender` fields; all other text stays byte-identical. A `To`/`Cc`/
-/// `Sender` field left without addresses is dropped; an emptied group stays as `name:;`.
+/// `Sender` field left without addresses is dropped; an emptied group stays as `name:;`; an
+/// emptied `From` becomes [`EMPTIED_FROM`].
 pub fn remove_addresses(mail: &[u8], remove: &[String]) -> Result<Vec<u8>, SmimeError> {
     let head = headers::parse(mail)?;
     let remove: Vec<String> = remove.iter().map(|a| a.to_ascii_lowercase()).collect();
@@ -188,8 +193,14 @@ pub fn remove_addresses(mail: &[u8], remove: &[String]) -> Result<Vec<u8>, Smime
             }
         }
         let has_address = kept.iter().any(|k| addresses(k).iter().any(|_| true));
-        if kept.is_empty() || (!has_address && !f.name.eq_ignore_ascii_case("From")) {
+        let is_from = f.name.eq_ignore_ascii_case("From");
+        if !is_from && (kept.is_empty() || !has_address) {
             continue;
+        }
+        // From is required (RFC 5322 3.6): a From left without any mailbox becomes an empty
+        // group (RFC 6854), so the protected copy and the outer message still carry one.
+        if kept.is_empty() {
+            kept.push(EMPTIED_FROM.to_vec());
         }
         let mut new_value = kept.join(&b","[..]);
         if !new_value.starts_with(b" ")
@@ -210,6 +221,16 @@ pub fn remove_addresses(mail: &[u8], remove: &[String]) -> Result<Vec<u8>, Smime
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_2028_from_without_its_only_mailbox_becomes_an_empty_group() {
+        let mail = b"From: Praxis <s@x.de>\r\nSender: s@x.de\r\nTo: a@b.de\r\n\r\nText\r\n";
+        let out = remove_addresses(mail, &["S@x.de".to_owned()]).unwrap();
+        assert_eq!(
+            out,
+            b"From: undisclosed-sender:;\r\nTo: a@b.de\r\n\r\nText\r\n".to_vec()
+        );
+    }
 
     #[test]
     fn addresses_handle_quotes_comments_and_groups() {

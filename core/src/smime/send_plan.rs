@@ -52,6 +52,10 @@ pub enum Lookup {
     NoCertificate,
     /// Certificates found but with different Telematik-IDs.
     DifferentTelematikIds,
+    /// The Konnektor refused every certificate found for the address at EncryptDocument
+    /// (revoked, no path to a TI trust anchor) and the directory had no replacement
+    /// (Abbildung 8).
+    Refused,
 }
 
 /// Result of step 2.
@@ -59,7 +63,7 @@ pub enum Lookup {
 pub enum Prepared {
     /// Sign, encrypt and send.
     Protect(Protect),
-    /// Nobody left to send to (or the sender cannot be encrypted for): send only the notice.
+    /// No recipient left to send to (A_2025): nothing is sent; the notice says why.
     NothingToSend {
         /// Plain notice to the sender (A_2024).
         sender_notice: Vec<u8>,
@@ -123,6 +127,11 @@ impl SendPlan {
     /// Step 2. `lookups` answers [`SendPlan::addresses_to_look_up`]; an address without an
     /// answer counts as having no certificate. `now` (Unix seconds) dates the notice.
     ///
+    /// Every address without a usable certificate, the sender's own included (KOM-LE-A_2028),
+    /// is removed from the protected copy and named in the notice (A_2024, A_2192); the
+    /// message is then encrypted for the others. Only when no recipient is left the result is
+    /// [`Prepared::NothingToSend`] (A_2025).
+    ///
     /// Borrows the plan: the only full-size buffer made is the sign input (plus the mail
     /// without the left-out addresses, freed before returning, when there are any).
     pub fn with_certificates(
@@ -153,6 +162,10 @@ impl SendPlan {
                     address: a,
                     reason: LeftOutReason::DifferentTelematikIds,
                 }),
+                Some(Lookup::Refused) => left_out.push(LeftOut {
+                    address: a,
+                    reason: LeftOutReason::CertificateRefused,
+                }),
                 _ => left_out.push(LeftOut {
                     address: a,
                     reason: LeftOutReason::NoCertificate,
@@ -170,10 +183,10 @@ impl SendPlan {
                 now,
             )
         });
-        let sender_ok = !left_out
-            .iter()
-            .any(|l| l.address.eq_ignore_ascii_case(&self.sender));
-        if recipients.is_empty() || !sender_ok {
+        // A_2028 names the sender too: a sender without a usable certificate is removed from
+        // From/Sender like a recipient and the message goes to the recipients; only A_2025
+        // (no recipient at all) stops the send.
+        if recipients.is_empty() {
             return Ok(Prepared::NothingToSend {
                 sender_notice: notice.unwrap_or_default(),
             });

@@ -13,13 +13,17 @@ pub enum LeftOutReason {
     NoCertificate,
     /// The address's certificates carry different Telematik-IDs (`X-KIM-Fehlermeldung: 4005`).
     DifferentTelematikIds,
+    /// The Konnektor refused every certificate of the address when encrypting (revoked, no
+    /// path to a TI trust anchor; Abbildung 8) and the directory had no replacement
+    /// (`X-KIM-Fehlermeldung: 4004`, the code for "not encryptable").
+    CertificateRefused,
 }
 
 impl LeftOutReason {
     /// The `X-KIM-Fehlermeldung` code (NOTES.md).
     pub fn code(self) -> &'static str {
         match self {
-            LeftOutReason::NoCertificate => "4004",
+            LeftOutReason::NoCertificate | LeftOutReason::CertificateRefused => "4004",
             LeftOutReason::DifferentTelematikIds => "4005",
         }
     }
@@ -29,6 +33,9 @@ impl LeftOutReason {
             LeftOutReason::NoCertificate => "kein gültiges Verschlüsselungszertifikat gefunden",
             LeftOutReason::DifferentTelematikIds => {
                 "die Verschlüsselungszertifikate tragen unterschiedliche Telematik-IDs"
+            }
+            LeftOutReason::CertificateRefused => {
+                "der Konnektor hat das Verschlüsselungszertifikat als ungültig abgelehnt (gesperrt oder nicht vertrauenswürdig)"
             }
         }
     }
@@ -45,6 +52,10 @@ pub struct LeftOut {
 
 /// Builds the notice to `sender` (CRLF, UTF-8 text, one `X-KIM-Fehlermeldung` per distinct code).
 /// `subject` and `message_id` identify the original mail in the text; `now` is Unix seconds.
+///
+/// When the sender is among `left_out` (no usable certificate of its own), KOM-LE-A_2028
+/// removed it from `From`/`Sender` and the message is not encrypted for it: the notice says
+/// so, because the sender cannot open its own copy of what was sent.
 pub fn sender_notice(
     sender: &str,
     subject: &str,
@@ -74,10 +85,17 @@ pub fn sender_notice(
     if !message_id.is_empty() {
         m.push_str(&format!(" ({message_id})"));
     }
-    m.push_str(
-        " wurde an die folgenden Empfänger nicht gesendet, weil sie für sie nicht verschlüsselt werden konnte:\r\n\r\n",
-    );
-    for l in left_out {
+    let (own, others): (Vec<&LeftOut>, Vec<&LeftOut>) = left_out
+        .iter()
+        .partition(|l| l.address.eq_ignore_ascii_case(sender));
+    if others.is_empty() {
+        m.push_str(" wurde gesendet, aber nicht für Sie selbst verschlüsselt.\r\n");
+    } else {
+        m.push_str(
+            " wurde an die folgenden Empfänger nicht gesendet, weil sie für sie nicht verschlüsselt werden konnte:\r\n\r\n",
+        );
+    }
+    for l in others {
         m.push_str(&format!(
             "  {} – {} (Fehler {})\r\n",
             l.address,
@@ -85,6 +103,47 @@ pub fn sender_notice(
             l.reason.code()
         ));
     }
+    for l in own {
+        m.push_str(&format!(
+            "\r\nIhre eigene Adresse {} wurde aus From/Sender entfernt und die Nachricht nicht für sie verschlüsselt – {} (Fehler {}). Sie können die gesendete Nachricht selbst nicht entschlüsseln.\r\n",
+            l.address,
+            l.reason.text(),
+            l.reason.code()
+        ));
+    }
     m.push_str("\r\nAn alle anderen Empfänger wurde die Nachricht signiert und verschlüsselt gesendet.\r\n");
     m.into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(left_out: &[LeftOut]) -> String {
+        String::from_utf8(sender_notice("s@x.de", "Befund", "<1@x.de>", left_out, 0)).unwrap()
+    }
+
+    #[test]
+    fn a_2024_refused_certificate_is_named_with_code_4004() {
+        let n = text(&[LeftOut {
+            address: "r@y.de".into(),
+            reason: LeftOutReason::CertificateRefused,
+        }]);
+        assert!(n.contains("X-KIM-Fehlermeldung: 4004\r\n"), "{n}");
+        assert!(n.contains("  r@y.de – der Konnektor hat"), "{n}");
+    }
+
+    #[test]
+    fn a_2028_sender_left_out_is_told_it_cannot_open_its_own_copy() {
+        let n = text(&[LeftOut {
+            address: "S@x.de".into(),
+            reason: LeftOutReason::NoCertificate,
+        }]);
+        assert!(n.contains("nicht für Sie selbst verschlüsselt"), "{n}");
+        assert!(
+            n.contains("Ihre eigene Adresse S@x.de wurde aus From/Sender entfernt"),
+            "{n}"
+        );
+        assert!(!n.contains("folgenden Empfänger"), "{n}");
+    }
 }

@@ -276,6 +276,67 @@ fn kom_le_a_2024_certificate_gone_at_data_time_sends_to_the_rest_and_notifies_th
     bed.assert_not_delivered(&gone, "gone-at-data", SETTLE);
 }
 
+/// Issue 14 finding 8, Abbildung 8: the directory hands out a certificate the Konnektor
+/// refuses at EncryptDocument (revoked). RCPT accepts the recipient (the directory cannot know
+/// about the revocation); at DATA only that recipient is dropped: the client gets 250, the
+/// other recipient gets the protected message, the revoked one nothing, and the sender a
+/// notice with `X-KIM-Fehlermeldung: 4004` naming the dropped address (A_2024, A_2028).
+#[test]
+fn kom_le_abbildung_8_revoked_certificate_refused_at_encryption_drops_only_that_recipient() {
+    let bed = TestBed::start();
+    let from = sender();
+    let good = world().pki.single.address.clone();
+    let revoked = world().pki.revoked.address.clone();
+    let marker = "revoked-at-data";
+    let rcpts = [good.as_str(), revoked.as_str()];
+    let auth = clients::auth_plain(&bed.login(&from), &password(&from));
+    let mail_from = format!("MAIL FROM:<{from}>");
+    let rcpt_good = format!("RCPT TO:<{good}>");
+    let rcpt_revoked = format!("RCPT TO:<{revoked}>");
+    let mut body = stuffed(&mail(&from, &rcpts, marker));
+    body.extend_from_slice(b".\r\n");
+    let steps = [
+        Step::Read,
+        Step::Command("EHLO python"),
+        Step::Command(&auth),
+        Step::Command(&mail_from),
+        Step::Command(&rcpt_good),
+        Step::Command(&rcpt_revoked),
+        Step::Command("DATA"),
+        Step::Send(&body),
+        Step::Read,
+        Step::Command("QUIT"),
+    ];
+    let run = RawDialog::start(bed.smtp_addr(), bed.cm_ca_path(), &steps).finish();
+    assert_eq!(
+        run.codes(),
+        [220, 250, 235, 250, 250, 250, 354, 250, 221],
+        "{}\n{}",
+        run.transcript,
+        bed.log()
+    );
+    let stored = bed.wait_delivered(&good, marker, 1, DELIVERY);
+    assert_eq!(stored.len(), 1);
+    assert_opens(&stored[0], &good, marker);
+    let opened = open_as(&good, &stored[0]).expect("opens");
+    assert!(
+        !opened.contains(&revoked),
+        "the protected copy no longer names the dropped address"
+    );
+    let notices = bed.wait_delivered(&from, marker, 1, DELIVERY);
+    let notice = String::from_utf8_lossy(&notices[0]);
+    assert!(notice.contains("X-KIM-Fehlermeldung: 4004"), "{notice}");
+    assert!(
+        notice.contains(&revoked),
+        "the notice names who was left out: {notice}"
+    );
+    assert!(
+        !notice.contains("Kalium"),
+        "the notice does not carry the message: {notice}"
+    );
+    bed.assert_not_delivered(&revoked, marker, SETTLE);
+}
+
 #[test]
 fn kom_le_a_2021_signing_fault_answers_451_and_delivers_nothing() {
     let mut sim = world().sim_config.clone();

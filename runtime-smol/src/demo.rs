@@ -69,6 +69,20 @@ pub fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<(), DemoError> 
         out,
         "KOM-LE Clientmodul demo: everything runs in this process on 127.0.0.1.",
     );
+    // A port in use would otherwise surface as a bare "Address already in use" from deep in
+    // the start-up; say which port and which option picks another.
+    for (port, option) in [
+        (options.smtp_port, "--port"),
+        (options.pop3_port, "--pop3-port"),
+    ] {
+        if port != 0 {
+            std::net::TcpListener::bind(("127.0.0.1", port)).map_err(|e| {
+                DemoError(format!(
+                    "127.0.0.1:{port} cannot be used ({e}); choose another port with {option} N"
+                ))
+            })?;
+        }
+    }
     say(out, "Generating the test PKI and the practices' cards ...");
     let mut env = Embedded::start(&EmbeddedOptions {
         smtp_port: options.smtp_port,
@@ -158,7 +172,14 @@ pub fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<(), DemoError> 
     }
 
     say(out, "");
-    say(out, "Try it yourself while this runs (Ctrl-C to stop):");
+    if options.once {
+        say(
+            out,
+            "Try it yourself: run `komle-cm demo` without --once, it keeps serving like this:",
+        );
+    } else {
+        say(out, "Try it yourself while this runs (Ctrl-C to stop):");
+    }
     say(
         out,
         &format!("  proxy      smtps://127.0.0.1:{}", proxy_addr.port()),
@@ -175,16 +196,21 @@ pub fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<(), DemoError> 
     let ca_path = std::env::temp_dir().join(format!("komle-cm-demo-ca-{}.pem", std::process::id()));
     let _ = std::fs::write(&ca_path, &cm_tls.ca_pem);
     // curl splits --user at the first colon, and the login name has one (host:port): give
-    // the credentials percent-encoded in the URL instead.
+    // the credentials percent-encoded in the URL instead. The mail comes from a here-document,
+    // so the command works as printed, with no file to create first.
     let encoded = percent_encode(&login);
     say(
         out,
         &format!(
-            "  curl --ssl-reqd --cacert {} --url 'smtps://{encoded}:{DEMO_PASSWORD}@127.0.0.1:{}' --mail-from {sender} --mail-rcpt {recipient} --upload-file mail.txt",
+            "  curl --ssl-reqd --cacert {} --url 'smtps://{encoded}:{DEMO_PASSWORD}@127.0.0.1:{}' --mail-from {sender} --mail-rcpt {recipient} --upload-file - <<'MAIL'",
             ca_path.display(),
             proxy_addr.port()
         ),
     );
+    for line in hand_mail(&sender, &recipient).lines() {
+        say(out, line);
+    }
+    say(out, "MAIL");
     if let (Some(pop3_proxy), Some(pop3_login)) = (env.pop3_addr, env.pop3_login()) {
         say(
             out,
@@ -200,14 +226,64 @@ pub fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<(), DemoError> 
                 pop3_proxy.port()
             ),
         );
+        say(
+            out,
+            &format!(
+                "  (mail sent to {recipient} through the proxy shows up here as message 2, 3, ...)"
+            ),
+        );
     }
-    if options.once {
-        env.stop();
-        let _ = std::fs::remove_file(&ca_path);
-        return Ok(());
+    if !options.once {
+        serve_until_stopped(&env, &recipient)?;
+        say(out, "Stopped.");
     }
-    env.wait();
+    env.stop();
+    let _ = std::fs::remove_file(&ca_path);
     Ok(())
+}
+
+/// Serves until SIGINT or SIGTERM, handing every mail the demo's mail service receives for
+/// `recipient` on to its POP3 maildrop, so what was sent by hand can be fetched by hand.
+/// Returning (instead of dying on the signal) lets the caller remove the CA file it wrote.
+fn serve_until_stopped(env: &Embedded, recipient: &str) -> Result<(), DemoError> {
+    use async_signal::{Signal, Signals};
+    use futures_lite::StreamExt;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut signals =
+        Signals::new([Signal::Int, Signal::Term]).map_err(err("catching SIGINT/SIGTERM"))?;
+    let flag = stop.clone();
+    std::thread::spawn(move || {
+        smol::block_on(signals.next());
+        flag.store(true, Ordering::SeqCst);
+    });
+    // The scripted round trip put the first message into the maildrop already.
+    let mut handed_on = env.mta.received_count();
+    while !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(200));
+        let received = env.mta.received();
+        for mail in received.iter().skip(handed_on) {
+            let for_recipient = mail
+                .recipients
+                .iter()
+                .any(|r| r.eq_ignore_ascii_case(recipient));
+            if let (true, Some(pop3)) = (for_recipient, &env.pop3) {
+                pop3.put(mail.data.clone());
+            }
+        }
+        handed_on = received.len();
+    }
+    Ok(())
+}
+
+/// The mail the printed curl command sends (RFC 5322, CRLF added by the SMTP client).
+fn hand_mail(from: &str, to: &str) -> String {
+    format!(
+        "From: <{from}>\nTo: <{to}>\nSubject: Von Hand gesendet\nMIME-Version: 1.0\n\
+         Content-Type: text/plain; charset=utf-8\n\nDiese Nachricht wurde mit curl gesendet.\n"
+    )
 }
 
 /// URL userinfo encoding for curl: everything but unreserved characters as `%XX`.

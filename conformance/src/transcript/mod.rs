@@ -1,0 +1,433 @@
+//! Protocol transcripts replayed against the sans-IO SMTP and POP3 sessions.
+//!
+//! A transcript is a text file, one exchange per file, so adding a case is a one-file change.
+//! The protocol is chosen by the directory the file is in: `transcripts/smtp/` or
+//! `transcripts/pop3/` ([`Protocol::dir`]). Both share this grammar, the expectation matching,
+//! the clock and the random-split replay; only the `A:` actions, the `E:` events and the `O:`
+//! options differ. "Upstream" is the MTA for SMTP, the POP3 server for POP3.
+//!
+//! | marker | meaning |
+//! |---|---|
+//! | `C: text` | the client sends `text` CRLF |
+//! | `C~ esc` | the client sends raw bytes (`\r`, `\n`, `\t`, `\\`, `\xNN` escapes, nothing appended) |
+//! | `S: text` / `S~ esc` | the upstream server sends |
+//! | `M: text` / `M~ esc` | the module sends `text` CRLF (or these raw bytes) to the client (expected) |
+//! | `U: text` / `U~ esc` | the module sends to the upstream server (expected) |
+//! | `A: action` | expected action, see below |
+//! | `J: text` / `J~ esc` | expected line of the message handed to the `protect` / `open` action |
+//! | `E: event` | inject an event, see below |
+//! | `P: text` / `P~ esc` | a line of the message the next `E: protected` / `E: opened` returns |
+//! | `N: text` / `N~ esc` | a line of the notice mail the next `E: protected` returns (SMTP) |
+//! | `T: +Ns` | advance the clock by N seconds and fire the timers |
+//! | `X: timeout +Ns` / `X: timeout none` | assert `poll_timeout` |
+//! | `X: finished` | assert the session is finished |
+//! | `O: key value` | a setting changed from the protocol's default configuration |
+//! | `# …` | comment; blank lines are ignored |
+//!
+//! Actions and events of both protocols: `A: connect HOST:PORT`, `A: close-client`,
+//! `A: close-upstream`; `E: connected`, `E: connect-failed [REASON]` (REASON takes escapes,
+//! default `connection refused`), `E: client-closed`, `E: upstream-closed`.
+//!
+//! SMTP only: `A: check-recipient ADDR`, `A: protect from=<F> to=A,B`;
+//! `E: recipient ADDR usable|no-certificate|conflicting-ids|directory-unavailable`,
+//! `E: protect-failed REASON`, `E: protected keep=A,B [notice=FROM>TO]`; options are the
+//! [`SmtpConfig`](komle_core::smtp::SmtpConfig) fields ([`smtp::config`]).
+//!
+//! POP3 only: `A: open login=USER#HOST:PORT#MANDANT#CLIENTSYSTEM#WORKPLACE[#USERID]` (the login
+//! the job carries, followed by its `J:` lines); `E: opened` (the `P:` lines before it are the
+//! opened message), `E: open-failed REASON`; options are the
+//! [`Pop3Config`](komle_core::pop3::Pop3Config) fields ([`pop3::config`]).
+//!
+//! Everything the module emits must be matched by an expectation, in order, before the next
+//! input: every byte either side sees is asserted.
+
+mod grammar;
+pub mod pop3;
+pub mod smtp;
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub use grammar::{escape, unescape};
+pub use smtp::TRANSCRIPT_MTAS;
+
+use grammar::{parse_secs, with_crlf};
+
+/// Which session a transcript drives; chosen by the directory the file is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    Smtp,
+    Pop3,
+}
+
+impl Protocol {
+    /// The directory under `conformance/transcripts/` holding this protocol's transcripts.
+    pub fn dir(self) -> &'static str {
+        match self {
+            Self::Smtp => "smtp",
+            Self::Pop3 => "pop3",
+        }
+    }
+
+    /// Markers only one protocol has: a POP3 transcript with a notice line is a mistake.
+    fn accepts(self, marker: &str) -> bool {
+        !(self == Self::Pop3 && matches!(marker, "N:" | "N~"))
+    }
+}
+
+/// Which message an `P:` / `N:` line belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PayloadKind {
+    /// `P:` — the protected (SMTP) or opened (POP3) message.
+    Message,
+    /// `N:` — the notice mail of an SMTP `protected` result.
+    Notice,
+}
+
+/// One step of a transcript.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    Client(Vec<u8>),
+    Upstream(Vec<u8>),
+    Event(String),
+    Payload(PayloadKind, Vec<u8>),
+    Advance(Duration),
+    Expect(String),
+    ExpectTimeout(Option<Duration>),
+    ExpectFinished,
+}
+
+/// A parsed transcript.
+#[derive(Clone, Debug)]
+pub struct Transcript {
+    pub protocol: Protocol,
+    pub name: String,
+    /// Settings changed from the protocol's default configuration by `O: key value` lines.
+    pub options: Vec<(String, String)>,
+    /// Steps with the 1-based line number they come from.
+    pub steps: Vec<(usize, Step)>,
+}
+
+impl Transcript {
+    pub fn parse(protocol: Protocol, name: &str, text: &str) -> Result<Self, String> {
+        let mut steps = Vec::new();
+        let mut options = Vec::new();
+        for (i, raw) in text.lines().enumerate() {
+            let n = i + 1;
+            let line = raw.strip_suffix('\r').unwrap_or(raw);
+            if line.trim().is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (marker, rest) = (line.get(..2).unwrap_or(""), line.get(3..).unwrap_or(""));
+            if !protocol.accepts(marker) {
+                return Err(format!("{name}:{n}: {marker} is no {protocol:?} marker"));
+            }
+            let raw = || unescape(rest).map_err(|e| format!("{name}:{n}: {e}"));
+            let step = match marker {
+                "C:" => Step::Client(with_crlf(rest)),
+                "C~" => Step::Client(raw()?),
+                "S:" => Step::Upstream(with_crlf(rest)),
+                "S~" => Step::Upstream(raw()?),
+                "M:" | "U:" | "A:" | "J:" | "M~" | "U~" | "J~" => {
+                    Step::Expect(format!("{marker} {rest}"))
+                }
+                "E:" => Step::Event(rest.to_owned()),
+                "O:" => {
+                    let (k, v) = rest
+                        .split_once(' ')
+                        .ok_or(format!("{name}:{n}: O: needs key and value"))?;
+                    options.push((k.to_owned(), v.to_owned()));
+                    continue;
+                }
+                "P:" => Step::Payload(PayloadKind::Message, with_crlf(rest)),
+                "P~" => Step::Payload(PayloadKind::Message, raw()?),
+                "N:" => Step::Payload(PayloadKind::Notice, with_crlf(rest)),
+                "N~" => Step::Payload(PayloadKind::Notice, raw()?),
+                "T:" => Step::Advance(parse_secs(rest).ok_or(format!("{name}:{n}: bad time"))?),
+                "X:" if rest == "finished" => Step::ExpectFinished,
+                "X:" if rest == "timeout none" => Step::ExpectTimeout(None),
+                "X:" => {
+                    let d = rest
+                        .strip_prefix("timeout ")
+                        .and_then(parse_secs)
+                        .ok_or(format!("{name}:{n}: bad assertion"))?;
+                    Step::ExpectTimeout(Some(d))
+                }
+                _ => return Err(format!("{name}:{n}: unknown marker in {line:?}")),
+            };
+            steps.push((n, step));
+        }
+        Ok(Self {
+            protocol,
+            name: name.to_owned(),
+            options,
+            steps,
+        })
+    }
+
+    /// Parses every `*.txt` in `dir`, sorted by name, as transcripts of `protocol`.
+    pub fn load_dir(protocol: Protocol, dir: &Path) -> Result<Vec<Self>, String> {
+        let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let mut files = Vec::new();
+        for e in entries {
+            let p = e.map_err(|e| format!("{}: {e}", dir.display()))?.path();
+            if p.extension().is_some_and(|e| e == "txt") {
+                files.push(p);
+            }
+        }
+        files.sort();
+        files
+            .iter()
+            .map(|p| {
+                let name = p.file_name().unwrap_or_default().to_string_lossy();
+                let text =
+                    std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+                Self::parse(protocol, &name, &text)
+            })
+            .collect()
+    }
+
+    /// Every transcript of `protocol` in `conformance/transcripts/<dir>`.
+    pub fn load(protocol: Protocol) -> Result<Vec<Self>, String> {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("transcripts")
+            .join(protocol.dir());
+        Self::load_dir(protocol, &dir)
+    }
+}
+
+/// Message bytes collected from `P:` / `N:` lines for the next event that returns a message.
+#[derive(Debug, Default)]
+pub(crate) struct Payload {
+    message: Vec<u8>,
+    notice: Vec<u8>,
+}
+
+/// A session of one protocol as the runner sees it: inputs in, shown actions out.
+trait Replay {
+    fn client_data(&mut self, bytes: &[u8], now: Instant);
+    fn upstream_data(&mut self, bytes: &[u8], now: Instant);
+    /// Injects the `E:` event `spec`; an event returning a message takes it from `payload`.
+    fn event(&mut self, spec: &str, payload: &mut Payload, now: Instant) -> Result<(), String>;
+    fn timeout(&mut self, now: Instant);
+    fn poll_timeout(&self) -> Option<Instant>;
+    fn is_finished(&self) -> bool;
+    /// Moves every pending action into `observed`, shown as expectation lines.
+    fn drain(&mut self, observed: &mut VecDeque<String>);
+}
+
+fn start(t: &Transcript, now: Instant) -> Result<Box<dyn Replay>, String> {
+    let with_name = |e: String| format!("{}: {e}", t.name);
+    Ok(match t.protocol {
+        Protocol::Smtp => Box::new(smtp::SmtpReplay::start(&t.options, now).map_err(with_name)?),
+        Protocol::Pop3 => Box::new(pop3::Pop3Replay::start(&t.options, now).map_err(with_name)?),
+    })
+}
+
+/// How input bytes are cut into reads: given the bytes of one input step, the chunk sizes.
+pub type Splitter<'a> = &'a mut dyn FnMut(usize) -> Vec<usize>;
+
+/// Replays a transcript; `split` decides how each input is cut into reads.
+pub fn run(t: &Transcript, split: Splitter<'_>) -> Result<(), String> {
+    let mut now = Instant::now();
+    let mut session = start(t, now)?;
+    let mut observed: VecDeque<String> = VecDeque::new();
+    let mut payload = Payload::default();
+    session.drain(&mut observed);
+    for (n, step) in &t.steps {
+        let at = || format!("{}:{}", t.name, n);
+        let is_input = matches!(
+            step,
+            Step::Client(_) | Step::Upstream(_) | Step::Event(_) | Step::Advance(_)
+        );
+        if is_input && !observed.is_empty() {
+            return Err(format!(
+                "{}: module output not expected by the transcript: {:?}",
+                at(),
+                observed
+            ));
+        }
+        match step {
+            Step::Client(bytes) => {
+                for chunk in chunks(bytes, split) {
+                    session.client_data(chunk, now);
+                    session.drain(&mut observed);
+                }
+            }
+            Step::Upstream(bytes) => {
+                for chunk in chunks(bytes, split) {
+                    session.upstream_data(chunk, now);
+                    session.drain(&mut observed);
+                }
+            }
+            Step::Event(e) => {
+                session
+                    .event(e, &mut payload, now)
+                    .map_err(|m| format!("{}: {m}", at()))?;
+                session.drain(&mut observed);
+            }
+            Step::Payload(PayloadKind::Message, l) => payload.message.extend_from_slice(l),
+            Step::Payload(PayloadKind::Notice, l) => payload.notice.extend_from_slice(l),
+            Step::Advance(d) => {
+                now += *d;
+                session.timeout(now);
+                session.drain(&mut observed);
+            }
+            Step::Expect(want) => match observed.pop_front() {
+                Some(got) if &got == want => {}
+                Some(got) => return Err(format!("{}: expected {want:?}, got {got:?}", at())),
+                None => return Err(format!("{}: expected {want:?}, got nothing", at())),
+            },
+            Step::ExpectTimeout(want) => {
+                let got = session.poll_timeout().map(|t| t - now);
+                if got != *want {
+                    return Err(format!("{}: timeout {got:?}, expected {want:?}", at()));
+                }
+            }
+            Step::ExpectFinished => {
+                if !session.is_finished() {
+                    return Err(format!("{}: session not finished", at()));
+                }
+            }
+        }
+    }
+    if !observed.is_empty() {
+        return Err(format!(
+            "{}: module output after the end of the transcript: {observed:?}",
+            t.name
+        ));
+    }
+    Ok(())
+}
+
+fn chunks<'b>(bytes: &'b [u8], split: Splitter<'_>) -> Vec<&'b [u8]> {
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    for size in split(bytes.len()) {
+        let size = size.min(rest.len());
+        if size == 0 {
+            continue;
+        }
+        let (a, b) = rest.split_at(size);
+        out.push(a);
+        rest = b;
+    }
+    if !rest.is_empty() {
+        out.push(rest);
+    }
+    out
+}
+
+/// Feeds every input in one piece.
+pub fn whole(_: usize) -> Vec<usize> {
+    Vec::new()
+}
+
+/// Cuts every input into reads of the sizes in `sizes`, taken in turn and round again: the
+/// random-split replay draws `sizes` and replays every transcript with them.
+pub fn cycling(sizes: &[usize]) -> impl FnMut(usize) -> Vec<usize> + '_ {
+    let mut i = 0;
+    move |len| {
+        let mut out = Vec::new();
+        let mut total = 0;
+        while total < len && !sizes.is_empty() {
+            let s = sizes[i % sizes.len()].max(1);
+            i += 1;
+            out.push(s);
+            total += s;
+        }
+        out
+    }
+}
+
+/// Replays every transcript in one piece; the failures, one line each.
+pub fn failures_whole(all: &[Transcript]) -> Vec<String> {
+    all.iter()
+        .filter_map(|t| run(t, &mut whole).err())
+        .collect()
+}
+
+/// Replays every transcript with reads cut by [`cycling`]`(sizes)`; the first failure.
+pub fn first_failure_split(all: &[Transcript], sizes: &[usize]) -> Result<(), String> {
+    for t in all {
+        let mut split = cycling(sizes);
+        run(t, &mut split)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_transcript_that_expects_too_little_fails() {
+        let t = Transcript::parse(Protocol::Smtp, "t", "C: NOOP\n").unwrap();
+        let err = run(&t, &mut whole).unwrap_err();
+        assert!(err.contains("220"), "{err}");
+    }
+
+    #[test]
+    fn a_transcript_that_expects_wrong_bytes_fails() {
+        let t = Transcript::parse(
+            Protocol::Smtp,
+            "t",
+            "M: 220 KOM-LE-Clientmodul ESMTP\nC: NOOP\nM: 250 OK\n",
+        )
+        .unwrap();
+        let err = run(&t, &mut whole).unwrap_err();
+        assert!(err.contains("t:3"), "{err}");
+    }
+
+    #[test]
+    fn a_pop3_transcript_that_expects_wrong_bytes_fails() {
+        let good = "M: +OK KOM-LE Clientmodul POP3\nC: CAPA\nM: +OK Capability list follows\n\
+                    M: TOP\nM: USER\nM: SASL PLAIN\nM: UIDL\nM: .\n";
+        let t = Transcript::parse(Protocol::Pop3, "p", good).unwrap();
+        run(&t, &mut whole).unwrap();
+        let t = Transcript::parse(Protocol::Pop3, "p", &good.replace("UIDL", "UIDM")).unwrap();
+        let err = run(&t, &mut whole).unwrap_err();
+        assert!(err.contains("p:7"), "{err}");
+        // The same holds when every read is one byte.
+        let err = run(&t, &mut cycling(&[1])).unwrap_err();
+        assert!(err.contains("p:7"), "{err}");
+    }
+
+    #[test]
+    fn a_pop3_transcript_that_misses_an_action_fails() {
+        let t = Transcript::parse(
+            Protocol::Pop3,
+            "p",
+            "M: +OK KOM-LE Clientmodul POP3\nC: QUIT\nM: +OK KOM-LE Clientmodul beendet die Verbindung\n",
+        )
+        .unwrap();
+        let err = run(&t, &mut whole).unwrap_err();
+        assert!(err.contains("close-client"), "{err}");
+    }
+
+    #[test]
+    fn markers_and_options_of_the_other_protocol_are_refused() {
+        assert!(Transcript::parse(Protocol::Pop3, "p", "N: x\n").is_err());
+        let t = Transcript::parse(Protocol::Pop3, "p", "O: data_timeout 5\n").unwrap();
+        assert!(run(&t, &mut whole).unwrap_err().contains("data_timeout"));
+        let t = Transcript::parse(
+            Protocol::Smtp,
+            "s",
+            "M: 220 KOM-LE-Clientmodul ESMTP\nE: opened\n",
+        )
+        .unwrap();
+        assert!(
+            run(&t, &mut whole)
+                .unwrap_err()
+                .contains("unknown SMTP event")
+        );
+    }
+
+    #[test]
+    fn cycling_covers_the_input() {
+        let mut s = cycling(&[3, 1]);
+        assert_eq!(s(7), [3, 1, 3]);
+        assert_eq!(s(1), [1]);
+    }
+}

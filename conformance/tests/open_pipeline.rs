@@ -910,3 +910,48 @@ fn a_2060_remembered_card_that_is_gone_is_not_used() {
     assert!(count(&sim, Operation::ReadCardCertificate) >= 1);
     assert!(decrypted_with(&sim).is_empty());
 }
+
+/// §3.8.4 activity 3 when ReadCardCertificate fails: a card whose certificate the Konnektor
+/// refuses to read cannot be shown to hold the user's key, so it is not used (01, A_2062);
+/// no answer at all is Tab_Fehlertext_Entschl 03 like every unanswered call.
+#[test]
+fn a_2060_read_card_certificate_refused_is_01_and_unanswered_is_03() {
+    use komle_conformance::sim::config::Fault;
+    let now = SystemTime::now();
+    let world = World::generate(now).unwrap();
+    let a = world.pki.hba_a.address.clone();
+    let outer = protected_for(&world, &[&a], now);
+
+    let mut refusing = world.sim_config.clone();
+    refusing.faults.insert(
+        Operation::ReadCardCertificate,
+        Fault::SoapFault {
+            code: 4001,
+            text: "injected".into(),
+        },
+    );
+    let refusing = Simulator::new(refusing);
+    let out = text(&open_with(
+        &refusing,
+        job_as(&a, Some("arzt-a"), &outer),
+        now,
+        DeliveryOptions::default(),
+    ));
+    assert!(
+        head(&out).contains("X-KIM-DecryptionResult: 01\r\n"),
+        "{out}"
+    );
+    assert!(decrypted_with(&refusing).is_empty());
+    assert!(!out.contains(MARKER), "{out}");
+
+    let sim = Simulator::new(world.sim_config.clone());
+    let out = open_tampered(&sim, job_as(&a, Some("arzt-a"), &outer), now, |op| {
+        (op == "ReadCardCertificate").then(|| Err("timed out".into()))
+    });
+    assert!(
+        head(&out).contains("X-KIM-DecryptionResult: 03\r\n"),
+        "{out}"
+    );
+    assert!(decrypted_with(&sim).is_empty());
+    assert!(!out.contains(MARKER), "{out}");
+}

@@ -175,6 +175,8 @@ fn record(world: &World, sim: &Simulator, size: usize, now: SystemTime) -> Fixtu
         now,
         DeliveryOptions::default(),
     );
+    // A fresh card cache, as in open_replay: the recorded answers include ReadCardCertificate.
+    let mut cards = open::CardCache::default();
     let opened = loop {
         match r.step() {
             open::Step::Call(call) => {
@@ -182,7 +184,7 @@ fn record(world: &World, sim: &Simulator, size: usize, now: SystemTime) -> Fixtu
                     .handle(call.request.soap_action, &call.request.body)
                     .body;
                 f.open_answers.push(Answer::Konnektor(a.clone()));
-                r.konnektor_answer(Ok(a));
+                r.konnektor_answer(&mut cards, Ok(a));
             }
             open::Step::Done(result) => break result.expect("opened").message,
         }
@@ -242,12 +244,13 @@ fn protect_replay(f: &Fixture, job: ProtectJob, mut answers: Answers<'_>) -> usi
 /// The receive pipeline with recorded answers; returns the opened message's length.
 fn open_replay(f: &Fixture, job: OpenJob, mut answers: Answers<'_>) -> usize {
     let mut r = Reception::new(job, endpoints(), f.now, DeliveryOptions::default());
+    let mut cards = open::CardCache::default();
     loop {
         match r.step() {
             open::Step::Call(call) => {
                 drop(black_box(call));
                 match answers.next() {
-                    Some(Answer::Konnektor(a)) => r.konnektor_answer(Ok(a)),
+                    Some(Answer::Konnektor(a)) => r.konnektor_answer(&mut cards, Ok(a)),
                     _ => panic!("replay out of order"),
                 }
             }

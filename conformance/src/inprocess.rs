@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use komle_core::directory::CertificateCache;
 use komle_core::konnektor::{KonnektorEndpoints, ServiceDirectory};
-use komle_core::open::{self, Reception};
+use komle_core::open::{self, CardCache, Reception};
 use komle_core::pop3::{OpenFailure, OpenJob, OpenedMessage};
 use komle_core::protect::{self, Protection};
 use komle_core::smime::opened_mail::DeliveryOptions;
@@ -50,9 +50,21 @@ pub fn protect(
     }
 }
 
-/// Opens `job` as the POP3 side does; `calls` records each Konnektor operation.
+/// Opens `job` as the POP3 side does, with an empty card cache; `calls` records each
+/// Konnektor operation.
 pub fn open(
     sim: &Simulator,
+    job: OpenJob,
+    now: SystemTime,
+    calls: &mut Vec<String>,
+) -> Result<OpenedMessage, OpenFailure> {
+    open_with_cards(sim, &mut CardCache::default(), job, now, calls)
+}
+
+/// [`open`] with a card cache that outlives the message, as the runtime's does (A_2060).
+pub fn open_with_cards(
+    sim: &Simulator,
+    cards: &mut CardCache,
     job: OpenJob,
     now: SystemTime,
     calls: &mut Vec<String>,
@@ -63,7 +75,7 @@ pub fn open(
             open::Step::Call(c) => {
                 calls.push(operation(c.request.soap_action));
                 let answer = sim.handle(c.request.soap_action, &c.request.body);
-                r.konnektor_answer(Ok(answer.body));
+                r.konnektor_answer(cards, Ok(answer.body));
             }
             open::Step::Done(result) => return result,
         }

@@ -19,6 +19,9 @@ pub const SENDER_CARD: &str = "SMCB-SENDER";
 pub const SINGLE_CARD: &str = "SMCB-SINGLE";
 pub const OLD_AND_NEW_CARD: &str = "SMCB-OLDNEW";
 pub const ECC_AND_RSA_CARD: &str = "SMCB-ECCRSA";
+/// The HBAs of the `single` practice's physicians A and B (UserIds `arzt-a`, `arzt-b`).
+pub const HBA_A_CARD: &str = "HBA-A";
+pub const HBA_B_CARD: &str = "HBA-B";
 
 /// The PKI, the simulator configuration with every practice's card, and the directory.
 pub struct World {
@@ -33,13 +36,20 @@ impl World {
         let pki = TestPki::generate(now)?;
         // The sender's SM-B comes first: GetCards lists it first, and it is the card the
         // Clientmodul signs with.
+        let mut cards = vec![
+            card(SENDER_CARD, &pki.sender),
+            card(SINGLE_CARD, &pki.single),
+            card(OLD_AND_NEW_CARD, &pki.old_and_new_card),
+            card(ECC_AND_RSA_CARD, &pki.ecc_and_rsa),
+            hba(HBA_A_CARD, &pki.hba_a),
+            hba(HBA_B_CARD, &pki.hba_b),
+        ];
+        // One ICCSN per card, as in reality: the Clientmodul's card cache is keyed to it.
+        for (i, c) in cards.iter_mut().enumerate() {
+            c.iccsn = format!("80276883110000{:06}", 101 + i);
+        }
         let sim_config = SimConfig {
-            cards: vec![
-                card(SENDER_CARD, &pki.sender),
-                card(SINGLE_CARD, &pki.single),
-                card(OLD_AND_NEW_CARD, &pki.old_and_new_card),
-                card(ECC_AND_RSA_CARD, &pki.ecc_and_rsa),
-            ],
+            cards,
             trust_anchors: vec![pki.ca.cert_der.clone()],
             revoked_serials: pki
                 .revoked_serials
@@ -97,12 +107,22 @@ fn card(handle: &str, p: &Person) -> Card {
     Card {
         handle: handle.into(),
         kind: CardKind::SmcB,
-        iccsn: format!("80276883110000{:06}", handle.len() * 1000 + p.uid.len()),
+        iccsn: String::new(), // set per card by World::generate
         telematik_id: p.telematik_id.clone(),
         holder: p.uid.clone(),
         user_id: None,
         osig: p.osig.first().map(sim_key),
         enc: p.enc.iter().map(sim_key).collect(),
         pin: PinState::Verified,
+    }
+}
+
+/// A physician's HBA: PIN.CH verified, the UserId is the person's `uid`.
+fn hba(handle: &str, p: &Person) -> Card {
+    Card {
+        kind: CardKind::Hba,
+        user_id: Some(p.uid.clone()),
+        osig: None,
+        ..card(handle, p)
     }
 }

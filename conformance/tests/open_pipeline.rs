@@ -69,6 +69,10 @@ fn a_2048_a_2179_protected_message_opens_with_note_headers_and_report() {
         calls,
         [
             "GetCards",
+            // A_2060: the first SM-B (the sender's) holds no certificate named for the
+            // user, the second (single's) does.
+            "ReadCardCertificate",
+            "ReadCardCertificate",
             "GetPinStatus",
             "DecryptDocument",
             "VerifyDocument"
@@ -188,6 +192,7 @@ fn gematik_sample_05_decrypts_and_its_damaged_signed_data_is_reported_as_wrong_f
         calls,
         [
             "GetCards",
+            "ReadCardCertificate",
             "GetPinStatus",
             "DecryptDocument",
             "VerifyDocument"
@@ -211,17 +216,18 @@ fn gematik_sample_05_decrypts_and_its_damaged_signed_data_is_reported_as_wrong_f
 
 use komle_conformance::inprocess::endpoints;
 use komle_conformance::world::SENDER_CARD;
-use komle_core::open::{Reception, Step};
+use komle_core::open::{CardCache, Reception, Step};
 use komle_core::smime::DeliveryOptions;
 
 /// Opens `job` with `options` (the A_23165 switch) and returns the delivered mail.
 fn open_with(sim: &Simulator, job: OpenJob, now: SystemTime, options: DeliveryOptions) -> Vec<u8> {
     let mut r = Reception::new(job, endpoints(sim), now, options);
+    let mut cards = CardCache::default();
     loop {
         match r.step() {
             Step::Call(c) => {
                 let answer = sim.handle(c.request.soap_action, &c.request.body);
-                r.konnektor_answer(Ok(answer.body));
+                r.konnektor_answer(&mut cards, Ok(answer.body));
             }
             Step::Done(result) => return result.unwrap().message.as_slice().to_vec(),
         }
@@ -413,7 +419,16 @@ fn a_2047_02_corrupted_ciphertext_gets_a_vendor_code_not_key_not_found() {
     let mut calls = Vec::new();
     let opened = inprocess::open(&sim, job(&to, &corrupted), now, &mut calls).unwrap();
     let out = text(opened.message.as_slice());
-    assert_eq!(calls, ["GetCards", "GetPinStatus", "DecryptDocument"]);
+    assert_eq!(
+        calls,
+        [
+            "GetCards",
+            "ReadCardCertificate",
+            "ReadCardCertificate",
+            "GetPinStatus",
+            "DecryptDocument"
+        ]
+    );
     assert!(
         head(&out).contains("X-KIM-DecryptionResult: X4141\r\n"),
         "{out}"
@@ -432,13 +447,14 @@ fn open_tampered(
     tamper: impl Fn(&str) -> Option<Result<Vec<u8>, String>>,
 ) -> String {
     let mut r = Reception::new(job, endpoints(sim), now, DeliveryOptions::default());
+    let mut cards = CardCache::default();
     loop {
         match r.step() {
             Step::Call(c) => {
                 let op = c.request.soap_action.rsplit('#').next().unwrap_or_default();
                 let answer = tamper(op)
                     .unwrap_or_else(|| Ok(sim.handle(c.request.soap_action, &c.request.body).body));
-                r.konnektor_answer(answer);
+                r.konnektor_answer(&mut cards, answer);
             }
             Step::Done(result) => return text(result.unwrap().message.as_slice()),
         }
@@ -553,6 +569,8 @@ fn a_2063_a_verifiable_pin_is_verified_before_decrypt_document() {
         calls,
         [
             "GetCards",
+            "ReadCardCertificate",
+            "ReadCardCertificate",
             "GetPinStatus",
             "VerifyPin",
             "DecryptDocument",
@@ -582,12 +600,358 @@ fn a_2063_a_blocked_pin_abandons_decryption() {
     let mut calls = Vec::new();
     let opened = inprocess::open(&blocked, job(&to, &outer), now, &mut calls).unwrap();
     let out = text(opened.message.as_slice());
-    assert_eq!(calls, ["GetCards", "GetPinStatus"]);
+    assert_eq!(
+        calls,
+        [
+            "GetCards",
+            "ReadCardCertificate",
+            "ReadCardCertificate",
+            "GetPinStatus"
+        ]
+    );
     assert!(
         head(&out).contains("X-KIM-DecryptionResult: X02\r\n"),
         "{out}"
     );
     assert!(out.contains("konnte nicht freigeschaltet werden"), "{out}");
     assert!(out.contains("message/rfc822"), "{out}");
+    assert!(!out.contains(MARKER), "{out}");
+}
+
+// --- Issue 14 finding 6: the right card for the right user (gemSpec_CM_KOMLE §3.4.4.2.1,
+// --- §3.8.4, KOM-LE-A_2043–A_2045, A_2059–A_2062). Practice `single` has its SM-B and the
+// --- HBAs of physicians A (`arzt-a`) and B (`arzt-b`) in one Konnektor.
+
+use komle_conformance::sim::config::Operation;
+use komle_conformance::world::{HBA_A_CARD, HBA_B_CARD, SINGLE_CARD};
+
+/// The POP3 login of `user`, with a UserId (needed for HBA access) when given.
+fn job_as(user: &str, user_id: Option<&str>, message: &[u8]) -> OpenJob {
+    let uid = user_id.map(|u| format!("#{u}")).unwrap_or_default();
+    OpenJob {
+        login: LoginName::parse(&format!("{user}#127.0.0.1:995#M1#CS1#WP1{uid}")).unwrap(),
+        message: SecretBytes::from(message.to_vec()),
+    }
+}
+
+/// A message from the world's sender to all of `to`, protected by the pipeline.
+fn protected_for(world: &World, to: &[&str], now: SystemTime) -> Vec<u8> {
+    let sim = Simulator::new(world.sim_config.clone());
+    let mut cache = CertificateCache::new(CacheConfig {
+        lifetime: Duration::from_secs(60),
+        capacity: NonZeroUsize::new(8).unwrap(),
+    });
+    let from = world.pki.sender.address.clone();
+    let mail = format!(
+        "From: <{from}>\r\nTo: {}\r\nSubject: Befund\r\nDate: Fri, 27 Nov 2026 10:00:00 +0100\r\nMessage-ID: <card-1@komle.test>\r\n\r\n{MARKER}\r\n",
+        to.iter()
+            .map(|a| format!("<{a}>"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let job = ProtectJob {
+        login: LoginName::parse(&format!("{from}#127.0.0.1:465#M1#CS1#WP1")).unwrap(),
+        envelope_from: from,
+        recipients: to.iter().map(|a| (*a).to_owned()).collect(),
+        message: SecretBytes::from(mail.into_bytes()),
+    };
+    inprocess::protect(&sim, world, &mut cache, job, now, &mut Vec::new())
+        .expect("protected")
+        .message
+        .as_slice()
+        .to_vec()
+}
+
+/// The card handles DecryptDocument was called with, in order.
+fn decrypted_with(sim: &Simulator) -> Vec<String> {
+    sim.call_log()
+        .into_iter()
+        .filter(|c| c.operation == Operation::DecryptDocument)
+        .map(|c| c.card_handle.unwrap_or_default())
+        .collect()
+}
+
+fn count(sim: &Simulator, op: Operation) -> usize {
+    sim.call_log().iter().filter(|c| c.operation == op).count()
+}
+
+/// A_2043/A_2059: a message for physician A opens in A's session, with A's HBA and nothing
+/// else; the card was found by comparing A's certificate IDs from recipient-emails with the
+/// cards' C.ENC certificates (ReadCardCertificate, A_2060).
+#[test]
+fn a_2043_a_2059_message_for_hba_user_a_opens_only_with_a_card_in_a_session() {
+    let now = SystemTime::now();
+    let world = World::generate(now).unwrap();
+    let a = world.pki.hba_a.address.clone();
+    let outer = protected_for(&world, &[&a], now);
+    let sim = Simulator::new(world.sim_config.clone());
+    let opened = inprocess::open(
+        &sim,
+        job_as(&a, Some("arzt-a"), &outer),
+        now,
+        &mut Vec::new(),
+    )
+    .unwrap();
+    let out = text(opened.message.as_slice());
+    assert!(out.contains("X-KIM-DecryptionResult: 00"), "{out}");
+    assert!(out.contains("X-KIM-IntegrityCheckResult: 01"), "{out}");
+    assert!(out.contains(MARKER), "{out}");
+    assert_eq!(decrypted_with(&sim), [HBA_A_CARD]);
+    let log = sim.call_log();
+    assert!(
+        log.iter()
+            .filter(|c| c.operation == Operation::GetPinStatus)
+            .all(|c| c.card_handle.as_deref() == Some(HBA_A_CARD)),
+        "PIN.CH asked only of A's HBA: {log:?}"
+    );
+    assert!(count(&sim, Operation::ReadCardCertificate) >= 1);
+}
+
+/// A_2045 and §3.4.4.2.1: physician B of the same practice (own HBA in the same Konnektor) and
+/// the practice's SM-B user fetch the message for A: recipient-emails names no certificate for
+/// them, so decryption counts as failed (Tab_Fehlertext_Entschl 01, the original attached),
+/// and DecryptDocument is never called, least of all with A's card.
+#[test]
+fn a_2045_other_users_of_the_practice_get_01_and_a_card_is_never_used_for_them() {
+    let now = SystemTime::now();
+    let world = World::generate(now).unwrap();
+    let a = world.pki.hba_a.address.clone();
+    let outer = protected_for(&world, &[&a], now);
+    for (user, user_id) in [
+        (world.pki.hba_b.address.clone(), Some("arzt-b")),
+        // A UserId in the login name does not make A's card B's: the address decides.
+        (world.pki.hba_b.address.clone(), Some("arzt-a")),
+        (world.pki.single.address.clone(), None),
+    ] {
+        let sim = Simulator::new(world.sim_config.clone());
+        let opened =
+            inprocess::open(&sim, job_as(&user, user_id, &outer), now, &mut Vec::new()).unwrap();
+        let out = text(opened.message.as_slice());
+        assert!(
+            head(&out).contains("X-KIM-DecryptionResult: 01\r\n"),
+            "{user}: {out}"
+        );
+        assert!(out.contains("Schlüssel wurde nicht gefunden"), "{out}");
+        assert!(
+            out.contains(&format!("({user})")),
+            "own address named: {out}"
+        );
+        assert!(out.contains("message/rfc822"), "original attached: {out}");
+        assert!(!out.contains(MARKER), "content leaked to {user}: {out}");
+        assert!(!out.contains("X-KIM-DecryptionResult: 00"), "{out}");
+        assert!(decrypted_with(&sim).is_empty(), "{:?}", sim.call_log());
+        assert!(
+            sim.call_log()
+                .iter()
+                .all(|c| c.card_handle.as_deref() != Some(HBA_A_CARD)),
+            "A's card touched in {user}'s session: {:?}",
+            sim.call_log()
+        );
+    }
+}
+
+/// A_2045: a message for A and B is opened by each with their own HBA only, although both
+/// cards are in the Konnektor and both PINs are verified.
+#[test]
+fn a_2045_message_for_a_and_b_is_opened_by_each_with_the_own_card() {
+    let now = SystemTime::now();
+    let world = World::generate(now).unwrap();
+    let a = world.pki.hba_a.address.clone();
+    let b = world.pki.hba_b.address.clone();
+    let outer = protected_for(&world, &[&a, &b], now);
+    for (user, user_id, card) in [(&b, "arzt-b", HBA_B_CARD), (&a, "arzt-a", HBA_A_CARD)] {
+        let sim = Simulator::new(world.sim_config.clone());
+        let opened = inprocess::open(
+            &sim,
+            job_as(user, Some(user_id), &outer),
+            now,
+            &mut Vec::new(),
+        )
+        .unwrap();
+        let out = text(opened.message.as_slice());
+        assert!(out.contains("X-KIM-DecryptionResult: 00"), "{out}");
+        assert!(out.contains(MARKER), "{out}");
+        assert_eq!(decrypted_with(&sim), [card], "{user}");
+    }
+}
+
+/// A_2059: a message for the practice's SM-B address opens with the SM-B (PIN.SMC), also when
+/// the login carries a physician's UserId; no HBA is touched.
+#[test]
+fn a_2059_message_for_the_practice_address_opens_with_the_smb() {
+    let now = SystemTime::now();
+    let world = World::generate(now).unwrap();
+    let practice = world.pki.single.address.clone();
+    let outer = protected_for(&world, &[&practice], now);
+    for user_id in [None, Some("arzt-a")] {
+        let sim = Simulator::new(world.sim_config.clone());
+        let opened = inprocess::open(
+            &sim,
+            job_as(&practice, user_id, &outer),
+            now,
+            &mut Vec::new(),
+        )
+        .unwrap();
+        let out = text(opened.message.as_slice());
+        assert!(out.contains("X-KIM-DecryptionResult: 00"), "{out}");
+        assert!(out.contains(MARKER), "{out}");
+        assert_eq!(decrypted_with(&sim), [SINGLE_CARD]);
+        let log = sim.call_log();
+        assert!(
+            log.iter()
+                .filter(|c| c.operation != Operation::ReadCardCertificate)
+                .all(|c| !matches!(c.card_handle.as_deref(), Some(HBA_A_CARD | HBA_B_CARD))),
+            "{log:?}"
+        );
+    }
+}
+
+/// A_2062: A logs in without a UserId: the HBA cannot be used (§3.4.2.2: the UserId is
+/// required for HBA access), no other card holds A's key, decryption fails with 01.
+#[test]
+fn a_2062_hba_user_without_user_id_gets_01_and_no_decryption() {
+    let now = SystemTime::now();
+    let world = World::generate(now).unwrap();
+    let a = world.pki.hba_a.address.clone();
+    let outer = protected_for(&world, &[&a], now);
+    let sim = Simulator::new(world.sim_config.clone());
+    let opened = inprocess::open(&sim, job_as(&a, None, &outer), now, &mut Vec::new()).unwrap();
+    let out = text(opened.message.as_slice());
+    assert!(
+        head(&out).contains("X-KIM-DecryptionResult: 01\r\n"),
+        "{out}"
+    );
+    assert!(!out.contains(MARKER), "{out}");
+    assert!(decrypted_with(&sim).is_empty());
+}
+
+/// A_2060/A_2061 with Tab_Konf_Param TTL_EMAIL_ICCSN (30 days): the card found for A's
+/// certificate is remembered; the next message within the TTL needs GetCards only (the
+/// remembered ICCSN is still listed), one after the TTL is looked up again. Time is the
+/// pipeline's `now`, nothing reads a clock.
+#[test]
+fn a_2060_a_2061_card_cache_is_used_within_ttl_email_iccsn_and_refreshed_after() {
+    let now = SystemTime::now();
+    let world = World::generate(now).unwrap();
+    let a = world.pki.hba_a.address.clone();
+    let outer = protected_for(&world, &[&a], now);
+    let sim = Simulator::new(world.sim_config.clone());
+    let mut cards = CardCache::default();
+    let open_at = |cards: &mut CardCache, at: SystemTime| {
+        let before = count(&sim, Operation::ReadCardCertificate);
+        let opened = inprocess::open_with_cards(
+            &sim,
+            cards,
+            job_as(&a, Some("arzt-a"), &outer),
+            at,
+            &mut Vec::new(),
+        )
+        .unwrap();
+        let out = text(opened.message.as_slice());
+        assert!(out.contains("X-KIM-DecryptionResult: 00"), "{out}");
+        count(&sim, Operation::ReadCardCertificate) - before
+    };
+    assert!(open_at(&mut cards, now) >= 1, "first message: cards read");
+    assert_eq!(cards.len(), 1, "A_2061: the assignment is stored");
+    let day = Duration::from_secs(86_400);
+    assert_eq!(open_at(&mut cards, now + day), 0, "within the TTL: cache");
+    assert_eq!(
+        open_at(&mut cards, now + 29 * day),
+        0,
+        "still within the TTL"
+    );
+    assert!(
+        open_at(&mut cards, now + 30 * day + Duration::from_secs(1)) >= 1,
+        "after the TTL: looked up again"
+    );
+    assert_eq!(
+        open_at(&mut cards, now + 31 * day),
+        0,
+        "refreshed entry used again"
+    );
+    assert_eq!(decrypted_with(&sim), vec![HBA_A_CARD; 5]);
+}
+
+/// §3.8.4 activity 2: a remembered card that GetCards no longer lists (pulled, another card
+/// with another ICCSN in the slot) is not used blindly: the cards present are searched again,
+/// and without A's card the message is not decrypted (A_2062).
+#[test]
+fn a_2060_remembered_card_that_is_gone_is_not_used() {
+    let now = SystemTime::now();
+    let world = World::generate(now).unwrap();
+    let a = world.pki.hba_a.address.clone();
+    let outer = protected_for(&world, &[&a], now);
+    let mut cards = CardCache::default();
+    let sim = Simulator::new(world.sim_config.clone());
+    inprocess::open_with_cards(
+        &sim,
+        &mut cards,
+        job_as(&a, Some("arzt-a"), &outer),
+        now,
+        &mut Vec::new(),
+    )
+    .unwrap();
+    let mut without_a = world.sim_config.clone();
+    without_a.cards.retain(|c| c.handle != HBA_A_CARD);
+    let sim = Simulator::new(without_a);
+    let opened = inprocess::open_with_cards(
+        &sim,
+        &mut cards,
+        job_as(&a, Some("arzt-a"), &outer),
+        now,
+        &mut Vec::new(),
+    )
+    .unwrap();
+    let out = text(opened.message.as_slice());
+    assert!(
+        head(&out).contains("X-KIM-DecryptionResult: 01\r\n"),
+        "{out}"
+    );
+    assert!(count(&sim, Operation::ReadCardCertificate) >= 1);
+    assert!(decrypted_with(&sim).is_empty());
+}
+
+/// §3.8.4 activity 3 when ReadCardCertificate fails: a card whose certificate the Konnektor
+/// refuses to read cannot be shown to hold the user's key, so it is not used (01, A_2062);
+/// no answer at all is Tab_Fehlertext_Entschl 03 like every unanswered call.
+#[test]
+fn a_2060_read_card_certificate_refused_is_01_and_unanswered_is_03() {
+    use komle_conformance::sim::config::Fault;
+    let now = SystemTime::now();
+    let world = World::generate(now).unwrap();
+    let a = world.pki.hba_a.address.clone();
+    let outer = protected_for(&world, &[&a], now);
+
+    let mut refusing = world.sim_config.clone();
+    refusing.faults.insert(
+        Operation::ReadCardCertificate,
+        Fault::SoapFault {
+            code: 4001,
+            text: "injected".into(),
+        },
+    );
+    let refusing = Simulator::new(refusing);
+    let out = text(&open_with(
+        &refusing,
+        job_as(&a, Some("arzt-a"), &outer),
+        now,
+        DeliveryOptions::default(),
+    ));
+    assert!(
+        head(&out).contains("X-KIM-DecryptionResult: 01\r\n"),
+        "{out}"
+    );
+    assert!(decrypted_with(&refusing).is_empty());
+    assert!(!out.contains(MARKER), "{out}");
+
+    let sim = Simulator::new(world.sim_config.clone());
+    let out = open_tampered(&sim, job_as(&a, Some("arzt-a"), &outer), now, |op| {
+        (op == "ReadCardCertificate").then(|| Err("timed out".into()))
+    });
+    assert!(
+        head(&out).contains("X-KIM-DecryptionResult: 03\r\n"),
+        "{out}"
+    );
+    assert!(decrypted_with(&sim).is_empty());
     assert!(!out.contains(MARKER), "{out}");
 }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use komle_core::directory::{CertificateCache, DirectoryEntry};
 use komle_core::konnektor::KonnektorEndpoints;
-use komle_core::open::{self, Reception};
+use komle_core::open::{self, CardCache, Reception};
 use komle_core::pop3::{OpenFailure, OpenJob, OpenedMessage};
 use komle_core::protect::{self, DirectoryUnavailable, Protection, Step};
 use komle_core::smime::opened_mail::DeliveryOptions;
@@ -61,11 +61,22 @@ pub struct Pipeline {
     pub clock: Arc<Clock>,
     /// How opened messages are delivered (A_23165 switch from `[pop3]`).
     pub delivery: DeliveryOptions,
+    /// Which card holds the key for an address (A_2060, A_2061; `TTL_EMAIL_ICCSN` 30 days),
+    /// shared by all POP3 sessions; process memory only.
+    pub cards: Arc<Mutex<CardCache>>,
 }
 
 impl Pipeline {
     fn with_cache<T>(&self, f: impl FnOnce(&mut CertificateCache) -> T) -> T {
         let mut guard = match self.cache.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        f(&mut guard)
+    }
+
+    fn with_cards<T>(&self, f: impl FnOnce(&mut CardCache) -> T) -> T {
+        let mut guard = match self.cards.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };
@@ -125,8 +136,10 @@ impl Protector for Pipeline {
 }
 
 impl Opener for Pipeline {
-    /// Runs core's receive pipeline (§3.4.4) with the Konnektor; decryption uses only the
-    /// fetching user's cards (A_2043–A_2045), failures the user should read become error mails.
+    /// Runs core's receive pipeline (§3.4.4) with the Konnektor; decryption uses only the card
+    /// holding the key recipient-emails names for the fetching user (A_2043–A_2045, A_2059 to
+    /// A_2061, found through the shared card cache), failures the user should read become
+    /// error mails.
     fn open(&self, job: OpenJob) -> BoxFuture<'_, Result<OpenedMessage, OpenFailure>> {
         Box::pin(async move {
             let mut r = Reception::new(
@@ -145,7 +158,7 @@ impl Opener for Pipeline {
                         if let Err(e) = &answer {
                             log::warn!("Konnektor call {} failed: {e}", call.request.soap_action);
                         }
-                        r.konnektor_answer(answer);
+                        self.with_cards(|c| r.konnektor_answer(c, answer));
                     }
                     open::Step::Done(result) => return result,
                 }
@@ -244,6 +257,7 @@ pub fn build(
                 .as_ref()
                 .is_some_and(|p| p.deliver_original_on_integrity_failure),
         },
+        cards: Arc::new(Mutex::new(CardCache::default())),
     });
     Ok(crate::daemon::Services {
         checker: pipeline.clone(),

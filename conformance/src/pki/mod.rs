@@ -117,6 +117,11 @@ pub struct TestPki {
     pub revoked: Person,
     /// A directory entry without any certificate.
     pub no_certificate: Person,
+    /// Two physicians of the `single` practice, each with a HBA (C.HP.ENC, RSA) in the same
+    /// Konnektor as the practice's SM-B: decryption must use only the fetching user's card
+    /// (KOM-LE-A_2045). Their UserIds are the `uid`s.
+    pub hba_a: Person,
+    pub hba_b: Person,
     /// An address with LDAP filter metacharacters: `star*(paren)\@komle.test`.
     pub metachar: Person,
     /// TLS server certificate for 127.0.0.1 / localhost (ldaps in tests).
@@ -131,6 +136,7 @@ const CA_DN: &str =
     "CN=KOMLE-TEST-CA TEST-ONLY,OU=Komponenten-CA,O=komle-conformance NOT-VALID,C=DE";
 const POLICY_GEM_OR_CP: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.276.0.76.4.163");
 const POLICY_C_HCI_ENC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.276.0.76.4.76");
+const POLICY_C_HP_ENC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.276.0.76.4.74");
 const POLICY_C_HCI_OSIG: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.276.0.76.4.78");
 
 struct Ca {
@@ -142,6 +148,8 @@ struct Ca {
 
 enum Kind {
     Enc,
+    /// C.HP.ENC of a HBA.
+    HpEnc,
     Osig,
 }
 
@@ -166,6 +174,13 @@ impl Ca {
             ),
             (Kind::Enc, KeyAlgorithm::EccBrainpoolP256r1) => {
                 (KeyUsages::KeyAgreement.into(), POLICY_C_HCI_ENC)
+            }
+            (Kind::HpEnc, KeyAlgorithm::Rsa) => (
+                KeyUsages::KeyEncipherment | KeyUsages::DataEncipherment,
+                POLICY_C_HP_ENC,
+            ),
+            (Kind::HpEnc, KeyAlgorithm::EccBrainpoolP256r1) => {
+                (KeyUsages::KeyAgreement.into(), POLICY_C_HP_ENC)
             }
             (Kind::Osig, _) => (
                 KeyUsages::DigitalSignature | KeyUsages::NonRepudiation,
@@ -392,6 +407,14 @@ impl TestPki {
         };
         let crl_der = crl(&ca.name, &ca.key, &revoked_serials, now)?;
 
+        // Issued last so the serials of the certificates above stay as they were.
+        let a = "arzt-a@komle.test";
+        let hba = ca.cert("hba-a", rsa, Kind::HpEnc, a, "1-HBA-A-0010", valid)?;
+        let hba_a = ca.person("arzt-a", a, vec![hba], vec![], "1-HBA-A-0010");
+        let a = "arzt-b@komle.test";
+        let hba = ca.cert("hba-b", rsa, Kind::HpEnc, a, "1-HBA-B-0011", valid)?;
+        let hba_b = ca.person("arzt-b", a, vec![hba], vec![], "1-HBA-B-0011");
+
         Ok(TestPki {
             ca: ca_material,
             sender,
@@ -403,6 +426,8 @@ impl TestPki {
             revoked,
             no_certificate,
             metachar,
+            hba_a,
+            hba_b,
             tls_server,
             crl_der,
             revoked_serials,
@@ -421,6 +446,8 @@ impl TestPki {
             &self.revoked,
             &self.no_certificate,
             &self.metachar,
+            &self.hba_a,
+            &self.hba_b,
         ]
     }
 

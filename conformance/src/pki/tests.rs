@@ -163,9 +163,9 @@ fn ldif_has_one_entry_per_person_and_base64_certificates() {
     let l = pki.ldif(true);
     assert_eq!(
         l.matches("\ndn: uid=").count() + usize::from(l.starts_with("dn: uid=")),
-        9
+        11
     );
-    assert_eq!(l.matches("userCertificate;binary:: ").count(), 11);
+    assert_eq!(l.matches("userCertificate;binary:: ").count(), 13);
     assert!(l.contains("mail: star*(paren)@komle.test\n"));
     assert!(l.contains("komLeData: 1.0,single@komle.test\n"));
     assert!(!pki.ldif(false).contains("komLeData"));

@@ -33,4 +33,4 @@ pub mod xml;
 pub use config::{Card, CardKind, Fault, Operation, PinState, ServiceVersions, SimConfig};
 pub use error::SimError;
 pub use keys::KeyMaterial;
-pub use simulator::{ResponseAction, SimResponse, Simulator};
+pub use simulator::{CallRecord, ResponseAction, SimResponse, Simulator};

@@ -42,6 +42,21 @@ pub struct SimResponse {
 
 const XML: &str = "text/xml; charset=UTF-8";
 
+/// The call log keeps this many records (long benchmark runs must not grow it without bound).
+const MAX_CALL_RECORDS: usize = 100_000;
+
+/// One request the simulator parsed: which operation, on which card, for which user. Tests
+/// check with it that a Clientmodul never used one user's card in another user's session
+/// (KOM-LE-A_2045) and how often it asked for certificates (A_2060).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallRecord {
+    pub operation: Operation,
+    /// `CardHandle` of the request (the first one, e.g. in `PrivateKeyOnCard`).
+    pub card_handle: Option<String>,
+    /// `UserId` of the call context.
+    pub user_id: Option<String>,
+}
+
 /// The simulator.
 pub struct Simulator {
     config: SimConfig,
@@ -52,6 +67,7 @@ pub struct Simulator {
     /// Crypto operations actually computed (SignDocument, EncryptDocument, DecryptDocument,
     /// VerifyDocument), whether they succeeded or not; answers from the memo do not count.
     crypto_operations: AtomicU64,
+    calls: Mutex<Vec<CallRecord>>,
 }
 
 impl Simulator {
@@ -70,12 +86,18 @@ impl Simulator {
             pins: Mutex::new(pins),
             memo,
             crypto_operations: AtomicU64::new(0),
+            calls: Mutex::new(Vec::new()),
         }
     }
 
     /// How many crypto operations were computed (not answered from the memo).
     pub fn crypto_operations(&self) -> u64 {
         self.crypto_operations.load(Ordering::Relaxed)
+    }
+
+    /// Every request parsed so far, in order (memo answers of the precomputed mode excluded).
+    pub fn call_log(&self) -> Vec<CallRecord> {
+        self.calls.lock().map(|c| c.clone()).unwrap_or_default()
     }
 
     /// The memo of the precomputed mode, if it is on.
@@ -225,6 +247,17 @@ impl Simulator {
             Ok(op) => op,
             Err(e) => return (None, self.error_response(None, &e, true)),
         };
+        if let Ok(mut calls) = self.calls.lock()
+            && calls.len() < MAX_CALL_RECORDS
+        {
+            calls.push(CallRecord {
+                operation: op,
+                card_handle: payload
+                    .find_local("CardHandle")
+                    .map(|e| e.text().to_owned()),
+                user_id: payload.find_local("UserId").map(|e| e.text().to_owned()),
+            });
+        }
         (Some(op), self.answer(op, soap_action, &payload))
     }
 

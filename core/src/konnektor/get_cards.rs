@@ -1,7 +1,8 @@
 //! EventService `GetCards`: find the SM-B (signing, decryption) and HBAs of the call context.
 //!
-//! gemSpec_CM_KOMLE §3.8: signing starts with GetCards → SM-B; decryption uses the SM-B or, for
-//! a UserId, the HBA of that user.
+//! gemSpec_CM_KOMLE §3.8: signing starts with GetCards → SM-B; decryption picks among the
+//! listed SM-Bs and HBAs the card whose C.ENC certificate recipient-emails names for the
+//! fetching user (§3.8.4).
 
 use super::context::CallContext;
 use super::envelope::{SoapRequest, with_payload};
@@ -82,8 +83,10 @@ impl GetCardsResponse {
         self.cards.iter().find(|c| c.is_smb())
     }
 
-    /// The HBAs visible in the context. The Konnektor filters by the `UserId` of the call
-    /// context, so with a UserId set this is that user's HBA.
+    /// The HBAs visible in the context. These may belong to several users (every physician
+    /// of the practice): which one holds the fetching user's key is decided by the
+    /// certificates recipient-emails names (gemSpec_CM_KOMLE §3.8.4, KOM-LE-A_2045), not by
+    /// this list.
     pub fn hbas(&self) -> impl Iterator<Item = &Card> {
         self.cards.iter().filter(|c| c.is_hba())
     }

@@ -7,7 +7,9 @@
 //!
 //! Sending (KOM-LE-A_2299): [`get_cards`] (SM-B) → [`get_pin_status`]/[`verify_pin`] when locked → [`get_job_number`] →
 //! [`sign_document`] → [`read_card_certificate`] (own C.ENC) → [`encrypt_document`].
-//! Receiving: [`get_cards`] → [`decrypt_document`] → [`verify_document`].
+//! Receiving: [`get_cards`] → [`read_card_certificate`] (which card holds the fetching user's
+//! key, unless cached) → [`get_pin_status`]/[`verify_pin`] → [`decrypt_document`] →
+//! [`verify_document`].
 //!
 //! Responses are read with a hardened namespace-aware reader ([`xml_tree`]): prefixes are the
 //! peer's choice, DOCTYPE and entities are rejected, size/depth/element counts are bounded, and

@@ -1,7 +1,9 @@
-//! CertificateService `ReadCardCertificate`: the sender's own C.ENC certificate from the SM-B.
+//! CertificateService `ReadCardCertificate`: a card's C.ENC certificate.
 //!
-//! WHY: the message is encrypted for the sender too (gemSMIME_KOMLE: a RecipientInfo for the
-//! sender), and the recipient-emails attribute names the certificate used for each address.
+//! WHY: receiving finds the card that holds the fetching user's key by comparing the cards'
+//! C.ENC certificates with the IDs recipient-emails names for the user (gemSpec_CM_KOMLE
+//! §3.8.4, KOM-LE-A_2060); sending may read the SM-B's own C.ENC (a RecipientInfo for the
+//! sender, gemSMIME_KOMLE).
 
 use super::context::CallContext;
 use super::envelope::{SoapRequest, with_payload};

@@ -4,7 +4,12 @@
 //!
 //! ```text
 //!  not KOM-LE ───────────────────────────────────────────────────► unchanged (A_2040)
-//!  KOM-LE ─► GetCards ─► per card (SM-B, else the user's HBA):
+//!  KOM-LE ─► recipient-emails names the user? ── no ─► error mail 01, no Konnektor call
+//!            │ yes                                      (A_2043–A_2045, §3.4.4.2.1)
+//!            ▼
+//!            GetCards ─► card cache hit, ICCSN listed? ── no ─► ReadCardCertificate per card
+//!            │ yes (A_2060)                                    until one matches (A_2061)
+//!            ▼                                                 none: error mail 01 (A_2062)
 //!            GetPinStatus ─► VerifyPin if VERIFIABLE (§3.8.4) ─► DecryptDocument ─► VerifyDocument
 //!                  │ not unlockable (A_2063)      │ fails                 │
 //!                  ▼                              ▼                       ▼
@@ -13,7 +18,46 @@
 //! ```
 //!
 //! The runtime loop is the same as for [`crate::protect`]: call [`Reception::step`], perform
-//! the [`Step`], feed the answer to [`Reception::konnektor_answer`], until [`Step::Done`].
+//! the [`Step`], feed the answer to [`Reception::konnektor_answer`] together with the
+//! process-wide [`CardCache`], until [`Step::Done`].
+//!
+//! # Which card decrypts (gemSpec_CM_KOMLE §3.4.4.2.1, §3.8.4)
+//!
+//! 1. The fetching user's address is the POP3 login name's part before the first `#`
+//!    (KOM-LE-A_2044). The unprotected recipient-emails attribute of the AuthEnvelopedData
+//!    names, per address, the certificates (IssuerAndSerialNumber) the message was encrypted
+//!    for; only those named for the user's address count (A_2043, A_2059). None: decryption
+//!    counts as failed (§3.4.4.2.1, 1.16: „Wenn es keinen RecipientIdentifier gibt, der dem
+//!    POP3-Nutzernamen des Empfängers entspricht, wird die Entschlüsselung als fehlgeschlagen
+//!    betrachtet“), the user gets the A_2046 error mail with `X-KIM-DecryptionResult: 01` and
+//!    the encrypted original, and no Konnektor call is made: another user's key is never
+//!    tried (A_2045).
+//! 2. GetCards lists the cards of the call context. Candidates are every SM-B and, only when
+//!    the login name carries a UserId (needed for HBA access, §3.4.2.2), the HBAs.
+//! 3. The [`CardCache`] maps (address, certificate ID) to the ICCSN of the card found earlier
+//!    (A_2060); a hit whose ICCSN GetCards still lists is used without further calls. Entries
+//!    live for `TTL_EMAIL_ICCSN` (Tab_Konf_Param: 30 days, [`TTL_EMAIL_ICCSN`]), measured in
+//!    the pipeline's `now`.
+//! 4. Otherwise ReadCardCertificate (C.ENC) is asked of each candidate in GetCards order until
+//!    one card's certificate is among the user's certificate IDs; that assignment is cached
+//!    (A_2061). No such card: error mail 01 (A_2062). A card whose certificate cannot be read
+//!    is skipped; no answer at all is 03.
+//! 5. Only that card is unlocked (GetPinStatus/VerifyPin, PIN.SMC or PIN.CH, A_2063) and asked
+//!    to decrypt. A message for the practice's address opens with the SM-B, one for a
+//!    physician's address with that physician's HBA (in the session that carries the UserId).
+//!
+//! Tests: `open_pipeline::a_2043_a_2059_message_for_hba_user_a_opens_only_with_a_card_in_a_session`,
+//! `open_pipeline::a_2045_other_users_of_the_practice_get_01_and_a_card_is_never_used_for_them`,
+//! `open_pipeline::a_2045_message_for_a_and_b_is_opened_by_each_with_the_own_card`,
+//! `open_pipeline::a_2059_message_for_the_practice_address_opens_with_the_smb`,
+//! `open_pipeline::a_2062_hba_user_without_user_id_gets_01_and_no_decryption`,
+//! `open_pipeline::a_2060_a_2061_card_cache_is_used_within_ttl_email_iccsn_and_refreshed_after`,
+//! `open_pipeline::a_2060_remembered_card_that_is_gone_is_not_used`; end to end with Dovecot:
+//! `e2e_receive::a_2045_message_for_hba_user_opens_only_in_that_users_pop3_session`.
+//!
+//! Not covered: ReadCardCertificate is asked for the RSA C.ENC only (CertificateService 6.0.1
+//! has no `Crypt` element); a message encrypted for a user's ECC certificate alone does not
+//! find the card (01).
 //!
 //! # Every `X-KIM-*` value this module writes, and the test that produces it
 //!
@@ -26,7 +70,7 @@
 //! | Header | Value | When | Test |
 //! |---|---|---|---|
 //! | `X-KIM-DecryptionResult` | `00` | decrypted | `open_pipeline::a_2048_a_2179_protected_message_opens_with_note_headers_and_report` |
-//! | `X-KIM-DecryptionResult` | `01` | no usable key: no card of the user, 4253, 4101, 4063, 4085 | `open_pipeline::a_2046_message_for_a_card_that_is_not_present_becomes_the_error_mail` |
+//! | `X-KIM-DecryptionResult` | `01` | no usable key: user not in recipient-emails, no card of the user, 4253, 4101, 4063, 4085 | `open_pipeline::a_2046_message_for_a_card_that_is_not_present_becomes_the_error_mail`, `open_pipeline::a_2045_other_users_of_the_practice_get_01_and_a_card_is_never_used_for_them` |
 //! | `X-KIM-DecryptionResult` | `02` | not the KOM-LE profile; Konnektor 4115/4112 | `smime_receive::a_2046_truncated_cms_or_base64_yields_wrong_format_mail` |
 //! | `X-KIM-DecryptionResult` | `03` | Konnektor not answering (GetCards, DecryptDocument) | `open_pipeline::a_2047_02_konnektor_not_answering_decrypt_document_is_03`, `fault_loop_pop3` |
 //! | `X-KIM-DecryptionResult` | `X<code>` | other Konnektor code, e.g. `X4141` corrupted ciphertext | `open_pipeline::a_2047_02_corrupted_ciphertext_gets_a_vendor_code_not_key_not_found` |
@@ -53,8 +97,10 @@
 //!
 //! [`DeliveryOptions::deliver_original_on_failure`]: crate::smime::DeliveryOptions::deliver_original_on_failure
 
+pub mod card_cache;
 mod pipeline;
 mod verification;
 
+pub use card_cache::{CardCache, CertId, TTL_EMAIL_ICCSN};
 pub use pipeline::{Reception, Step};
 pub use verification::verification_from;

@@ -3,13 +3,15 @@
 use std::collections::VecDeque;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::card_cache::{CardCache, CertId};
 use super::verification::verification_from;
 use crate::konnektor::get_pin_status::PinStatus;
 use crate::konnektor::pin_request::{PIN_TYPE_CH, PIN_TYPE_SMC, PinRequest};
+use crate::konnektor::read_card_certificate::CertRef;
 use crate::konnektor::verify_pin::PinResult;
 use crate::konnektor::{
     CallContext, KonnektorEndpoints, KonnektorError, decrypt_document, get_cards, get_pin_status,
-    verify_document, verify_pin,
+    read_card_certificate, verify_document, verify_pin,
 };
 use crate::pop3::{OpenFailure, OpenJob, OpenedMessage};
 use crate::protect::KonnektorCall;
@@ -38,18 +40,37 @@ const KEY_NOT_USABLE: [i64; 4] = [4253, 4101, 4063, 4085];
 /// 02, wrong format.
 const WRONG_FORMAT: [i64; 2] = [4115, 4112];
 
-/// A card of the fetching user to try, with the PIN that unlocks its C.ENC key.
+/// A card that may hold the fetching user's key, with the PIN that unlocks its C.ENC key.
 #[derive(Debug, Clone)]
 struct CardToTry {
     handle: String,
     /// PIN.SMC for the SM-B, PIN.CH for a HBA (gemSpec_CM_KOMLE §3.8.4, activity 5).
     pin_type: &'static str,
+    /// From GetCards; the card cache is keyed to it (A_2061).
+    iccsn: Option<String>,
+}
+
+/// The certificate IDs recipient-emails names for the fetching user (A_2043, A_2059).
+#[derive(Clone)]
+struct Wanted(Vec<CertId>);
+
+impl core::fmt::Debug for Wanted {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Wanted({} certificate IDs)", self.0.len())
+    }
 }
 
 #[derive(Debug)]
 enum State {
     Start,
-    AwaitingCards(Opening),
+    AwaitingCards(Opening, Wanted),
+    /// §3.8.4 activity 3 (A_2060): ReadCardCertificate of the first candidate; the rest are
+    /// asked in turn until one holds a certificate recipient-emails names for the user.
+    AwaitingCertificate {
+        opening: Opening,
+        wanted: Wanted,
+        candidates: VecDeque<CardToTry>,
+    },
     /// §3.8.4 activity 5: is the first card's PIN verified?
     AwaitingPinStatus {
         opening: Opening,
@@ -118,7 +139,25 @@ impl Reception {
                     self.deliver(message);
                 }
                 Retrieved::Deliver(mail) => self.deliver(SecretBytes::from(mail)),
-                Retrieved::Decrypt(opening) => self.state = State::AwaitingCards(opening),
+                Retrieved::Decrypt(opening) => {
+                    // A_2043/A_2044/A_2059: only certificates recipient-emails names for the
+                    // fetching user's address; none means the message is not for this user's
+                    // keys, and no Konnektor call is made (A_2045, §3.4.4.2.1: decryption
+                    // counts as failed, Tab_Fehlertext_Entschl 01).
+                    let wanted: Vec<CertId> = opening
+                        .entries_for(&self.job.login.user)
+                        .into_iter()
+                        .map(|r| CertId {
+                            issuer: r.issuer.clone(),
+                            serial: r.serial.clone(),
+                        })
+                        .collect();
+                    if wanted.is_empty() {
+                        self.decryption_failed(&opening, DecryptionFailure::KeyNotFound);
+                    } else {
+                        self.state = State::AwaitingCards(opening, Wanted(wanted));
+                    }
+                }
             }
         }
         if let Some(outcome) = self.outcome.take() {
@@ -141,7 +180,17 @@ impl Reception {
                 url: card_service,
                 request: verify_pin::build(&self.pin_request(cards)),
             }),
-            State::AwaitingCards(_) => Step::Call(KonnektorCall {
+            State::AwaitingCertificate { candidates, .. } => Step::Call(KonnektorCall {
+                url: self.endpoints.certificate_service.clone(),
+                request: read_card_certificate::build(
+                    &read_card_certificate::ReadCardCertificateRequest {
+                        context: &self.context,
+                        card_handle: candidates.front().map_or("", |c| c.handle.as_str()),
+                        cert_refs: &[CertRef::Enc],
+                    },
+                ),
+            }),
+            State::AwaitingCards(..) => Step::Call(KonnektorCall {
                 url: self.endpoints.event_service.clone(),
                 request: get_cards::build(&get_cards::GetCardsRequest {
                     context: &self.context,
@@ -176,36 +225,76 @@ impl Reception {
     }
 
     /// The Konnektor's answer to the last [`Step::Call`]: the body, or a transport error.
-    pub fn konnektor_answer(&mut self, body: Result<Vec<u8>, String>) {
+    /// `cards` is the process-wide card cache (A_2060, A_2061): read after GetCards, written
+    /// when ReadCardCertificate found the user's card.
+    pub fn konnektor_answer(&mut self, cards: &mut CardCache, body: Result<Vec<u8>, String>) {
         match core::mem::replace(&mut self.state, State::Finished) {
-            State::AwaitingCards(opening) => match body.as_deref().map(get_cards::parse) {
-                Ok(Ok(cards)) => {
-                    // A_2043–A_2045: only the fetching user's keys: the practice's SM-B, and
-                    // the HBAs the Konnektor lists for the UserId of the login name.
-                    let mut handles: VecDeque<CardToTry> = cards
-                        .smb()
-                        .map(|c| CardToTry {
-                            handle: c.card_handle.clone(),
-                            pin_type: PIN_TYPE_SMC,
-                        })
-                        .into_iter()
-                        .collect();
-                    if self.context.user_id.is_some() {
-                        handles.extend(cards.hbas().map(|c| CardToTry {
-                            handle: c.card_handle.clone(),
-                            pin_type: PIN_TYPE_CH,
-                        }));
-                    }
-                    if handles.is_empty() {
-                        self.decryption_failed(&opening, DecryptionFailure::KeyNotFound);
-                    } else {
-                        self.try_card(opening, handles);
+            State::AwaitingCards(opening, wanted) => match body.as_deref().map(get_cards::parse) {
+                Ok(Ok(listed)) => {
+                    let candidates = self.candidates(&listed);
+                    match self.cached_card(cards, &wanted, &candidates) {
+                        // Activity 2: the remembered card is present.
+                        Some(card) => self.try_card(opening, VecDeque::from([card])),
+                        None if candidates.is_empty() => {
+                            // A_2062: no card that could hold the key.
+                            self.decryption_failed(&opening, DecryptionFailure::KeyNotFound);
+                        }
+                        None => {
+                            self.state = State::AwaitingCertificate {
+                                opening,
+                                wanted,
+                                candidates,
+                            };
+                        }
                     }
                 }
                 Ok(Err(_)) | Err(_) => {
                     self.decryption_failed(&opening, DecryptionFailure::KonnektorUnavailable)
                 }
             },
+            State::AwaitingCertificate {
+                opening,
+                wanted,
+                mut candidates,
+            } => {
+                let read = match body.as_deref().map(read_card_certificate::parse) {
+                    Ok(r) => r,
+                    Err(_) => {
+                        return self
+                            .decryption_failed(&opening, DecryptionFailure::KonnektorUnavailable);
+                    }
+                };
+                let Some(card) = candidates.pop_front() else {
+                    return self.decryption_failed(&opening, DecryptionFailure::KeyNotFound);
+                };
+                // A card without a readable C.ENC (refused, other card type) is no candidate.
+                let matched = read.ok().and_then(|r| {
+                    r.certificates
+                        .iter()
+                        .filter_map(|c| cert_id_of(&c.certificate))
+                        .find(|id| wanted.0.contains(id))
+                });
+                match matched {
+                    Some(id) => {
+                        // Activity 4, A_2061.
+                        if let Some(iccsn) = &card.iccsn {
+                            cards.remember(&self.job.login.user, &id, iccsn, self.now);
+                        }
+                        self.try_card(opening, VecDeque::from([card]));
+                    }
+                    None if candidates.is_empty() => {
+                        // A_2062: no present card holds a certificate named for the user.
+                        self.decryption_failed(&opening, DecryptionFailure::KeyNotFound);
+                    }
+                    None => {
+                        self.state = State::AwaitingCertificate {
+                            opening,
+                            wanted,
+                            candidates,
+                        };
+                    }
+                }
+            }
             State::AwaitingDecryption { opening, mut cards } => {
                 // The answer is the plaintext in base64: wiped when dropped (A_2005).
                 let body = body.map(SecretBytes::from);
@@ -269,6 +358,46 @@ impl Reception {
         }
     }
 
+    /// The cards GetCards lists that may hold the user's key: every SM-B of the context and,
+    /// when the login name carries a UserId (needed for HBA access, §3.4.2.2), the HBAs.
+    fn candidates(&self, listed: &get_cards::GetCardsResponse) -> VecDeque<CardToTry> {
+        let smbs = listed
+            .cards
+            .iter()
+            .filter(|c| c.is_smb())
+            .map(|c| CardToTry {
+                handle: c.card_handle.clone(),
+                pin_type: PIN_TYPE_SMC,
+                iccsn: c.iccsn.clone(),
+            });
+        let hbas = listed
+            .hbas()
+            .filter(|_| self.context.user_id.is_some())
+            .map(|c| CardToTry {
+                handle: c.card_handle.clone(),
+                pin_type: PIN_TYPE_CH,
+                iccsn: c.iccsn.clone(),
+            });
+        smbs.chain(hbas).collect()
+    }
+
+    /// §3.8.4 activity 2 (A_2060): a cached card for one of the user's certificate IDs that
+    /// GetCards still lists (same ICCSN).
+    fn cached_card(
+        &self,
+        cards: &CardCache,
+        wanted: &Wanted,
+        candidates: &VecDeque<CardToTry>,
+    ) -> Option<CardToTry> {
+        wanted.0.iter().find_map(|id| {
+            let iccsn = cards.lookup(&self.job.login.user, id, self.now)?;
+            candidates
+                .iter()
+                .find(|c| c.iccsn.as_deref() == Some(iccsn))
+                .cloned()
+        })
+    }
+
     /// The next card: with a CardService, its PIN status first (§3.8.4 activities 5 and 6);
     /// a Konnektor without CardService 8.1 is asked to decrypt directly.
     fn try_card(&mut self, opening: Opening, cards: VecDeque<CardToTry>) {
@@ -321,6 +450,17 @@ impl Reception {
     fn deliver(&mut self, message: SecretBytes) {
         self.outcome = Some(Ok(OpenedMessage { message }));
     }
+}
+
+/// The IssuerAndSerialNumber of a certificate, in the form recipient-emails carries it.
+fn cert_id_of(der: &[u8]) -> Option<CertId> {
+    use der::{Decode, Encode};
+    let cert = x509_cert::Certificate::from_der(der).ok()?;
+    let tbs = &cert.tbs_certificate;
+    Some(CertId {
+        issuer: tbs.issuer.to_der().ok()?,
+        serial: tbs.serial_number.to_der().ok()?,
+    })
 }
 
 /// A_2047-02: Tab_Fehlertext_Entschl for the codes it covers, an `X` code for the rest.

@@ -53,7 +53,8 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Starts komle-cm with only `[pop3]`, trusting `servers`' CA upstream and `sim` as Konnektor.
+/// Starts komle-cm with only `[pop3]`, trusting `servers`' CA upstream, allowing only their
+/// Dovecot as POP3 server (`[upstream] pop3`, default-deny), and `sim` as Konnektor.
 /// The directory is not used for receiving: it points at a closed port.
 fn start_cm(servers: &MailServers, sim: &SimServer) -> Cm {
     let dir = tempfile::tempdir().unwrap();
@@ -515,4 +516,105 @@ fn retr_25_mb_through_komle_cm_vs_direct() {
             b.cm.vm_hwm_kb()
         );
     });
+}
+
+/// KOM-LE-A_2043–A_2045, A_2059 end to end (issue 14 finding 6): practice `single` has its SM-B
+/// and the HBAs of physicians A and B in one Konnektor. A message for A that also lands in B's
+/// mailbox (a forward at the mail service) opens in A's POP3 session, with A's HBA; in B's
+/// session it is the A_2046 error mail with `X-KIM-DecryptionResult: 01` and the encrypted
+/// original, never the content, and the Konnektor never sees A's card in B's session.
+#[test]
+fn a_2045_message_for_hba_user_opens_only_in_that_users_pop3_session() {
+    use komle_conformance::sim::config::Operation;
+    use komle_conformance::world::HBA_A_CARD;
+
+    let world = World::generate(SystemTime::now()).unwrap();
+    let a = world.pki.hba_a.address.clone();
+    let b = world.pki.hba_b.address.clone();
+    let sender = world.pki.sender.address.clone();
+    let servers =
+        MailServers::start(&[User::new(a.clone(), PW), User::new(b.clone(), PW)]).unwrap();
+    let sim = SimServer::start(
+        Simulator::new(world.sim_config.clone()),
+        TlsOptions::default(),
+    )
+    .unwrap();
+    let cm = start_cm(&servers, &sim);
+
+    let secret = "Nur fuer Dr. A bestimmt.";
+    let original = mail("Konsil", secret, &sender, &a);
+    let job = ProtectJob {
+        login: LoginName::parse(&format!("{sender}#127.0.0.1:465#Praxis#KIM#Platz1")).unwrap(),
+        envelope_from: sender.clone(),
+        recipients: vec![a.clone()],
+        message: SecretBytes::from(original),
+    };
+    let encrypted = inprocess::protect(
+        &Simulator::new(world.sim_config.clone()),
+        &world,
+        &mut CertificateCache::new(CacheConfig::default()),
+        job,
+        SystemTime::now(),
+        &mut Vec::new(),
+    )
+    .expect("protected")
+    .message
+    .as_slice()
+    .to_vec();
+    servers.deliver_direct(&a, &encrypted).unwrap();
+    servers.deliver_direct(&b, &encrypted).unwrap();
+    let ca = servers.ca_pem_path().to_owned();
+    let dovecot = servers.pop3s_addr().port();
+    let login = |user: &str, user_id: &str| {
+        format!("{user}#127.0.0.1:{dovecot}#Praxis#KIM#Platz1#{user_id}")
+    };
+
+    smol::block_on(async {
+        // B first: nothing A's session did can have helped or hurt.
+        let mut p = Pop::connect(&ca, cm.port).await;
+        let ok = p.login(&login(&b, "arzt-b"), PW).await;
+        assert!(ok.starts_with("+OK"), "{ok}");
+        let r = p.cmd("RETR 1").await;
+        assert!(r.starts_with("+OK"), "{r}");
+        let m = p.body().await;
+        assert_eq!(octets(&r), m.len());
+        assert!(contains(&m, "X-KIM-DecryptionResult: 01"), "B gets 01");
+        assert!(contains(&m, "message/rfc822"), "original attached");
+        assert!(contains(&m, "X-KOM-LE-Version"), "the encrypted original");
+        assert!(!contains(&m, secret), "A's content in B's session");
+        assert!(!contains(&m, "X-KIM-DecryptionResult: 00"));
+        assert!(p.cmd("QUIT").await.starts_with("+OK"));
+        let in_b_session = sim.simulator().call_log();
+        assert!(
+            in_b_session
+                .iter()
+                .all(|c| c.card_handle.as_deref() != Some(HBA_A_CARD)
+                    && c.operation != Operation::DecryptDocument),
+            "{in_b_session:?}"
+        );
+
+        let mut p = Pop::connect(&ca, cm.port).await;
+        let ok = p.login(&login(&a, "arzt-a"), PW).await;
+        assert!(ok.starts_with("+OK"), "{ok}");
+        let r = p.cmd("RETR 1").await;
+        assert!(r.starts_with("+OK"), "{r}");
+        let m = p.body().await;
+        assert_eq!(octets(&r), m.len());
+        assert!(contains(&m, "X-KIM-DecryptionResult: 00"), "A opens it");
+        assert!(contains(&m, "X-KIM-IntegrityCheckResult: 01"));
+        assert!(contains(&m, secret));
+        assert!(p.cmd("QUIT").await.starts_with("+OK"));
+    });
+    let decrypts: Vec<_> = sim
+        .simulator()
+        .call_log()
+        .into_iter()
+        .filter(|c| c.operation == Operation::DecryptDocument)
+        .map(|c| (c.card_handle, c.user_id))
+        .collect();
+    assert_eq!(
+        decrypts,
+        [(Some(HBA_A_CARD.to_owned()), Some("arzt-a".to_owned()))],
+        "one DecryptDocument, with A's card in A's context"
+    );
 }

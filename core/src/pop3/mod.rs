@@ -63,6 +63,7 @@ mod connect;
 mod event;
 mod multiline;
 mod proxy;
+mod proxy_session;
 mod replies;
 mod reply;
 mod session;

@@ -18,6 +18,7 @@ mod connect;
 pub mod data;
 mod event;
 mod proxy;
+mod proxy_session;
 pub mod reply;
 mod session;
 mod upstream_login;

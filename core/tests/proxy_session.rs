@@ -207,3 +207,45 @@ fn a_2005_payloads_are_redacted_in_debug() {
         "{shown:?}"
     );
 }
+
+/// A_2016: the MTA does not answer (here: no greeting after the connection) — 421 to the
+/// client and `Ended { UpstreamTimeout }`; A_2038: the POP3 server hangs up in PROXY —
+/// `Ended { UpstreamClosed }`.
+#[test]
+fn a_2016_a_2038_upstream_timeout_and_hang_up_are_end_reasons() {
+    let now = Instant::now();
+    let mut s = smtp(now);
+    feed(&mut s, Input::Timeout, now);
+    let login = "mustermann@komle.de#mail.komle.de:465#1#KOM_LE#7";
+    let auth = format!("AUTH PLAIN {}\r\n", base64_plain(login));
+    feed(&mut s, Input::ClientData(auth.as_bytes()), now);
+    feed(&mut s, Input::UpstreamConnected, now);
+    let at = ProxySession::poll_timeout(&s).expect("the MTA's answer is timed");
+    let out = feed(&mut s, Input::Timeout, at);
+    assert_eq!(ended(&out), Some(EndReason::UpstreamTimeout), "{out:?}");
+
+    let mut p = pop3(now);
+    feed(
+        &mut p,
+        Input::ClientData(b"USER erik@komle.de#pop.komle.de:995#1#KOM_LE#7\r\n"),
+        now,
+    );
+    feed(
+        &mut p,
+        Input::ClientData(format!("PASS {PASSWORD}\r\n").as_bytes()),
+        now,
+    );
+    feed(&mut p, Input::UpstreamConnected, now);
+    for reply in [
+        &b"+OK ready\r\n"[..],
+        b"+OK Capability list follows\r\nUSER\r\n.\r\n",
+        b"+OK\r\n",
+        b"+OK in\r\n",
+    ] {
+        feed(&mut p, Input::UpstreamData(reply), now);
+    }
+    assert!(!p.is_finished());
+    let out = feed(&mut p, Input::UpstreamClosed, now);
+    assert_eq!(ended(&out), Some(EndReason::UpstreamClosed), "{out:?}");
+    assert_eq!(EndReason::UpstreamClosed.to_string(), "upstream-closed");
+}

@@ -164,7 +164,7 @@ fn record(world: &World, sim: &Simulator, size: usize, now: SystemTime) -> Fixtu
                     .handle(call.request.soap_action, &call.request.body)
                     .body;
                 f.protect_answers.push(Answer::Konnektor(r.clone()));
-                p.konnektor_answer(&mut c, Ok(r));
+                p.konnektor_answer(&mut c, r);
             }
             protect::Step::Done(r) => break r.expect("protected").message.as_slice().to_vec(),
         }
@@ -184,7 +184,7 @@ fn record(world: &World, sim: &Simulator, size: usize, now: SystemTime) -> Fixtu
                     .handle(call.request.soap_action, &call.request.body)
                     .body;
                 f.open_answers.push(Answer::Konnektor(a.clone()));
-                r.konnektor_answer(&mut cards, Ok(a));
+                r.konnektor_answer(&mut cards, a);
             }
             open::Step::Done(result) => break result.expect("opened").message,
         }
@@ -232,7 +232,7 @@ fn protect_replay(f: &Fixture, job: ProtectJob, mut answers: Answers<'_>) -> usi
                 // The runtime has sent (and dropped) the request before the answer arrives.
                 drop(black_box(call));
                 match answers.next() {
-                    Some(Answer::Konnektor(a)) => p.konnektor_answer(&mut c, Ok(a)),
+                    Some(Answer::Konnektor(a)) => p.konnektor_answer(&mut c, a),
                     _ => panic!("replay out of order"),
                 }
             }
@@ -250,7 +250,7 @@ fn open_replay(f: &Fixture, job: OpenJob, mut answers: Answers<'_>) -> usize {
             open::Step::Call(call) => {
                 drop(black_box(call));
                 match answers.next() {
-                    Some(Answer::Konnektor(a)) => r.konnektor_answer(&mut cards, Ok(a)),
+                    Some(Answer::Konnektor(a)) => r.konnektor_answer(&mut cards, a),
                     _ => panic!("replay out of order"),
                 }
             }

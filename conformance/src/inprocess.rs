@@ -43,7 +43,7 @@ pub fn protect(
             protect::Step::Call(c) => {
                 calls.push(operation(c.request.soap_action));
                 let r = sim.handle(c.request.soap_action, &c.request.body);
-                p.konnektor_answer(cache, Ok(r.body));
+                p.konnektor_answer(cache, r.body);
             }
             protect::Step::Done(r) => return r,
         }
@@ -61,7 +61,7 @@ pub fn open(
     open_with_cards(sim, &mut CardCache::default(), job, now, calls)
 }
 
-/// [`open`] with a card cache that outlives the message, as the runtime's does (A_2060).
+/// [`open`](fn@open) with a card cache that outlives the message, as the runtime's does (A_2060).
 pub fn open_with_cards(
     sim: &Simulator,
     cards: &mut CardCache,
@@ -75,7 +75,7 @@ pub fn open_with_cards(
             open::Step::Call(c) => {
                 calls.push(operation(c.request.soap_action));
                 let answer = sim.handle(c.request.soap_action, &c.request.body);
-                r.konnektor_answer(cards, Ok(answer.body));
+                r.konnektor_answer(cards, answer.body);
             }
             open::Step::Done(result) => return result,
         }

@@ -216,6 +216,7 @@ fn gematik_sample_05_decrypts_and_its_damaged_signed_data_is_reported_as_wrong_f
 
 use komle_conformance::inprocess::endpoints;
 use komle_conformance::world::SENDER_CARD;
+use komle_core::konnektor::TransportError;
 use komle_core::open::{CardCache, Reception, Step};
 use komle_core::smime::DeliveryOptions;
 
@@ -227,7 +228,7 @@ fn open_with(sim: &Simulator, job: OpenJob, now: SystemTime, options: DeliveryOp
         match r.step() {
             Step::Call(c) => {
                 let answer = sim.handle(c.request.soap_action, &c.request.body);
-                r.konnektor_answer(&mut cards, Ok(answer.body));
+                r.konnektor_answer(&mut cards, answer.body);
             }
             Step::Done(result) => return result.unwrap().message.as_slice().to_vec(),
         }
@@ -444,7 +445,7 @@ fn open_tampered(
     sim: &Simulator,
     job: OpenJob,
     now: SystemTime,
-    tamper: impl Fn(&str) -> Option<Result<Vec<u8>, String>>,
+    tamper: impl Fn(&str) -> Option<Result<Vec<u8>, TransportError>>,
 ) -> String {
     let mut r = Reception::new(job, endpoints(sim), now, DeliveryOptions::default());
     let mut cards = CardCache::default();
@@ -454,7 +455,10 @@ fn open_tampered(
                 let op = c.request.soap_action.rsplit('#').next().unwrap_or_default();
                 let answer = tamper(op)
                     .unwrap_or_else(|| Ok(sim.handle(c.request.soap_action, &c.request.body).body));
-                r.konnektor_answer(&mut cards, answer);
+                match answer {
+                    Ok(body) => r.konnektor_answer(&mut cards, body),
+                    Err(e) => r.transport_failed(&mut cards, e),
+                }
             }
             Step::Done(result) => return text(result.unwrap().message.as_slice()),
         }
@@ -501,10 +505,10 @@ fn a_23165_verify_document_fault_unreachable_and_unreadable_are_06_x01_x02() {
         },
     );
     let faulty = Simulator::new(faulty);
-    type Answer = Option<Result<Vec<u8>, String>>;
+    type Answer = Option<Result<Vec<u8>, TransportError>>;
     let cases: [(&Simulator, Answer, &str); 3] = [
         (&faulty, None, "06"),
-        (&sim, Some(Err("connection refused".into())), "X01"),
+        (&sim, Some(Err(TransportError::Unreachable)), "X01"),
         (&sim, Some(Ok(b"<soap:Envelope/>".to_vec())), "X02"),
     ];
     for (konnektor, answer, id) in cases {
@@ -534,7 +538,7 @@ fn a_2047_02_konnektor_not_answering_decrypt_document_is_03() {
     let to = world.pki.single.address.clone();
     let outer = protected(&world, &sim, &to, now);
     let out = open_tampered(&sim, job(&to, &outer), now, |op| {
-        (op == "DecryptDocument").then(|| Err("timeout".into()))
+        (op == "DecryptDocument").then_some(Err(TransportError::Timeout))
     });
     assert!(
         head(&out).contains("X-KIM-DecryptionResult: 03\r\n"),
@@ -946,7 +950,7 @@ fn a_2060_read_card_certificate_refused_is_01_and_unanswered_is_03() {
 
     let sim = Simulator::new(world.sim_config.clone());
     let out = open_tampered(&sim, job_as(&a, Some("arzt-a"), &outer), now, |op| {
-        (op == "ReadCardCertificate").then(|| Err("timed out".into()))
+        (op == "ReadCardCertificate").then_some(Err(TransportError::Timeout))
     });
     assert!(
         head(&out).contains("X-KIM-DecryptionResult: 03\r\n"),
@@ -954,4 +958,47 @@ fn a_2060_read_card_certificate_refused_is_01_and_unanswered_is_03() {
     );
     assert!(decrypted_with(&sim).is_empty());
     assert!(!out.contains(MARKER), "{out}");
+}
+
+/// Issue 15, the guard of commit 680d8b3 now shared with the protection pipeline: a second
+/// `step()` while DecryptDocument's answer is pending ends the pipeline with a failure. Before,
+/// it built the call again, and for the last card that call went out without the message
+/// (taken out by the first). An answer nobody asked for is refused the same way.
+#[test]
+fn a_second_step_while_an_answer_is_pending_fails_cleanly() {
+    let now = SystemTime::now();
+    let world = World::generate(now).unwrap();
+    let sim = Simulator::new(world.sim_config.clone());
+    let to = world.pki.single.address.clone();
+    let outer = protected(&world, &sim, &to, now);
+    let mut cards = CardCache::default();
+    let options = DeliveryOptions::default();
+    let mut r = Reception::new(job(&to, &outer), endpoints(&sim), now, options);
+    loop {
+        match r.step() {
+            Step::Call(c) if c.request.soap_action.ends_with("DecryptDocument") => break,
+            Step::Call(c) => {
+                let answer = sim.handle(c.request.soap_action, &c.request.body);
+                r.konnektor_answer(&mut cards, answer.body);
+            }
+            Step::Done(result) => panic!("finished before DecryptDocument: {result:?}"),
+        }
+    }
+    match r.step() {
+        Step::Done(Err(f)) => assert!(f.reason.contains("steht noch aus"), "{}", f.reason),
+        other => panic!("a second step while the answer is pending: {other:?}"),
+    }
+    // The late answer changes nothing: the pipeline stays finished.
+    r.konnektor_answer(&mut cards, b"<late/>".to_vec());
+    match r.step() {
+        Step::Done(Err(f)) => assert!(f.reason.contains("abgeschlossen"), "{}", f.reason),
+        other => panic!("after the end: {other:?}"),
+    }
+
+    let mut r = Reception::new(job(&to, &outer), endpoints(&sim), now, options);
+    r.transport_failed(&mut cards, TransportError::Timeout);
+    match r.step() {
+        Step::Done(Err(f)) => assert!(f.reason.contains("ohne Anfrage"), "{}", f.reason),
+        other => panic!("an unasked answer: {other:?}"),
+    }
 }

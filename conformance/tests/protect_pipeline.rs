@@ -12,6 +12,7 @@ use komle_conformance::sim::config::{Fault, Operation, PinState, SimConfig};
 use komle_conformance::sim::simulator::Simulator;
 use komle_conformance::world::{OLD_AND_NEW_CARD, SENDER_CARD, SINGLE_CARD, World};
 use komle_core::directory::{CacheConfig, CertificateCache};
+use komle_core::konnektor::TransportError;
 use komle_core::konnektor::{
     CallContext, KonnektorEndpoints, ServiceDirectory, decrypt_document, verify_document,
 };
@@ -90,7 +91,7 @@ fn run(
             Step::Call(c) => {
                 calls.push(c.request.soap_action.rsplit('#').next().unwrap().to_owned());
                 let r = w.sim.handle(c.request.soap_action, &c.request.body);
-                p.konnektor_answer(cache, Ok(r.body));
+                p.konnektor_answer(cache, r.body);
             }
             Step::Done(r) => return r,
         }
@@ -620,6 +621,44 @@ fn a_2019_step_again_before_the_answer_fails_instead_of_sending_an_empty_documen
     assert!(!call.request.body.is_empty());
     match p.step(&mut c) {
         Step::Done(Err(f)) => assert!(f.reason.contains("Antwort"), "{}", f.reason),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+}
+
+/// Issue 15: the shared pending-answer guard also matches the kind of answer. A directory
+/// answer while a Konnektor call is pending (or a Konnektor answer before any call) ends the
+/// attempt with a failure instead of being taken for the other.
+#[test]
+fn a_2019_an_answer_of_the_wrong_kind_fails_the_attempt() {
+    let w = world(&[]);
+    let mut c = cache();
+    let to = w.pki.single.address.clone();
+    let job = || ProtectJob {
+        login: login(),
+        envelope_from: w.pki.sender.address.clone(),
+        recipients: vec![to.clone()],
+        message: SecretBytes::from(mail(&w.pki.sender.address, &[&to])),
+    };
+    let mut p = Protection::new(job(), w.endpoints.clone(), w.now);
+    loop {
+        match p.step(&mut c) {
+            Step::LookUp(a) => {
+                let entries = w.world.directory_entries(&a);
+                p.directory_answer(&mut c, Ok::<_, DirectoryUnavailable>(entries));
+            }
+            Step::Call(_) => break,
+            Step::Done(r) => panic!("finished before any Konnektor call: {r:?}"),
+        }
+    }
+    p.directory_answer(&mut c, Err(DirectoryUnavailable));
+    match p.step(&mut c) {
+        Step::Done(Err(f)) => assert!(f.reason.contains("ohne Anfrage"), "{}", f.reason),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    let mut p = Protection::new(job(), w.endpoints.clone(), w.now);
+    p.transport_failed(&mut c, TransportError::Unreachable);
+    match p.step(&mut c) {
+        Step::Done(Err(f)) => assert!(f.reason.contains("ohne Anfrage"), "{}", f.reason),
         other => panic!("expected a failure, got {other:?}"),
     }
 }

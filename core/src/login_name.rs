@@ -30,6 +30,7 @@ pub struct LoginName {
 
 /// Why a login name is incomplete; answered with 501 5.5.4 (SMTP) or -ERR (POP3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LoginNameError {
     MissingUser,
     MissingServerAddress,

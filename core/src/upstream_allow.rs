@@ -111,6 +111,7 @@ enum HostMatch {
 
 /// Why an allow-list entry is not a pattern; shown by the configuration check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PatternError {
     /// No `:port` at the end.
     MissingPort,

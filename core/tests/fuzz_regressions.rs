@@ -82,6 +82,41 @@ fn fuzz_regressions_replay_without_panic() {
     );
 }
 
+/// The session drivers' invariants (issue 15: exactly one `Ended`, last, once finished;
+/// nothing to a closed client) on pseudo-random interleavings, so they run even without
+/// recorded crashers: a fixed-seed generator, short inputs with commands both sessions know.
+#[test]
+fn session_drivers_hold_their_invariants_on_random_interleavings() {
+    const WORDS: &[&[u8]] = &[
+        b"EHLO c\r\n",
+        b"QUIT\r\n",
+        b"NOOP\r\n",
+        b"USER a@b.de#127.0.0.1:1110#1#KOM_LE#7\r\n",
+        b"PASS x\r\n",
+        b"+OK\r\n",
+        b"220 mta\r\n",
+        b"CAPA\r\n",
+    ];
+    let mut seed: u64 = 0x1505_2026;
+    let mut next = move || {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) as usize
+    };
+    for _ in 0..2000 {
+        let mut input = Vec::new();
+        for _ in 0..next() % 12 {
+            let word = WORDS[next() % WORDS.len()];
+            input.push((next() % 256) as u8);
+            input.push(word.len() as u8);
+            input.extend_from_slice(word);
+        }
+        smtp_session::run(&input);
+        pop3_session::run(&input);
+    }
+}
+
 /// The Konnektor fixtures (valid answers, faults, warnings, the service directory) written as
 /// seed files into `$KOMLE_FUZZ_SEEDS`; run by `fuzz/seed.sh`.
 #[test]

@@ -78,6 +78,7 @@ impl H {
                     }
                     Pop3Action::CloseClient => Kind::CloseClient,
                     Pop3Action::CloseUpstream => Kind::CloseUpstream,
+                    other => panic!("an action this test does not know: {other:?}"),
                 };
                 self.trace.push(kind);
             }

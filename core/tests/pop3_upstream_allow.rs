@@ -43,6 +43,7 @@ fn run(allow: &[&str], lines: &[&str]) -> Outcome {
                     out.sent_upstream = true
                 }
                 Pop3Action::Open(_) => panic!("no message is fetched here"),
+                other => panic!("an action this test does not know: {other:?}"),
             }
         }
         failed

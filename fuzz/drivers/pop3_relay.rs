@@ -179,6 +179,7 @@ impl Harness {
                     Pop3Action::CloseClient => self.out.closed_client = true,
                     Pop3Action::CloseUpstream => self.out.closed_upstream = true,
                     Pop3Action::ConnectUpstream { .. } => panic!("second connect"),
+                    other => panic!("an action this driver does not know: {other:?}"),
                 }
             }
             if self.answers.is_empty() || self.out.closed_upstream {

@@ -1,11 +1,10 @@
 //! The POP3 session on an arbitrary interleaving of client bytes, server bytes, events and
 //! time: it never panics, never sends to the client after closing it, and its timeout never
-//! lies before the start.
+//! lies before the start; it ends with exactly one `Ended`, last.
 use std::time::{Duration, Instant};
 
-use komle_core::pop3::{
-    OpenFailure, OpenedMessage, Pop3Action, Pop3Config, Pop3Event, Pop3Session,
-};
+use komle_core::pop3::{OpenFailure, OpenedMessage, Pop3Config, Pop3Event, Pop3Session};
+use komle_core::proxy_session::{Output, ProxySession};
 use komle_core::secret::SecretBytes;
 use komle_core::upstream_allow::UpstreamAllowList;
 
@@ -21,6 +20,7 @@ pub fn run(data: &[u8]) {
     };
     let mut s = Pop3Session::new(config, now);
     let mut closed_client = false;
+    let mut ended = None;
     let mut rest = data;
     while let Some((&op, tail)) = rest.split_first() {
         let len = (tail.first().copied().unwrap_or(0) as usize).min(tail.len().saturating_sub(1));
@@ -53,14 +53,22 @@ pub fn run(data: &[u8]) {
                 now,
             ),
         }
-        while let Some(a) = s.poll_action() {
-            match a {
-                Pop3Action::CloseClient => closed_client = true,
-                Pop3Action::SendToClient(_) => assert!(!closed_client, "bytes after close"),
-                Pop3Action::ConnectUpstream { port, .. } => assert_ne!(port, 0),
+        // Drained through the shared words: exactly one Ended, last, once finished.
+        while let Some(o) = ProxySession::poll_output(&mut s) {
+            assert!(ended.is_none(), "output after Ended: {o:?}");
+            match o {
+                Output::CloseClient => closed_client = true,
+                Output::SendToClient(_) => assert!(!closed_client, "bytes after close"),
+                Output::ConnectUpstream { port, .. } => assert_ne!(port, 0),
+                Output::Ended { reason } => ended = Some(reason),
                 _ => {}
             }
         }
+        assert_eq!(
+            s.is_finished(),
+            ended.is_some(),
+            "finished without Ended, or the reverse"
+        );
         if let Some(t) = s.poll_timeout() {
             assert!(t >= start);
         }

@@ -395,6 +395,7 @@ impl Harness {
                 }
                 SmtpAction::CloseClient => self.client_closed = true,
                 SmtpAction::ConnectUpstream { .. } => panic!("second MTA connection"),
+                other => panic!("an action this driver does not know: {other:?}"),
             }
         }
         if let Some(t) = self.session.poll_timeout() {

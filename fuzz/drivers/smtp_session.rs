@@ -1,11 +1,11 @@
 //! The SMTP session on an arbitrary interleaving of client bytes, MTA bytes, events and time:
-//! it never panics, and once closed it stays quiet.
+//! it never panics, once closed it stays quiet, and it ends with exactly one `Ended`, last.
 use std::time::{Duration, Instant};
 
+use komle_core::proxy_session::{Job, Output, ProxySession};
 use komle_core::secret::SecretBytes;
 use komle_core::smtp::{
-    ProtectedMessage, ProtectionFailure, RecipientVerdict, SmtpAction, SmtpConfig, SmtpEvent,
-    SmtpSession,
+    ProtectedMessage, ProtectionFailure, RecipientVerdict, SmtpConfig, SmtpEvent, SmtpSession,
 };
 use komle_core::upstream_allow::UpstreamAllowList;
 
@@ -26,6 +26,7 @@ pub fn run(data: &[u8]) {
     };
     let mut s = SmtpSession::new(config, now);
     let mut last_recipient = String::new();
+    let mut ended = None;
     let mut rest = data;
     while let Some((&op, tail)) = rest.split_first() {
         let len = (tail.first().copied().unwrap_or(0) as usize).min(tail.len().saturating_sub(1));
@@ -73,14 +74,22 @@ pub fn run(data: &[u8]) {
             ),
         }
         let mut closed_client = false;
-        while let Some(a) = s.poll_action() {
-            match a {
-                SmtpAction::CheckRecipient { address } => last_recipient = address,
-                SmtpAction::CloseClient => closed_client = true,
-                SmtpAction::SendToClient(_) => assert!(!closed_client, "bytes after close"),
+        // Drained through the shared words: exactly one Ended, last, once finished.
+        while let Some(o) = ProxySession::poll_output(&mut s) {
+            assert!(ended.is_none(), "output after Ended: {o:?}");
+            match o {
+                Output::Run(Job::CheckRecipient { address }) => last_recipient = address,
+                Output::CloseClient => closed_client = true,
+                Output::SendToClient(_) => assert!(!closed_client, "bytes after close"),
+                Output::Ended { reason } => ended = Some(reason),
                 _ => {}
             }
         }
+        assert_eq!(
+            s.is_finished(),
+            ended.is_some(),
+            "finished without Ended, or the reverse"
+        );
         if let Some(t) = s.poll_timeout() {
             assert!(t >= start);
         }

@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 
 use komle_core::directory::{CertificateCache, DirectoryEntry};
-use komle_core::konnektor::KonnektorEndpoints;
+use komle_core::konnektor::{KonnektorEndpoints, TransportError};
 use komle_core::open::{self, CardCache, Reception};
 use komle_core::pop3::{OpenFailure, OpenJob, OpenedMessage};
 use komle_core::protect::{self, DirectoryUnavailable, Protection, Step};
@@ -126,7 +126,10 @@ impl Protector for Pipeline {
                         if let Err(e) = &answer {
                             log::warn!("Konnektor call {} failed: {e}", call.request.soap_action);
                         }
-                        self.with_cache(|c| p.konnektor_answer(c, answer));
+                        self.with_cache(|c| match answer {
+                            Ok(body) => p.konnektor_answer(c, body),
+                            Err(_) => p.transport_failed(c, TransportError::Other),
+                        });
                     }
                     Step::Done(result) => return result,
                 }
@@ -158,7 +161,10 @@ impl Opener for Pipeline {
                         if let Err(e) = &answer {
                             log::warn!("Konnektor call {} failed: {e}", call.request.soap_action);
                         }
-                        self.with_cards(|c| r.konnektor_answer(c, answer));
+                        self.with_cards(|c| match answer {
+                            Ok(body) => r.konnektor_answer(c, body),
+                            Err(_) => r.transport_failed(c, TransportError::Other),
+                        });
                     }
                     open::Step::Done(result) => return result,
                 }

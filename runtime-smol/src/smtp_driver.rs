@@ -192,6 +192,8 @@ where
                         let _ = u.close().await;
                     }
                 }
+                // #[non_exhaustive]: an action of a newer core this driver does not know.
+                other => log::warn!("action not handled by this driver: {other:?}"),
             }
         }
         if session.is_finished() {

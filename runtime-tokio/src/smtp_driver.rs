@@ -89,6 +89,8 @@ where
                         let _ = u.shutdown().await;
                     }
                 }
+                // #[non_exhaustive]: an action of a newer core this driver does not know.
+                other => log::warn!("action not handled by this driver: {other:?}"),
             }
         }
         if session.is_finished() {

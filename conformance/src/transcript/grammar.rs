@@ -102,6 +102,17 @@ pub(super) enum ConnectionEvent {
 }
 
 impl ConnectionEvent {
+    /// The [`Input`](komle_core::proxy_session::Input) this event feeds.
+    pub(super) fn into_input(self) -> komle_core::proxy_session::Input<'static> {
+        use komle_core::proxy_session::Input;
+        match self {
+            Self::Connected => Input::UpstreamConnected,
+            Self::ConnectFailed(reason) => Input::UpstreamFailed { reason },
+            Self::ClientClosed => Input::ClientClosed,
+            Self::UpstreamClosed => Input::UpstreamClosed,
+        }
+    }
+
     /// `Ok(None)` if `spec` is no connection event (a protocol-specific one, or unknown).
     pub(super) fn parse(spec: &str) -> Result<Option<Self>, String> {
         let (kind, rest) = spec.split_once(' ').unwrap_or((spec, ""));

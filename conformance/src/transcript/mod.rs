@@ -20,7 +20,8 @@
 //! | `N: text` / `N~ esc` | a line of the notice mail the next `E: protected` returns (SMTP) |
 //! | `T: +Ns` | advance the clock by N seconds and fire the timers |
 //! | `X: timeout +Ns` / `X: timeout none` | assert `poll_timeout` |
-//! | `X: finished` | assert the session is finished |
+//! | `X: finished` | assert the session is finished (and gave its one `Ended` output) |
+//! | `X: ended REASON` | assert the session ended with this [`EndReason`] (`client-quit`, …) |
 //! | `O: key value` | a setting changed from the protocol's default configuration |
 //! | `# …` | comment; blank lines are ignored |
 //!
@@ -52,7 +53,8 @@ use std::time::{Duration, Instant};
 pub use grammar::{escape, unescape};
 pub use smtp::TRANSCRIPT_MTAS;
 
-use grammar::{parse_secs, with_crlf};
+use grammar::{ConnectionEvent, parse_secs, push_lines, with_crlf};
+use komle_core::proxy_session::{EndReason, Input, Job, JobResult, Output, ProxySession};
 
 /// Which session a transcript drives; chosen by the directory the file is in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,6 +98,8 @@ pub enum Step {
     Expect(String),
     ExpectTimeout(Option<Duration>),
     ExpectFinished,
+    /// `X: ended REASON`: the session ended with [`EndReason`] `REASON` (its `as_str`).
+    ExpectEnded(String),
 }
 
 /// A parsed transcript.
@@ -147,6 +151,7 @@ impl Transcript {
                 "T:" => Step::Advance(parse_secs(rest).ok_or(format!("{name}:{n}: bad time"))?),
                 "X:" if rest == "finished" => Step::ExpectFinished,
                 "X:" if rest == "timeout none" => Step::ExpectTimeout(None),
+                "X:" if rest.starts_with("ended ") => Step::ExpectEnded(rest[6..].to_owned()),
                 "X:" => {
                     let d = rest
                         .strip_prefix("timeout ")
@@ -204,25 +209,18 @@ pub(crate) struct Payload {
     notice: Vec<u8>,
 }
 
-/// A session of one protocol as the runner sees it: inputs in, shown actions out.
-trait Replay {
-    fn client_data(&mut self, bytes: &[u8], now: Instant);
-    fn upstream_data(&mut self, bytes: &[u8], now: Instant);
-    /// Injects the `E:` event `spec`; an event returning a message takes it from `payload`.
-    fn event(&mut self, spec: &str, payload: &mut Payload, now: Instant) -> Result<(), String>;
-    fn timeout(&mut self, now: Instant);
-    fn poll_timeout(&self) -> Option<Instant>;
-    fn is_finished(&self) -> bool;
-    /// Moves every pending action into `observed`, shown as expectation lines.
-    fn drain(&mut self, observed: &mut VecDeque<String>);
-}
-
-fn start(t: &Transcript, now: Instant) -> Result<Box<dyn Replay>, String> {
-    let with_name = |e: String| format!("{}: {e}", t.name);
-    Ok(match t.protocol {
-        Protocol::Smtp => Box::new(smtp::SmtpReplay::start(&t.options, now).map_err(with_name)?),
-        Protocol::Pop3 => Box::new(pop3::Pop3Replay::start(&t.options, now).map_err(with_name)?),
-    })
+/// What differs between the protocols; everything else (inputs, output words, matching, the
+/// clock) is one loop over [`ProxySession`] in [`replay`].
+pub(crate) trait Words {
+    type Session: ProxySession;
+    /// Starts a session with the `O:` options applied.
+    fn start(options: &[(String, String)], now: Instant) -> Result<Self::Session, String>;
+    /// The protocol's own `E:` words: job results. A message they return is taken from
+    /// `payload`.
+    fn job_result(spec: &str, payload: &mut Payload) -> Result<JobResult, String>;
+    /// Shows a job the session handed out as `A:` (and `J:`) lines; a job this protocol does
+    /// not have is an error.
+    fn show_job(job: Job, observed: &mut VecDeque<String>) -> Result<(), String>;
 }
 
 /// How input bytes are cut into reads: given the bytes of one input step, the chunk sizes.
@@ -230,51 +228,107 @@ pub type Splitter<'a> = &'a mut dyn FnMut(usize) -> Vec<usize>;
 
 /// Replays a transcript; `split` decides how each input is cut into reads.
 pub fn run(t: &Transcript, split: Splitter<'_>) -> Result<(), String> {
+    match t.protocol {
+        Protocol::Smtp => replay::<smtp::SmtpWords>(t, split),
+        Protocol::Pop3 => replay::<pop3::Pop3Words>(t, split),
+    }
+}
+
+/// The outputs of a session seen so far, as expectation lines, and how it ended.
+struct Observed {
+    lines: VecDeque<String>,
+    /// The reason of [`Output::Ended`], once it came; nothing may follow it.
+    ended: Option<EndReason>,
+}
+
+impl Observed {
+    /// Moves every pending output of `session` into `lines`.
+    fn drain<W: Words>(&mut self, session: &mut W::Session) -> Result<(), String> {
+        while let Some(out) = session.poll_output() {
+            if let Some(reason) = self.ended {
+                return Err(format!("output {out:?} after Ended {{ {reason} }}"));
+            }
+            match out {
+                Output::SendToClient(b) => push_lines(&mut self.lines, "M", &b),
+                Output::SendToUpstream(b) => push_lines(&mut self.lines, "U", &b),
+                Output::ConnectUpstream { host, port } => {
+                    self.lines.push_back(format!("A: connect {host}:{port}"))
+                }
+                Output::CloseClient => self.lines.push_back("A: close-client".into()),
+                Output::CloseUpstream => self.lines.push_back("A: close-upstream".into()),
+                Output::Run(job) => W::show_job(job, &mut self.lines)?,
+                // Not a transcript line: checked by `X: finished` / `X: ended`.
+                Output::Ended { reason } => {
+                    if !session.is_finished() {
+                        return Err(format!("Ended {{ {reason} }} before the session finished"));
+                    }
+                    self.ended = Some(reason);
+                }
+                other => return Err(format!("output the runner does not know: {other:?}")),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The one replay loop: feeds the transcript's inputs as [`Input`]s and matches every output.
+fn replay<W: Words>(t: &Transcript, split: Splitter<'_>) -> Result<(), String> {
     let mut now = Instant::now();
-    let mut session = start(t, now)?;
-    let mut observed: VecDeque<String> = VecDeque::new();
+    let mut session = W::start(&t.options, now).map_err(|e| format!("{}: {e}", t.name))?;
+    let mut observed = Observed {
+        lines: VecDeque::new(),
+        ended: None,
+    };
     let mut payload = Payload::default();
-    session.drain(&mut observed);
+    observed
+        .drain::<W>(&mut session)
+        .map_err(|e| format!("{}: {e}", t.name))?;
     for (n, step) in &t.steps {
         let at = || format!("{}:{}", t.name, n);
         let is_input = matches!(
             step,
             Step::Client(_) | Step::Upstream(_) | Step::Event(_) | Step::Advance(_)
         );
-        if is_input && !observed.is_empty() {
+        if is_input && !observed.lines.is_empty() {
             return Err(format!(
                 "{}: module output not expected by the transcript: {:?}",
                 at(),
-                observed
+                observed.lines
             ));
         }
+        let mut feed = |session: &mut W::Session, input: Input<'_>, now: Instant| {
+            session.handle_input(input, now);
+            observed
+                .drain::<W>(session)
+                .map_err(|e| format!("{}: {e}", at()))
+        };
         match step {
             Step::Client(bytes) => {
                 for chunk in chunks(bytes, split) {
-                    session.client_data(chunk, now);
-                    session.drain(&mut observed);
+                    feed(&mut session, Input::ClientData(chunk), now)?;
                 }
             }
             Step::Upstream(bytes) => {
                 for chunk in chunks(bytes, split) {
-                    session.upstream_data(chunk, now);
-                    session.drain(&mut observed);
+                    feed(&mut session, Input::UpstreamData(chunk), now)?;
                 }
             }
             Step::Event(e) => {
-                session
-                    .event(e, &mut payload, now)
-                    .map_err(|m| format!("{}: {m}", at()))?;
-                session.drain(&mut observed);
+                let input = match ConnectionEvent::parse(e).map_err(|m| format!("{}: {m}", at()))? {
+                    Some(common) => common.into_input(),
+                    None => Input::JobDone(
+                        W::job_result(e, &mut payload).map_err(|m| format!("{}: {m}", at()))?,
+                    ),
+                };
+                feed(&mut session, input, now)?;
             }
             Step::Payload(PayloadKind::Message, l) => payload.message.extend_from_slice(l),
             Step::Payload(PayloadKind::Notice, l) => payload.notice.extend_from_slice(l),
             Step::Advance(d) => {
                 now += *d;
-                session.timeout(now);
-                session.drain(&mut observed);
+                feed(&mut session, Input::Timeout, now)?;
             }
-            Step::Expect(want) => match observed.pop_front() {
+            Step::Expect(want) => match observed.lines.pop_front() {
                 Some(got) if &got == want => {}
                 Some(got) => return Err(format!("{}: expected {want:?}, got {got:?}", at())),
                 None => return Err(format!("{}: expected {want:?}, got nothing", at())),
@@ -289,13 +343,28 @@ pub fn run(t: &Transcript, split: Splitter<'_>) -> Result<(), String> {
                 if !session.is_finished() {
                     return Err(format!("{}: session not finished", at()));
                 }
+                if observed.ended.is_none() {
+                    return Err(format!("{}: session finished without Ended", at()));
+                }
             }
+            Step::ExpectEnded(want) => match observed.ended {
+                Some(got) if got.as_str() == want => {}
+                got => return Err(format!("{}: ended {got:?}, expected {want}", at())),
+            },
         }
     }
-    if !observed.is_empty() {
+    if !observed.lines.is_empty() {
         return Err(format!(
-            "{}: module output after the end of the transcript: {observed:?}",
-            t.name
+            "{}: module output after the end of the transcript: {:?}",
+            t.name, observed.lines
+        ));
+    }
+    if session.is_finished() != observed.ended.is_some() {
+        return Err(format!(
+            "{}: finished {} but Ended {:?}",
+            t.name,
+            session.is_finished(),
+            observed.ended
         ));
     }
     Ok(())
@@ -422,6 +491,29 @@ mod tests {
                 .unwrap_err()
                 .contains("unknown SMTP event")
         );
+    }
+
+    /// A_2016 (QUIT before any MTA connection) and A_2038 (POP3 QUIT in CONNECT): the session
+    /// ends with exactly one `Ended { ClientQuit }`, which `X: ended` checks.
+    #[test]
+    fn a_2016_a_2038_ended_reason_is_asserted() {
+        let smtp = "M: 220 KOM-LE-Clientmodul ESMTP\nC: QUIT\nM: 221 2.0.0 OK\n\
+                    A: close-client\nX: finished\nX: ended client-quit\n";
+        let t = Transcript::parse(Protocol::Smtp, "s", smtp).unwrap();
+        run(&t, &mut whole).unwrap();
+        run(&t, &mut cycling(&[1])).unwrap();
+        let t =
+            Transcript::parse(Protocol::Smtp, "s", &smtp.replace("quit\n", "closed\n")).unwrap();
+        let err = run(&t, &mut whole).unwrap_err();
+        assert!(err.contains("s:6") && err.contains("ClientQuit"), "{err}");
+        let pop3 = "M: +OK KOM-LE Clientmodul POP3\nC: QUIT\n\
+                    M: +OK KOM-LE Clientmodul beendet die Verbindung\nA: close-client\n\
+                    X: ended client-quit\n";
+        let t = Transcript::parse(Protocol::Pop3, "p", pop3).unwrap();
+        run(&t, &mut whole).unwrap();
+        // Before the end there is no reason to assert.
+        let t = Transcript::parse(Protocol::Pop3, "p", "X: ended client-quit\n").unwrap();
+        assert!(run(&t, &mut whole).unwrap_err().contains("None"));
     }
 
     #[test]

@@ -1,17 +1,16 @@
 //! The POP3 side of the transcripts: `Pop3Config` options, the POP3 events (`opened`,
-//! `open-failed …`) and how [`Pop3Action`]s are shown.
+//! `open-failed …`) and how its jobs are shown.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use komle_core::pop3::{
-    OpenFailure, OpenJob, OpenedMessage, Pop3Action, Pop3Config, Pop3Event, Pop3Session,
-};
+use komle_core::pop3::{OpenFailure, OpenJob, OpenedMessage, Pop3Config, Pop3Session};
+use komle_core::proxy_session::{Job, JobResult};
 use komle_core::secret::SecretBytes;
 use komle_core::upstream_allow::UpstreamAllowList;
 
-use super::grammar::{ConnectionEvent, push_lines};
-use super::{Payload, Replay};
+use super::grammar::push_lines;
+use super::{Payload, Words};
 
 /// The POP3 servers the transcripts name in their login names, allowed by default.
 pub const TRANSCRIPT_SERVERS: &[&str] = &["pop.komle.de:995", "pop.k.de:995"];
@@ -53,58 +52,29 @@ pub fn config(options: &[(String, String)]) -> Result<Pop3Config, String> {
     Ok(c)
 }
 
-/// A [`Pop3Session`] driven by a transcript.
-pub(super) struct Pop3Replay(Pop3Session);
+/// The POP3 words of the transcripts: its configuration, its job results and jobs.
+pub(super) struct Pop3Words;
 
-impl Pop3Replay {
-    pub(super) fn start(options: &[(String, String)], now: Instant) -> Result<Self, String> {
-        Ok(Self(Pop3Session::new(config(options)?, now)))
-    }
-}
+impl Words for Pop3Words {
+    type Session = Pop3Session;
 
-impl Replay for Pop3Replay {
-    fn client_data(&mut self, bytes: &[u8], now: Instant) {
-        self.0.handle_client_data(bytes, now);
+    fn start(options: &[(String, String)], now: Instant) -> Result<Pop3Session, String> {
+        Ok(Pop3Session::new(config(options)?, now))
     }
 
-    fn upstream_data(&mut self, bytes: &[u8], now: Instant) {
-        self.0.handle_upstream_data(bytes, now);
+    fn job_result(spec: &str, payload: &mut Payload) -> Result<JobResult, String> {
+        job_result(spec, payload)
     }
 
-    fn event(&mut self, spec: &str, payload: &mut Payload, now: Instant) -> Result<(), String> {
-        let ev = event(spec, payload)?;
-        self.0.handle_event(ev, now);
-        Ok(())
-    }
-
-    fn timeout(&mut self, now: Instant) {
-        self.0.handle_timeout(now);
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        self.0.poll_timeout()
-    }
-
-    fn is_finished(&self) -> bool {
-        self.0.is_finished()
-    }
-
-    fn drain(&mut self, observed: &mut VecDeque<String>) {
-        while let Some(a) = self.0.poll_action() {
-            match a {
-                Pop3Action::SendToClient(b) => push_lines(observed, "M", &b),
-                Pop3Action::SendToUpstream(b) => push_lines(observed, "U", &b),
-                Pop3Action::ConnectUpstream { host, port } => {
-                    observed.push_back(format!("A: connect {host}:{port}"))
-                }
-                Pop3Action::Open(job) => {
-                    observed.push_back(format!("A: open login={}", login(&job)));
-                    push_lines(observed, "J", job.message.as_slice());
-                }
-                Pop3Action::CloseClient => observed.push_back("A: close-client".into()),
-                Pop3Action::CloseUpstream => observed.push_back("A: close-upstream".into()),
+    fn show_job(job: Job, observed: &mut VecDeque<String>) -> Result<(), String> {
+        match job {
+            Job::Open(job) => {
+                observed.push_back(format!("A: open login={}", login(&job)));
+                push_lines(observed, "J", job.message.as_slice());
             }
+            other => return Err(format!("no POP3 job: {other:?}")),
         }
+        Ok(())
     }
 }
 
@@ -123,21 +93,14 @@ fn login(job: &OpenJob) -> String {
     s
 }
 
-fn event(spec: &str, payload: &mut Payload) -> Result<Pop3Event, String> {
-    if let Some(common) = ConnectionEvent::parse(spec)? {
-        return Ok(match common {
-            ConnectionEvent::Connected => Pop3Event::UpstreamConnected,
-            ConnectionEvent::ConnectFailed(reason) => Pop3Event::UpstreamFailed { reason },
-            ConnectionEvent::ClientClosed => Pop3Event::ClientClosed,
-            ConnectionEvent::UpstreamClosed => Pop3Event::UpstreamClosed,
-        });
-    }
+/// The POP3 job results: `opened`, `open-failed …`.
+fn job_result(spec: &str, payload: &mut Payload) -> Result<JobResult, String> {
     let (kind, rest) = spec.split_once(' ').unwrap_or((spec, ""));
     Ok(match kind {
-        "opened" if rest.is_empty() => Pop3Event::Opened(Ok(OpenedMessage {
+        "opened" if rest.is_empty() => JobResult::Opened(Ok(OpenedMessage {
             message: SecretBytes::from(core::mem::take(&mut payload.message)),
         })),
-        "open-failed" => Pop3Event::Opened(Err(OpenFailure {
+        "open-failed" => JobResult::Opened(Err(OpenFailure {
             reason: rest.trim().to_owned(),
         })),
         other => return Err(format!("unknown POP3 event {other:?}")),

@@ -1,18 +1,18 @@
 //! The SMTP side of the transcripts: `SmtpConfig` options, the SMTP events
-//! (`recipient …`, `protect-failed …`, `protected …`) and how [`SmtpAction`]s are shown.
+//! (`recipient …`, `protect-failed …`, `protected …`) and how its jobs are shown.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use komle_core::proxy_session::{Job, JobResult};
 use komle_core::secret::SecretBytes;
 use komle_core::smtp::{
-    Notice, ProtectedMessage, ProtectionFailure, RecipientVerdict, SmtpAction, SmtpConfig,
-    SmtpEvent, SmtpSession,
+    Notice, ProtectedMessage, ProtectionFailure, RecipientVerdict, SmtpConfig, SmtpSession,
 };
 use komle_core::upstream_allow::UpstreamAllowList;
 
-use super::grammar::{ConnectionEvent, push_lines};
-use super::{Payload, Replay};
+use super::grammar::push_lines;
+use super::{Payload, Words};
 
 /// The MTAs the SMTP transcripts name in their login names, allowed by default.
 pub const TRANSCRIPT_MTAS: &[&str] = &["mail.komle.de:465", "127.0.0.1:2465", "[2001:db8::25]:465"];
@@ -52,77 +52,41 @@ pub fn config(options: &[(String, String)]) -> Result<SmtpConfig, String> {
     Ok(c)
 }
 
-/// An [`SmtpSession`] driven by a transcript.
-pub(super) struct SmtpReplay(SmtpSession);
+/// The SMTP words of the transcripts: its configuration, its job results and jobs.
+pub(super) struct SmtpWords;
 
-impl SmtpReplay {
-    pub(super) fn start(options: &[(String, String)], now: Instant) -> Result<Self, String> {
-        Ok(Self(SmtpSession::new(config(options)?, now)))
-    }
-}
+impl Words for SmtpWords {
+    type Session = SmtpSession;
 
-impl Replay for SmtpReplay {
-    fn client_data(&mut self, bytes: &[u8], now: Instant) {
-        self.0.handle_client_data(bytes, now);
+    fn start(options: &[(String, String)], now: Instant) -> Result<SmtpSession, String> {
+        Ok(SmtpSession::new(config(options)?, now))
     }
 
-    fn upstream_data(&mut self, bytes: &[u8], now: Instant) {
-        self.0.handle_upstream_data(bytes, now);
+    fn job_result(spec: &str, payload: &mut Payload) -> Result<JobResult, String> {
+        job_result(spec, payload)
     }
 
-    fn event(&mut self, spec: &str, payload: &mut Payload, now: Instant) -> Result<(), String> {
-        let ev = event(spec, payload)?;
-        self.0.handle_event(ev, now);
+    fn show_job(job: Job, observed: &mut VecDeque<String>) -> Result<(), String> {
+        match job {
+            Job::CheckRecipient { address } => {
+                observed.push_back(format!("A: check-recipient {address}"))
+            }
+            Job::Protect(job) => {
+                observed.push_back(format!(
+                    "A: protect from=<{}> to={}",
+                    job.envelope_from,
+                    job.recipients.join(",")
+                ));
+                push_lines(observed, "J", job.message.as_slice());
+            }
+            other => return Err(format!("no SMTP job: {other:?}")),
+        }
         Ok(())
     }
-
-    fn timeout(&mut self, now: Instant) {
-        self.0.handle_timeout(now);
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        self.0.poll_timeout()
-    }
-
-    fn is_finished(&self) -> bool {
-        self.0.is_finished()
-    }
-
-    fn drain(&mut self, observed: &mut VecDeque<String>) {
-        while let Some(a) = self.0.poll_action() {
-            match a {
-                SmtpAction::SendToClient(b) => push_lines(observed, "M", &b),
-                SmtpAction::SendToUpstream(b) => push_lines(observed, "U", &b),
-                SmtpAction::ConnectUpstream { host, port } => {
-                    observed.push_back(format!("A: connect {host}:{port}"))
-                }
-                SmtpAction::CheckRecipient { address } => {
-                    observed.push_back(format!("A: check-recipient {address}"))
-                }
-                SmtpAction::Protect(job) => {
-                    observed.push_back(format!(
-                        "A: protect from=<{}> to={}",
-                        job.envelope_from,
-                        job.recipients.join(",")
-                    ));
-                    push_lines(observed, "J", job.message.as_slice());
-                }
-                SmtpAction::CloseClient => observed.push_back("A: close-client".into()),
-                SmtpAction::CloseUpstream => observed.push_back("A: close-upstream".into()),
-            }
-        }
-    }
 }
 
-fn event(spec: &str, payload: &mut Payload) -> Result<SmtpEvent, String> {
-    if let Some(common) = ConnectionEvent::parse(spec)? {
-        return Ok(match common {
-            ConnectionEvent::Connected => SmtpEvent::UpstreamConnected,
-            ConnectionEvent::ConnectFailed(reason) => SmtpEvent::UpstreamFailed { reason },
-            ConnectionEvent::ClientClosed => SmtpEvent::ClientClosed,
-            ConnectionEvent::UpstreamClosed => SmtpEvent::UpstreamClosed,
-        });
-    }
+/// The SMTP job results: `recipient …`, `protect-failed …`, `protected …`.
+fn job_result(spec: &str, payload: &mut Payload) -> Result<JobResult, String> {
     let mut words = spec.split(' ');
     let kind = words.next().unwrap_or_default();
     Ok(match kind {
@@ -135,9 +99,9 @@ fn event(spec: &str, payload: &mut Payload) -> Result<SmtpEvent, String> {
                 Some("directory-unavailable") => RecipientVerdict::DirectoryUnavailable,
                 other => return Err(format!("unknown verdict {other:?}")),
             };
-            SmtpEvent::RecipientChecked { address, verdict }
+            JobResult::RecipientChecked { address, verdict }
         }
-        "protect-failed" => SmtpEvent::Protected(Err(ProtectionFailure {
+        "protect-failed" => JobResult::Protected(Err(ProtectionFailure {
             reason: spec["protect-failed".len()..].trim().to_owned(),
         })),
         "protected" => {
@@ -162,7 +126,7 @@ fn event(spec: &str, payload: &mut Payload) -> Result<SmtpEvent, String> {
                 recipient: t,
                 message: SecretBytes::from(core::mem::take(&mut payload.notice)),
             });
-            SmtpEvent::Protected(Ok(ProtectedMessage {
+            JobResult::Protected(Ok(ProtectedMessage {
                 message: SecretBytes::from(core::mem::take(&mut payload.message)),
                 recipients,
                 notice,

@@ -26,6 +26,7 @@ pub enum KeyAlgorithm {
 /// Why a certificate from the directory was not used. Returned as data so the runtime can log
 /// it (no personal data in it) while the message keeps going to the other recipients.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SkipReason {
     /// Not a DER X.509 certificate (or an extension we rely on is malformed).
     Malformed(String),

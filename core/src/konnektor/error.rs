@@ -24,6 +24,7 @@ pub struct SoapFault {
 
 /// Everything that can go wrong turning Konnektor bytes into a typed response.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum KonnektorError {
     /// The Konnektor answered with a SOAP fault.
     Fault(Box<SoapFault>),

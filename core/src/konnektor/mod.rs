@@ -16,6 +16,7 @@
 //! base64 payloads are decoded straight from the input.
 
 mod base64_codec;
+pub mod call;
 pub mod context;
 pub mod decrypt_document;
 pub mod encrypt_document;
@@ -36,6 +37,7 @@ pub mod verify_pin;
 pub mod xml_tree;
 mod xml_writer;
 
+pub use call::{KonnektorCall, TransportError};
 pub use context::CallContext;
 pub use envelope::SoapRequest;
 pub use error::{KonnektorError, SoapFault};

@@ -17,9 +17,12 @@
 //!                                                               or warning (A_23165)
 //! ```
 //!
-//! The runtime loop is the same as for [`crate::protect`]: call [`Reception::step`], perform
-//! the [`Step`], feed the answer to [`Reception::konnektor_answer`] together with the
-//! process-wide [`CardCache`], until [`Step::Done`].
+//! The runtime loop is the same as for [`crate::protect`] (the words of
+//! [`crate::konnektor::call`]): call [`Reception::step`], perform the [`Step`], feed the body
+//! to [`Reception::konnektor_answer`] or the typed transport failure to
+//! [`Reception::transport_failed`], together with the process-wide [`CardCache`], until
+//! [`Step::Done`]. A second `step()` before the answer, or an answer nobody asked for, ends
+//! the pipeline with a failure.
 //!
 //! # Which card decrypts (gemSpec_CM_KOMLE §3.4.4.2.1, §3.8.4)
 //!

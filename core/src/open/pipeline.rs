@@ -5,27 +5,29 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::card_cache::{CardCache, CertId};
 use super::verification::verification_from;
+use crate::konnektor::call::{Awaited, PendingAnswer};
 use crate::konnektor::get_pin_status::PinStatus;
 use crate::konnektor::pin_request::{PIN_TYPE_CH, PIN_TYPE_SMC, PinRequest};
 use crate::konnektor::read_card_certificate::CertRef;
 use crate::konnektor::verify_pin::PinResult;
 use crate::konnektor::{
-    CallContext, KonnektorEndpoints, KonnektorError, decrypt_document, get_cards, get_pin_status,
-    read_card_certificate, verify_document, verify_pin,
+    CallContext, KonnektorCall, KonnektorEndpoints, KonnektorError, TransportError,
+    decrypt_document, get_cards, get_pin_status, read_card_certificate, verify_document,
+    verify_pin,
 };
 use crate::pop3::{OpenFailure, OpenJob, OpenedMessage};
-use crate::protect::KonnektorCall;
 use crate::secret::SecretBytes;
 use crate::smime::integrity::{NoVerdict, Verification};
 use crate::smime::open_plan::{self, Decrypted, Opening, Retrieved, Verifying};
 use crate::smime::opened_mail::DeliveryOptions;
 use crate::smime::receive::DecryptionFailure;
 
-/// What the pipeline needs next.
+/// What the pipeline needs next. Not `#[non_exhaustive]` on purpose: a driver must handle
+/// every step, and a new one must break it at compile time.
 #[derive(Debug)]
 pub enum Step {
-    /// Make the call and give the response body (or a transport error) to
-    /// [`Reception::konnektor_answer`].
+    /// Make the call and give the response body to [`Reception::konnektor_answer`], or the
+    /// transport failure to [`Reception::transport_failed`].
     Call(KonnektorCall),
     /// Finished: what the client gets.
     Done(Result<OpenedMessage, OpenFailure>),
@@ -100,6 +102,10 @@ pub struct Reception {
     options: DeliveryOptions,
     state: State,
     outcome: Option<Result<OpenedMessage, OpenFailure>>,
+    /// A [`Step::Call`] was handed out and its answer has not come yet: the last
+    /// DecryptDocument request takes the message out of the opening, so it must not be built
+    /// twice.
+    pending: PendingAnswer,
 }
 
 impl Reception {
@@ -121,6 +127,7 @@ impl Reception {
             options,
             state: State::Start,
             outcome: None,
+            pending: PendingAnswer::default(),
         }
     }
 
@@ -131,6 +138,19 @@ impl Reception {
     /// the opening: no retry can need it, and the request is then the only full-size buffer
     /// until the answer comes (a failure mail is built from the received message instead).
     pub fn step(&mut self) -> Step {
+        // A failure recorded by an answer out of turn comes first: it says what went wrong.
+        if let Some(outcome) = self.outcome.take() {
+            self.state = State::Finished;
+            return Step::Done(outcome);
+        }
+        if let Err(e) = self.pending.ensure_free() {
+            // A second step while the answer is pending: building the call again would send
+            // the last DecryptDocument with the message already taken out.
+            self.state = State::Finished;
+            return Step::Done(Err(OpenFailure {
+                reason: e.reason().into(),
+            }));
+        }
         if let State::Start = self.state {
             match open_plan::on_retrieve(self.job.message.as_slice(), self.now) {
                 // A KOM-LE message is recognised by its outer header only; others pass.
@@ -171,7 +191,7 @@ impl Reception {
             _ => Vec::new(),
         };
         let card_service = self.endpoints.card_service.clone().unwrap_or_default();
-        match &self.state {
+        let step = match &self.state {
             State::AwaitingPinStatus { cards, .. } => Step::Call(KonnektorCall {
                 url: card_service,
                 request: get_pin_status::build(&self.pin_request(cards)),
@@ -221,13 +241,38 @@ impl Reception {
             State::Start | State::Finished => Step::Done(Err(OpenFailure {
                 reason: "Die Verarbeitung ist bereits abgeschlossen".into(),
             })),
+        };
+        if let Step::Call(_) = step {
+            self.pending.handed_out(Awaited::Konnektor);
         }
+        step
     }
 
-    /// The Konnektor's answer to the last [`Step::Call`]: the body, or a transport error.
-    /// `cards` is the process-wide card cache (A_2060, A_2061): read after GetCards, written
-    /// when ReadCardCertificate found the user's card.
-    pub fn konnektor_answer(&mut self, cards: &mut CardCache, body: Result<Vec<u8>, String>) {
+    /// The last [`Step::Call`] got no answer body; what that means depends on the call
+    /// (Tab_Fehlertext_Entschl 03 for DecryptDocument, A_23165's X01 for VerifyDocument).
+    pub fn transport_failed(&mut self, cards: &mut CardCache, error: TransportError) {
+        self.answer(cards, Err(error));
+    }
+
+    /// The Konnektor's answer (the response body) to the last [`Step::Call`]. `cards` is the
+    /// process-wide card cache (A_2060, A_2061): read after GetCards, written when
+    /// ReadCardCertificate found the user's card.
+    pub fn konnektor_answer(&mut self, cards: &mut CardCache, body: Vec<u8>) {
+        self.answer(cards, Ok(body));
+    }
+
+    /// An answer out of turn ends an unfinished pipeline with a failure; a finished one
+    /// ignores it.
+    fn answer(&mut self, cards: &mut CardCache, body: Result<Vec<u8>, TransportError>) {
+        if let Err(e) = self.pending.accept(Awaited::Konnektor) {
+            if !matches!(self.state, State::Finished) {
+                self.state = State::Finished;
+                self.outcome = Some(Err(OpenFailure {
+                    reason: e.reason().into(),
+                }));
+            }
+            return;
+        }
         match core::mem::replace(&mut self.state, State::Finished) {
             State::AwaitingCards(opening, wanted) => match body.as_deref().map(get_cards::parse) {
                 Ok(Ok(listed)) => {

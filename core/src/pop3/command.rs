@@ -46,6 +46,7 @@ pub enum Command<'a> {
 
 /// Why a line is not a command at all.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CommandError {
     /// Not UTF-8 (RFC 1939 commands are ASCII; passwords may be UTF-8).
     NotText,

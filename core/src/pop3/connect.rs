@@ -9,6 +9,7 @@ use super::reply;
 use super::session::{Phase, Pop3Session};
 use super::upstream;
 use crate::login_name::LoginName;
+use crate::proxy_session::EndReason;
 use crate::sasl::{SaslError, plain};
 use crate::secret::Password;
 
@@ -26,7 +27,7 @@ impl Pop3Session {
         self.commands_before_auth += 1;
         if self.commands_before_auth > self.config.max_commands_before_auth {
             self.send_client(&reply::err("Zu viele Kommandos"));
-            self.finish();
+            self.finish(EndReason::LoginLimit);
             return;
         }
         let text = reply::trim_eol(line);
@@ -43,7 +44,7 @@ impl Pop3Session {
                 // A_21518: an incomplete login name aborts the session.
                 Err(e) => {
                     self.send_client(&reply::err(&e.to_string()));
-                    self.finish();
+                    self.finish(EndReason::InvalidLogin);
                 }
                 Ok(login) => {
                     if let Phase::Connect { user, .. } = &mut self.phase {
@@ -78,7 +79,7 @@ impl Pop3Session {
             // A_2038: QUIT before a server connection exists: +OK and close.
             Ok(Command::Quit) => {
                 self.send_client(&reply::ok("KOM-LE Clientmodul beendet die Verbindung"));
-                self.finish();
+                self.finish(EndReason::ClientQuit);
             }
             _ => self.send_client(&reply::err("Kommando vor der Anmeldung nicht erlaubt")),
         }
@@ -91,7 +92,7 @@ impl Pop3Session {
                 Ok(login) => self.start_login(login, credentials.password, now),
                 Err(e) => {
                     self.send_client(&reply::err(&e.to_string()));
-                    self.finish();
+                    self.finish(EndReason::InvalidLogin);
                 }
             },
             Err(SaslError::Cancelled) => {
@@ -133,7 +134,7 @@ impl Pop3Session {
         self.failed_logins += 1;
         if self.failed_logins >= self.config.max_failed_logins {
             self.send_client(&reply::err(AUTH_FAILED));
-            self.finish();
+            self.finish(EndReason::LoginLimit);
         } else {
             self.back_to_connect(AUTH_FAILED, now);
         }

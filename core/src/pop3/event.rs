@@ -5,6 +5,7 @@ use crate::secret::SecretBytes;
 
 /// Results of actions the session asked for, and connection events.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Pop3Event {
     /// The client closed its side (or the connection broke).
     ClientClosed,
@@ -21,6 +22,7 @@ pub enum Pop3Event {
 
 /// Something the runtime must do for the session. Its `Debug` output shows only the sizes of
 /// the byte payloads, which carry passwords and message content (A_2005).
+#[non_exhaustive]
 pub enum Pop3Action {
     /// Write these bytes to the client. A `RETR` answer carries message content: the runtime
     /// must not log or persist it.

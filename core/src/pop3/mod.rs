@@ -7,6 +7,10 @@
 //! verify), a side to close. [`Pop3Session::poll_timeout`] says when to call
 //! [`Pop3Session::handle_timeout`].
 //!
+//! The session also speaks the protocol-neutral words of
+//! [`ProxySession`](crate::proxy_session::ProxySession) (one `Input` in, one `Output` out, a
+//! final `Ended { reason }`), implemented by delegation to the methods below.
+//!
 //! ```text
 //!   client bytes ──► handle_client_data ─┐                ┌─► SendToClient / SendToUpstream
 //!   server bytes ──► handle_upstream_data├─► Pop3Session ─┤   ConnectUpstream / Open
@@ -63,6 +67,7 @@ mod connect;
 mod event;
 mod multiline;
 mod proxy;
+mod proxy_session;
 mod replies;
 mod reply;
 mod session;

@@ -12,6 +12,7 @@ use super::multiline::dot_stuff;
 use super::replies::Stop;
 use super::reply;
 use super::session::{Phase, Pop3Session, SERVER_UNAVAILABLE, consume_front};
+use crate::proxy_session::EndReason;
 
 impl Pop3Session {
     /// PROXY state: a command the module understands goes to the server as the module writes
@@ -85,10 +86,10 @@ impl Pop3Session {
         match end {
             Some(Stop::LineTooLong) => {
                 self.send_client(&reply::err(SERVER_UNAVAILABLE));
-                self.finish();
+                self.finish(EndReason::UpstreamProtocolError);
             }
             // QUIT answered (A_2038: the +OK is relayed, then both sides close).
-            Some(_) => self.finish(),
+            Some(_) => self.finish(EndReason::ClientQuit),
             None => {
                 if let Some(job) = job {
                     self.actions.push_back(Pop3Action::Open(job));

@@ -15,6 +15,7 @@ use super::replies::ReplyReader;
 use super::reply;
 use super::upstream::{LoginStep, UpstreamLogin};
 use crate::login_name::LoginName;
+use crate::proxy_session::{EndReason, EndReport};
 use crate::secret::Password;
 
 /// A_2037: the server cannot be reached.
@@ -83,6 +84,8 @@ pub struct Pop3Session {
     pub(super) server_owes_since: Option<Instant>,
     /// When the server connection last carried a command or finished a reply.
     pub(super) server_idle_since: Instant,
+    /// Why the session ended, for the one [`Output::Ended`](crate::proxy_session::Output).
+    pub(super) end: EndReport,
 }
 
 impl Pop3Session {
@@ -106,6 +109,7 @@ impl Pop3Session {
             quit_forwarded: false,
             server_owes_since: None,
             server_idle_since: now,
+            end: EndReport::default(),
         };
         session.send_client(&greeting);
         session
@@ -122,7 +126,7 @@ impl Pop3Session {
         let held_max = self.config.max_line_length * (self.config.max_pipelined_commands + 1);
         if !self.is_finished() && self.client_in.len() > held_max {
             self.send_client(&reply::err("Zu viele Kommandos"));
-            self.finish();
+            self.finish(EndReason::ClientFlood);
         }
     }
 
@@ -139,7 +143,7 @@ impl Pop3Session {
         // held back), so whatever it sends meanwhile must stay small.
         if !self.is_finished() && self.upstream_in.len() > self.config.max_reply_line_length {
             self.send_client(&reply::err(SERVER_UNAVAILABLE));
-            self.finish();
+            self.finish(EndReason::UpstreamProtocolError);
         }
     }
 
@@ -187,12 +191,15 @@ impl Pop3Session {
                 // same for a silent client (LIMITS.md, client_idle), in CONNECT as after
                 // the login.
                 self.send_client(&reply::err(TIMEOUT));
-                self.finish();
+                self.finish(match kind {
+                    Deadline::ClientIdle => EndReason::ClientIdle,
+                    _ => EndReason::UpstreamTimeout,
+                });
             }
             // A_2039: the idle server connection is closed — without QUIT, so the server
             // does not enter UPDATE and no DELE the client sent takes effect unconfirmed.
             // A_2038 then closes the client, which cannot continue without a server.
-            Deadline::ServerIdle => self.finish(),
+            Deadline::ServerIdle => self.finish(EndReason::UpstreamIdle),
         }
     }
 
@@ -302,7 +309,7 @@ impl Pop3Session {
             _ => {
                 self.client_in.zeroize();
                 self.send_client(&reply::err("Zeile zu lang"));
-                self.finish();
+                self.finish(EndReason::ClientFlood);
                 None
             }
         }
@@ -335,7 +342,7 @@ impl Pop3Session {
             }
         }
         self.client_in.zeroize();
-        self.finish();
+        self.finish(EndReason::ClientClosed);
     }
 
     // ---- server side -------------------------------------------------------------------
@@ -417,7 +424,7 @@ impl Pop3Session {
             // is still delivered, then the client is closed.
             Phase::Proxy { opening: true, .. } => self.upstream_gone = true,
             Phase::Proxy { .. } => self.server_gone(),
-            _ => self.finish(),
+            _ => self.finish(EndReason::UpstreamClosed),
         }
     }
 
@@ -428,14 +435,14 @@ impl Pop3Session {
     /// (Tab_POP3_Verbindung, A_2037) instead of silence or half a message; then it is closed.
     pub(super) fn server_gone(&mut self) {
         let Phase::Proxy { replies, .. } = &self.phase else {
-            self.finish();
+            self.finish(EndReason::UpstreamClosed);
             return;
         };
         let owed = replies.outstanding() > 0 || self.client_in.contains(&b'\n');
         if owed {
             self.send_client(&reply::err(SERVER_UNAVAILABLE));
         }
-        self.finish();
+        self.finish(EndReason::UpstreamClosed);
     }
 
     // ---- state changes -----------------------------------------------------------------
@@ -459,10 +466,11 @@ impl Pop3Session {
     }
 
     /// Closes what is open (A_2038/A_2039) and forgets all buffered data.
-    pub(super) fn finish(&mut self) {
+    pub(super) fn finish(&mut self, reason: EndReason) {
         if self.is_finished() {
             return;
         }
+        self.end.record(reason);
         if self.upstream_open {
             self.actions.push_back(Pop3Action::CloseUpstream);
             self.upstream_open = false;

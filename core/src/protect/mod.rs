@@ -28,11 +28,14 @@
 //!   ends the send with a 451 that says so.
 //!
 //! The runtime loop is: call [`Protection::step`]; do what the returned [`Step`] says; feed
-//! the answer to [`Protection::directory_answer`] or [`Protection::konnektor_answer`]; repeat
-//! until [`Step::Done`].
+//! the answer to [`Protection::directory_answer`], or the Konnektor's to
+//! [`Protection::konnektor_answer`] (a body) or [`Protection::transport_failed`] (a typed
+//! [`TransportError`](crate::konnektor::TransportError)); repeat until [`Step::Done`]. The
+//! words are those of [`crate::konnektor::call`], shared with [`crate::open`]; a second
+//! `step()` before the answer, or an answer nobody asked for, ends the attempt with a failure.
 
 mod pipeline;
 mod recipient_check;
 
-pub use pipeline::{DirectoryUnavailable, KonnektorCall, Protection, Step};
+pub use pipeline::{DirectoryUnavailable, Protection, Step};
 pub use recipient_check::{check_cached, check_looked_up, verdict};

@@ -12,29 +12,24 @@ use refusal::Probe;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::directory::{CacheLookup, CertificateCache, DirectoryEntry, Selection, select};
+use crate::konnektor::call::{Awaited, PendingAnswer};
 use crate::konnektor::{
-    CallContext, KonnektorEndpoints, KonnektorError, SoapRequest, encrypt_document, get_cards,
-    get_job_number, get_pin_status, sign_document, verify_pin,
+    CallContext, KonnektorCall, KonnektorEndpoints, KonnektorError, SoapRequest, TransportError,
+    encrypt_document, get_cards, get_job_number, get_pin_status, sign_document, verify_pin,
 };
 use crate::secret::SecretBytes;
 use crate::smime::send_plan::{Lookup, Prepared, Protect, SendPlan, SendStart};
 use crate::smime::wrap::SIGNED_ENTITY_HEADER;
 use crate::smtp::{Notice, ProtectJob, ProtectedMessage, ProtectionFailure};
 
-/// A Konnektor call for the runtime: POST `request.body` to `url` with `request`'s SOAPAction.
-#[derive(Debug)]
-pub struct KonnektorCall {
-    pub url: String,
-    pub request: SoapRequest,
-}
-
-/// What the pipeline needs next.
+/// What the pipeline needs next. Not `#[non_exhaustive]` on purpose: a driver must handle
+/// every step, and a new one must break it at compile time.
 #[derive(Debug)]
 pub enum Step {
     /// Look the address up in the directory and call [`Protection::directory_answer`].
     LookUp(String),
-    /// Make the call and give the response body (or a transport error) to
-    /// [`Protection::konnektor_answer`].
+    /// Make the call and give the response body to [`Protection::konnektor_answer`], or the
+    /// transport failure to [`Protection::transport_failed`].
     Call(KonnektorCall),
     /// Finished.
     Done(Result<ProtectedMessage, ProtectionFailure>),
@@ -99,10 +94,10 @@ pub struct Protection {
     plan: Option<SendPlan>,
     prepared: Option<Protect>,
     card_handle: Option<String>,
-    /// A [`Step::Call`] was handed out and its answer has not come yet. The EncryptDocument
-    /// request is built once, from a buffer freed while building, so it cannot be handed out
-    /// twice.
-    awaiting_answer: bool,
+    /// A [`Step::LookUp`] or [`Step::Call`] was handed out and its answer has not come yet.
+    /// The EncryptDocument request is built once, from a buffer freed while building, so it
+    /// cannot be handed out twice.
+    pending: PendingAnswer,
     outcome: Option<Result<ProtectedMessage, ProtectionFailure>>,
 }
 
@@ -129,7 +124,7 @@ impl Protection {
             plan: None,
             prepared: None,
             card_handle: None,
-            awaiting_answer: false,
+            pending: PendingAnswer::default(),
             outcome: None,
             job,
         };
@@ -157,6 +152,20 @@ impl Protection {
     /// Advances as far as possible without the runtime and says what is needed next. After a
     /// [`Step::LookUp`] or [`Step::Call`] its answer must be given before calling this again.
     pub fn step(&mut self, cache: &mut CertificateCache) -> Step {
+        // A failure recorded by an answer out of turn comes first: it says what went wrong.
+        if let Some(outcome) = self.outcome.take() {
+            self.state = State::Finished;
+            return Step::Done(outcome);
+        }
+        if let Err(e) = self.pending.ensure_free() {
+            if matches!(self.state, State::Finished) {
+                return finished();
+            }
+            self.state = State::Finished;
+            return Step::Done(Err(ProtectionFailure {
+                reason: e.reason().into(),
+            }));
+        }
         loop {
             if let Some(outcome) = self.outcome.take() {
                 self.state = State::Finished;
@@ -170,23 +179,14 @@ impl Protection {
                     }
                     if let Some(a) = self.to_look_up.pop_front() {
                         self.asked = Some(a.clone());
+                        self.pending.handed_out(Awaited::Directory);
                         return Step::LookUp(a);
                     }
                     self.certificates_complete();
                 }
-                State::Finished => {
-                    return Step::Done(Err(ProtectionFailure {
-                        reason: "Die Verarbeitung ist bereits abgeschlossen".into(),
-                    }));
-                }
-                _ if self.awaiting_answer => {
-                    self.state = State::Finished;
-                    return Step::Done(Err(ProtectionFailure {
-                        reason: "Interner Fehler: die Antwort des Konnektors steht noch aus".into(),
-                    }));
-                }
+                State::Finished => return finished(),
                 _ => {
-                    self.awaiting_answer = true;
+                    self.pending.handed_out(Awaited::Konnektor);
                     return Step::Call(self.call_for_state());
                 }
             }
@@ -199,6 +199,9 @@ impl Protection {
         cache: &mut CertificateCache,
         entries: Result<Vec<DirectoryEntry>, DirectoryUnavailable>,
     ) {
+        if !self.accept(Awaited::Directory) {
+            return;
+        }
         let Some(address) = self.asked.take() else {
             return;
         };
@@ -229,18 +232,35 @@ impl Protection {
         }
     }
 
-    /// The Konnektor's answer to the last [`Step::Call`]: the response body, or a transport
-    /// error.
-    pub fn konnektor_answer(
-        &mut self,
-        cache: &mut CertificateCache,
-        body: Result<Vec<u8>, String>,
-    ) {
-        self.awaiting_answer = false;
-        let Ok(body) = body else {
-            self.fail("Der Konnektor ist nicht erreichbar");
+    /// The last [`Step::Call`] got no answer body. Every transport failure ends the attempt
+    /// (451 and RSET in the session, A_2021, A_2025). `cache` is taken like
+    /// [`Self::konnektor_answer`]'s so a driver feeds both the same way.
+    pub fn transport_failed(&mut self, _cache: &mut CertificateCache, error: TransportError) {
+        if !self.accept(Awaited::Konnektor) {
             return;
-        };
+        }
+        // The kind only: TransportError's text carries no content (the 451 reaches the client).
+        self.fail(&format!("Der Konnektor ist nicht erreichbar ({error})"));
+    }
+
+    /// Takes the answer the guard waits for; an answer out of turn ends the pipeline with a
+    /// failure (a finished pipeline ignores it). `false`: do not process it.
+    fn accept(&mut self, kind: Awaited) -> bool {
+        match self.pending.accept(kind) {
+            Ok(()) => true,
+            Err(_) if matches!(self.state, State::Finished) => false,
+            Err(e) => {
+                self.fail(e.reason());
+                false
+            }
+        }
+    }
+
+    /// The Konnektor's answer (the response body) to the last [`Step::Call`].
+    pub fn konnektor_answer(&mut self, cache: &mut CertificateCache, body: Vec<u8>) {
+        if !self.accept(Awaited::Konnektor) {
+            return;
+        }
         match core::mem::replace(&mut self.state, State::Finished) {
             State::AwaitingCards => match get_cards::parse(&body) {
                 Ok(cards) => match cards.smb() {
@@ -460,6 +480,13 @@ impl Protection {
             reason: reason.to_owned(),
         }));
     }
+}
+
+/// What `step` answers once the pipeline has finished.
+fn finished() -> Step {
+    Step::Done(Err(ProtectionFailure {
+        reason: "Die Verarbeitung ist bereits abgeschlossen".into(),
+    }))
 }
 
 /// The 451 text for a failed Konnektor operation, with its gematik code when there is one.

@@ -20,6 +20,7 @@ pub struct Credentials {
 
 /// Why a SASL exchange failed on the server side.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SaslError {
     /// The client sent `*` (RFC 4954 §4).
     Cancelled,

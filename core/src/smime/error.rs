@@ -7,6 +7,7 @@ use std::fmt;
 ///
 /// Variants never carry message content: they are safe to log.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SmimeError {
     /// The header block is not RFC 5322 (line without a colon, empty field name, ...).
     MalformedHeader,

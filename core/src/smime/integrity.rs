@@ -29,6 +29,7 @@ pub enum VerifyResult {
 
 /// Why VerifyDocument gave no verdict at all (errors outside Tab_Verm_Sig_Prüf, A_23165).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum NoVerdict {
     /// The Konnektor could not be reached or did not answer in time.
     Unreachable,

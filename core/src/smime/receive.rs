@@ -116,6 +116,7 @@ pub fn decode_base64(body: &[u8]) -> Result<Vec<u8>, SmimeError> {
 /// `X-KIM-DecryptionResult` values: Tab_Fehlertext_Entschl (A_2046, A_2047-02) plus the
 /// vendor codes starting with `X` that A_2047-02 requires for errors outside the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DecryptionFailure {
     /// 01: no usable key of the fetching user (no card, no matching RecipientInfo, card not
     /// usable): inserting the card and forwarding the mail to oneself can help.

@@ -8,6 +8,7 @@ use super::date;
 
 /// Why an address could not be encrypted for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LeftOutReason {
     /// No valid encryption certificate found in the directory (`X-KIM-Fehlermeldung: 4004`).
     NoCertificate,

@@ -34,6 +34,7 @@ pub struct SignedDataInfo<'a> {
 
 /// A deviation from the gemSMIME_KOMLE signed-data profile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ProfileViolation {
     /// Not exactly one signerInfo.
     SignerCount,

@@ -131,6 +131,7 @@ pub struct AuthArgs {
 
 /// Why a line is refused; each maps to the reply the client gets ([`CommandError::reply`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CommandError {
     /// Not an SMTP command line at all (control bytes, leading white space, a verb not
     /// followed by exactly one SP): `500 5.5.2`.

@@ -10,6 +10,7 @@ use super::reply;
 use super::session::{Phase, SmtpSession};
 use super::upstream_login::PendingLogin;
 use crate::login_name::LoginName;
+use crate::proxy_session::EndReason;
 use crate::sasl::{self, Credentials, SaslError, login, plain};
 use crate::secret::Password;
 
@@ -57,7 +58,7 @@ impl SmtpSession {
         self.commands_before_auth += 1;
         if self.commands_before_auth > self.config.max_commands_before_auth {
             self.send_client(reply::line(421, "4.7.0 Zu viele Kommandos ohne Anmeldung"));
-            self.close_both();
+            self.close_both(EndReason::LoginLimit);
             return;
         }
         let cmd = match command::parse(line) {
@@ -94,7 +95,7 @@ impl SmtpSession {
             Command::Quit => {
                 // A_2016, third case: QUIT before any MTA connection.
                 self.send_client(reply::line(221, "2.0.0 OK"));
-                self.close_both();
+                self.close_both(EndReason::ClientQuit);
             }
             Command::Auth(args) => self.on_auth(args),
             Command::Starttls | Command::NotRelayed(_) => {
@@ -160,7 +161,7 @@ impl SmtpSession {
                     501,
                     "5.5.4 Benutzername oder Passwort ungueltig",
                 ));
-                self.close_both();
+                self.close_both(EndReason::InvalidLogin);
             }
             Ok(login) => {
                 let host = login.host.clone();
@@ -183,7 +184,7 @@ impl SmtpSession {
             Err(e) => {
                 let text = format!("5.5.4 {e}");
                 self.send_client(reply::line(501, &text));
-                self.close_both();
+                self.close_both(EndReason::InvalidLogin);
             }
         }
     }
@@ -199,7 +200,7 @@ impl SmtpSession {
                 421,
                 "4.7.0 Zu viele fehlgeschlagene Anmeldungen",
             ));
-            self.close_both();
+            self.close_both(EndReason::LoginLimit);
         }
     }
 }

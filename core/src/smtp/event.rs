@@ -5,6 +5,7 @@ use crate::secret::SecretBytes;
 
 /// Results of actions the session asked for, and connection events.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum SmtpEvent {
     /// The client closed its side (or the connection broke).
     ClientClosed,
@@ -26,6 +27,7 @@ pub enum SmtpEvent {
 
 /// Whether a recipient may be sent to (KOM-LE-A_2176, A_2178).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RecipientVerdict {
     /// At least one valid encryption certificate exists.
     Usable,
@@ -41,6 +43,7 @@ pub enum RecipientVerdict {
 ///
 /// `Debug` shows the length of byte payloads, never the bytes: `SendToUpstream` carries the
 /// module's `AUTH PLAIN` line with the client's credentials and, during DATA, message content.
+#[non_exhaustive]
 pub enum SmtpAction {
     /// Write these bytes to the client.
     SendToClient(Vec<u8>),

@@ -5,6 +5,10 @@
 //! bytes to write, an MTA to connect to, a recipient to check, a message to protect, a side to
 //! close. [`SmtpSession::poll_timeout`] says when to call [`SmtpSession::handle_timeout`].
 //!
+//! The session also speaks the protocol-neutral words of
+//! [`ProxySession`](crate::proxy_session::ProxySession) (one `Input` in, one `Output` out, a
+//! final `Ended { reason }`), implemented by delegation to the methods below.
+//!
 //! ```text
 //!   client bytes ──► handle_client_data ─┐                ┌─► SendToClient / SendToUpstream
 //!   MTA bytes ─────► handle_upstream_data├─► SmtpSession ─┤   ConnectUpstream / CheckRecipient
@@ -18,6 +22,7 @@ mod connect;
 pub mod data;
 mod event;
 mod proxy;
+mod proxy_session;
 pub mod reply;
 mod session;
 mod upstream_login;

@@ -17,6 +17,7 @@ use super::data::{self, DataOutcome, DataReader};
 use super::event::{ProtectJob, ProtectedMessage, ProtectionFailure, RecipientVerdict, SmtpAction};
 use super::reply::{self, Reply};
 use super::session::{Phase, SmtpSession};
+use crate::proxy_session::EndReason;
 
 /// Sub-states of PROXY/PROCESS.
 #[derive(Debug)]
@@ -432,7 +433,7 @@ impl SmtpSession {
                     421,
                     "4.4.2 Ungueltige Antwort vom MTA, Verbindung wird geschlossen",
                 ));
-                self.close_both();
+                self.close_both(EndReason::UpstreamProtocolError);
             }
         }
     }

@@ -16,6 +16,7 @@ use super::reply::{self, MalformedReply, ReplyCollector};
 use super::upstream_login::{Handshake, PendingLogin, SaslLine};
 use crate::line_buffer::{Line, LineBuffer};
 use crate::login_name::LoginName;
+use crate::proxy_session::{EndReason, EndReport};
 
 /// How much a client may send ahead (pipelining) while the session waits for the MTA, the
 /// directory or the Konnektor; more is treated as abuse.
@@ -70,6 +71,8 @@ pub struct SmtpSession {
     /// When the message after our 354 must be complete (`data_timeout`); chunks do not move
     /// it.
     pub(super) data_deadline: Option<Instant>,
+    /// Why the session ended, for the one [`Output::Ended`](crate::proxy_session::Output).
+    pub(super) end: EndReport,
 }
 
 impl core::fmt::Debug for SmtpSession {
@@ -113,6 +116,7 @@ impl SmtpSession {
             upstream_last_command: None,
             client_wait_since: now,
             data_deadline: None,
+            end: EndReport::default(),
         };
         let greeting = format!("{} ESMTP", s.config.hostname);
         s.send_client(reply::line(220, &greeting));
@@ -143,7 +147,7 @@ impl SmtpSession {
                 421,
                 "4.7.0 Zu viele Daten ohne Antwort, Verbindung wird geschlossen",
             ));
-            self.close_both();
+            self.close_both(EndReason::ClientFlood);
         }
     }
 
@@ -246,7 +250,7 @@ impl SmtpSession {
                 421,
                 "4.4.2 Der MTA antwortet nicht, Verbindung wird geschlossen",
             ));
-            self.close_both();
+            self.close_both(EndReason::UpstreamTimeout);
             return;
         }
         if let (Phase::Proxy(Proxy::Idle), Some(last)) = (&self.phase, self.upstream_last_command)
@@ -259,7 +263,7 @@ impl SmtpSession {
                 421,
                 "4.4.2 Zeitueberschreitung, Verbindung wird geschlossen",
             ));
-            self.close_both();
+            self.close_both(EndReason::UpstreamIdle);
             return;
         }
         if self.data_deadline.is_some_and(|d| now >= d) {
@@ -270,7 +274,7 @@ impl SmtpSession {
                 421,
                 "4.4.2 Zeitueberschreitung bei der Nachrichtenuebertragung, Verbindung wird geschlossen",
             ));
-            self.close_both();
+            self.close_both(EndReason::DataTimeout);
             return;
         }
         if self.waiting_for_client()
@@ -283,7 +287,7 @@ impl SmtpSession {
                 421,
                 "4.4.2 Zeitueberschreitung, Verbindung wird geschlossen",
             ));
-            self.close_both();
+            self.close_both(EndReason::ClientIdle);
         }
     }
 
@@ -356,7 +360,7 @@ impl SmtpSession {
             421,
             "4.4.2 Ungueltige Antwort vom MTA, Verbindung wird geschlossen",
         ));
-        self.close_both();
+        self.close_both(EndReason::UpstreamProtocolError);
     }
 
     /// A_2017: the client went away; the MTA side is closed.
@@ -377,7 +381,7 @@ impl SmtpSession {
         {
             self.quit_upstream();
         }
-        self.close_both();
+        self.close_both(EndReason::ClientClosed);
     }
 
     /// A_2016: the MTA went away. Replies already received were forwarded when they came;
@@ -395,13 +399,13 @@ impl SmtpSession {
                     "4.7.0 Temporary authentication failure",
                 ));
             }
-            Phase::Proxy(Proxy::Quitting) => self.close_both(),
+            Phase::Proxy(Proxy::Quitting) => self.close_both(EndReason::ClientQuit),
             Phase::Proxy(_) => {
                 self.send_client(reply::line(
                     421,
                     "4.4.2 Die Verbindung zum MTA wurde beendet",
                 ));
-                self.close_both();
+                self.close_both(EndReason::UpstreamClosed);
             }
             _ => {}
         }
@@ -463,7 +467,10 @@ impl SmtpSession {
         self.replies = ReplyCollector::default();
     }
 
-    pub(super) fn close_both(&mut self) {
+    /// Closes both sides; `reason` is what [`Output::Ended`](crate::proxy_session::Output)
+    /// will say (the first reason recorded wins).
+    pub(super) fn close_both(&mut self, reason: EndReason) {
+        self.end.record(reason);
         self.close_upstream();
         if self.client_open {
             self.client_open = false;

@@ -9,8 +9,9 @@
 
 use std::collections::VecDeque;
 
-use super::{KonnektorCall, Protection, State, konnektor_failure};
+use super::{Protection, State, konnektor_failure};
 use crate::directory::CertificateCache;
+use crate::konnektor::KonnektorCall;
 use crate::konnektor::{KonnektorError, encrypt_document};
 use crate::smime::recipient_emails;
 use crate::smime::send_plan::Lookup;

@@ -1,0 +1,36 @@
+//! The work a proxy session hands to its driver, and the answers: one enum each for both
+//! protocols, so a driver has one path for "run a job, feed its result".
+
+use crate::pop3::{OpenFailure, OpenJob, OpenedMessage};
+use crate::smtp::{ProtectJob, ProtectedMessage, ProtectionFailure, RecipientVerdict};
+
+/// A job for the driver ([`Output::Run`](super::Output::Run)). `Debug` of the message jobs
+/// shows no content ([`SecretBytes`](crate::secret::SecretBytes) is redacted).
+#[non_exhaustive]
+#[derive(Debug)]
+pub enum Job {
+    /// SMTP: find the encryption certificates of `address` (cache, then directory;
+    /// KOM-LE-A_2176) and answer with [`JobResult::RecipientChecked`].
+    CheckRecipient { address: String },
+    /// SMTP: sign and encrypt a message (A_2019); answer with [`JobResult::Protected`].
+    Protect(ProtectJob),
+    /// POP3: decrypt and verify a retrieved message (§3.4.4); answer with
+    /// [`JobResult::Opened`].
+    Open(OpenJob),
+}
+
+/// The answer to a [`Job`] ([`Input::JobDone`](super::Input::JobDone)). A result of the
+/// other protocol's kind, or one no job is waiting for, is ignored by the session.
+#[non_exhaustive]
+#[derive(Debug)]
+pub enum JobResult {
+    /// Answer to [`Job::CheckRecipient`].
+    RecipientChecked {
+        address: String,
+        verdict: RecipientVerdict,
+    },
+    /// Answer to [`Job::Protect`].
+    Protected(Result<ProtectedMessage, ProtectionFailure>),
+    /// Answer to [`Job::Open`].
+    Opened(Result<OpenedMessage, OpenFailure>),
+}

@@ -9,13 +9,13 @@
 
 use std::process::ExitCode;
 
-use komle_smol::config::Config;
+use komle_service::config::Config;
 use komle_tokio::KomleService;
 
 fn main() -> ExitCode {
     // The Clientmodul's logger: RUST_LOG refines it (default: errors only), library targets stay
     // capped so no log carries mail content or SOAP bodies.
-    komle_smol::logging::init(log::LevelFilter::Error);
+    komle_service::logging::init(log::LevelFilter::Error);
     let args: Vec<String> = std::env::args().collect();
     let (mut config_path, mut http) = (None, "127.0.0.1:8080".to_owned());
     let mut it = args.iter().skip(1);

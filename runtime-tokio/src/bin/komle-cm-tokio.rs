@@ -5,7 +5,7 @@
 
 use std::process::ExitCode;
 
-use komle_smol::cli::{self, RuntimeError};
+use komle_service::cli::{self, RuntimeError};
 use komle_tokio::KomleService;
 
 fn main() -> ExitCode {

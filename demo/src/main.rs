@@ -3,6 +3,8 @@
 //! daemon). Same flags: `[--port N] [--pop3-port N] [--pop3-large MB] [--once]
 //! [--precomputed-konnektor]`.
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 use futures_lite::StreamExt;

@@ -13,6 +13,8 @@
 //!
 //! Prints a markdown block. Bounded in count and time, loopback only.
 
+#![forbid(unsafe_code)]
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};

@@ -15,6 +15,8 @@
 //! is not. Progress goes to stderr; stdout ends with a markdown block for BENCHMARKS.md.
 //! Bounded in count and time, loopback only.
 
+#![forbid(unsafe_code)]
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};

@@ -7,6 +7,8 @@
 //! The SMTP listener comes from `[smtp] listen` of the same configuration file `komle-cm`
 //! reads; `/health` and `/metrics` are served on `--http`. Ctrl-C stops both.
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 use komle_service::config::Config;

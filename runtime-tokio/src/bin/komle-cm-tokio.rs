@@ -3,6 +3,8 @@
 //! suite runs the same test code against both runtimes; an embedding service uses
 //! [`komle_tokio::KomleService`] directly instead.
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 use komle_service::cli::{self, RuntimeError};

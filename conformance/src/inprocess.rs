@@ -61,7 +61,7 @@ pub fn open(
     open_with_cards(sim, &mut CardCache::default(), job, now, calls)
 }
 
-/// [`open`] with a card cache that outlives the message, as the runtime's does (A_2060).
+/// [`open()`] with a card cache that outlives the message, as the runtime's does (A_2060).
 pub fn open_with_cards(
     sim: &Simulator,
     cards: &mut CardCache,

@@ -13,7 +13,7 @@ use crate::server::serve;
 use crate::smtp_driver::drive;
 use crate::stats::Stats;
 
-/// Serves SMTP sessions on `listener` until `shutdown` completes (see [`serve`]).
+/// Serves SMTP sessions on `listener` until `shutdown` completes (see `server::serve`).
 pub async fn serve_smtp(
     listener: TcpListener,
     tls: Arc<ServerConfig>,

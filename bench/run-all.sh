@@ -41,7 +41,7 @@ log "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 log ""
 log "## 0. Release build"
-run cargo build --release -p komle-smol -p komle-examples --bin komle-cm --bin komle-load --bin komle-load-pop3 || {
+run cargo build --release -p komle-smol -p komle-demo -p komle-examples --bin komle-cm --bin komle-demo --bin komle-load --bin komle-load-pop3 || {
     echo "build failed; results so far: $results"
     exit 1
 }
@@ -55,7 +55,7 @@ run cargo bench -p komle-conformance --bench pipeline -- --warm-up-time 1 --meas
 
 log ""
 log "## 2. VZD lookup, cold vs cached (real slapd)"
-run cargo test --release -p komle-smol --test ldap_latency -- --nocapture || failed=$((failed + 1))
+run cargo test --release -p komle-service --test ldap_latency -- --nocapture || failed=$((failed + 1))
 
 log ""
 log "## 3. Daemon: komle-load"

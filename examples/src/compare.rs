@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use komle_core::sasl::plain;
 use komle_core::secret::Password;
-use komle_smol::embedded::{Embedded, PASSWORD};
+use komle_demo::embedded::{Embedded, PASSWORD};
 use rustls::pki_types::ServerName;
 
 /// Sends one message of about `size` bytes through the proxy at `addr`; returns the time to
@@ -94,7 +94,7 @@ pub struct Both {
 /// Starts the embedded environment (whose proxy runs on smol) and a tokio listener serving the
 /// same services.
 pub fn start(max_sessions: usize) -> Result<Both, String> {
-    let env = Embedded::start(&komle_smol::embedded::EmbeddedOptions {
+    let env = Embedded::start(&komle_demo::embedded::EmbeddedOptions {
         max_sessions,
         ..Default::default()
     })

@@ -1,4 +1,4 @@
-//! Load against a running `komle-cm demo` (a child process, so its memory is its own):
+//! Load against a running `komle-demo` (a child process, so its memory is its own):
 //! idle sessions and their memory, and small-message sessions with the time of every SMTP
 //! command, through the proxy and straight to the demo's mail service in the same run.
 //! Every loop is bounded in count and time; loopback only.

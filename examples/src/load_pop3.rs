@@ -1,4 +1,4 @@
-//! POP3 load against a running `komle-cm demo` (a child process, see `komle-load-pop3`): a
+//! POP3 load against a running `komle-demo` (a child process, see `komle-load-pop3`): a
 //! small blocking POP3S client, the timed RETR of one message, idle sessions, and concurrent
 //! small-message sessions with the time of every POP3 command — through komle-cm's POP3 proxy
 //! and straight from the demo's POP3 mail service in the same run. Every loop is bounded in

@@ -1,8 +1,8 @@
 //! The load tool's pieces against the embedded environment: timed messages go through the
 //! proxy and straight to the mail service, and concurrent clients all succeed.
 
+use komle_demo::embedded::{Embedded, EmbeddedOptions, PASSWORD};
 use komle_examples::{big_message, load};
-use komle_smol::embedded::{Embedded, EmbeddedOptions, PASSWORD};
 
 #[test]
 fn timed_messages_through_the_proxy_and_straight_are_delivered() {

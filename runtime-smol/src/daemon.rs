@@ -3,9 +3,9 @@
 //! the listeners' certificate and the upstream CA are re-read for new connections
 //! ([`Reloader`]), nothing in flight is touched.
 //!
-//! The directory/Konnektor pipeline behind [`RecipientChecker`] and [`Protector`] is not built
-//! here; the caller supplies it through `build_services`, given the shared [`Runtime`] handles,
-//! so this crate stays a thin adapter.
+//! The directory/Konnektor pipeline behind the
+//! [contracts](komle_service::contracts) is not built here; the caller supplies it through
+//! `build_services`, given the shared [`Runtime`] handles, so this crate stays a thin adapter.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -13,18 +13,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_lite::StreamExt;
-use komle_core::pop3::Pop3Config;
-use komle_core::smtp::SmtpConfig;
+use komle_service::cli::RuntimeError;
+use komle_service::config::Config;
+use komle_service::konnektor_http::KonnektorHttp;
+use komle_service::limits::ServerLimits;
+use komle_service::services::{Runtime, Services};
+use komle_service::session::{
+    Pop3Context, SessionContext, pop3_session_config, smtp_session_config,
+};
+use komle_service::time_sync::Clock;
+use komle_service::tls_reload::{ReloadableCertificate, ReloadableTrust};
 
-use crate::cli::RuntimeError;
-use crate::config::Config;
-use crate::konnektor_http::KonnektorHttp;
-use crate::pop3_driver::{Opener, Pop3Context};
+use crate::ntp;
 use crate::pop3_server::Pop3Server;
-use crate::smtp_driver::{Protector, RecipientChecker, SessionContext};
-use crate::smtp_server::{ServerLimits, SmtpServer};
-use crate::time_sync::{self, Clock};
-use crate::tls_reload::{ReloadableCertificate, ReloadableTrust};
+use crate::smtp_server::SmtpServer;
 
 /// How often the clock is re-synchronised with the Konnektor.
 pub const TIME_SYNC_INTERVAL: Duration = Duration::from_secs(3600);
@@ -34,52 +36,6 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// NTP port on the Konnektor.
 pub const NTP_PORT: u16 = 123;
-
-/// Handles shared by the daemon and the services the integrator builds.
-#[derive(Clone)]
-pub struct Runtime {
-    /// Konnektor-corrected wall time (A_2230) for certificate validity checks.
-    pub clock: Arc<Clock>,
-    /// The Konnektor HTTPS transport (one connection pool).
-    pub konnektor: KonnektorHttp,
-}
-
-/// What the SMTP sessions need from the directory and the Konnektor.
-#[derive(Clone)]
-pub struct Services {
-    pub checker: Arc<dyn RecipientChecker>,
-    pub protector: Arc<dyn Protector>,
-    /// Opens messages fetched through the POP3 proxy.
-    pub opener: Arc<dyn Opener>,
-}
-
-/// The core's session settings from the configuration.
-pub fn smtp_session_config(config: &Config) -> SmtpConfig {
-    let mut s = SmtpConfig {
-        mta_response_timeout: config.timeouts.mta_response,
-        mta_idle_timeout: config.timeouts.mta_idle,
-        client_idle_timeout: config.timeouts.client_idle,
-        upstream_allow: config.upstream.smtp_allow(),
-        data_timeout: config.timeouts.data,
-        ..SmtpConfig::default()
-    };
-    if let Some(smtp) = &config.smtp {
-        s.hostname = smtp.hostname.clone();
-    }
-    s
-}
-
-/// The core's POP3 session settings from the configuration: the MTA timeouts (Tab_Konf_Param
-/// gives SMTP and POP3 server the same 5 min) apply to the POP3 server (A_2038, A_2039).
-pub fn pop3_session_config(config: &Config) -> Pop3Config {
-    Pop3Config {
-        server_response_timeout: config.timeouts.mta_response,
-        server_idle_timeout: config.timeouts.mta_idle,
-        client_idle_timeout: config.timeouts.client_idle,
-        upstream_allow: config.upstream.pop3_allow(),
-        ..Pop3Config::default()
-    }
-}
 
 /// The host of an `https://host[:port]/…` URL (brackets of IPv6 literals removed): where the
 /// Konnektor's NTP service is.
@@ -122,7 +78,7 @@ impl Reloader {
         let tls = self.certificate.reload();
         let upstream = self.trust.reload();
         let complete = tls.is_ok() && upstream.is_ok();
-        let part = |name: &str, r: Result<(), crate::tls::TlsError>| match r {
+        let part = |name: &str, r: Result<(), komle_service::tls::TlsError>| match r {
             Ok(()) => format!("{name} re-read"),
             Err(e) => format!("{name} NOT re-read, previous kept: {e}"),
         };
@@ -295,7 +251,7 @@ async fn keep_in_sync(clock: Arc<Clock>, host: String, timeout: Duration) {
         match smol::net::resolve((host.as_str(), NTP_PORT)).await {
             Ok(addrs) => match addrs.first() {
                 Some(addr) => {
-                    if let Err(e) = time_sync::sync(&clock, *addr, timeout).await {
+                    if let Err(e) = ntp::sync(&clock, *addr, timeout).await {
                         log::warn!("time sync with {host} failed: {e}");
                     }
                 }
@@ -359,12 +315,12 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::smtp_driver::BoxFuture;
     use crate::test_pki;
-    use crate::tls;
     use futures_lite::{AsyncReadExt, future};
     use komle_core::pop3::{OpenFailure, OpenJob, OpenedMessage};
     use komle_core::smtp::{ProtectJob, ProtectedMessage, ProtectionFailure, RecipientVerdict};
+    use komle_service::contracts::{BoxFuture, Opener, Protector, RecipientChecker};
+    use komle_service::tls;
 
     struct Refuse;
     impl RecipientChecker for Refuse {
@@ -494,9 +450,14 @@ client_idle = "7s"
                 let _ = stopped.recv().await;
             }));
             let client = tls::client_config(Some(&pki.ca())).unwrap();
-            let mut c = tls::connect(client, "127.0.0.1", addr.port(), Duration::from_secs(5))
-                .await
-                .unwrap();
+            let mut c = crate::tls_stream::connect(
+                client,
+                "127.0.0.1",
+                addr.port(),
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
             let mut buf = [0u8; 64];
             let n = c.read(&mut buf).await.unwrap();
             assert_eq!(&buf[..n], b"220 cm.test ESMTP\r\n");
@@ -527,9 +488,14 @@ client_idle = "7s"
                 let _ = stopped.recv().await;
             }));
             let client = tls::client_config(Some(&pki.ca())).unwrap();
-            let mut c = tls::connect(client, "127.0.0.1", addr.port(), Duration::from_secs(5))
-                .await
-                .unwrap();
+            let mut c = crate::tls_stream::connect(
+                client,
+                "127.0.0.1",
+                addr.port(),
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
             let mut buf = [0u8; 64];
             let n = c.read(&mut buf).await.unwrap();
             assert_eq!(&buf[..n], b"+OK KOM-LE Clientmodul POP3\r\n");
@@ -585,9 +551,14 @@ client_idle = "7s"
                 let _ = stopped.recv().await;
             }));
             let client = tls::client_config(Some(&pki.ca())).unwrap();
-            let mut c = tls::connect(client, "127.0.0.1", addr.port(), Duration::from_secs(5))
-                .await
-                .unwrap();
+            let mut c = crate::tls_stream::connect(
+                client,
+                "127.0.0.1",
+                addr.port(),
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
             let mut buf = [0u8; 64];
             let n = c.read(&mut buf).await.unwrap();
             assert_eq!(&buf[..n], b"220 cm.test ESMTP\r\n");

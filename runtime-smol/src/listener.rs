@@ -8,15 +8,14 @@
 //! and file descriptors waiting for handshakes (LIMITS.md). On shutdown the listener stops accepting at once; running sessions may
 //! finish within a grace period, then they are cut off.
 //!
-//! An optional limit per client IP address ([`AddressSlots`]) keeps one host from holding all
+//! An optional limit per client IP address ([`AddressSlots`], shared with komle-tokio) keeps one host from holding all
 //! sessions; a client over it is treated exactly like one over the overall limit.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures_lite::{AsyncWriteExt, future};
@@ -25,20 +24,9 @@ use rustls::ServerConfig;
 use smol::lock::Semaphore;
 use smol::net::{TcpListener, TcpStream};
 
-use crate::tls::{self, ClientStream};
+use komle_service::limits::{AddressSlots, ServerLimits};
 
-/// Limits of a listener.
-#[derive(Debug, Clone)]
-pub struct ServerLimits {
-    pub max_sessions: usize,
-    /// Concurrent sessions from one client IP address; `None` is no limit of its own (the
-    /// default: a practice behind one NAT router or terminal server shares one address).
-    pub max_sessions_per_address: Option<usize>,
-    /// Time for a client's TLS handshake.
-    pub handshake_timeout: Duration,
-    /// How long running sessions may continue after shutdown was requested.
-    pub grace: Duration,
-}
+use crate::tls_stream::{self, ClientStream};
 
 /// A bound listener for one protocol.
 pub struct Listener {
@@ -67,81 +55,6 @@ impl Live {
 impl Drop for Live {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// Sessions per client IP address, limited. A slot is an [`AddressSlot`] guard that gives the
-/// count back when dropped — when the session ends, fails or its task is cancelled at shutdown
-/// — so the accounting cannot leak. Shared by the smol listener and komle-tokio's.
-#[derive(Debug, Clone)]
-pub struct AddressSlots {
-    limit: Option<usize>,
-    counts: Counts,
-}
-
-/// Sessions per address; an address is removed when its count drops to zero.
-type Counts = Arc<Mutex<HashMap<IpAddr, usize>>>;
-
-/// One session's hold on its address's count; released on drop.
-#[derive(Debug)]
-pub struct AddressSlot {
-    /// `None` when no per-address limit is configured: nothing to give back.
-    held: Option<(IpAddr, Counts)>,
-}
-
-impl AddressSlots {
-    pub fn new(limit: Option<usize>) -> Self {
-        Self {
-            limit,
-            counts: Arc::default(),
-        }
-    }
-
-    /// A slot for a session from `peer`, or `None` when that address already has `limit`
-    /// sessions. IPv4-mapped IPv6 addresses count as the IPv4 address.
-    pub fn try_acquire(&self, peer: IpAddr) -> Option<AddressSlot> {
-        let Some(limit) = self.limit else {
-            return Some(AddressSlot { held: None });
-        };
-        let ip = peer.to_canonical();
-        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
-        let n = counts.entry(ip).or_insert(0);
-        if *n >= limit {
-            return None;
-        }
-        *n += 1;
-        Some(AddressSlot {
-            held: Some((ip, self.counts.clone())),
-        })
-    }
-
-    /// Sessions currently counted for `peer` (0 without a limit).
-    pub fn count(&self, peer: IpAddr) -> usize {
-        let counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
-        counts.get(&peer.to_canonical()).copied().unwrap_or(0)
-    }
-
-    /// Addresses with at least one session: entries are removed at zero, so the table never
-    /// grows beyond the sessions running.
-    pub fn addresses(&self) -> usize {
-        self.counts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
-    }
-}
-
-impl Drop for AddressSlot {
-    fn drop(&mut self) {
-        if let Some((ip, counts)) = self.held.take() {
-            let mut counts = counts.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(n) = counts.get_mut(&ip) {
-                *n -= 1;
-                if *n == 0 {
-                    counts.remove(&ip);
-                }
-            }
-        }
     }
 }
 
@@ -245,7 +158,7 @@ impl Listener {
                     let live = Live::new(&self.live);
                     tasks.push(smol::spawn(async move {
                         let id = session_id();
-                        match tls::accept(&acceptor, tcp, handshake).await {
+                        match tls_stream::accept(&acceptor, tcp, handshake).await {
                             Ok(client) => session(client, peer, id).await,
                             Err(e) => log::info!("session={id} peer={peer} TLS accept failed: {e}"),
                         }
@@ -306,7 +219,7 @@ impl Listener {
 }
 
 async fn refuse(tcp: TcpStream, acceptor: TlsAcceptor, handshake: Duration, refusal: &[u8]) {
-    if let Ok(mut client) = tls::accept(&acceptor, tcp, handshake).await {
+    if let Ok(mut client) = tls_stream::accept(&acceptor, tcp, handshake).await {
         let _ = future::or(
             async {
                 let _ = client.write_all(refusal).await;
@@ -345,7 +258,7 @@ mod tests {
         smol::channel::Sender<()>,
         std::thread::JoinHandle<()>,
     ) {
-        let tls = tls::server_config(&pki.server_cert(), &pki.server_key()).unwrap();
+        let tls = komle_service::tls::server_config(&pki.server_cert(), &pki.server_key()).unwrap();
         let limits = ServerLimits {
             max_sessions,
             max_sessions_per_address: None,
@@ -385,9 +298,9 @@ mod tests {
     /// What a TLS client reads first (up to a line), or "" when the connection ended.
     fn first_line(pki: &test_pki::TestPki, addr: SocketAddr) -> Vec<u8> {
         smol::block_on(async {
-            let config = tls::client_config(Some(&pki.ca())).unwrap();
+            let config = komle_service::tls::client_config(Some(&pki.ca())).unwrap();
             let Ok(mut c) =
-                tls::connect(config, "127.0.0.1", addr.port(), Duration::from_secs(5)).await
+                tls_stream::connect(config, "127.0.0.1", addr.port(), Duration::from_secs(5)).await
             else {
                 return Vec::new();
             };
@@ -452,60 +365,5 @@ mod tests {
         assert!(!closed_by_server(&mut refused, Duration::from_millis(100)));
         let _ = stop.send_blocking(());
         thread.join().unwrap();
-    }
-
-    #[test]
-    fn address_slots_count_per_address_and_give_back_on_drop() {
-        let slots = AddressSlots::new(Some(2));
-        let a: IpAddr = "192.0.2.1".parse().unwrap();
-        let b: IpAddr = "192.0.2.2".parse().unwrap();
-        let a1 = slots.try_acquire(a).expect("first from a");
-        let a2 = slots.try_acquire(a).expect("second from a");
-        assert!(
-            slots.try_acquire(a).is_none(),
-            "third from a is over the limit"
-        );
-        // The IPv4-mapped IPv6 form of a is the same client.
-        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
-        assert!(slots.try_acquire(mapped).is_none());
-        // Another address has its own count.
-        let b1 = slots.try_acquire(b).expect("b is independent");
-        assert_eq!(
-            (slots.count(a), slots.count(b), slots.addresses()),
-            (2, 1, 2)
-        );
-        drop(a1);
-        assert_eq!(slots.count(a), 1);
-        let a3 = slots.try_acquire(a).expect("a slot came back");
-        drop((a2, a3, b1));
-        // Nothing is left: no count, no table entry.
-        assert_eq!(
-            (slots.count(a), slots.count(b), slots.addresses()),
-            (0, 0, 0)
-        );
-    }
-
-    #[test]
-    fn address_slots_without_a_limit_admit_everyone_and_count_nothing() {
-        let slots = AddressSlots::new(None);
-        let a: IpAddr = "192.0.2.1".parse().unwrap();
-        let held: Vec<_> = (0..1000).map(|_| slots.try_acquire(a).unwrap()).collect();
-        assert_eq!((slots.count(a), slots.addresses()), (0, 0));
-        drop(held);
-    }
-
-    #[test]
-    fn address_slot_is_released_when_its_task_is_cancelled() {
-        let slots = AddressSlots::new(Some(1));
-        let a: IpAddr = "192.0.2.1".parse().unwrap();
-        let slot = slots.try_acquire(a).unwrap();
-        // A session task that never finishes, dropped (cancelled) as at shutdown.
-        let task = smol::spawn(async move {
-            let _slot = slot;
-            std::future::pending::<()>().await;
-        });
-        assert!(slots.try_acquire(a).is_none());
-        smol::block_on(task.cancel());
-        assert!(slots.try_acquire(a).is_some());
     }
 }

@@ -1,95 +1,20 @@
-//! `komle-cm`: the KOM-LE Clientmodul daemon. All logic is in the library.
+//! `komle-cm`: the KOM-LE Clientmodul daemon. All logic is in the libraries.
 use std::process::ExitCode;
 
-use futures_lite::StreamExt;
-use komle_smol::cli;
-use komle_smol::process_hardening::CoreDumps;
-use komle_smol::{daemon, services};
+use komle_service::{cli, services};
+use komle_smol::daemon;
 
 fn main() -> ExitCode {
     use_all_cores();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("demo") {
-        return demo(&args[1..]);
+        // The demo (Konnektor simulator, test PKI, mail service) is not linked into the daemon.
+        eprintln!(
+            "komle-cm demo moved: run `komle-demo` (cargo run --release -p komle-demo) with the same flags"
+        );
+        return ExitCode::from(2);
     }
     cli::main_with(|config| daemon::run(config, services::build))
-}
-
-/// `komle-cm demo [--port N] [--pop3-port N] [--pop3-large MB] [--once]
-/// [--precomputed-konnektor]`: the sending and receiving path on an embedded default.
-fn demo(args: &[String]) -> ExitCode {
-    let mut options = komle_smol::demo::DemoOptions {
-        smtp_port: 2465,
-        pop3_port: 2995,
-        ..komle_smol::demo::DemoOptions::default()
-    };
-    let mut it = args.iter();
-    let mut pop3_port_given = false;
-    while let Some(a) = it.next() {
-        match (a.as_str(), options.once) {
-            ("--once", _) => options.once = true,
-            ("--precomputed-konnektor", _) => options.precomputed_konnektor = true,
-            ("--port", _) => match it.next().and_then(|p| p.parse().ok()) {
-                Some(p) => options.smtp_port = p,
-                None => return usage(),
-            },
-            ("--pop3-port", _) => match it.next().and_then(|p| p.parse().ok()) {
-                Some(p) => {
-                    options.pop3_port = p;
-                    pop3_port_given = true;
-                }
-                None => return usage(),
-            },
-            ("--pop3-large", _) => match it.next().and_then(|p| p.parse().ok()) {
-                Some(mb) if mb <= 40 => options.pop3_large_mb = mb,
-                _ => return usage(),
-            },
-            _ => return usage(),
-        }
-    }
-    // `--port 0` (tests, load tools): any free port for POP3 too, unless named.
-    if options.smtp_port == 0 && !pop3_port_given {
-        options.pop3_port = 0;
-    }
-    komle_smol::logging::init(log::LevelFilter::Warn);
-    // The demo holds passwords and mails like the daemon: no core dumps (A_2005), and SIGHUP
-    // must not end it (its certificates live in memory, there is nothing to re-read).
-    if let Err(e) = komle_smol::process_hardening::apply(CoreDumps::Forbidden) {
-        eprintln!("demo failed: {e}");
-        return ExitCode::from(1);
-    }
-    match komle_smol::daemon::hangup_signals() {
-        Ok(hangups) => {
-            std::thread::spawn(move || smol::block_on(log_demo_hangups(hangups)));
-        }
-        Err(e) => {
-            eprintln!("demo failed: {e}");
-            return ExitCode::from(1);
-        }
-    }
-    match komle_smol::demo::run(&options, &mut std::io::stdout()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("demo failed: {e}");
-            ExitCode::from(1)
-        }
-    }
-}
-
-/// One line per SIGHUP (warning: the demo logs at warn), the demo keeps serving.
-async fn log_demo_hangups(mut hangups: async_signal::Signals) {
-    while let Some(Ok(_)) = hangups.next().await {
-        log::warn!(
-            "SIGHUP: the demo's certificates are generated in memory, nothing to re-read; still serving"
-        );
-    }
-}
-
-fn usage() -> ExitCode {
-    eprintln!(
-        "usage: komle-cm demo [--port N] [--pop3-port N] [--pop3-large MB (<= 40)] [--once] [--precomputed-konnektor]"
-    );
-    ExitCode::from(2)
 }
 
 /// smol's global executor runs on `SMOL_THREADS` threads, one by default: with many concurrent

@@ -2,7 +2,7 @@
 //!
 //! Like [`smtp_driver`](crate::smtp_driver), the driver only carries out the session's
 //! [`Pop3Action`]s (write to the client or the POP3 server, connect to the server with implicit
-//! TLS, open a retrieved message through the [`Opener`], close a side) and feeds back whatever
+//! TLS, open a retrieved message through the [`Opener`](komle_service::contracts::Opener), close a side) and feeds back whatever
 //! happens first. All POP3 knowledge (replies, timeouts A_2038/A_2039, the RETR rewrite) stays
 //! in core.
 //!
@@ -10,49 +10,15 @@
 //! cancels it with the task and no decrypted content outlives the connection (A_2005).
 
 use std::io;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, future};
-use komle_core::pop3::{
-    OpenFailure, OpenJob, OpenedMessage, Pop3Action, Pop3Config, Pop3Event, Pop3Session,
-};
+use komle_core::pop3::{OpenFailure, OpenedMessage, Pop3Action, Pop3Event, Pop3Session};
 use komle_core::upstream_allow::UNREACHABLE_REASON;
-use rustls::ClientConfig;
+use komle_service::contracts::BoxFuture;
+use komle_service::session::{Pop3Context, Pop3Summary};
 
-use crate::smtp_driver::BoxFuture;
-use crate::time_sync::Clock;
-use crate::tls::{self, ConnectError, UpstreamStream};
-
-/// Decrypts and verifies a retrieved message through the Konnektor (§3.4.4). Supplied by the
-/// integrator; [`services::Pipeline`](crate::services::Pipeline) in production.
-pub trait Opener: Send + Sync {
-    fn open(&self, job: OpenJob) -> BoxFuture<'_, Result<OpenedMessage, OpenFailure>>;
-}
-
-/// What every session of a POP3 listener shares.
-#[derive(Clone)]
-pub struct Pop3Context {
-    pub session: Pop3Config,
-    /// TLS towards the POP3 server (webpki roots + `[upstream] ca`).
-    pub upstream_tls: Arc<ClientConfig>,
-    /// Limit for TCP connect plus TLS handshake towards the POP3 server.
-    pub connect_timeout: Duration,
-    pub opener: Arc<dyn Opener>,
-    /// Source of the `now` handed to the session.
-    pub clock: Arc<Clock>,
-}
-
-/// How a session ended, for the one log line per session.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Pop3Summary {
-    /// Messages handed to the client after opening.
-    pub messages_opened: u32,
-    /// Opening attempts that ended in `-ERR` for the client.
-    pub open_failures: u32,
-    /// Whether the session ended without the state machine saying so.
-    pub stalled: bool,
-}
+use crate::tls_stream::{self, ConnectError, UpstreamStream};
 
 enum Completion {
     /// Boxed: a TLS stream is large.
@@ -132,7 +98,7 @@ where
                     let timeout = ctx.connect_timeout;
                     connecting = Some(Box::pin(async move {
                         Completion::Upstream(
-                            tls::connect(config, &host, port, timeout)
+                            tls_stream::connect(config, &host, port, timeout)
                                 .await
                                 .map(Box::new),
                         )

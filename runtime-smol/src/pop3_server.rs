@@ -1,5 +1,5 @@
 //! The POP3 listener: accepts clients (implicit TLS, POP3S), limits concurrent sessions, runs
-//! one [`pop3_driver::drive`](crate::pop3_driver::drive) task per connection and shuts down
+//! one [`pop3_driver::drive`] task per connection and shuts down
 //! gracefully. Mirrors [`smtp_server`](crate::smtp_server): over the limit a client gets
 //! `-ERR [SYS/TEMP] Too many sessions` after the handshake, so it shows a reason and retries.
 
@@ -12,12 +12,13 @@ use std::time::Instant;
 
 use rustls::ServerConfig;
 
-use crate::listener::Listener;
-pub use crate::listener::ServerLimits;
-use crate::pop3_driver::{self, Pop3Context};
+pub use komle_service::limits::ServerLimits;
+use komle_service::session::Pop3Context;
 
-/// The reply to clients over the session limit (RFC 3206 response code).
-pub const TOO_MANY_SESSIONS: &[u8] = b"-ERR [SYS/TEMP] Too many sessions, try again later\r\n";
+use crate::listener::Listener;
+use crate::pop3_driver;
+
+pub use komle_service::limits::POP3_TOO_MANY_SESSIONS as TOO_MANY_SESSIONS;
 
 /// A bound POP3 listener, ready to [`run`](Self::run).
 pub struct Pop3Server {

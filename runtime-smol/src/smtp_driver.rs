@@ -2,7 +2,8 @@
 //!
 //! The driver is deliberately dumb: it carries out the session's [`SmtpAction`]s (write to the
 //! client, write to the MTA, connect to the MTA with implicit TLS, ask the
-//! [`RecipientChecker`], ask the [`Protector`], close a side) and feeds back whatever happens
+//! [`RecipientChecker`](komle_service::contracts::RecipientChecker), ask the
+//! [`Protector`](komle_service::contracts::Protector), close a side) and feeds back whatever happens
 //! first — client bytes, MTA bytes, the result of an action, or the session's own timer. All
 //! SMTP knowledge (replies, timeouts A_2016/A_2017, the protected hand-over) stays in core.
 //!
@@ -13,61 +14,17 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, future};
 use komle_core::smtp::{
-    ProtectJob, ProtectedMessage, ProtectionFailure, RecipientVerdict, SmtpAction, SmtpConfig,
-    SmtpEvent, SmtpSession,
+    ProtectedMessage, ProtectionFailure, RecipientVerdict, SmtpAction, SmtpEvent, SmtpSession,
 };
-use rustls::ClientConfig;
+use komle_service::contracts::BoxFuture;
+use komle_service::session::{SessionContext, SessionSummary};
 
-use crate::time_sync::Clock;
-use crate::tls::{self, ConnectError, UpstreamStream};
-
-/// A boxed, sendable future: keeps the service traits object-safe.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// Looks up whether a recipient has a usable encryption certificate (A_2176, A_2178): cache,
-/// then directory. Supplied by the integrator.
-pub trait RecipientChecker: Send + Sync {
-    fn check<'a>(&'a self, address: &'a str) -> BoxFuture<'a, RecipientVerdict>;
-}
-
-/// Signs and encrypts a message through the Konnektor (A_2019). Supplied by the integrator.
-pub trait Protector: Send + Sync {
-    fn protect(
-        &self,
-        job: ProtectJob,
-    ) -> BoxFuture<'_, Result<ProtectedMessage, ProtectionFailure>>;
-}
-
-/// What every session of a listener shares.
-#[derive(Clone)]
-pub struct SessionContext {
-    pub session: SmtpConfig,
-    /// TLS towards the MTA (webpki roots + `[upstream] ca`).
-    pub upstream_tls: Arc<ClientConfig>,
-    /// Limit for TCP connect plus TLS handshake towards the MTA.
-    pub connect_timeout: Duration,
-    pub checker: Arc<dyn RecipientChecker>,
-    pub protector: Arc<dyn Protector>,
-    /// Source of the `now` handed to the session.
-    pub clock: Arc<Clock>,
-}
-
-/// How a session ended, for the one log line per session.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SessionSummary {
-    /// Messages protected and handed to the MTA.
-    pub messages_protected: u32,
-    /// Protection attempts that failed (client got 451).
-    pub protection_failures: u32,
-    /// Whether the session ended without the state machine saying so (nothing left to wait for).
-    pub stalled: bool,
-}
+use crate::tls_stream::{self, ConnectError, UpstreamStream};
 
 /// Results of work running alongside the sockets.
 enum Completion {
@@ -155,7 +112,7 @@ where
                     let timeout = ctx.connect_timeout;
                     pending.push(Box::pin(async move {
                         Completion::Upstream(
-                            tls::connect(config, &host, port, timeout)
+                            tls_stream::connect(config, &host, port, timeout)
                                 .await
                                 .map(Box::new),
                         )

@@ -1,5 +1,5 @@
 //! The SMTP listener: accepts clients (implicit TLS), limits concurrent sessions, runs one
-//! [`smtp_driver::drive`](crate::smtp_driver::drive) task per connection and shuts down
+//! [`smtp_driver::drive`] task per connection and shuts down
 //! gracefully.
 //!
 //! Over the limit a client still gets a TLS handshake and then `421 4.3.2 Too many sessions`
@@ -15,12 +15,13 @@ use std::time::Instant;
 
 use rustls::ServerConfig;
 
-use crate::listener::Listener;
-pub use crate::listener::ServerLimits;
-use crate::smtp_driver::{self, SessionContext};
+pub use komle_service::limits::ServerLimits;
+use komle_service::session::SessionContext;
 
-/// The reply to clients over the session limit (RFC 5321 §3.8).
-pub const TOO_MANY_SESSIONS: &[u8] = b"421 4.3.2 Too many sessions, try again later\r\n";
+use crate::listener::Listener;
+use crate::smtp_driver;
+
+pub use komle_service::limits::SMTP_TOO_MANY_SESSIONS as TOO_MANY_SESSIONS;
 
 /// A bound SMTP listener, ready to [`run`](Self::run).
 pub struct SmtpServer {
@@ -76,9 +77,8 @@ impl SmtpServer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::smtp_driver::{BoxFuture, Protector, RecipientChecker};
     use crate::test_pki::{self, TestPki};
-    use crate::tls;
+    use crate::tls_stream;
     use base64::Engine;
     use futures_lite::AsyncReadExt;
     use futures_lite::{AsyncWriteExt, future};
@@ -87,6 +87,9 @@ mod tests {
     use komle_core::smtp::{
         ProtectJob, ProtectedMessage, ProtectionFailure, RecipientVerdict, SmtpConfig,
     };
+    use komle_core::upstream_allow::{HostPattern, UpstreamAllowList};
+    use komle_service::contracts::{BoxFuture, Protector, RecipientChecker};
+    use komle_service::tls;
     use smol::net::TcpStream;
     use std::sync::Mutex;
     use std::time::Duration;
@@ -181,7 +184,7 @@ mod tests {
                 connect_timeout: T,
                 checker: Arc::new(AllUsable),
                 protector: self.protector.clone(),
-                clock: Arc::new(crate::time_sync::Clock::new()),
+                clock: Arc::new(komle_service::time_sync::Clock::new()),
             };
             let server_tls =
                 tls::server_config(&self.pki.server_cert(), &self.pki.server_key()).unwrap();
@@ -199,7 +202,15 @@ mod tests {
     /// Session settings that let clients name the MTAs at `mtas` (and nothing else).
     fn allowing(mtas: &[SocketAddr]) -> SmtpConfig {
         SmtpConfig {
-            upstream_allow: crate::embedded::allow_also(&Default::default(), mtas),
+            upstream_allow: UpstreamAllowList::new(
+                mtas.iter()
+                    .map(|a| {
+                        a.to_string()
+                            .parse::<HostPattern>()
+                            .expect("a valid pattern")
+                    })
+                    .collect(),
+            ),
             ..SmtpConfig::default()
         }
     }
@@ -212,7 +223,7 @@ mod tests {
 
     impl Client {
         async fn connect(pki: &TestPki, addr: SocketAddr) -> Client {
-            let tls = tls::connect(
+            let tls = tls_stream::connect(
                 tls::client_config(Some(&pki.ca())).unwrap(),
                 "127.0.0.1",
                 addr.port(),

@@ -63,3 +63,14 @@ fn runtime_failure_exits_1() {
         "{err}"
     );
 }
+
+/// The demo left the daemon (the daemon links no simulator, test PKI or `rsa`): `komle-cm demo`
+/// starts nothing, names the new command in one line and exits 2 like any bad command line.
+#[test]
+fn demo_subcommand_points_at_komle_demo_and_exits_2() {
+    let (code, out, err) = komle_cm(&["demo", "--once"]);
+    assert_eq!(code, 2);
+    assert_eq!(out, "");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("komle-demo"), "{err}");
+}

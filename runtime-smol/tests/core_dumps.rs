@@ -6,39 +6,16 @@
 //! - not dumpable: the kernel gives a non-dumpable process's `/proc/<pid>` files to root, a
 //!   dumpable one's to its own uid. The child runs as `nobody` (when the tests run as root), so
 //!   the owner tells the two apart. Negative controls: `sleep` and the daemon with
-//!   `[process] allow_core_dumps = true` are dumpable and keep the inherited limit.
+//!   `[process] allow_core_dumps = true` are dumpable and keep the inherited limit. The demo
+//!   binary is observed the same way in `demo/tests/core_dumps.rs`.
 
 mod binary;
+mod daemon_bed;
 
 use std::process::{Command, Stdio};
 
-use binary::{
-    DaemonBed, Running, child_uid, core_limit, proc_owner, proc_uid, raise_own_core_limit,
-};
-
-fn assert_hardened(pid: u32, what: &str) {
-    assert_eq!(proc_uid(pid), child_uid(), "{what} runs as the child user");
-    assert_ne!(child_uid(), 0, "the observation needs a non-root child");
-    assert_eq!(
-        core_limit(pid),
-        ("0".to_owned(), "0".to_owned()),
-        "{what}: RLIMIT_CORE"
-    );
-    assert_eq!(
-        proc_owner(pid),
-        0,
-        "{what}: /proc/{pid} belongs to the process's own uid: it is dumpable"
-    );
-}
-
-fn assert_dumpable(pid: u32, what: &str) {
-    assert_eq!(proc_owner(pid), child_uid(), "{what} should be dumpable");
-    assert_ne!(
-        core_limit(pid).0,
-        "0",
-        "{what} kept the inherited core limit"
-    );
-}
+use binary::{Running, assert_dumpable, assert_hardened, raise_own_core_limit};
+use daemon_bed::DaemonBed;
 
 #[test]
 fn a_2005_the_observation_tells_dumpable_from_not() {
@@ -52,13 +29,6 @@ fn a_2005_the_observation_tells_dumpable_from_not() {
     };
     std::thread::sleep(std::time::Duration::from_millis(100));
     assert_dumpable(sleep.pid(), "sleep");
-}
-
-#[test]
-fn a_2005_demo_is_not_dumpable_and_writes_no_core() {
-    raise_own_core_limit();
-    let demo = binary::start_demo(true);
-    assert_hardened(demo.process.pid(), "komle-cm demo");
 }
 
 #[test]

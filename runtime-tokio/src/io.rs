@@ -20,7 +20,7 @@ pub(crate) async fn connect(
     port: u16,
     timeout: Duration,
 ) -> Result<Box<Upstream>, String> {
-    let name = komle_smol::tls::server_name(&host).map_err(|e| e.0)?;
+    let name = komle_service::tls::server_name(&host).map_err(|e| e.0)?;
     let bare = host
         .trim_start_matches('[')
         .trim_end_matches(']')

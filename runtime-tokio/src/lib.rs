@@ -6,7 +6,7 @@
 //! controls.
 //!
 //! ```no_run
-//! # async fn example(config: komle_smol::config::Config) -> Result<(), Box<dyn std::error::Error>> {
+//! # async fn example(config: komle_service::config::Config) -> Result<(), Box<dyn std::error::Error>> {
 //! let service = komle_tokio::KomleService::from_config(&config)?;
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:2465").await?;
 //! service.serve_smtp(listener, std::future::pending::<()>()).await?;
@@ -14,7 +14,7 @@
 //! ```
 //!
 //! There is no protocol logic here: the SMTP dialog is `komle-core`'s sans-IO session, the
-//! directory and Konnektor work is `komle-smol`'s [`services`](komle_smol::services) (whose
+//! directory and Konnektor work is `komle-service`'s [`services`](komle_service::services) (whose
 //! blocking LDAP and HTTPS calls run on a separate thread pool, never on the tokio workers).
 //! This crate only moves bytes between tokio sockets and the session.
 

@@ -3,7 +3,7 @@
 
 use komle_core::pop3::{OpenFailure, OpenedMessage, Pop3Action, Pop3Event, Pop3Session};
 use komle_core::upstream_allow::UNREACHABLE_REASON;
-use komle_smol::pop3_driver::{Pop3Context, Pop3Summary};
+use komle_service::session::{Pop3Context, Pop3Summary};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::task::JoinSet;
 

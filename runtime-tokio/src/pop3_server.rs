@@ -4,9 +4,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use komle_smol::pop3_driver::Pop3Context;
-use komle_smol::pop3_server::TOO_MANY_SESSIONS;
-use komle_smol::smtp_server::ServerLimits;
+use komle_service::limits::POP3_TOO_MANY_SESSIONS as TOO_MANY_SESSIONS;
+use komle_service::limits::ServerLimits;
+use komle_service::session::Pop3Context;
 use rustls::ServerConfig;
 use tokio::net::TcpListener;
 

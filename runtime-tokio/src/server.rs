@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use komle_smol::listener::AddressSlots;
-use komle_smol::smtp_server::ServerLimits;
+use komle_service::limits::AddressSlots;
+use komle_service::limits::ServerLimits;
 use rustls::ServerConfig;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};

@@ -4,15 +4,16 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use komle_smol::cli::RuntimeError;
-use komle_smol::config::Config;
-use komle_smol::daemon::{Runtime, pop3_session_config, smtp_session_config};
-use komle_smol::konnektor_http::KonnektorHttp;
-use komle_smol::pop3_driver::Pop3Context;
-use komle_smol::smtp_driver::SessionContext;
-use komle_smol::smtp_server::ServerLimits;
-use komle_smol::time_sync::Clock;
-use komle_smol::{services, tls};
+use komle_service::cli::RuntimeError;
+use komle_service::config::Config;
+use komle_service::konnektor_http::KonnektorHttp;
+use komle_service::limits::ServerLimits;
+use komle_service::services::{self, Runtime};
+use komle_service::session::{
+    Pop3Context, SessionContext, pop3_session_config, smtp_session_config,
+};
+use komle_service::time_sync::Clock;
+use komle_service::tls;
 use rustls::ServerConfig;
 use tokio::net::TcpListener;
 

@@ -7,7 +7,7 @@
 use komle_core::smtp::{
     ProtectedMessage, ProtectionFailure, RecipientVerdict, SmtpAction, SmtpEvent, SmtpSession,
 };
-use komle_smol::smtp_driver::{SessionContext, SessionSummary};
+use komle_service::session::{SessionContext, SessionSummary};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::task::JoinSet;
 

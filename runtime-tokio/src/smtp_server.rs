@@ -4,8 +4,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use komle_smol::smtp_driver::SessionContext;
-use komle_smol::smtp_server::{ServerLimits, TOO_MANY_SESSIONS};
+use komle_service::limits::{SMTP_TOO_MANY_SESSIONS as TOO_MANY_SESSIONS, ServerLimits};
+use komle_service::session::SessionContext;
 use rustls::ServerConfig;
 use tokio::net::TcpListener;
 
@@ -13,7 +13,7 @@ use crate::server::serve;
 use crate::smtp_driver::drive;
 use crate::stats::Stats;
 
-/// Serves SMTP sessions on `listener` until `shutdown` completes (see [`serve`]).
+/// Serves SMTP sessions on `listener` until `shutdown` completes (see `server::serve`).
 pub async fn serve_smtp(
     listener: TcpListener,
     tls: Arc<ServerConfig>,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use komle_core::sasl::plain;
 use komle_core::secret::Password;
-use komle_smol::embedded::{Embedded, EmbeddedOptions, PASSWORD, ProxyClient};
+use komle_demo::embedded::{Embedded, EmbeddedOptions, PASSWORD, ProxyClient};
 use komle_tokio::KomleService;
 
 fn client(env: &Embedded, addr: SocketAddr) -> ProxyClient {

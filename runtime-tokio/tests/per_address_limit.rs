@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use komle_smol::embedded::{Embedded, EmbeddedOptions, ProxyClient};
+use komle_demo::embedded::{Embedded, EmbeddedOptions, ProxyClient};
 use komle_tokio::KomleService;
 
 fn line(io: &mut ProxyClient) -> String {

@@ -4,6 +4,8 @@
 //! daemon's listener and through the tokio listener, on the same embedded environment
 //! (Konnektor simulator without latency, in-process MTA). Prints times and tokio/smol ratios.
 
+#![forbid(unsafe_code)]
+
 use std::time::Duration;
 
 use komle_examples::compare;

@@ -1,6 +1,6 @@
 //! `komle-load-pop3 [MB] [IDLE] [CLIENTS] [PER_CLIENT]` (defaults 25, 1000, 200, 5): starts
-//! `komle-cm demo --precomputed-konnektor --pop3-large MB` (the binary next to this one; build both with `cargo build
-//! --release -p komle-smol -p komle-examples`) and measures the POP3 side in one run, each
+//! `komle-demo --precomputed-konnektor --pop3-large MB` (the binary next to this one; build both with `cargo build
+//! --release -p komle-demo -p komle-examples`) and measures the POP3 side in one run, each
 //! figure against a baseline from the same run:
 //!
 //! - RETR of an MB-sized KOM-LE message through komle-cm (decrypt + verify by the simulator,
@@ -12,6 +12,8 @@
 //!   KOM-LE message, p50/p99 per command through vs straight and the added latency.
 //!
 //! Prints a markdown block. Bounded in count and time, loopback only.
+
+#![forbid(unsafe_code)]
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -39,15 +41,14 @@ fn main() {
     let per_client = args.get(3).copied().unwrap_or(5).min(50);
     let cm = std::env::current_exe()
         .ok()
-        .and_then(|p| p.parent().map(|d| d.join("komle-cm")))
+        .and_then(|p| p.parent().map(|d| d.join("komle-demo")))
         .filter(|p| p.exists())
         .unwrap_or_else(|| {
-            eprintln!("komle-cm not found next to komle-load-pop3: build -p komle-smol too");
+            eprintln!("komle-demo not found next to komle-load-pop3: build -p komle-demo too");
             std::process::exit(2)
         });
     let mut child = Command::new(&cm)
         .args([
-            "demo",
             "--port",
             "0",
             "--precomputed-konnektor",
@@ -94,7 +95,7 @@ fn main() {
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
 
     println!("```text");
-    println!("komle-load-pop3 {mb} {idle} {clients} {per_client}  (komle-cm demo pid {pid})");
+    println!("komle-load-pop3 {mb} {idle} {clients} {per_client}  (komle-demo pid {pid})");
     // 1. Idle sessions at komle-cm: TLS up, greeted, then silent. First, so the RSS delta is
     // not blurred by the allocator returning the large messages' buffers.
     std::thread::sleep(Duration::from_millis(500));

@@ -1,7 +1,7 @@
 //! `komle-load [IDLE] [CLIENTS] [PER_CLIENT] [BIG_MB] [BIG_REPS]` (defaults 1000 200 5 25 5):
 //! the daemon figures of BENCHMARKS.md section 2 (issue 9) in one invocation. Starts
-//! `komle-cm demo --precomputed-konnektor` (the binary next to this one; build both with
-//! `cargo build --release -p komle-smol -p komle-examples`) and measures, each against a
+//! `komle-demo --precomputed-konnektor` (the binary next to this one; build both with
+//! `cargo build --release -p komle-demo -p komle-examples`) and measures, each against a
 //! baseline in the same run:
 //! 1. memory per idle SMTP session (TLS up, greeted),
 //! 2. small-message throughput of CLIENTS concurrent clients x PER_CLIENT messages, and the
@@ -14,6 +14,8 @@
 //! pass per mail), so a Konnektor's own cost is excluded while the SOAP exchange over HTTPS
 //! is not. Progress goes to stderr; stdout ends with a markdown block for BENCHMARKS.md.
 //! Bounded in count and time, loopback only.
+
+#![forbid(unsafe_code)]
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -45,11 +47,13 @@ impl Drop for Demo {
 fn start_demo() -> Demo {
     let cm = std::env::current_exe()
         .ok()
-        .and_then(|p| p.parent().map(|d| d.join("komle-cm")))
+        .and_then(|p| p.parent().map(|d| d.join("komle-demo")))
         .filter(|p| p.exists())
-        .unwrap_or_else(|| fail("komle-cm not found next to komle-load: build -p komle-smol too"));
+        .unwrap_or_else(|| {
+            fail("komle-demo not found next to komle-load: build -p komle-demo too")
+        });
     let mut child = Command::new(&cm)
-        .args(["demo", "--port", "0", "--precomputed-konnektor"])
+        .args(["--port", "0", "--precomputed-konnektor"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -270,7 +274,7 @@ fn main() {
         machine_info.kernel
     );
     println!(
-        "`komle-load {idle} {clients} {per_client} {big_mb} {big_reps}`; komle-cm = `komle-cm demo --precomputed-konnektor` (child process; it also hosts the MiniMta and the Konnektor simulator); straight = the demo's MiniMta (SMTPS, AUTH)."
+        "`komle-load {idle} {clients} {per_client} {big_mb} {big_reps}`; komle-cm = `komle-demo --precomputed-konnektor` (child process; it also hosts the MiniMta and the Konnektor simulator); straight = the demo's MiniMta (SMTPS, AUTH)."
     );
     println!();
     println!("| figure | baseline (straight) | through komle-cm | ratio / per unit | goal |");

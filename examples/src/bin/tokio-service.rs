@@ -7,15 +7,17 @@
 //! The SMTP listener comes from `[smtp] listen` of the same configuration file `komle-cm`
 //! reads; `/health` and `/metrics` are served on `--http`. Ctrl-C stops both.
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
-use komle_smol::config::Config;
+use komle_service::config::Config;
 use komle_tokio::KomleService;
 
 fn main() -> ExitCode {
     // The Clientmodul's logger: RUST_LOG refines it (default: errors only), library targets stay
     // capped so no log carries mail content or SOAP bodies.
-    komle_smol::logging::init(log::LevelFilter::Error);
+    komle_service::logging::init(log::LevelFilter::Error);
     let args: Vec<String> = std::env::args().collect();
     let (mut config_path, mut http) = (None, "127.0.0.1:8080".to_owned());
     let mut it = args.iter().skip(1);

@@ -1,7 +1,6 @@
-//! Starting the real `komle-cm` binary for signal and process-hardening tests, and looking at
-//! it from outside (`/proc/<pid>/…`): `komle-cm demo` (a full environment, so real mails can be
-//! sent) and the daemon itself with a generated configuration around a Konnektor simulator in
-//! this process (the directory is never asked, so no slapd is needed).
+//! Starting real binaries for signal and process-hardening tests, and looking at them from
+//! outside (`/proc/<pid>/…`). Shared by `komle-smol`'s tests (the daemon `komle-cm`, see
+//! `daemon_bed`) and `komle-demo`'s (the demo binary), so it names no binary itself.
 
 #![allow(dead_code)] // each test binary uses a different subset
 
@@ -9,16 +8,10 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::path::Path;
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-use komle_conformance::loopback_tls::LoopbackTls;
-use komle_conformance::sim::config::SimConfig;
-use komle_conformance::sim::server::{SimServer, TlsOptions};
-use komle_conformance::sim::simulator::Simulator;
 
 /// A blocking TLS client, line-buffered.
 pub type Client = BufReader<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>;
@@ -155,85 +148,6 @@ impl Drop for Running {
     }
 }
 
-/// `komle-cm demo --port 0` and what it printed about itself.
-pub struct Demo {
-    pub process: Running,
-    pub smtp_port: u16,
-    pub login: String,
-    pub sender: String,
-    pub recipient: String,
-    pub ca_pem: PathBuf,
-}
-
-/// Starts the demo (as [`child_uid`] when `as_child` is set) and waits until it serves.
-pub fn start_demo(as_child: bool) -> Demo {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_komle-cm"));
-    command
-        .args(["demo", "--port", "0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if as_child {
-        as_child_user(&mut command);
-    }
-    let mut child = command.spawn().expect("start komle-cm demo");
-    let stderr = Collected::start(child.stderr.take().unwrap());
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let process = Running { child, stderr };
-    let mut lines = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(line) => {
-                let done = line.contains("pop3s://");
-                lines.push(line);
-                if done {
-                    break;
-                }
-            }
-            Err(_) => panic!(
-                "demo not ready; stdout:\n{}\nstderr:\n{}",
-                lines.join("\n"),
-                process.stderr.text()
-            ),
-        }
-    }
-    let after = |prefix: &str| {
-        lines
-            .iter()
-            .find_map(|l| l.trim_start().strip_prefix(prefix))
-            .map(|s| s.trim().to_owned())
-            .unwrap_or_else(|| panic!("no {prefix:?} in demo output:\n{}", lines.join("\n")))
-    };
-    let smtp_port = after("komle-cm SMTP proxy (implicit TLS): 127.0.0.1:")
-        .parse()
-        .unwrap();
-    let login = after("user ");
-    let sending = after("1. Sending a mail from ");
-    let (sender, rest) = sending.split_once(" to ").unwrap();
-    let recipient = rest.split_whitespace().next().unwrap().to_owned();
-    let curl = after("curl --ssl-reqd --cacert ");
-    let ca_pem = PathBuf::from(curl.split_whitespace().next().unwrap());
-    Demo {
-        process,
-        smtp_port,
-        login,
-        sender: sender.to_owned(),
-        recipient,
-        ca_pem,
-    }
-}
-
 /// A TLS client to 127.0.0.1:`port` trusting the CA in `ca_pem` (PEM file).
 pub fn tls_client(port: u16, ca_pem: &Path) -> std::io::Result<Client> {
     let mut roots = rustls::RootCertStore::empty();
@@ -285,120 +199,28 @@ pub fn say(io: &mut Client, line: &str) -> String {
     reply(io)
 }
 
-/// The daemon with a generated configuration: listener certificate from `first` (files the
-/// test may overwrite), Konnektor simulator in this process.
-pub struct DaemonBed {
-    pub dir: tempfile::TempDir,
-    pub sim: SimServer,
-    pub first: LoopbackTls,
-    pub config: PathBuf,
-    pub smtp_port: u16,
+/// A_2005 observed from outside: RLIMIT_CORE 0 and not dumpable (see [`proc_owner`]).
+pub fn assert_hardened(pid: u32, what: &str) {
+    assert_eq!(proc_uid(pid), child_uid(), "{what} runs as the child user");
+    assert_ne!(child_uid(), 0, "the observation needs a non-root child");
+    assert_eq!(
+        core_limit(pid),
+        ("0".to_owned(), "0".to_owned()),
+        "{what}: RLIMIT_CORE"
+    );
+    assert_eq!(
+        proc_owner(pid),
+        0,
+        "{what}: /proc/{pid} belongs to the process's own uid: it is dumpable"
+    );
 }
 
-impl DaemonBed {
-    /// `extra` is appended to the configuration (e.g. a `[process]` section). Files are
-    /// readable by everyone so a child running as `nobody` can read them (test material only).
-    pub fn new(extra: &str) -> DaemonBed {
-        let dir = tempfile::tempdir().unwrap();
-        let sim = SimServer::start(Simulator::new(SimConfig::default()), TlsOptions::default())
-            .expect("Konnektor simulator");
-        let first = LoopbackTls::generate("komle-cm first").unwrap();
-        let upstream = LoopbackTls::generate("mail service").unwrap();
-        let path = |n: &str| dir.path().join(n);
-        let write = |n: &str, text: &str| {
-            std::fs::write(path(n), text).unwrap();
-            set_mode(&path(n), 0o644);
-        };
-        write("server.pem", &first.server_cert_pem);
-        write("server.key", &first.server_key_pem);
-        write("upstream-ca.pem", &upstream.ca_pem);
-        write("konnektor-ca.pem", &sim.ca_pem);
-        set_mode(dir.path(), 0o755);
-        let smtp_port = free_port();
-        let text = format!(
-            r#"
-[smtp]
-listen = "127.0.0.1:{smtp_port}"
-hostname = "cm.test"
-[tls]
-certificate = "{}"
-private_key = "{}"
-[upstream]
-ca = "{}"
-[konnektor]
-sds_url = "{}/connector.sds"
-ca = "{}"
-[directory]
-url = "ldap://127.0.0.1:1"
-base = "dc=data,dc=vzd"
-[log]
-level = "info"
-{extra}
-"#,
-            path("server.pem").display(),
-            path("server.key").display(),
-            path("upstream-ca.pem").display(),
-            sim.base_url(),
-            path("konnektor-ca.pem").display(),
-        );
-        write("komle-cm.toml", &text);
-        DaemonBed {
-            config: path("komle-cm.toml"),
-            dir,
-            sim,
-            first,
-            smtp_port,
-        }
-    }
-
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// Writes `pem` to a file the test client can trust.
-    pub fn ca_file(&self, name: &str, pem: &str) -> PathBuf {
-        std::fs::write(self.path(name), pem).unwrap();
-        self.path(name)
-    }
-
-    /// Starts `komle-cm --config …` (as [`child_uid`] when `as_child`) and waits until the
-    /// SMTP listener accepts connections.
-    pub fn start(&self, as_child: bool) -> Running {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_komle-cm"));
-        command
-            .arg("--config")
-            .arg(&self.config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        if as_child {
-            as_child_user(&mut command);
-        }
-        let mut child = command.spawn().expect("start komle-cm");
-        let stderr = Collected::start(child.stderr.take().unwrap());
-        let mut running = Running { child, stderr };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(("127.0.0.1", self.smtp_port)).is_err() {
-            assert!(
-                running.still_running() && Instant::now() < deadline,
-                "komle-cm did not start listening; stderr:\n{}",
-                running.stderr.text()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        running
-    }
-}
-
-fn set_mode(path: &Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// The negative control: dumpable, with the inherited core limit.
+pub fn assert_dumpable(pid: u32, what: &str) {
+    assert_eq!(proc_owner(pid), child_uid(), "{what} should be dumpable");
+    assert_ne!(
+        core_limit(pid).0,
+        "0",
+        "{what} kept the inherited core limit"
+    );
 }

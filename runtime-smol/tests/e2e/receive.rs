@@ -17,7 +17,8 @@ use komle_core::directory::{CacheConfig, CertificateCache};
 use komle_core::login_name::LoginName;
 use komle_core::secret::SecretBytes;
 use komle_core::smtp::ProtectJob;
-use komle_smol::tls;
+use komle_service::tls::client_config;
+use komle_smol::tls_stream;
 
 const PW: &str = "single-pw";
 const T: Duration = Duration::from_secs(30);
@@ -118,7 +119,7 @@ struct Pop {
 
 impl Pop {
     async fn connect(ca: &Path, port: u16) -> Pop {
-        let tls = tls::connect(tls::client_config(Some(ca)).unwrap(), "127.0.0.1", port, T)
+        let tls = tls_stream::connect(client_config(Some(ca)).unwrap(), "127.0.0.1", port, T)
             .await
             .unwrap();
         Pop {

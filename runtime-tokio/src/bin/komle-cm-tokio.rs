@@ -3,9 +3,11 @@
 //! suite runs the same test code against both runtimes; an embedding service uses
 //! [`komle_tokio::KomleService`] directly instead.
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
-use komle_smol::cli::{self, RuntimeError};
+use komle_service::cli::{self, RuntimeError};
 use komle_tokio::KomleService;
 
 fn main() -> ExitCode {

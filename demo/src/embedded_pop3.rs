@@ -21,10 +21,12 @@ use komle_core::pop3::Pop3Config;
 use komle_core::secret::SecretBytes;
 use komle_core::smtp::ProtectJob;
 
+use komle_service::contracts::Opener;
+use komle_service::session::Pop3Context;
+use komle_service::time_sync::Clock;
+use komle_smol::pop3_server::{Pop3Server, ServerLimits};
+
 use crate::embedded::EmbeddedError;
-use crate::pop3_driver::{Opener, Pop3Context};
-use crate::pop3_server::{Pop3Server, ServerLimits};
-use crate::time_sync::Clock;
 
 /// How to start the POP3 side.
 #[derive(Debug, Clone)]

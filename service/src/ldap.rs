@@ -1,7 +1,8 @@
-//! Directory (VZD) access over LDAP with ldap3, run off the smol executor.
+//! Directory (VZD) access over LDAP with ldap3, run off the async executor.
 //!
 //! ldap3's `LdapConn` is blocking (it drives a private current-thread tokio runtime), so every
-//! call runs on smol's blocking pool via [`smol::unblock`]. One connection is kept and reused
+//! call runs on the `blocking` thread pool via [`blocking::unblock`] (what `smol::unblock` is;
+//! it serves a tokio caller just as well). One connection is kept and reused
 //! across lookups (a TLS handshake per recipient would dominate the latency); a broken
 //! connection is replaced once per lookup before the directory counts as unreachable.
 //!
@@ -179,7 +180,7 @@ impl DirectoryClient {
     pub async fn lookup(&self, address: &str) -> Result<Vec<DirectoryEntry>, LdapError> {
         let this = self.clone();
         let address = address.to_owned();
-        smol::unblock(move || this.lookup_blocking(&address)).await
+        blocking::unblock(move || this.lookup_blocking(&address)).await
     }
 
     /// The same, blocking the calling thread.

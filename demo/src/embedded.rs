@@ -1,6 +1,6 @@
 //! The embedded environment: komle-cm's real SMTP proxy with everything around it in-process
 //! on 127.0.0.1 — test PKI and cards, the HTTPS Konnektor simulator, a directory made of the
-//! PKI, and a small SMTPS mail service. `komle-cm demo`, the fault-injection tests and the
+//! PKI, and a small SMTPS mail service. `komle-demo`, the fault-injection tests and the
 //! benchmarks start it; nothing here needs a system package.
 //!
 //! For fault injection a test can put a [`FaultRelay`] in front of each upstream: the MTA
@@ -30,14 +30,16 @@ use komle_core::protect::DirectoryUnavailable;
 use komle_core::smtp::SmtpConfig;
 use komle_core::upstream_allow::{HostPattern, UpstreamAllowList};
 
-use crate::config::{KonnektorAuth, KonnektorSettings};
+use komle_service::config::{KonnektorAuth, KonnektorSettings};
+use komle_service::contracts::BoxFuture;
+use komle_service::konnektor_http::KonnektorHttp;
+use komle_service::ldap::{DirectoryClient, LdapSettings};
+use komle_service::services::{Directory, LdapDirectory, Pipeline};
+use komle_service::session::SessionContext;
+use komle_service::time_sync::Clock;
+use komle_smol::smtp_server::{ServerLimits, SmtpServer};
+
 use crate::embedded_pop3::{Pop3Options, Pop3Side};
-use crate::konnektor_http::KonnektorHttp;
-use crate::ldap::{DirectoryClient, LdapSettings};
-use crate::services::{Directory, LdapDirectory, Pipeline};
-use crate::smtp_driver::{BoxFuture, SessionContext};
-use crate::smtp_server::{ServerLimits, SmtpServer};
-use crate::time_sync::Clock;
 
 /// Password of the sender's account at the embedded mail service.
 pub const PASSWORD: &str = "demo";

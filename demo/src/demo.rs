@@ -1,4 +1,4 @@
-//! `komle-cm demo`: the whole sending and receiving path on an embedded default, without any
+//! `komle-demo`: the whole sending and receiving path on an embedded default, without any
 //! system package.
 //!
 //! In-process and on 127.0.0.1: a test PKI with practices and their cards, the Konnektor
@@ -23,7 +23,7 @@ use rustls::pki_types::ServerName;
 
 use crate::embedded::{Embedded, EmbeddedOptions};
 use crate::embedded_pop3::Pop3Options;
-use crate::konnektor_http::KonnektorHttp;
+use komle_service::konnektor_http::KonnektorHttp;
 
 /// Password of the demo account at the embedded mail service.
 pub const DEMO_PASSWORD: &str = crate::embedded::PASSWORD;
@@ -175,7 +175,7 @@ pub fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<(), DemoError> 
     if options.once {
         say(
             out,
-            "Try it yourself: run `komle-cm demo` without --once, it keeps serving like this:",
+            "Try it yourself: run `komle-demo` without --once, it keeps serving like this:",
         );
     } else {
         say(out, "Try it yourself while this runs (Ctrl-C to stop):");

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use komle_conformance::sim::config::{Fault, Operation};
 use komle_core::sasl::plain;
 use komle_core::secret::Password;
-use komle_smol::embedded::{Embedded, EmbeddedOptions, PASSWORD, ProxyClient};
+use komle_demo::embedded::{Embedded, EmbeddedOptions, PASSWORD, ProxyClient};
 
 type Tls = ProxyClient;
 

@@ -1,6 +1,6 @@
 //! Lookup latency, cold (LDAP every time, kept connection) vs. cached (KOM-LE-A_2026): medians
 //! of many lookups in one run, printed as figures and as a ratio. Run with
-//! `cargo test -p komle-smol --test ldap_latency -- --nocapture` to see the numbers.
+//! `cargo test -p komle-service --test ldap_latency -- --nocapture` to see the numbers.
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -9,7 +9,7 @@ use komle_conformance::slapd::Slapd;
 use komle_core::directory::{
     CacheConfig, CacheLookup, CertificateCache, Selection, select, select_from_entries,
 };
-use komle_smol::ldap::{DirectoryClient, LdapSettings};
+use komle_service::ldap::{DirectoryClient, LdapSettings};
 
 const ROUNDS: usize = 200;
 

@@ -44,8 +44,8 @@ use komle_conformance::world::World;
 use komle_core::sasl::plain;
 use komle_core::secret::Password;
 use komle_core::smtp::SmtpConfig;
-use komle_smol::embedded::{Embedded, EmbeddedOptions, PASSWORD, ProxyClient};
-use komle_smol::ldap::LdapSettings;
+use komle_demo::embedded::{Embedded, EmbeddedOptions, PASSWORD, ProxyClient};
+use komle_service::ldap::LdapSettings;
 
 // ---------------------------------------------------------------------------------------------
 // Counting live heap bytes.

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use komle_core::pop3::Pop3Config;
 use komle_core::upstream_allow::UpstreamAllowList;
-use komle_smol::embedded::{Embedded, EmbeddedOptions, PASSWORD, ProxyClient};
-use komle_smol::embedded_pop3::{Pop3Options, login_name};
+use komle_demo::embedded::{Embedded, EmbeddedOptions, PASSWORD, ProxyClient};
+use komle_demo::embedded_pop3::{Pop3Options, login_name};
 use komle_smol::pop3_server::TOO_MANY_SESSIONS as POP3_TOO_MANY;
 use komle_smol::smtp_server::TOO_MANY_SESSIONS as SMTP_TOO_MANY;
 

@@ -6,8 +6,8 @@
 use std::io::{BufRead, Write};
 use std::time::Duration;
 
-use komle_smol::embedded::{Embedded, EmbeddedOptions, ProxyClient};
-use komle_smol::embedded_pop3::Pop3Options;
+use komle_demo::embedded::{Embedded, EmbeddedOptions, ProxyClient};
+use komle_demo::embedded_pop3::Pop3Options;
 
 type Tls = ProxyClient;
 

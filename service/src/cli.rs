@@ -21,7 +21,7 @@ use crate::config::{Config, ConfigError};
     version,
     about,
     long_about = None,
-    after_help = "Demo without any configuration or system package:\n  komle-cm demo [--port N] [--pop3-port N] [--pop3-large MB] [--once] [--precomputed-konnektor]\n(in-process Konnektor simulator, test PKI, directory and mail service; sends a sample mail through the SMTP proxy, opens it again and fetches it through the POP3 proxy; --precomputed-konnektor: the simulator answers repeated crypto requests from memory, for benchmarks)"
+    after_help = "Demo without any configuration or system package:\n  komle-demo [--port N] [--pop3-port N] [--pop3-large MB] [--once] [--precomputed-konnektor]\n(in-process Konnektor simulator, test PKI, directory and mail service; sends a sample mail through the SMTP proxy, opens it again and fetches it through the POP3 proxy; --precomputed-konnektor: the simulator answers repeated crypto requests from memory, for benchmarks)"
 )]
 pub struct Cli {
     /// Configuration file (TOML). See examples/komle-cm.toml for every key, its meaning and

@@ -11,7 +11,7 @@ use komle_core::directory::{
     CacheConfig, CacheLookup, CertificateCache, KeyAlgorithm, RetryDecision, RetryGuard, Selection,
     select, select_from_entries,
 };
-use komle_smol::ldap::{DirectoryClient, LdapError, LdapSettings};
+use komle_service::ldap::{DirectoryClient, LdapError, LdapSettings};
 
 fn pki() -> &'static (TestPki, SystemTime) {
     static PKI: OnceLock<(TestPki, SystemTime)> = OnceLock::new();

@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 
 #[test]
 fn printed_commands_work_as_printed_and_ctrl_c_cleans_up() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_komle-cm"))
-        .args(["demo", "--port", "0"])
+    let mut child = Command::new(env!("CARGO_BIN_EXE_komle-demo"))
+        .args(["--port", "0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .expect("komle-cm demo starts");
+        .expect("komle-demo starts");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut printed = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(120);

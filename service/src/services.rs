@@ -12,10 +12,27 @@ use komle_core::protect::{self, DirectoryUnavailable, Protection, Step};
 use komle_core::smime::opened_mail::DeliveryOptions;
 use komle_core::smtp::{ProtectJob, ProtectedMessage, ProtectionFailure, RecipientVerdict};
 
+use crate::contracts::{BoxFuture, Opener, Protector, RecipientChecker};
 use crate::konnektor_http::KonnektorHttp;
-use crate::pop3_driver::Opener;
-use crate::smtp_driver::{BoxFuture, Protector, RecipientChecker};
 use crate::time_sync::Clock;
+
+/// Handles shared by the daemon and the services the integrator builds.
+#[derive(Clone)]
+pub struct Runtime {
+    /// Konnektor-corrected wall time (A_2230) for certificate validity checks.
+    pub clock: Arc<Clock>,
+    /// The Konnektor HTTPS transport (one connection pool).
+    pub konnektor: KonnektorHttp,
+}
+
+/// What the SMTP sessions need from the directory and the Konnektor.
+#[derive(Clone)]
+pub struct Services {
+    pub checker: Arc<dyn RecipientChecker>,
+    pub protector: Arc<dyn Protector>,
+    /// Opens messages fetched through the POP3 proxy.
+    pub opener: Arc<dyn Opener>,
+}
 
 /// Where directory entries come from: the VZD over LDAP in production, a table in the demo.
 pub trait Directory: Send + Sync {
@@ -202,7 +219,7 @@ impl Directory for LdapDirectory {
         let client = self.0.clone();
         let address = address.to_owned();
         Box::pin(async move {
-            smol::unblock(move || client.lookup_blocking(&address))
+            blocking::unblock(move || client.lookup_blocking(&address))
                 .await
                 .map_err(|e| {
                     log::warn!("directory lookup failed: {e}");
@@ -216,8 +233,8 @@ impl Directory for LdapDirectory {
 /// (`connector.sds`, A_17464), connects the directory and sets up the certificate cache.
 pub fn build(
     config: &crate::config::Config,
-    runtime: &crate::daemon::Runtime,
-) -> Result<crate::daemon::Services, crate::cli::RuntimeError> {
+    runtime: &Runtime,
+) -> Result<Services, crate::cli::RuntimeError> {
     use crate::cli::RuntimeError;
     let sds = runtime
         .konnektor
@@ -265,7 +282,7 @@ pub fn build(
         },
         cards: Arc::new(Mutex::new(CardCache::default())),
     });
-    Ok(crate::daemon::Services {
+    Ok(Services {
         checker: pipeline.clone(),
         protector: pipeline.clone(),
         opener: pipeline,

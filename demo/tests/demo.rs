@@ -1,12 +1,12 @@
-//! `komle-cm demo --once` really sends through the proxy, and what reached the mail service
+//! `komle-demo --once` really sends through the proxy, and what reached the mail service
 //! opens with the recipient's card to the mail that was sent; fetched through the POP3 proxy it
 //! arrives decrypted and verified.
 
 #[test]
 fn demo_round_trip_signs_encrypts_delivers_and_opens() {
     let mut out = Vec::new();
-    komle_smol::demo::run(
-        &komle_smol::demo::DemoOptions {
+    komle_demo::demo::run(
+        &komle_demo::demo::DemoOptions {
             once: true,
             ..Default::default()
         },

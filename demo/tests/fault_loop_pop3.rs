@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 use komle_conformance::mini_pop3::{FaultAction, Pop3Fault};
 use komle_conformance::sim::config::{Fault, Operation};
 use komle_core::pop3::Pop3Config;
-use komle_smol::embedded::{Embedded, EmbeddedOptions, PASSWORD, ProxyClient};
-use komle_smol::embedded_pop3::Pop3Options;
+use komle_demo::embedded::{Embedded, EmbeddedOptions, PASSWORD, ProxyClient};
+use komle_demo::embedded_pop3::Pop3Options;
 
 /// Counts live heap bytes of the whole test binary (proxy, servers and test alike).
 struct Counting;

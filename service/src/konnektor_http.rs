@@ -1,8 +1,8 @@
 //! HTTPS transport to the Konnektor (SOAP 1.1 calls and the `connector.sds` download).
 //!
 //! The SOAP messages themselves are built and parsed in `komle-core`; this module only moves
-//! bytes. ureq is blocking, so calls run on smol's blocking pool (`smol::unblock`) and never
-//! stall the executor. One `ureq::Agent` is kept for the daemon's lifetime so TLS connections to
+//! bytes. ureq is blocking, so calls run on the `blocking` thread pool (`blocking::unblock`, what
+//! `smol::unblock` is) and never stall the executor, smol's or tokio's. One `ureq::Agent` is kept for the daemon's lifetime so TLS connections to
 //! the Konnektor are reused.
 //!
 //! Towards the Konnektor TLS is always on; the client authenticates with a certificate (mutual
@@ -250,14 +250,14 @@ impl KonnektorHttp {
     ) -> Result<Vec<u8>, TransportError> {
         let this = self.clone();
         let (url, action) = (url.to_owned(), soap_action.to_owned());
-        smol::unblock(move || this.post_soap_blocking(&url, &action, body)).await
+        blocking::unblock(move || this.post_soap_blocking(&url, &action, body)).await
     }
 
     /// [`Self::get_blocking`] off the executor.
     pub async fn get(&self, url: &str) -> Result<Vec<u8>, TransportError> {
         let this = self.clone();
         let url = url.to_owned();
-        smol::unblock(move || this.get_blocking(&url)).await
+        blocking::unblock(move || this.get_blocking(&url)).await
     }
 }
 

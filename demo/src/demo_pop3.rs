@@ -1,4 +1,4 @@
-//! The receiving part of `komle-cm demo`: the KOM-LE message the demo sent lands in the POP3
+//! The receiving part of `komle-demo`: the KOM-LE message the demo sent lands in the POP3
 //! mail service's maildrop, and a small POP3 client fetches it through komle-cm's POP3 proxy,
 //! which decrypts and verifies it (§3.4.4). Optionally the maildrop also gets two large
 //! messages for the POP3 load figures (`komle-load-pop3`).

@@ -10,7 +10,7 @@
 //! configured level, `--log-level` or `RUST_LOG` say. [`init`] is the only way the daemon
 //! installs its logger, and the cap sits outside env_logger, so `RUST_LOG=trace` cannot lift it.
 //! Our own targets may log at every level; they log sizes, counts, session ids and reasons,
-//! never content (`runtime-smol/tests/log_canary.rs` checks this at trace).
+//! never content (`demo/tests/log_canary.rs` checks this at trace).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -20,7 +20,8 @@ use log::{LevelFilter, Log, Metadata, Record, SetLoggerError};
 /// connection failures) stay visible, the content-carrying debug/trace output never appears.
 pub const LIBRARY_CAP: LevelFilter = LevelFilter::Warn;
 
-/// Our own crates (`komle_core`, `komle_smol`, `komle_conformance`, the `komle-cm` binary ...):
+/// Our own crates (`komle_core`, `komle_service`, `komle_smol`, `komle_demo`, `komle_conformance`,
+/// the `komle-cm` binary ...):
 /// their log statements are written to carry no content, so they follow the configured level.
 pub fn is_own_target(target: &str) -> bool {
     target.starts_with("komle")

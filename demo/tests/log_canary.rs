@@ -20,9 +20,9 @@ use std::time::Duration;
 use base64::Engine as _;
 use komle_core::sasl::plain;
 use komle_core::secret::Password;
-use komle_smol::embedded::{Embedded, EmbeddedOptions, ProxyClient};
-use komle_smol::embedded_pop3::Pop3Options;
-use komle_smol::logging::{ContentSafe, is_own_target};
+use komle_demo::embedded::{Embedded, EmbeddedOptions, ProxyClient};
+use komle_demo::embedded_pop3::Pop3Options;
+use komle_service::logging::{ContentSafe, is_own_target};
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
 /// In the subject and the body. `=` makes its quoted-printable form differ.

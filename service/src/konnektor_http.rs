@@ -76,6 +76,22 @@ impl fmt::Display for TransportError {
 
 impl std::error::Error for TransportError {}
 
+impl TransportError {
+    /// The kind core's pipelines see: the 451 text and the A_23165 note name it, without the
+    /// library's error text (which stays in the log line).
+    pub fn kind(&self) -> komle_core::konnektor::TransportError {
+        use komle_core::konnektor::TransportError as Kind;
+        match self {
+            TransportError::Timeout => Kind::Timeout,
+            TransportError::ConnectionRefused(_) => Kind::Unreachable,
+            TransportError::ConnectionDropped(_) => Kind::ConnectionLost,
+            TransportError::Tls(_) => Kind::Tls,
+            TransportError::Status { status, .. } => Kind::HttpStatus(*status),
+            TransportError::BadUrl(_) | TransportError::Other(_) => Kind::Other,
+        }
+    }
+}
+
 fn map_io(e: &std::io::Error) -> TransportError {
     match e.kind() {
         ErrorKind::TimedOut | ErrorKind::WouldBlock => TransportError::Timeout,

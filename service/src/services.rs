@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 
 use komle_core::directory::{CertificateCache, DirectoryEntry};
-use komle_core::konnektor::{KonnektorEndpoints, TransportError};
+use komle_core::konnektor::KonnektorEndpoints;
 use komle_core::open::{self, CardCache, Reception};
 use komle_core::pop3::{OpenFailure, OpenJob, OpenedMessage};
 use komle_core::protect::{self, DirectoryUnavailable, Protection, Step};
@@ -13,7 +13,7 @@ use komle_core::smime::opened_mail::DeliveryOptions;
 use komle_core::smtp::{ProtectJob, ProtectedMessage, ProtectionFailure, RecipientVerdict};
 
 use crate::contracts::{BoxFuture, Opener, Protector, RecipientChecker};
-use crate::konnektor_http::KonnektorHttp;
+use crate::konnektor_http::{KonnektorHttp, TransportError as HttpTransportError};
 use crate::time_sync::Clock;
 
 /// Handles shared by the daemon and the services the integrator builds.
@@ -44,13 +44,13 @@ pub trait Directory: Send + Sync {
 
 /// How Konnektor calls are made: HTTPS in production and in the demo.
 pub trait Konnektor: Send + Sync {
-    /// POSTs a SOAP request; `Err` carries a transport error text (no content).
+    /// POSTs a SOAP request; `Err` says what failed at the transport level (no content).
     fn call<'a>(
         &'a self,
         url: &'a str,
         soap_action: &'static str,
         body: Vec<u8>,
-    ) -> BoxFuture<'a, Result<Vec<u8>, String>>;
+    ) -> BoxFuture<'a, Result<Vec<u8>, HttpTransportError>>;
 }
 
 impl Konnektor for KonnektorHttp {
@@ -59,12 +59,8 @@ impl Konnektor for KonnektorHttp {
         url: &'a str,
         soap_action: &'static str,
         body: Vec<u8>,
-    ) -> BoxFuture<'a, Result<Vec<u8>, String>> {
-        Box::pin(async move {
-            self.post_soap(url, soap_action, body)
-                .await
-                .map_err(|e| e.to_string())
-        })
+    ) -> BoxFuture<'a, Result<Vec<u8>, HttpTransportError>> {
+        Box::pin(async move { self.post_soap(url, soap_action, body).await })
     }
 }
 
@@ -145,7 +141,7 @@ impl Protector for Pipeline {
                         }
                         self.with_cache(|c| match answer {
                             Ok(body) => p.konnektor_answer(c, body),
-                            Err(_) => p.transport_failed(c, TransportError::Other),
+                            Err(e) => p.transport_failed(c, e.kind()),
                         });
                     }
                     Step::Done(result) => return result,
@@ -180,7 +176,7 @@ impl Opener for Pipeline {
                         }
                         self.with_cards(|c| match answer {
                             Ok(body) => r.konnektor_answer(c, body),
-                            Err(_) => r.transport_failed(c, TransportError::Other),
+                            Err(e) => r.transport_failed(c, e.kind()),
                         });
                     }
                     open::Step::Done(result) => return result,

@@ -17,9 +17,8 @@ use crate::proxy_session::EndReason;
 impl Pop3Session {
     /// PROXY state: a command the module understands goes to the server as the module writes
     /// it (A_2040, A_2041); anything else is answered with `-ERR` here, in the order of the
-    /// client's commands, and never relayed. `draining`: the client is gone, so refused lines
-    /// get no answer. After a QUIT nothing more is relayed.
-    pub(super) fn proxy_line(&mut self, line: &[u8], now: Instant, draining: bool) {
+    /// client's commands, and never relayed. After a QUIT nothing more is relayed.
+    pub(super) fn proxy_line(&mut self, line: &[u8], now: Instant) {
         if self.quit_forwarded {
             return;
         }
@@ -28,22 +27,27 @@ impl Pop3Session {
             return;
         };
         match parsed {
-            Ok(command) => {
-                let command = command.with_zero_top_lines();
-                if replies.outstanding() == 0 {
-                    self.server_owes_since = Some(now);
-                }
-                replies.expect(command.reply_shape(), command == CanonicalCommand::Quit);
-                self.server_idle_since = now;
-                self.forward(&command);
-            }
-            Err(_) if draining => {}
+            Ok(command) => self.relay(command, now),
             Err(refusal) => {
                 let mut client = Vec::new();
                 replies.answer_locally(reply::err(refusal.text()), &mut client);
                 self.send_client(&client);
             }
         }
+    }
+
+    /// Sends a parsed command to the server and records the reply it owes.
+    pub(super) fn relay(&mut self, command: CanonicalCommand, now: Instant) {
+        let Phase::Proxy { replies, .. } = &mut self.phase else {
+            return;
+        };
+        let command = command.with_zero_top_lines();
+        if replies.outstanding() == 0 {
+            self.server_owes_since = Some(now);
+        }
+        replies.expect(command.reply_shape(), command == CanonicalCommand::Quit);
+        self.server_idle_since = now;
+        self.forward(&command);
     }
 
     pub(super) fn process_replies(&mut self, now: Instant) {
@@ -97,7 +101,7 @@ impl Pop3Session {
                     self.server_gone();
                 } else if after < before {
                     // Room in the pipeline again: commands held back may go now.
-                    self.process_client(now, false);
+                    self.process_client(now);
                 }
             }
         }
@@ -131,7 +135,7 @@ impl Pop3Session {
         }
         self.process_replies(now);
         if !self.is_finished() {
-            self.process_client(now, false);
+            self.process_client(now);
         }
     }
 }

@@ -121,7 +121,7 @@ impl Pop3Session {
             return;
         }
         self.client_in.extend_from_slice(bytes);
-        self.process_client(now, false);
+        self.process_client(now);
         // Lines held back (login in progress, pipeline full, RETR pending) are bounded too.
         let held_max = self.config.max_line_length * (self.config.max_pipelined_commands + 1);
         if !self.is_finished() && self.client_in.len() > held_max {
@@ -255,9 +255,8 @@ impl Pop3Session {
 
     // ---- client side -------------------------------------------------------------------
 
-    /// Handles complete client lines as far as the state allows. `draining`: the client has
-    /// gone; forward every complete command regardless of the pipelining limit (A_2039).
-    pub(super) fn process_client(&mut self, now: Instant, draining: bool) {
+    /// Handles complete client lines as far as the state allows.
+    pub(super) fn process_client(&mut self, now: Instant) {
         loop {
             if self.quit_forwarded {
                 return;
@@ -270,10 +269,9 @@ impl Pop3Session {
                 Phase::Proxy {
                     replies, opening, ..
                 } => {
-                    draining
-                        || (!*opening
-                            && !replies.message_outstanding()
-                            && replies.outstanding() < self.config.max_pipelined_commands)
+                    !*opening
+                        && !replies.message_outstanding()
+                        && replies.outstanding() < self.config.max_pipelined_commands
                 }
                 _ => false,
             };
@@ -283,13 +281,11 @@ impl Pop3Session {
             let Some(mut line) = self.take_client_line() else {
                 return;
             };
-            if !draining {
-                self.client_seen = now;
-            }
+            self.client_seen = now;
             if matches!(self.phase, Phase::Connect { .. }) {
                 self.connect_line(&line, now);
             } else {
-                self.proxy_line(&line, now, draining);
+                self.proxy_line(&line, now);
             }
             line.zeroize();
         }
@@ -334,11 +330,12 @@ impl Pop3Session {
         );
         if settled && !self.quit_forwarded {
             let next = self.client_in.iter().position(|b| *b == b'\n');
-            if let Some(lf) = next {
-                let line = self.client_in[..=lf].to_vec();
-                if CanonicalCommand::parse(reply::trim_eol(&line)) == Ok(CanonicalCommand::Quit) {
-                    self.proxy_line(&line, now, true);
-                }
+            let quit = next.is_some_and(|lf| {
+                CanonicalCommand::parse(reply::trim_eol(&self.client_in[..=lf]))
+                    == Ok(CanonicalCommand::Quit)
+            });
+            if quit {
+                self.relay(CanonicalCommand::Quit, now);
             }
         }
         self.client_in.zeroize();
@@ -397,7 +394,7 @@ impl Pop3Session {
                     // Tab_POP3_Verbindung: +OK — the server's own line, as in §3.4.5.
                     self.send_client(&line);
                     self.process_replies(now);
-                    self.process_client(now, false);
+                    self.process_client(now);
                     return;
                 }
                 LoginStep::Rejected => {
@@ -462,7 +459,7 @@ impl Pop3Session {
             user: None,
             plain_pending: false,
         };
-        self.process_client(now, false);
+        self.process_client(now);
     }
 
     /// Closes what is open (A_2038/A_2039) and forgets all buffered data.

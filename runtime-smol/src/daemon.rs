@@ -359,6 +359,32 @@ mod tests {
         })
     }
 
+    /// Runs the daemon until the returned sender says stop.
+    fn serve(
+        daemon: Daemon,
+    ) -> (
+        smol::channel::Sender<()>,
+        smol::Task<Result<(), RuntimeError>>,
+    ) {
+        let (stop, stopped) = smol::channel::bounded::<()>(1);
+        let task = smol::spawn(daemon.run(async move {
+            let _ = stopped.recv().await;
+        }));
+        (stop, task)
+    }
+
+    /// The first bytes a TLS client trusting the test CA reads from `addr`.
+    async fn greeting(pki: &test_pki::TestPki, addr: SocketAddr) -> Vec<u8> {
+        let client = tls::client_config(Some(&pki.ca())).unwrap();
+        let mut c =
+            crate::tls_stream::connect(client, "127.0.0.1", addr.port(), Duration::from_secs(5))
+                .await
+                .unwrap();
+        let mut buf = [0u8; 64];
+        let n = c.read(&mut buf).await.unwrap();
+        buf[..n].to_vec()
+    }
+
     fn config(pki: &test_pki::TestPki, extra: &str) -> Config {
         let text = format!(
             r#"
@@ -445,23 +471,8 @@ client_idle = "7s"
         smol::block_on(async {
             let daemon = Daemon::start(&config, services).await.unwrap();
             let addr = daemon.smtp_addr().unwrap();
-            let (stop, stopped) = smol::channel::bounded::<()>(1);
-            let task = smol::spawn(daemon.run(async move {
-                let _ = stopped.recv().await;
-            }));
-            let client = tls::client_config(Some(&pki.ca())).unwrap();
-            let mut c = crate::tls_stream::connect(
-                client,
-                "127.0.0.1",
-                addr.port(),
-                Duration::from_secs(5),
-            )
-            .await
-            .unwrap();
-            let mut buf = [0u8; 64];
-            let n = c.read(&mut buf).await.unwrap();
-            assert_eq!(&buf[..n], b"220 cm.test ESMTP\r\n");
-            drop(c);
+            let (stop, task) = serve(daemon);
+            assert_eq!(greeting(&pki, addr).await, b"220 cm.test ESMTP\r\n");
             stop.send(()).await.unwrap();
             let done = future::or(async { Some(task.await) }, async {
                 smol::Timer::after(Duration::from_secs(10)).await;
@@ -483,23 +494,11 @@ client_idle = "7s"
         smol::block_on(async {
             let daemon = Daemon::start(&config, services).await.unwrap();
             let addr = daemon.pop3_addr().expect("POP3 listener bound");
-            let (stop, stopped) = smol::channel::bounded::<()>(1);
-            let task = smol::spawn(daemon.run(async move {
-                let _ = stopped.recv().await;
-            }));
-            let client = tls::client_config(Some(&pki.ca())).unwrap();
-            let mut c = crate::tls_stream::connect(
-                client,
-                "127.0.0.1",
-                addr.port(),
-                Duration::from_secs(5),
-            )
-            .await
-            .unwrap();
-            let mut buf = [0u8; 64];
-            let n = c.read(&mut buf).await.unwrap();
-            assert_eq!(&buf[..n], b"+OK KOM-LE Clientmodul POP3\r\n");
-            drop(c);
+            let (stop, task) = serve(daemon);
+            assert_eq!(
+                greeting(&pki, addr).await,
+                b"+OK KOM-LE Clientmodul POP3\r\n"
+            );
             stop.send(()).await.unwrap();
             let done = future::or(async { Some(task.await) }, async {
                 smol::Timer::after(Duration::from_secs(10)).await;
@@ -546,23 +545,8 @@ client_idle = "7s"
             );
             assert!(failed.line.contains("need a restart"), "{}", failed.line);
             // The previous certificate still serves new clients.
-            let (stop, stopped) = smol::channel::bounded::<()>(1);
-            let task = smol::spawn(daemon.run(async move {
-                let _ = stopped.recv().await;
-            }));
-            let client = tls::client_config(Some(&pki.ca())).unwrap();
-            let mut c = crate::tls_stream::connect(
-                client,
-                "127.0.0.1",
-                addr.port(),
-                Duration::from_secs(5),
-            )
-            .await
-            .unwrap();
-            let mut buf = [0u8; 64];
-            let n = c.read(&mut buf).await.unwrap();
-            assert_eq!(&buf[..n], b"220 cm.test ESMTP\r\n");
-            drop(c);
+            let (stop, task) = serve(daemon);
+            assert_eq!(greeting(&pki, addr).await, b"220 cm.test ESMTP\r\n");
             stop.send(()).await.unwrap();
             assert!(task.await.is_ok());
         });

@@ -290,7 +290,6 @@ impl Embedded {
                 &mta_tls,
                 &proxy_tls,
                 pipeline.clone(),
-                clock.clone(),
             )
             .map(|(server, side)| (Some(server), Some(side)))?,
             None => (None, None),
@@ -301,10 +300,10 @@ impl Embedded {
             connect_timeout: options.connect_timeout,
             checker: pipeline.clone(),
             protector: pipeline,
-            clock,
         };
         let session_context = ctx.clone();
         let server = smol::block_on(SmtpServer::bind(
+            komle_smol::runtime::SmolRuntime,
             SocketAddr::from(([127, 0, 0, 1], options.smtp_port)),
             proxy_tls.server_config(),
             ctx,

@@ -23,7 +23,6 @@ use komle_core::smtp::ProtectJob;
 
 use komle_service::contracts::Opener;
 use komle_service::session::Pop3Context;
-use komle_service::time_sync::Clock;
 use komle_smol::pop3_server::{Pop3Server, ServerLimits};
 
 use crate::embedded::EmbeddedError;
@@ -70,7 +69,6 @@ impl Pop3Side {
         server_tls: &LoopbackTls,
         proxy_tls: &LoopbackTls,
         opener: Arc<dyn Opener>,
-        clock: Arc<Clock>,
     ) -> Result<(MiniPop3, Pop3Side), EmbeddedError> {
         let server = MiniPop3::start("127.0.0.1:0", server_tls.server_config(), user, password)
             .map_err(|e| EmbeddedError(format!("POP3 mail service: {e}")))?;
@@ -82,9 +80,9 @@ impl Pop3Side {
             upstream_tls: server_tls.client_config(),
             connect_timeout: Duration::from_secs(10),
             opener,
-            clock,
         };
         let proxy = smol::block_on(Pop3Server::bind(
+            komle_smol::runtime::SmolRuntime,
             SocketAddr::from(([127, 0, 0, 1], options.port)),
             proxy_tls.server_config(),
             ctx,
@@ -99,7 +97,7 @@ impl Pop3Side {
         let proxy_addr = proxy
             .local_addr()
             .map_err(|e| EmbeddedError(format!("POP3 listener: {e}")))?;
-        let live = proxy.live_sessions();
+        let live = proxy.live_connections();
         let (stop_tx, stop_rx) = smol::channel::bounded::<()>(1);
         let thread = std::thread::spawn(move || {
             smol::block_on(proxy.run(async move {

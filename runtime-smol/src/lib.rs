@@ -1,28 +1,21 @@
-//! The smol runtime of the KOM-LE Clientmodul: the I/O around `komle-core`.
+//! The smol runtime of the KOM-LE Clientmodul: the daemon `komle-cm`.
 //!
-//! Everything protocol-related lives in `komle-core` as sans-IO state machines, everything
-//! runtime-neutral (configuration, CLI, TLS configuration, Konnektor HTTPS, LDAP, the clock,
-//! logging, the service contracts and their assembly) in `komle-service`; this crate only moves
-//! bytes between smol sockets and those machines.
+//! Everything protocol-related lives in `komle-core` as sans-IO state machines; the one
+//! session driver, the listener, TLS over any runtime and the assembly live in
+//! `komle-service` (shared with `komle-tokio`). This crate is only:
 //!
-//! - [`tls_stream`]: implicit-TLS connect towards the mail service, accept of mail clients.
-//! - [`ntp`]: the SNTP exchange with the Konnektor (A_2230) over a smol UDP socket.
-//! - [`smtp_driver`] / [`smtp_server`]: one task per client driving `SmtpSession`, the
-//!   listener with session limit and graceful shutdown.
-//! - [`pop3_driver`] / [`pop3_server`]: the same for `Pop3Session` (decrypting proxy).
-//! - [`listener`]: the accept loop both share.
-//! - [`daemon`]: assembly, signals (SIGTERM/SIGINT shutdown, SIGHUP reload); the
-//!   directory/Konnektor pipeline is plugged in through
-//!   [`komle_service::services::Services`].
+//! - [`runtime`]: [`SmolRuntime`](runtime::SmolRuntime), the
+//!   [`Runtime`](komle_service::runtime::Runtime) implementation on smol.
+//! - [`daemon`]: the entry point: signals (SIGTERM/SIGINT shutdown, SIGHUP reload) around
+//!   [`Clientmodul`](komle_service::assembly::Clientmodul).
+//! - [`smtp_server`] / [`pop3_server`] / [`tls_stream`]: the shared types named for smol, for
+//!   the demo and tests.
 
 #![forbid(unsafe_code)]
 
 pub mod daemon;
-pub mod listener;
-pub mod ntp;
-pub mod pop3_driver;
 pub mod pop3_server;
-pub mod smtp_driver;
+pub mod runtime;
 pub mod smtp_server;
 // The openssl-made PKI of komle-service's unit tests, shared (not every helper is used here).
 #[cfg(test)]

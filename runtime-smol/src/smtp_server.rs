@@ -1,78 +1,19 @@
-//! The SMTP listener: accepts clients (implicit TLS), limits concurrent sessions, runs one
-//! [`smtp_driver::drive`] task per connection and shuts down
-//! gracefully.
+//! The SMTP proxy listener on smol: [`ProxyServer`] (the listener and driver shared with
+//! tokio) with [`SmolRuntime`]. Over the session limit a client still gets a TLS handshake and
+//! then `421 4.3.2 Too many sessions` (RFC 5321 §3.8); see [`komle_service::listener`].
 //!
-//! Over the limit a client still gets a TLS handshake and then `421 4.3.2 Too many sessions`
-//! (RFC 5321 §3.8), so its mail program shows a reason and retries later instead of reporting a
-//! broken connection. On shutdown the listener stops accepting at once; running sessions may
-//! finish within a grace period, then they are cut off.
-
-use std::future::Future;
-use std::io;
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Instant;
-
-use rustls::ServerConfig;
-
-pub use komle_service::limits::ServerLimits;
-use komle_service::session::SessionContext;
-
-use crate::listener::Listener;
-use crate::smtp_driver;
+//! The tests below run the SMTP relay end to end over real sockets and TLS against a small
+//! MTA, through the same driver code as production.
 
 pub use komle_service::limits::SMTP_TOO_MANY_SESSIONS as TOO_MANY_SESSIONS;
+pub use komle_service::limits::ServerLimits;
+use komle_service::proxy_server::ProxyServer;
 
-/// A bound SMTP listener, ready to [`run`](Self::run).
-pub struct SmtpServer {
-    listener: Listener,
-    ctx: Arc<SessionContext>,
-}
+use crate::runtime::SmolRuntime;
 
-impl SmtpServer {
-    pub async fn bind(
-        addr: SocketAddr,
-        tls: Arc<ServerConfig>,
-        ctx: SessionContext,
-        limits: ServerLimits,
-    ) -> io::Result<Self> {
-        Ok(Self {
-            listener: Listener::bind(addr, tls, limits, "SMTP", TOO_MANY_SESSIONS).await?,
-            ctx: Arc::new(ctx),
-        })
-    }
-
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr()
-    }
-
-    /// Client connections being served right now (see [`Listener::live_connections`]).
-    pub fn live_connections(&self) -> Arc<std::sync::atomic::AtomicUsize> {
-        self.listener.live_connections()
-    }
-
-    /// Accepts until `shutdown` completes, then waits up to the grace period for running
-    /// sessions. Returns how many sessions had to be cut off.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<usize> {
-        let ctx = self.ctx;
-        self.listener
-            .run(shutdown, move |client, peer, id| {
-                let ctx = ctx.clone();
-                async move {
-                    let started = Instant::now();
-                    let summary = smtp_driver::drive(client, &ctx, &id).await;
-                    log::info!(
-                        "session={id} peer={peer} ended after {} ms: protected={} failed={}{}",
-                        started.elapsed().as_millis(),
-                        summary.messages_protected,
-                        summary.protection_failures,
-                        if summary.stalled { " (stalled)" } else { "" }
-                    );
-                }
-            })
-            .await
-    }
-}
+/// The SMTP proxy listener on smol: bind with [`ProxyServer::bind`]`(SmolRuntime, addr, tls,
+/// SessionContext, limits)`.
+pub type SmtpServer = ProxyServer<SmolRuntime>;
 
 #[cfg(test)]
 mod tests {
@@ -89,10 +30,15 @@ mod tests {
     };
     use komle_core::upstream_allow::{HostPattern, UpstreamAllowList};
     use komle_service::contracts::{BoxFuture, Protector, RecipientChecker};
+    use komle_service::session::SessionContext;
     use komle_service::tls;
     use smol::net::TcpStream;
+    use std::io;
+    use std::net::SocketAddr;
+    use std::sync::Arc;
     use std::sync::Mutex;
     use std::time::Duration;
+    use std::time::Instant;
 
     const OUTER: &[u8] =
         b"X-KOM-LE-Version: 1.0\r\nSubject: KOM-LE-Nachricht\r\n\r\n.MIIBBASE64\r\n";
@@ -184,13 +130,18 @@ mod tests {
                 connect_timeout: T,
                 checker: Arc::new(AllUsable),
                 protector: self.protector.clone(),
-                clock: Arc::new(komle_service::time_sync::Clock::new()),
             };
             let server_tls =
                 tls::server_config(&self.pki.server_cert(), &self.pki.server_key()).unwrap();
-            SmtpServer::bind("127.0.0.1:0".parse().unwrap(), server_tls, ctx, limits)
-                .await
-                .unwrap()
+            SmtpServer::bind(
+                SmolRuntime,
+                "127.0.0.1:0".parse().unwrap(),
+                server_tls,
+                ctx,
+                limits,
+            )
+            .await
+            .unwrap()
         }
 
         fn mta(&self) -> MiniMta {

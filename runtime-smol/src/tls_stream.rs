@@ -1,47 +1,23 @@
-//! TLS streams of the smol runtime: the implicit-TLS connect towards the mail service's MTA and
-//! POP3 server and the accept of a mail client, each within a time limit.
-//!
-//! The rustls configurations themselves (certificate verification always on, A_2011) are built
-//! by [`komle_service::tls`]; this module only runs the handshakes over smol sockets.
+//! The TLS handshakes on smol: [`komle_service::tls_io`] (written once over any runtime) with
+//! [`SmolRuntime`], for callers (tests, tools) that want a smol TLS stream to a mail server or
+//! from a client. The rustls configurations (certificate verification always on, A_2011) are
+//! built by [`komle_service::tls`].
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_rustls::{TlsAcceptor, TlsConnector};
-use komle_service::tls::server_name;
+use futures_rustls::TlsAcceptor;
+use komle_service::tls_io;
+pub use komle_service::tls_io::ConnectError;
 use rustls::ClientConfig;
-use rustls::pki_types::ServerName;
 use smol::net::TcpStream;
 
-/// Why a connection to the MTA or POP3 server could not be set up.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConnectError {
-    Timeout,
-    /// DNS, TCP connect.
-    Tcp(String),
-    /// Handshake, including certificate verification failures.
-    Tls(String),
-    BadHost(String),
-}
-
-impl fmt::Display for ConnectError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ConnectError::Timeout => f.write_str("connection timed out"),
-            ConnectError::Tcp(e) => write!(f, "TCP connect failed: {e}"),
-            ConnectError::Tls(e) => write!(f, "TLS handshake failed: {e}"),
-            ConnectError::BadHost(e) => f.write_str(e),
-        }
-    }
-}
-
-impl std::error::Error for ConnectError {}
+use crate::runtime::SmolRuntime;
 
 /// A TLS connection to the mail service.
-pub type UpstreamStream = futures_rustls::client::TlsStream<TcpStream>;
+pub type UpstreamStream = tls_io::UpstreamStream<SmolRuntime>;
 /// A TLS connection from a mail client.
-pub type ClientStream = futures_rustls::server::TlsStream<TcpStream>;
+pub type ClientStream = tls_io::ClientStream<SmolRuntime>;
 
 /// Opens TCP to `host:port` and completes the TLS handshake (implicit TLS), all within
 /// `timeout`.
@@ -51,26 +27,7 @@ pub async fn connect(
     port: u16,
     timeout: Duration,
 ) -> Result<UpstreamStream, ConnectError> {
-    let name = server_name(host).map_err(|e| ConnectError::BadHost(e.0))?;
-    let bare = match &name {
-        ServerName::IpAddress(ip) => std::net::IpAddr::from(*ip).to_string(),
-        _ => host.to_owned(),
-    };
-    let work = async move {
-        let tcp = TcpStream::connect((bare.as_str(), port))
-            .await
-            .map_err(|e| ConnectError::Tcp(e.to_string()))?;
-        let _ = tcp.set_nodelay(true);
-        TlsConnector::from(config)
-            .connect(name, tcp)
-            .await
-            .map_err(|e| ConnectError::Tls(e.to_string()))
-    };
-    smol::future::or(work, async {
-        smol::Timer::after(timeout).await;
-        Err(ConnectError::Timeout)
-    })
-    .await
+    tls_io::connect(&SmolRuntime, config, host, port, timeout).await
 }
 
 /// Accepts the TLS handshake of a mail client within `timeout`.
@@ -79,19 +36,7 @@ pub async fn accept(
     tcp: TcpStream,
     timeout: Duration,
 ) -> Result<ClientStream, ConnectError> {
-    smol::future::or(
-        async {
-            acceptor
-                .accept(tcp)
-                .await
-                .map_err(|e| ConnectError::Tls(e.to_string()))
-        },
-        async {
-            smol::Timer::after(timeout).await;
-            Err(ConnectError::Timeout)
-        },
-    )
-    .await
+    tls_io::accept(&SmolRuntime, acceptor, tcp, timeout).await
 }
 
 #[cfg(test)]
@@ -99,7 +44,8 @@ mod tests {
     use super::*;
     use crate::test_pki;
     use futures_lite::{AsyncReadExt, AsyncWriteExt};
-    use komle_service::tls::{client_config, server_config};
+    use futures_rustls::TlsConnector;
+    use komle_service::tls::{client_config, server_config, server_name};
     use smol::net::TcpListener;
 
     const T: Duration = Duration::from_secs(10);

@@ -13,24 +13,17 @@
 //! # Ok(()) }
 //! ```
 //!
-//! There is no protocol logic here: the SMTP dialog is `komle-core`'s sans-IO session, the
-//! directory and Konnektor work is `komle-service`'s [`services`](komle_service::services) (whose
-//! blocking LDAP and HTTPS calls run on a separate thread pool, never on the tokio workers).
-//! This crate only moves bytes between tokio sockets and the session.
+//! There is no protocol logic and no session loop here: the SMTP and POP3 dialogs are
+//! `komle-core`'s sans-IO sessions, the one driver, the listener and the assembly are
+//! `komle-service`'s (shared with the smol daemon), whose blocking LDAP and HTTPS calls run on
+//! a separate thread pool, never on the tokio workers. This crate is [`TokioRuntime`] (the
+//! [`Runtime`](komle_service::runtime::Runtime) implementation) and [`KomleService`].
 
 #![forbid(unsafe_code)]
 
-mod io;
-mod pop3_driver;
-mod pop3_server;
-mod server;
+mod runtime;
 mod service;
-mod smtp_driver;
-mod smtp_server;
-mod stats;
 
-pub use pop3_server::serve_pop3;
+pub use komle_service::stats::Stats;
+pub use runtime::{AbortOnDrop, TokioRuntime};
 pub use service::KomleService;
-pub use smtp_driver::drive;
-pub use smtp_server::serve_smtp;
-pub use stats::Stats;

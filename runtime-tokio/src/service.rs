@@ -1,34 +1,29 @@
-//! Building the Clientmodul from the daemon's configuration.
+//! [`KomleService`]: the Clientmodul for a tokio service that owns its listeners. Built from the
+//! same configuration `komle-cm` reads by the same [`Prepared`] assembly, served by the same
+//! listener and driver over [`TokioRuntime`].
 
 use std::future::Future;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
+use komle_service::assembly::Prepared;
 use komle_service::cli::RuntimeError;
 use komle_service::config::Config;
-use komle_service::konnektor_http::KonnektorHttp;
 use komle_service::limits::ServerLimits;
-use komle_service::services::{self, Runtime};
-use komle_service::session::{
-    Pop3Context, SessionContext, pop3_session_config, smtp_session_config,
-};
-use komle_service::time_sync::Clock;
-use komle_service::tls;
+use komle_service::proxy_server::Proxy;
+use komle_service::services;
+use komle_service::session::SessionContext;
+use komle_service::stats::Stats;
 use rustls::ServerConfig;
 use tokio::net::TcpListener;
 
-use crate::smtp_server::serve_smtp;
-use crate::stats::Stats;
+use crate::runtime::{AbortOnDrop, TokioRuntime};
 
 /// The Clientmodul's SMTP and POP3 proxies, ready to serve on listeners the caller provides.
 pub struct KomleService {
-    tls: Arc<ServerConfig>,
-    ctx: Arc<SessionContext>,
-    pop3: Option<Arc<Pop3Context>>,
-    limits: ServerLimits,
-    /// The POP3 listener's own limits (`[pop3] max_sessions`, `max_sessions_per_address`).
-    pop3_limits: ServerLimits,
-    stats: Arc<Stats>,
+    prepared: Prepared,
+    /// The Konnektor time sync (A_2230), started with the first listener served and stopped
+    /// when the service is dropped.
+    time_sync: Mutex<Option<AbortOnDrop>>,
 }
 
 impl KomleService {
@@ -36,79 +31,51 @@ impl KomleService {
     /// directory, exactly as `komle-cm` does. It blocks on that network I/O: call it before
     /// entering the runtime, or inside `tokio::task::spawn_blocking`.
     pub fn from_config(config: &Config) -> Result<KomleService, RuntimeError> {
-        // As komle-cm at start: e.g. no [upstream] allow-list means every login is refused.
-        for warning in config.warnings() {
-            log::warn!("{warning}");
-        }
-        let server_tls = tls::server_config(&config.tls.certificate, &config.tls.private_key)
-            .map_err(|e| RuntimeError(format!("[tls]: {e}")))?;
-        let upstream_tls = tls::client_config(config.upstream.ca.as_deref())
-            .map_err(|e| RuntimeError(format!("[upstream] ca: {e}")))?;
-        let konnektor = KonnektorHttp::new(&config.konnektor)
-            .map_err(|e| RuntimeError(format!("[konnektor]: {e}")))?;
-        let runtime = Runtime {
-            clock: Arc::new(Clock::new()),
-            konnektor,
-        };
-        let built = services::build(config, &runtime)?;
-        let max_sessions = config.smtp.as_ref().map_or(100, |s| s.max_sessions);
-        let pop3 = config.pop3.as_ref().map(|_| Pop3Context {
-            session: pop3_session_config(config),
-            upstream_tls: upstream_tls.clone(),
-            connect_timeout: config.timeouts.mta_response,
-            opener: built.opener.clone(),
-            clock: runtime.clock.clone(),
-        });
-        let ctx = SessionContext {
-            session: smtp_session_config(config),
-            upstream_tls,
-            connect_timeout: config.timeouts.mta_response,
-            checker: built.checker,
-            protector: built.protector,
-            clock: runtime.clock,
-        };
-        let mut service = Self::from_parts(server_tls, ctx, max_sessions);
-        service.limits.max_sessions_per_address = config
-            .smtp
-            .as_ref()
-            .and_then(|s| s.max_sessions_per_address);
-        if let Some(p) = &config.pop3 {
-            service.pop3_limits.max_sessions = p.max_sessions;
-            service.pop3_limits.max_sessions_per_address = p.max_sessions_per_address;
-        }
-        service.pop3 = pop3.map(Arc::new);
-        Ok(service)
+        Ok(Self::from_prepared(Prepared::from_config(
+            config,
+            services::build,
+        )?))
     }
 
-    /// For callers that wire the services themselves (tests, embedded set-ups).
+    /// Serves what the caller assembled.
+    pub fn from_prepared(prepared: Prepared) -> KomleService {
+        KomleService {
+            prepared,
+            time_sync: Mutex::new(None),
+        }
+    }
+
+    /// For callers that wire the SMTP services themselves (tests, embedded set-ups): no
+    /// POP3, no time sync, 30 s handshake and grace.
     pub fn from_parts(tls: Arc<ServerConfig>, ctx: SessionContext, max_sessions: usize) -> Self {
         let limits = ServerLimits {
             max_sessions,
             max_sessions_per_address: None,
-            handshake_timeout: Duration::from_secs(30),
-            grace: Duration::from_secs(30),
+            handshake_timeout: komle_service::assembly::HANDSHAKE_TIMEOUT,
+            grace: komle_service::assembly::SHUTDOWN_GRACE,
         };
-        KomleService {
+        Self::from_prepared(Prepared::from_parts(
             tls,
-            ctx: Arc::new(ctx),
-            pop3: None,
-            pop3_limits: limits.clone(),
-            limits,
-            stats: Arc::new(Stats::default()),
-        }
+            Some((Proxy::from(ctx), limits)),
+            None,
+        ))
     }
 
     /// Limits sessions per client IP address on both listeners, as `[smtp]`/`[pop3]
     /// max_sessions_per_address` do (`None`: no limit of its own).
     pub fn with_max_sessions_per_address(mut self, limit: Option<usize>) -> Self {
-        self.limits.max_sessions_per_address = limit;
-        self.pop3_limits.max_sessions_per_address = limit;
+        for (_, limits) in [&mut self.prepared.smtp, &mut self.prepared.pop3]
+            .into_iter()
+            .flatten()
+        {
+            limits.max_sessions_per_address = limit;
+        }
         self
     }
 
     /// Counters for the embedding service's health/metrics endpoint.
     pub fn stats(&self) -> Arc<Stats> {
-        self.stats.clone()
+        self.prepared.stats.clone()
     }
 
     /// Serves the SMTP proxy on `listener` until `shutdown` completes (sessions then get a
@@ -118,19 +85,10 @@ impl KomleService {
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<usize> {
-        serve_smtp(
-            listener,
-            self.tls.clone(),
-            self.ctx.clone(),
-            self.limits.clone(),
-            self.stats.clone(),
-            shutdown,
-        )
-        .await
+        self.serve(listener, &self.prepared.smtp, "smtp", shutdown)
+            .await
     }
-}
 
-impl KomleService {
     /// Serves the POP3 proxy on `listener` until `shutdown` completes; an error when the
     /// configuration has no `[pop3]`.
     pub async fn serve_pop3(
@@ -138,17 +96,31 @@ impl KomleService {
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<usize> {
-        let Some(ctx) = self.pop3.clone() else {
-            return Err(std::io::Error::other("[pop3] is not configured"));
+        self.serve(listener, &self.prepared.pop3, "pop3", shutdown)
+            .await
+    }
+
+    async fn serve(
+        &self,
+        listener: TcpListener,
+        proxy: &Option<(Proxy, ServerLimits)>,
+        section: &str,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<usize> {
+        let Some(proxy) = proxy else {
+            return Err(std::io::Error::other(format!(
+                "[{section}] is not configured"
+            )));
         };
-        crate::pop3_server::serve_pop3(
-            listener,
-            self.tls.clone(),
-            ctx,
-            self.pop3_limits.clone(),
-            self.stats.clone(),
-            shutdown,
-        )
-        .await
+        let runtime = TokioRuntime::current();
+        if let Ok(mut sync) = self.time_sync.lock()
+            && sync.is_none()
+        {
+            *sync = self.prepared.spawn_time_sync(&runtime);
+        }
+        self.prepared
+            .server(&runtime, listener, proxy)
+            .run(shutdown)
+            .await
     }
 }

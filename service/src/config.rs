@@ -165,6 +165,10 @@ pub struct Timeouts {
     pub client_idle: Duration,
     /// The whole message after the 354 (`SmtpConfig::data_timeout`).
     pub data: Duration,
+    /// A client's TLS handshake at the listeners (`None`: 30 s).
+    pub handshake: Option<Duration>,
+    /// How long running sessions may finish after SIGTERM/SIGINT (`None`: 30 s).
+    pub shutdown_grace: Option<Duration>,
 }
 
 /// `[log]`.
@@ -319,6 +323,8 @@ impl Config {
             mta_idle: t.duration("mta_idle")?.unwrap_or(DEFAULT_MAIL_TIMEOUT),
             client_idle: t.duration("client_idle")?.unwrap_or(DEFAULT_MAIL_TIMEOUT),
             data: t.duration("data")?.unwrap_or(DEFAULT_DATA_TIMEOUT),
+            handshake: t.duration("handshake")?,
+            shutdown_grace: t.duration("shutdown_grace")?,
         };
         let konnektor_timeout_in_timeouts = t.duration("konnektor")?;
         t.finish()?;

@@ -24,19 +24,28 @@
 
 #![forbid(unsafe_code)]
 
+pub mod assembly;
 pub mod cli;
 pub mod config;
 pub mod contracts;
+pub mod driver;
 pub mod duration;
+pub mod jobs;
 pub mod konnektor_http;
 pub mod ldap;
 pub mod limits;
+pub mod listener;
 pub mod logging;
+pub mod ntp;
 pub mod process_hardening;
+pub mod proxy_server;
+pub mod runtime;
 pub mod services;
 pub mod session;
+pub mod stats;
 #[cfg(test)]
 mod test_pki;
 pub mod time_sync;
 pub mod tls;
+pub mod tls_io;
 pub mod tls_reload;

@@ -1,7 +1,8 @@
 //! What every session of a listener shares, runtime-neutral: the core's session settings
 //! (from the configuration), the TLS client configuration towards the mail service, the
-//! services behind the [contracts](crate::contracts) and the clock. A runtime's driver takes a
-//! [`SessionContext`] or [`Pop3Context`] and reports a [`SessionSummary`] or [`Pop3Summary`].
+//! services behind the [contracts](crate::contracts) and the clock. A listener turns a
+//! [`SessionContext`] or [`Pop3Context`] into a [`Proxy`](crate::proxy_server::Proxy) for the
+//! one [driver](crate::driver).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +13,6 @@ use rustls::ClientConfig;
 
 use crate::config::Config;
 use crate::contracts::{Opener, Protector, RecipientChecker};
-use crate::time_sync::Clock;
 
 /// What every session of a listener shares.
 #[derive(Clone)]
@@ -24,19 +24,6 @@ pub struct SessionContext {
     pub connect_timeout: Duration,
     pub checker: Arc<dyn RecipientChecker>,
     pub protector: Arc<dyn Protector>,
-    /// Source of the `now` handed to the session.
-    pub clock: Arc<Clock>,
-}
-
-/// How a session ended, for the one log line per session.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SessionSummary {
-    /// Messages protected and handed to the MTA.
-    pub messages_protected: u32,
-    /// Protection attempts that failed (client got 451).
-    pub protection_failures: u32,
-    /// Whether the session ended without the state machine saying so (nothing left to wait for).
-    pub stalled: bool,
 }
 
 /// What every session of a POP3 listener shares.
@@ -48,19 +35,6 @@ pub struct Pop3Context {
     /// Limit for TCP connect plus TLS handshake towards the POP3 server.
     pub connect_timeout: Duration,
     pub opener: Arc<dyn Opener>,
-    /// Source of the `now` handed to the session.
-    pub clock: Arc<Clock>,
-}
-
-/// How a session ended, for the one log line per session.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Pop3Summary {
-    /// Messages handed to the client after opening.
-    pub messages_opened: u32,
-    /// Opening attempts that ended in `-ERR` for the client.
-    pub open_failures: u32,
-    /// Whether the session ended without the state machine saying so.
-    pub stalled: bool,
 }
 
 /// The core's session settings from the configuration.

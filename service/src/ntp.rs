@@ -1,52 +1,57 @@
-//! The SNTP exchange with the Konnektor (KOM-LE-A_2230) over a smol UDP socket: one request,
-//! the answer checked by [`komle_service::time_sync::evaluate`], the offset stored in the
-//! shared [`Clock`]. Packet format, offset formula and the clock are runtime-neutral and live in
-//! [`komle_service::time_sync`].
+//! The SNTP exchange with the Konnektor (KOM-LE-A_2230): one request over UDP, the answer
+//! checked by [`crate::time_sync::evaluate`], the offset stored in the shared [`Clock`].
+//! Runtime-neutral: one datagram an hour does not need an executor's socket, so the exchange is
+//! a blocking `std` UDP socket with a read timeout on the `blocking` pool, usable from smol and
+//! tokio alike. Packet format, offset formula and the clock are in [`crate::time_sync`].
 
-use std::net::SocketAddr;
-use std::time::{Duration, SystemTime};
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant, SystemTime};
 
-use komle_service::time_sync::{Clock, NtpError, NtpSample, evaluate, request};
+use crate::time_sync::{Clock, NtpError, NtpSample, evaluate, request};
 
-/// Asks `server` once (UDP) and returns the sample.
+/// Asks `server` once (UDP) and returns the sample, within `timeout`.
 pub async fn query(server: SocketAddr, timeout: Duration) -> Result<NtpSample, NtpError> {
+    blocking::unblock(move || query_blocking(server, timeout)).await
+}
+
+fn query_blocking(server: SocketAddr, timeout: Duration) -> Result<NtpSample, NtpError> {
+    let io = |e: std::io::Error| NtpError::Io(e.to_string());
     let local: SocketAddr = if server.is_ipv4() {
         ([0, 0, 0, 0], 0).into()
     } else {
         (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
     };
-    let work = async {
-        let socket = smol::net::UdpSocket::bind(local)
-            .await
-            .map_err(|e| NtpError::Io(e.to_string()))?;
-        socket
-            .connect(server)
-            .await
-            .map_err(|e| NtpError::Io(e.to_string()))?;
-        let t0 = SystemTime::now();
-        socket
-            .send(&request(t0))
-            .await
-            .map_err(|e| NtpError::Io(e.to_string()))?;
-        let mut buf = [0u8; 512];
-        // Ignore stray datagrams that do not answer our request; keep waiting until timeout.
-        loop {
-            let n = socket
-                .recv(&mut buf)
-                .await
-                .map_err(|e| NtpError::Io(e.to_string()))?;
-            let t3 = SystemTime::now();
-            match evaluate(&buf[..n], t0, t3) {
-                Err(NtpError::BadResponse("origin timestamp does not match request")) => continue,
-                other => return other,
-            }
+    let socket = UdpSocket::bind(local).map_err(io)?;
+    socket.connect(server).map_err(io)?;
+    let deadline = Instant::now() + timeout;
+    let t0 = SystemTime::now();
+    socket.send(&request(t0)).map_err(io)?;
+    let mut buf = [0u8; 512];
+    // Ignore stray datagrams that do not answer our request; keep waiting until the deadline.
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(NtpError::Timeout);
         }
-    };
-    smol::future::or(work, async {
-        smol::Timer::after(timeout).await;
-        Err(NtpError::Timeout)
-    })
-    .await
+        socket.set_read_timeout(Some(left)).map_err(io)?;
+        let n = match socket.recv(&mut buf) {
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(NtpError::Timeout);
+            }
+            Err(e) => return Err(io(e)),
+        };
+        let t3 = SystemTime::now();
+        match evaluate(&buf[..n], t0, t3) {
+            Err(NtpError::BadResponse("origin timestamp does not match request")) => continue,
+            other => return other,
+        }
+    }
 }
 
 /// Measures once and stores the offset in `clock` (A_2230).
@@ -68,7 +73,7 @@ pub async fn sync(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use komle_service::time_sync::to_ntp;
+    use crate::time_sync::to_ntp;
     use std::net::UdpSocket;
 
     /// A one-shot NTP responder whose clock runs `skew` ahead; `mangle` may spoil the reply.
@@ -102,7 +107,8 @@ mod tests {
         let (addr, h) = responder(skew, |_| {});
         let clock = Clock::new();
         assert!(!clock.is_synced());
-        let sample = smol::block_on(sync(&clock, addr, Duration::from_secs(5))).unwrap();
+        let sample =
+            futures_lite::future::block_on(sync(&clock, addr, Duration::from_secs(5))).unwrap();
         h.join().unwrap();
         let err = (sample.offset_nanos - 1_000_000_000_000).abs();
         assert!(
@@ -123,7 +129,8 @@ mod tests {
     fn a_2230_unsynchronised_server_does_not_change_the_clock() {
         let (addr, h) = responder(Duration::from_secs(50), |r| r[0] |= 0b11_000_000);
         let clock = Clock::new();
-        let e = smol::block_on(sync(&clock, addr, Duration::from_secs(5))).unwrap_err();
+        let e =
+            futures_lite::future::block_on(sync(&clock, addr, Duration::from_secs(5))).unwrap_err();
         h.join().unwrap();
         assert_eq!(e, NtpError::BadResponse("server clock not synchronised"));
         assert_eq!(clock.offset_nanos(), 0);
@@ -134,7 +141,8 @@ mod tests {
     fn silent_server_times_out() {
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         let addr = socket.local_addr().unwrap();
-        let e = smol::block_on(query(addr, Duration::from_millis(200))).unwrap_err();
+        let e =
+            futures_lite::future::block_on(query(addr, Duration::from_millis(200))).unwrap_err();
         assert_eq!(e, NtpError::Timeout);
         drop(socket);
     }

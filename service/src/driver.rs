@@ -63,22 +63,20 @@ pub struct SessionSummary {
     pub stalled: bool,
 }
 
-/// Results of work running alongside the sockets.
-enum Completion<R: Runtime> {
-    /// Boxed: a TLS stream is large and the other variants are not.
-    Upstream(Result<Box<R::Upstream>, ConnectError>),
-    Job {
-        result: JobResult,
-        started: Instant,
-        what: JobLabel,
-    },
+/// A finished job, with what the timing line needs.
+struct Completion {
+    result: JobResult,
+    started: Instant,
+    what: JobLabel,
 }
 
 /// What woke the loop.
 enum Wake<R: Runtime> {
     Client(io::Result<usize>),
     Upstream(io::Result<usize>),
-    Done(Completion<R>),
+    /// Boxed: a TLS stream is large and the other variants are not.
+    Connected(Result<Box<R::Upstream>, ConnectError>),
+    Done(Completion),
     Timer,
 }
 
@@ -116,9 +114,14 @@ where
     C: AsyncRead + AsyncWrite + Unpin,
 {
     let mut summary = SessionSummary::default();
+    // Open until closed or a write fails; reading stops earlier, at the client's EOF (a client
+    // may half-close after its last command and still wait for the replies and our close).
     let mut client_open = true;
+    let mut client_reading = true;
     let mut upstream: Option<Box<R::Upstream>> = None;
-    let mut pending: Vec<BoxFuture<'static, Completion<R>>> = Vec::new();
+    // The connect under way; dropping it (CloseUpstream) abandons the attempt.
+    let mut connecting: Option<BoxFuture<'static, Result<Box<R::Upstream>, ConnectError>>> = None;
+    let mut pending: Vec<BoxFuture<'static, Completion>> = Vec::new();
     let mut client_buf = vec![0u8; READ_CHUNK];
     let mut upstream_buf = vec![0u8; READ_CHUNK];
 
@@ -130,7 +133,10 @@ where
                         && !write_all(runtime, &mut client, &bytes, ctx.client_write_timeout).await
                     {
                         client_open = false;
-                        session.handle_input(Input::ClientClosed, runtime.now());
+                        if client_reading {
+                            client_reading = false;
+                            session.handle_input(Input::ClientClosed, runtime.now());
+                        }
                     }
                 }
                 Output::SendToUpstream(bytes) => {
@@ -144,7 +150,7 @@ where
                     }
                 }
                 Output::ConnectUpstream { host, port } => {
-                    let connecting = runtime.connect_upstream(
+                    let attempt = runtime.connect_upstream(
                         ctx.upstream_tls.clone(),
                         host.clone(),
                         port,
@@ -152,13 +158,13 @@ where
                     );
                     let name = ctx.upstream_name;
                     let id = id.to_owned();
-                    pending.push(Box::pin(async move {
-                        let result = connecting.await;
+                    connecting = Some(Box::pin(async move {
+                        let result = attempt.await;
                         if let Err(e) = &result {
                             // Host and port name the misconfigured or unreachable server.
                             log::warn!("session={id} {name} {host}:{port} connection failed: {e}");
                         }
-                        Completion::Upstream(result.map(Box::new))
+                        result.map(Box::new)
                     }));
                 }
                 Output::Run(job) => {
@@ -166,7 +172,7 @@ where
                     let started = runtime.now();
                     let work = ctx.jobs.run(job);
                     pending.push(Box::pin(async move {
-                        Completion::Job {
+                        Completion {
                             result: work.await,
                             started,
                             what,
@@ -185,6 +191,7 @@ where
                     }
                 }
                 Output::CloseUpstream => {
+                    connecting = None;
                     if let Some(mut u) = upstream.take() {
                         let _ = within(
                             runtime,
@@ -203,7 +210,12 @@ where
             break;
         }
         let deadline = session.poll_timeout();
-        if !client_open && upstream.is_none() && pending.is_empty() && deadline.is_none() {
+        if !client_reading
+            && upstream.is_none()
+            && connecting.is_none()
+            && pending.is_empty()
+            && deadline.is_none()
+        {
             // Nothing can ever wake the session again: end instead of leaking the task.
             summary.stalled = true;
             break;
@@ -211,8 +223,8 @@ where
 
         let wake = {
             let client_read = async {
-                if client_open {
-                    Wake::Client(client.read(&mut client_buf).await)
+                if client_reading {
+                    Wake::<R>::Client(client.read(&mut client_buf).await)
                 } else {
                     future::pending().await
                 }
@@ -220,6 +232,12 @@ where
             let upstream_read = async {
                 match upstream.as_mut() {
                     Some(u) => Wake::Upstream(u.read(&mut upstream_buf).await),
+                    None => future::pending().await,
+                }
+            };
+            let connect = async {
+                match connecting.as_mut() {
+                    Some(c) => Wake::Connected(c.await),
                     None => future::pending().await,
                 }
             };
@@ -237,15 +255,19 @@ where
             // upstream side or the timer.
             future::race(
                 future::race(client_read, upstream_read),
-                future::race(done, timer),
+                future::race(future::race(connect, done), timer),
             )
             .await
         };
 
         let now = runtime.now();
         match wake {
-            Wake::Client(Ok(0)) | Wake::Client(Err(_)) => {
-                client_open = false;
+            Wake::Client(Ok(0)) => {
+                client_reading = false;
+                session.handle_input(Input::ClientClosed, now);
+            }
+            Wake::Client(Err(_)) => {
+                (client_reading, client_open) = (false, false);
                 session.handle_input(Input::ClientClosed, now);
             }
             Wake::Client(Ok(n)) => session.handle_input(Input::ClientData(&client_buf[..n]), now),
@@ -257,18 +279,20 @@ where
                 session.handle_input(Input::UpstreamData(&upstream_buf[..n]), now)
             }
             Wake::Timer => session.handle_input(Input::Timeout, now),
-            Wake::Done(Completion::Upstream(Ok(stream))) => {
+            Wake::Connected(Ok(stream)) => {
+                connecting = None;
                 upstream = Some(stream);
                 session.handle_input(Input::UpstreamConnected, now);
             }
-            Wake::Done(Completion::Upstream(Err(_))) => {
+            Wake::Connected(Err(_)) => {
+                connecting = None;
                 // The client learns only that it failed: the cause (closed port, TLS,
                 // timeout) would let it probe what is behind the allow-listed hosts; the log
                 // line above has it.
                 let reason = UNREACHABLE_REASON.to_owned();
                 session.handle_input(Input::UpstreamFailed { reason }, now);
             }
-            Wake::Done(Completion::Job {
+            Wake::Done(Completion {
                 result,
                 started,
                 what,

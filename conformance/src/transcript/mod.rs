@@ -23,6 +23,7 @@
 //! | `X: finished` | assert the session is finished (and gave its one `Ended` output) |
 //! | `X: ended REASON` | assert the session ended with this [`EndReason`] (`client-quit`, …) |
 //! | `O: key value` | a setting changed from the protocol's default configuration |
+//! | `O: replay session-only` | replay against the session only, not also through the driver |
 //! | `# …` | comment; blank lines are ignored |
 //!
 //! Actions and events of both protocols: `A: connect HOST:PORT`, `A: close-client`,
@@ -42,6 +43,7 @@
 //! Everything the module emits must be matched by an expectation, in order, before the next
 //! input: every byte either side sees is asserted.
 
+mod driven;
 mod grammar;
 pub mod pop3;
 pub mod smtp;
@@ -109,6 +111,9 @@ pub struct Transcript {
     pub name: String,
     /// Settings changed from the protocol's default configuration by `O: key value` lines.
     pub options: Vec<(String, String)>,
+    /// `O: replay session-only`: replayed against the session alone, not also through the
+    /// production driver (see [`driven`]).
+    pub session_only: bool,
     /// Steps with the 1-based line number they come from.
     pub steps: Vec<(usize, Step)>,
 }
@@ -117,6 +122,7 @@ impl Transcript {
     pub fn parse(protocol: Protocol, name: &str, text: &str) -> Result<Self, String> {
         let mut steps = Vec::new();
         let mut options = Vec::new();
+        let mut session_only = false;
         for (i, raw) in text.lines().enumerate() {
             let n = i + 1;
             let line = raw.strip_suffix('\r').unwrap_or(raw);
@@ -141,7 +147,11 @@ impl Transcript {
                     let (k, v) = rest
                         .split_once(' ')
                         .ok_or(format!("{name}:{n}: O: needs key and value"))?;
-                    options.push((k.to_owned(), v.to_owned()));
+                    if (k, v) == ("replay", "session-only") {
+                        session_only = true;
+                    } else {
+                        options.push((k.to_owned(), v.to_owned()));
+                    }
                     continue;
                 }
                 "P:" => Step::Payload(PayloadKind::Message, with_crlf(rest)),
@@ -167,6 +177,7 @@ impl Transcript {
             protocol,
             name: name.to_owned(),
             options,
+            session_only,
             steps,
         })
     }
@@ -226,11 +237,20 @@ pub(crate) trait Words {
 /// How input bytes are cut into reads: given the bytes of one input step, the chunk sizes.
 pub type Splitter<'a> = &'a mut dyn FnMut(usize) -> Vec<usize>;
 
-/// Replays a transcript; `split` decides how each input is cut into reads.
+/// Replays a transcript against the session, then (unless it is session-only) through the
+/// production driver over the in-memory runtime; `split` decides how each input is cut into
+/// reads.
 pub fn run(t: &Transcript, split: Splitter<'_>) -> Result<(), String> {
     match t.protocol {
-        Protocol::Smtp => replay::<smtp::SmtpWords>(t, split),
-        Protocol::Pop3 => replay::<pop3::Pop3Words>(t, split),
+        Protocol::Smtp => replay::<smtp::SmtpWords>(t, split)?,
+        Protocol::Pop3 => replay::<pop3::Pop3Words>(t, split)?,
+    }
+    if t.session_only {
+        return Ok(());
+    }
+    match t.protocol {
+        Protocol::Smtp => driven::replay_driven::<smtp::SmtpWords>(t, split),
+        Protocol::Pop3 => driven::replay_driven::<pop3::Pop3Words>(t, split),
     }
 }
 

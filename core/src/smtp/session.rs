@@ -375,7 +375,8 @@ impl SmtpSession {
     /// envelope is open. While the module hands over the protected message (the MTA may be
     /// reading message content) nothing is sent: a QUIT there would become message text.
     fn on_client_closed(&mut self) {
-        self.client_open = false;
+        // `client_open` stays set so `close_both` asks the driver to close our side too (as
+        // the POP3 session does): the client's EOF is its half of the close, not ours.
         if let Phase::Proxy(Proxy::Idle | Proxy::Relay(_) | Proxy::CheckingRecipient { .. }) =
             self.phase
         {

@@ -12,6 +12,9 @@
 //! - [`tls`] / [`tls_reload`]: the rustls server and client configurations (A_2011) and what
 //!   SIGHUP re-reads.
 //! - [`konnektor_http`]: SOAP/GET over HTTPS to the Konnektor; [`ldap`]: the directory (VZD).
+//! - [`konnektor_directory`]: `connector.sds`, read lazily and refreshed on connection problems
+//!   (A_2076); [`server_cert_check`]: the Konnektor's check of mail-server certificates
+//!   (A_2075-01) with its cache (A_22348).
 //! - [`time_sync`]: the SNTP packet and the Konnektor-corrected [`time_sync::Clock`] (A_2230).
 //! - [`logging`]: the logger, library targets capped so no log carries content.
 //! - [`process_hardening`]: no core dumps (A_2005).
@@ -28,11 +31,13 @@ pub mod cli;
 pub mod config;
 pub mod contracts;
 pub mod duration;
+pub mod konnektor_directory;
 pub mod konnektor_http;
 pub mod ldap;
 pub mod limits;
 pub mod logging;
 pub mod process_hardening;
+pub mod server_cert_check;
 pub mod services;
 pub mod session;
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //!
 //! Where it runs: in the connect path of both proxies, after the TLS handshake with the
 //! configured CA has succeeded and before the session is told the connection is up. The driver
-//! takes the server's end-entity certificate (rustls: `peer_certificates()[0]`) and calls
+//! takes the server's end-entity certificate ([`end_entity`]) and calls
 //! [`ServerCertificateCheck::check`] with the session's call context:
 //! - `Ok(())` → feed `Input::UpstreamConnected` as before;
 //! - `Err(r)` → close the upstream connection and feed [`ServerCertRejected::to_input`]
@@ -28,6 +28,21 @@ use komle_core::konnektor::{
 use crate::konnektor_directory::{DirectoryError, KonnektorDirectory};
 use crate::services::Konnektor;
 use crate::time_sync::Clock;
+
+/// The server's end-entity certificate of an established TLS connection (the first of
+/// `peer_certificates`), what [`ServerCertificateCheck::check`] takes. Works for
+/// futures-rustls and tokio-rustls alike (`stream.get_ref().1` derefs to `CommonState`).
+/// `None` only before the handshake finished.
+pub fn end_entity(tls: &rustls::CommonState) -> Option<&[u8]> {
+    tls.peer_certificates()
+        .and_then(|chain| chain.first())
+        .map(|c| c.as_ref())
+}
+
+/// The rejection when a connection has no server certificate to check (never after a
+/// completed handshake with certificate verification; typed so a driver need not panic).
+pub const NO_CERTIFICATE: ServerCertRejected =
+    ServerCertRejected::NotChecked(NoVerdict::NoServerCertificate);
 
 /// Certificates kept at most (mail servers are few; the bound keeps a hostile peer from
 /// growing the map).

@@ -15,7 +15,7 @@ use komle_core::konnektor::{CallContext, ServerCertRejected, TransportError as K
 use komle_service::contracts::BoxFuture;
 use komle_service::konnektor_directory::{KonnektorDirectory, SdsSource};
 use komle_service::konnektor_http::TransportError;
-use komle_service::server_cert_check::ServerCertificateCheck;
+use komle_service::server_cert_check::{NO_CERTIFICATE, ServerCertificateCheck, end_entity};
 use komle_service::services::Konnektor;
 use komle_service::time_sync::Clock;
 
@@ -353,6 +353,38 @@ fn a_2075_01_tab_smtp_verbindung_context_fault_is_501() {
     assert_eq!(r.smtp_reply().code, 501);
 }
 
+#[test]
+fn a_2075_01_end_entity_is_the_servers_leaf_after_the_handshake() {
+    let tls = komle_conformance::loopback_tls::LoopbackTls::generate("mta").unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut client = rustls::ClientConnection::new(tls.client_config(), name).unwrap();
+    let mut server = rustls::ServerConnection::new(tls.server_config()).unwrap();
+    assert_eq!(end_entity(&client), None);
+    assert_eq!(
+        NO_CERTIFICATE.to_string(),
+        "TLS-Serverzertifikat nicht pruefbar: kein Serverzertifikat"
+    );
+    for _ in 0..10 {
+        let mut buf = Vec::new();
+        client.write_tls(&mut buf).unwrap();
+        server.read_tls(&mut buf.as_slice()).unwrap();
+        server.process_new_packets().unwrap();
+        let mut buf = Vec::new();
+        server.write_tls(&mut buf).unwrap();
+        client.read_tls(&mut buf.as_slice()).unwrap();
+        client.process_new_packets().unwrap();
+        if !client.is_handshaking() && !server.is_handshaking() {
+            break;
+        }
+    }
+    assert!(!client.is_handshaking());
+    let leaf = rustls_pemfile::certs(&mut tls.server_cert_pem.as_bytes())
+        .next()
+        .unwrap()
+        .unwrap();
+    assert_eq!(end_entity(&client), Some(leaf.as_ref()));
+}
+
 mod over_https {
     //! The same with the real transport: `KonnektorHttp` to the simulator's HTTPS server,
     //! assembled by `services::build_with_server_check` from a configuration.
@@ -430,8 +462,14 @@ mod over_https {
             konnektor: KonnektorHttp::new(&config.konnektor).unwrap(),
         };
         // Nobody listens at the Konnektor's address: the start still succeeds.
-        let (_services, check) = build_with_server_check(&config, &runtime)
+        let (services, check) = build_with_server_check(&config, &runtime)
             .expect("a Konnektor that is down must not fail the start");
+        // Until the Konnektor answers, RCPT checks are a temporary refusal (no ECC capability
+        // known), never a crash.
+        assert_eq!(
+            smol::block_on(services.checker.check("praxis@kim.test")),
+            komle_core::smtp::RecipientVerdict::DirectoryUnavailable
+        );
         // Server certificates for "today" (the HTTPS simulator uses its real clock).
         let c = server_cert_set(ServerKey::Ecc, now).unwrap();
         let r = smol::block_on(check.check(&c.valid, &ctx())).unwrap_err();

@@ -46,6 +46,8 @@ pub enum NoVerdict {
     UnreadableAnswer,
     /// `connector.sds` names no CertificateService this client can use.
     NoEndpoint,
+    /// The connection offered no server certificate to check.
+    NoServerCertificate,
 }
 
 /// The connection to the mail server must not be used.
@@ -187,6 +189,7 @@ impl fmt::Display for ServerCertRejected {
                     NoVerdict::NoEndpoint => {
                         f.write_str("kein CertificateService im Dienstverzeichnis")
                     }
+                    NoVerdict::NoServerCertificate => f.write_str("kein Serverzertifikat"),
                 }
             }
         }

@@ -272,7 +272,9 @@ impl Embedded {
         let pipeline = Arc::new(Pipeline {
             directory: lookup,
             konnektor: Arc::new(konnektor.clone()),
-            endpoints: endpoints.clone(),
+            konnektor_directory: Arc::new(
+                komle_service::konnektor_directory::KonnektorDirectory::fixed(endpoints.clone()),
+            ),
             cache: Arc::new(Mutex::new(CertificateCache::new(CacheConfig {
                 lifetime: options.cache_lifetime,
                 capacity: NonZeroUsize::new(1024).unwrap_or(NonZeroUsize::MIN),

@@ -12,6 +12,9 @@
 //! - [`tls`] / [`tls_reload`]: the rustls server and client configurations (A_2011) and what
 //!   SIGHUP re-reads.
 //! - [`konnektor_http`]: SOAP/GET over HTTPS to the Konnektor; [`ldap`]: the directory (VZD).
+//! - [`konnektor_directory`]: `connector.sds`, read lazily and refreshed on connection problems
+//!   (A_2076); [`server_cert_check`]: the Konnektor's check of mail-server certificates
+//!   (A_2075-01) with its cache (A_22348).
 //! - [`time_sync`]: the SNTP packet and the Konnektor-corrected [`time_sync::Clock`] (A_2230).
 //! - [`logging`]: the logger, library targets capped so no log carries content.
 //! - [`process_hardening`]: no core dumps (A_2005).
@@ -31,6 +34,7 @@ pub mod contracts;
 pub mod driver;
 pub mod duration;
 pub mod jobs;
+pub mod konnektor_directory;
 pub mod konnektor_http;
 pub mod ldap;
 pub mod limits;
@@ -40,6 +44,7 @@ pub mod ntp;
 pub mod process_hardening;
 pub mod proxy_server;
 pub mod runtime;
+pub mod server_cert_check;
 pub mod services;
 pub mod session;
 pub mod stats;

@@ -5,7 +5,6 @@
 use std::sync::{Arc, Mutex};
 
 use komle_core::directory::{CertificateCache, DirectoryEntry};
-use komle_core::konnektor::KonnektorEndpoints;
 use komle_core::open::{self, CardCache, Reception};
 use komle_core::pop3::{OpenFailure, OpenJob, OpenedMessage};
 use komle_core::protect::{self, DirectoryUnavailable, Protection, Step};
@@ -13,7 +12,9 @@ use komle_core::smime::opened_mail::DeliveryOptions;
 use komle_core::smtp::{ProtectJob, ProtectedMessage, ProtectionFailure, RecipientVerdict};
 
 use crate::contracts::{BoxFuture, Opener, Protector, RecipientChecker};
+use crate::konnektor_directory::KonnektorDirectory;
 use crate::konnektor_http::{KonnektorHttp, TransportError as HttpTransportError};
+use crate::server_cert_check::ServerCertificateCheck;
 use crate::time_sync::Clock;
 
 /// Handles shared by the daemon and the services the integrator builds.
@@ -68,7 +69,8 @@ impl Konnektor for KonnektorHttp {
 pub struct Pipeline {
     pub directory: Arc<dyn Directory>,
     pub konnektor: Arc<dyn Konnektor>,
-    pub endpoints: KonnektorEndpoints,
+    /// The Konnektor's endpoints, read lazily and refreshed on connection problems (A_2076).
+    pub konnektor_directory: Arc<KonnektorDirectory>,
     /// Process memory only (A_2026); a poisoned lock is recovered, the digests guard entries.
     pub cache: Arc<Mutex<CertificateCache>>,
     pub clock: Arc<Clock>,
@@ -100,7 +102,15 @@ impl Pipeline {
 impl RecipientChecker for Pipeline {
     fn check<'a>(&'a self, address: &'a str) -> BoxFuture<'a, RecipientVerdict> {
         Box::pin(async move {
-            let ecc = self.endpoints.ecc_capable;
+            // ECC capability (A_17464) comes from connector.sds: unknown while the Konnektor
+            // cannot be reached, and then the RCPT gets the temporary 451.
+            let ecc = match self.konnektor_directory.endpoints().await {
+                Ok(e) => e.ecc_capable,
+                Err(e) => {
+                    log::warn!("RCPT check without Konnektor endpoints: {e}");
+                    return RecipientVerdict::DirectoryUnavailable;
+                }
+            };
             let now = self.clock.wall();
             if let Some(v) = self.with_cache(|c| protect::check_cached(c, address, now, ecc)) {
                 return v;
@@ -124,7 +134,14 @@ impl Protector for Pipeline {
         job: ProtectJob,
     ) -> BoxFuture<'_, Result<ProtectedMessage, ProtectionFailure>> {
         Box::pin(async move {
-            let mut p = Protection::new(job, self.endpoints.clone(), self.clock.wall());
+            let endpoints =
+                self.konnektor_directory
+                    .endpoints()
+                    .await
+                    .map_err(|e| ProtectionFailure {
+                        reason: e.to_string(),
+                    })?;
+            let mut p = Protection::new(job, endpoints.clone(), self.clock.wall());
             loop {
                 match self.with_cache(|c| p.step(c)) {
                     Step::LookUp(address) => {
@@ -133,8 +150,14 @@ impl Protector for Pipeline {
                     }
                     Step::Call(call) => {
                         let answer = self
-                            .konnektor
-                            .call(&call.url, call.request.soap_action, call.request.body)
+                            .konnektor_directory
+                            .call(
+                                &*self.konnektor,
+                                &endpoints,
+                                &call.url,
+                                call.request.soap_action,
+                                call.request.body,
+                            )
                             .await;
                         if let Err(e) = &answer {
                             log::warn!("Konnektor call {} failed: {e}", call.request.soap_action);
@@ -158,18 +181,26 @@ impl Opener for Pipeline {
     /// error mails.
     fn open(&self, job: OpenJob) -> BoxFuture<'_, Result<OpenedMessage, OpenFailure>> {
         Box::pin(async move {
-            let mut r = Reception::new(
-                job,
-                self.endpoints.clone(),
-                self.clock.wall(),
-                self.delivery,
-            );
+            let endpoints =
+                self.konnektor_directory
+                    .endpoints()
+                    .await
+                    .map_err(|e| OpenFailure {
+                        reason: e.to_string(),
+                    })?;
+            let mut r = Reception::new(job, endpoints.clone(), self.clock.wall(), self.delivery);
             loop {
                 match r.step() {
                     open::Step::Call(call) => {
                         let answer = self
-                            .konnektor
-                            .call(&call.url, call.request.soap_action, call.request.body)
+                            .konnektor_directory
+                            .call(
+                                &*self.konnektor,
+                                &endpoints,
+                                &call.url,
+                                call.request.soap_action,
+                                call.request.body,
+                            )
                             .await;
                         if let Err(e) = &answer {
                             log::warn!("Konnektor call {} failed: {e}", call.request.soap_action);
@@ -225,25 +256,41 @@ impl Directory for LdapDirectory {
     }
 }
 
-/// Builds the daemon's services from the configuration: discovers the Konnektor's endpoints
-/// (`connector.sds`, A_17464), connects the directory and sets up the certificate cache.
+/// Builds the daemon's services from the configuration: the Konnektor's endpoints
+/// (`connector.sds`, A_17464), the directory and the certificate cache.
 pub fn build(
     config: &crate::config::Config,
     runtime: &Runtime,
 ) -> Result<Services, crate::cli::RuntimeError> {
+    build_with_server_check(config, runtime).map(|(services, _)| services)
+}
+
+/// As [`build`], and the mail-server certificate check (KOM-LE-A_2075-01) sharing the same
+/// Konnektor directory.
+///
+/// `connector.sds` is read once here; a Konnektor that cannot be reached does not fail the
+/// start (A_2076: the directory is read again on first use and on connection problems, and
+/// until then sessions get 4xx / `-ERR`). A directory that is readable but unusable (no
+/// usable SignatureService, ...) is a configuration error and does fail the start.
+pub fn build_with_server_check(
+    config: &crate::config::Config,
+    runtime: &Runtime,
+) -> Result<(Services, Arc<ServerCertificateCheck>), crate::cli::RuntimeError> {
     use crate::cli::RuntimeError;
-    let sds = runtime
-        .konnektor
-        .get_blocking(&config.konnektor.sds_url)
-        .map_err(|e| RuntimeError(format!("[konnektor] sds_url: {e}")))?;
-    let endpoints = komle_core::konnektor::ServiceDirectory::parse(&sds)
-        .and_then(|d| d.endpoints())
-        .map_err(|e| RuntimeError(format!("[konnektor] sds_url: connector.sds: {e}")))?;
-    log::info!(
-        "Konnektor: signature service {:?}, ECC capable: {}",
-        endpoints.signature_version,
-        endpoints.ecc_capable
-    );
+    use crate::konnektor_directory::DirectoryError;
+    let konnektor_directory = Arc::new(KonnektorDirectory::over_http(
+        runtime.konnektor.clone(),
+        &config.konnektor.sds_url,
+    ));
+    let first = runtime.konnektor.get_blocking(&config.konnektor.sds_url);
+    match konnektor_directory.install(first) {
+        Ok(_) | Err(DirectoryError::Unreachable(_)) => {}
+        Err(DirectoryError::Unusable(e)) => {
+            return Err(RuntimeError(format!(
+                "[konnektor] sds_url: connector.sds: {e}"
+            )));
+        }
+    }
     let d = &config.directory;
     let mut settings = crate::ldap::LdapSettings::new(&d.url, &d.base);
     settings.timeout = d.timeout;
@@ -262,7 +309,7 @@ pub fn build(
     let pipeline = Arc::new(Pipeline {
         directory: Arc::new(LdapDirectory(Arc::new(client))),
         konnektor: Arc::new(runtime.konnektor.clone()),
-        endpoints,
+        konnektor_directory: konnektor_directory.clone(),
         cache: Arc::new(Mutex::new(CertificateCache::new(
             komle_core::directory::CacheConfig {
                 lifetime: config.cache.certificate_ttl,
@@ -278,9 +325,18 @@ pub fn build(
         },
         cards: Arc::new(Mutex::new(CardCache::default())),
     });
-    Ok(Services {
-        checker: pipeline.clone(),
-        protector: pipeline.clone(),
-        opener: pipeline,
-    })
+    let server_check = Arc::new(ServerCertificateCheck::new(
+        pipeline.konnektor.clone(),
+        konnektor_directory,
+        runtime.clock.clone(),
+        config.cache.certificate_ttl,
+    ));
+    Ok((
+        Services {
+            checker: pipeline.clone(),
+            protector: pipeline.clone(),
+            opener: pipeline,
+        },
+        server_check,
+    ))
 }

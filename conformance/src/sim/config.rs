@@ -114,6 +114,7 @@ pub enum Operation {
     VerifyDocument,
     GetPinStatus,
     VerifyPin,
+    VerifyCertificate,
 }
 
 impl Operation {
@@ -130,10 +131,11 @@ impl Operation {
             Operation::VerifyDocument => "VerifyDocument",
             Operation::GetPinStatus => "GetPinStatus",
             Operation::VerifyPin => "VerifyPin",
+            Operation::VerifyCertificate => "VerifyCertificate",
         }
     }
 
-    pub const ALL: [Operation; 10] = [
+    pub const ALL: [Operation; 11] = [
         Operation::ServiceDirectory,
         Operation::GetCards,
         Operation::ReadCardCertificate,
@@ -144,6 +146,7 @@ impl Operation {
         Operation::VerifyDocument,
         Operation::GetPinStatus,
         Operation::VerifyPin,
+        Operation::VerifyCertificate,
     ];
 
     /// Parses a request element's local name.
@@ -175,7 +178,8 @@ pub struct SimConfig {
     /// revoked.
     pub revoked_serials: Vec<Vec<u8>>,
     /// The revocation status cannot be obtained (OCSP responder unreachable): VerifyDocument
-    /// answers a good signature with a good path INCONCLUSIVE and code 4264 in the report.
+    /// answers a good signature with a good path INCONCLUSIVE and code 4264 in the report, and
+    /// VerifyCertificate answers a good certificate INCONCLUSIVE.
     pub revocation_status_unavailable: bool,
     pub versions: ServiceVersions,
     pub latency: HashMap<Operation, Duration>,

@@ -16,7 +16,7 @@ use super::error::SimError;
 use super::precomputed::{self, AnswerMemo};
 use super::soap_out::{self, NS_CRYPT_PREFIX, NS_SIG_PREFIX};
 use super::xml::{self, Element};
-use super::{ops_cards, ops_encryption, ops_signature, sds};
+use super::{ops_cards, ops_certificate, ops_encryption, ops_signature, sds};
 
 /// What the transport should do with a response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -285,6 +285,7 @@ impl Simulator {
             Operation::VerifyDocument => ops_signature::verify_document(self, payload),
             Operation::EncryptDocument => ops_encryption::encrypt_document(self, payload),
             Operation::DecryptDocument => ops_encryption::decrypt_document(self, payload),
+            Operation::VerifyCertificate => ops_certificate::verify_certificate(self, payload),
             Operation::ServiceDirectory => Err(SimError::BadRequest("use GET".into())),
         };
         match result {
@@ -304,7 +305,9 @@ impl Simulator {
         let v = &self.config.versions;
         let expected = match op {
             Operation::GetCards => soap_out::NS_EVT.to_string(),
-            Operation::ReadCardCertificate => soap_out::NS_CERT.to_string(),
+            Operation::ReadCardCertificate | Operation::VerifyCertificate => {
+                soap_out::NS_CERT.to_string()
+            }
             Operation::GetPinStatus | Operation::VerifyPin => soap_out::NS_CARD.to_string(),
             Operation::GetJobNumber | Operation::SignDocument | Operation::VerifyDocument => {
                 soap_out::service_ns(NS_SIG_PREFIX, &v.signature)

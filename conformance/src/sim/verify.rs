@@ -3,7 +3,8 @@
 //! Checks, in order: the signer's signature over the signed attributes (RSASSA-PSS with the
 //! salt length from the parameters, or PKCS#1 v1.5), the messageDigest against the
 //! encapsulated content, the signer certificate's validity at `now`, the revoked-serials list,
-//! and the certificate path up to a configured trust anchor (RSA-signed certificates only).
+//! and the certificate path up to a configured trust anchor (certificates signed with RSA or
+//! with ECDSA on P-256/P-384).
 //! The result maps to the DSS HighLevelResult: a broken signature, digest, validity, revocation
 //! or path is INVALID; a good signature whose path cannot be built to an anchor is
 //! INCONCLUSIVE (KOM-LE integrity result 07, "valid but status not checkable").
@@ -124,8 +125,59 @@ fn valid_at(cert: &Certificate, now: u64) -> bool {
     nb <= now && now <= na
 }
 
-/// Does `issuer`'s key verify `cert`'s signature? `None` when the algorithm is unsupported.
+const ECDSA_WITH_SHA256: const_oid::ObjectIdentifier =
+    const_oid::ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
+const ECDSA_WITH_SHA384: const_oid::ObjectIdentifier =
+    const_oid::ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
+const SECP256R1: const_oid::ObjectIdentifier =
+    const_oid::ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+const SECP384R1: const_oid::ObjectIdentifier =
+    const_oid::ObjectIdentifier::new_unwrap("1.3.132.0.34");
+
+/// ring's verification algorithm for an ECDSA signature by `issuer`, if the signature is ECDSA
+/// on NIST P-256/P-384 (what TLS server CAs outside the TI and rcgen's test CAs use). `None`
+/// for anything else, brainpool included (ring has no brainpool curves).
+fn ecdsa_algorithm(
+    signature: &AlgorithmIdentifierOwned,
+    issuer: &Certificate,
+) -> Option<&'static ring::signature::EcdsaVerificationAlgorithm> {
+    use ring::signature as rs;
+    let spki = &issuer.tbs_certificate.subject_public_key_info;
+    if spki.algorithm.oid != super::ecc::ID_EC_PUBLIC_KEY {
+        return None;
+    }
+    let curve = spki
+        .algorithm
+        .parameters
+        .as_ref()?
+        .decode_as::<const_oid::ObjectIdentifier>()
+        .ok()?;
+    match (signature.oid, curve) {
+        (ECDSA_WITH_SHA256, SECP256R1) => Some(&rs::ECDSA_P256_SHA256_ASN1),
+        (ECDSA_WITH_SHA384, SECP256R1) => Some(&rs::ECDSA_P256_SHA384_ASN1),
+        (ECDSA_WITH_SHA256, SECP384R1) => Some(&rs::ECDSA_P384_SHA256_ASN1),
+        (ECDSA_WITH_SHA384, SECP384R1) => Some(&rs::ECDSA_P384_SHA384_ASN1),
+        _ => None,
+    }
+}
+
+/// Does `issuer`'s key verify `cert`'s signature? RSA (PKCS#1 v1.5, PSS) and ECDSA on
+/// P-256/P-384; `None` when the algorithm is unsupported.
 fn issued_by(cert: &Certificate, issuer: &Certificate) -> Option<bool> {
+    if let Some(alg) = ecdsa_algorithm(&cert.signature_algorithm, issuer) {
+        let tbs = cert.tbs_certificate.to_der().ok()?;
+        let sig = cert.signature.as_bytes()?;
+        let point = issuer
+            .tbs_certificate
+            .subject_public_key_info
+            .subject_public_key
+            .as_bytes()?;
+        return Some(
+            ring::signature::UnparsedPublicKey::new(alg, point)
+                .verify(&tbs, sig)
+                .is_ok(),
+        );
+    }
     let key = rsa_public_key(issuer).ok()?;
     let tbs = cert.tbs_certificate.to_der().ok()?;
     let hashed = Sha256::digest(&tbs);

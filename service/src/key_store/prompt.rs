@@ -1,0 +1,30 @@
+//! Asking for a password on the terminal without echoing it (`komle-cm keys import`).
+//!
+//! When stdin is not a terminal (a script piping the password in), the line is read as it is.
+
+use std::io::Write;
+
+use komle_core::secret::Password;
+use rustix::termios::{self, LocalModes, OptionalActions};
+
+use super::{KeyStoreError, password};
+
+/// Prints `prompt` on stderr and reads one line from stdin, echo off while a terminal types it.
+pub fn ask(prompt: &str, what: &'static str) -> Result<Password, KeyStoreError> {
+    let stdin = std::io::stdin();
+    let mut err = std::io::stderr();
+    let _ = write!(err, "{prompt}");
+    let _ = err.flush();
+    let saved = termios::tcgetattr(&stdin).ok();
+    if let Some(saved) = &saved {
+        let mut quiet = saved.clone();
+        quiet.local_modes.remove(LocalModes::ECHO);
+        let _ = termios::tcsetattr(&stdin, OptionalActions::Now, &quiet);
+    }
+    let line = password::read_line(&mut stdin.lock(), what);
+    if let Some(saved) = &saved {
+        let _ = termios::tcsetattr(&stdin, OptionalActions::Now, saved);
+        let _ = writeln!(err);
+    }
+    line
+}

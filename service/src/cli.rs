@@ -194,7 +194,7 @@ pub enum KeysCommand {
     Import {
         #[command(flatten)]
         store: StoreArgs,
-        /// Name of the entry, as given in [upstream] client_identity.
+        /// Name of the entry, the value of client_identity in the configuration.
         #[arg(long)]
         alias: String,
         /// The provider's password-protected PKCS#12 file.

@@ -1,6 +1,7 @@
 //! Asking for a password on the terminal without echoing it (`komle-cm keys import`).
 //!
-//! When stdin is not a terminal (a script piping the password in), the line is read as it is.
+//! When stdin is not a terminal (a script piping the password in), the line is read as it is,
+//! without a prompt.
 
 use std::io::Write;
 
@@ -9,14 +10,16 @@ use rustix::termios::{self, LocalModes, OptionalActions};
 
 use super::{KeyStoreError, password};
 
-/// Prints `prompt` on stderr and reads one line from stdin, echo off while a terminal types it.
+/// Reads one line from stdin; on a terminal it first prints `prompt` on stderr and switches
+/// echo off while the password is typed. Piped input gets no prompt, so stderr keeps only the
+/// one error line a script checks.
 pub fn ask(prompt: &str, what: &'static str) -> Result<Password, KeyStoreError> {
     let stdin = std::io::stdin();
-    let mut err = std::io::stderr();
-    let _ = write!(err, "{prompt}");
-    let _ = err.flush();
     let saved = termios::tcgetattr(&stdin).ok();
+    let mut err = std::io::stderr();
     if let Some(saved) = &saved {
+        let _ = write!(err, "{prompt}");
+        let _ = err.flush();
         let mut quiet = saved.clone();
         quiet.local_modes.remove(LocalModes::ECHO);
         let _ = termios::tcsetattr(&stdin, OptionalActions::Now, &quiet);

@@ -141,14 +141,26 @@ pub fn upstream_client_config(
     upstream: &UpstreamSettings,
     keys: Option<&KeySettings>,
 ) -> Result<Arc<ClientConfig>, TlsError> {
+    match upstream_identity(upstream, keys)? {
+        Some(identity) => client_config_with_identity(upstream.ca.as_deref(), identity),
+        None => client_config(upstream.ca.as_deref()),
+    }
+}
+
+/// The identity `[upstream] client_identity` names, read from the `[keys]` store; `None` when
+/// no client identity is configured. For configurations built elsewhere (e.g.
+/// [`crate::tls_reload::ReloadableTrust::client_config_with_identity`]).
+pub fn upstream_identity(
+    upstream: &UpstreamSettings,
+    keys: Option<&KeySettings>,
+) -> Result<Option<ClientIdentity>, TlsError> {
     let Some(alias) = upstream.client_identity.as_deref() else {
-        return client_config(upstream.ca.as_deref());
+        return Ok(None);
     };
     let keys = keys.ok_or_else(|| {
         TlsError("[upstream] client_identity is set but [keys] store is not".into())
     })?;
-    let identity = open_identity(keys, alias)?;
-    client_config_with_identity(upstream.ca.as_deref(), identity)
+    open_identity(keys, alias).map(Some)
 }
 
 /// The key store entry `alias` from the configured store.
@@ -269,13 +281,18 @@ mod tests {
 
     /// A key store holding the test PKI's client certificate as `kim`, its password in a file.
     fn store_with_client(pki: &test_pki::TestPki) -> KeySettings {
+        store_with(pki, &pki.client_cert(), &pki.client_key())
+    }
+
+    /// A key store holding `cert` and `key` as `kim`, its password in a file.
+    fn store_with(pki: &test_pki::TestPki, cert: &Path, key: &Path) -> KeySettings {
         let p12 = pki.path("client.p12");
         let ok = std::process::Command::new("openssl")
             .args(["pkcs12", "-export", "-passout", "pass:transport"])
             .arg("-in")
-            .arg(pki.client_cert())
+            .arg(cert)
             .arg("-inkey")
-            .arg(pki.client_key())
+            .arg(key)
             .arg("-out")
             .arg(&p12)
             .status()
@@ -324,6 +341,36 @@ mod tests {
         let without = upstream_client_config(&upstream, Some(&keys)).unwrap();
         let e = handshake(without, server).unwrap_err();
         assert!(matches!(e, rustls::Error::NoCertificatesPresented), "{e:?}");
+    }
+
+    #[test]
+    fn a_2182_reloadable_trust_presents_the_stored_client_certificate() {
+        let pki = test_pki::make("Mutual CA");
+        let keys = store_with_client(&pki);
+        let server = mutual_tls_server(&pki);
+        let upstream = UpstreamSettings {
+            client_identity: Some("kim".into()),
+            ..UpstreamSettings::default()
+        };
+        let trust = crate::tls_reload::ReloadableTrust::load(Some(&pki.ca())).unwrap();
+        let identity = upstream_identity(&upstream, Some(&keys)).unwrap();
+        assert!(identity.is_some());
+        let config = trust.client_config_with_identity(identity).unwrap();
+        assert!(config.client_auth_cert_resolver.has_certs());
+        handshake(config, server.clone()).expect("mutual TLS through the reloadable trust");
+        let without = trust.client_config().unwrap();
+        assert!(handshake(without, server).is_err());
+        let none = UpstreamSettings::default();
+        assert!(upstream_identity(&none, None).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_2065_listener_certificate_can_come_from_the_key_store() {
+        let pki = test_pki::make("Listener CA");
+        let keys = store_with(&pki, &pki.server_cert(), &pki.server_key());
+        let server = server_config_from_identity(open_identity(&keys, "kim").unwrap()).unwrap();
+        let client = client_config(Some(&pki.ca())).unwrap();
+        handshake(client, server).expect("the stored server certificate is presented");
     }
 
     #[test]

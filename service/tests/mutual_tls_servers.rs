@@ -220,4 +220,9 @@ fn a_2074_a_2182_servers_requiring_client_certificates_accept_only_the_stored_c_
         assert_smtp_refused(what, servers.smtps_addr(), config.clone(), reason);
         assert_pop3_refused(what, servers.pop3s_addr(), config);
     }
+    // The client-certificate settings are ones both servers understand.
+    let postfix = servers.postfix_log_tail();
+    assert!(!postfix.contains("warning:"), "{postfix}");
+    let dovecot = servers.dovecot_log_tail();
+    assert!(!dovecot.contains("Warning:"), "{dovecot}");
 }

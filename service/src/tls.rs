@@ -167,9 +167,19 @@ pub fn upstream_identity(
 pub fn open_identity(keys: &KeySettings, alias: &str) -> Result<ClientIdentity, TlsError> {
     let password = key_store::password::store_password(keys.password_file.as_deref())
         .map_err(|e| TlsError(e.to_string()))?;
-    KeyStore::open(&keys.store, password)
-        .and_then(|store| store.client_identity(alias))
-        .map_err(|e| TlsError(format!("key store: {e}")))
+    let store =
+        KeyStore::open(&keys.store, password).map_err(|e| TlsError(format!("key store: {e}")))?;
+    let identity = store
+        .client_identity(alias)
+        .map_err(|e| TlsError(format!("key store: {e}")))?;
+    if let Some(warning) = store
+        .info(alias)
+        .ok()
+        .and_then(|info| info.expiry_warning(std::time::SystemTime::now()))
+    {
+        log::warn!("{warning}");
+    }
+    Ok(identity)
 }
 
 /// The listeners' TLS configuration from a key store entry instead of PEM files (the server

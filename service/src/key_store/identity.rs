@@ -101,6 +101,30 @@ impl EntryInfo {
     pub fn expired_at(&self, now: SystemTime) -> bool {
         now > self.not_after
     }
+
+    /// A line for the log when the certificate has expired or expires within 30 days: the
+    /// mail service refuses an expired C.CM.TLS-CS, and the provider needs time to issue a new
+    /// one. `None` when it stays valid longer.
+    pub fn expiry_warning(&self, now: SystemTime) -> Option<String> {
+        const SOON: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
+        if self.expired_at(now) {
+            Some(format!(
+                "key store entry {:?} ({}): certificate expired at {}; import the provider's new PKCS#12",
+                self.alias, self.subject, self.not_after_text
+            ))
+        } else if self
+            .not_after
+            .duration_since(now)
+            .is_ok_and(|left| left < SOON)
+        {
+            Some(format!(
+                "key store entry {:?} ({}): certificate expires at {}; ask the provider for a new one",
+                self.alias, self.subject, self.not_after_text
+            ))
+        } else {
+            None
+        }
+    }
 }
 
 impl fmt::Display for EntryInfo {

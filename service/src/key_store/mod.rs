@@ -188,6 +188,16 @@ impl KeyStore {
         file_mode::write_private(&self.path, &bytes)
     }
 
+    /// What `keys list` shows about `alias`.
+    pub fn info(&self, alias: &str) -> Result<EntryInfo, KeyStoreError> {
+        self.entries
+            .get(alias)
+            .map(|s| s.info.clone())
+            .ok_or_else(|| KeyStoreError::UnknownAlias {
+                alias: alias.to_owned(),
+            })
+    }
+
     /// The chain and key stored under `alias`, for rustls (KOM-LE-A_2182-01).
     pub fn client_identity(&self, alias: &str) -> Result<ClientIdentity, KeyStoreError> {
         let s = self

@@ -313,3 +313,28 @@ fn password_file_must_be_private_and_gives_its_first_line() {
         "typed-pw"
     );
 }
+
+#[test]
+fn expiry_is_reported_before_and_after_not_after() {
+    let pki = test_pki::make("KeyStore CA");
+    let p12 = provider_p12(&pki);
+    let mut ks = KeyStore::open_or_create(&pki.path("keys.p12"), pw(STORE_PW)).unwrap();
+    ks.import_pkcs12("kim", &p12, &pw(P12_PW), false).unwrap();
+    let info = ks.info("kim").unwrap();
+    let day = std::time::Duration::from_secs(86_400);
+    // The test certificate is valid for 2 days: "expires" today, "expired" in 3 days.
+    let soon = info.expiry_warning(std::time::SystemTime::now()).unwrap();
+    assert!(
+        soon.contains("expires at") && soon.contains("CN=client"),
+        "{soon}"
+    );
+    let later = info
+        .expiry_warning(std::time::SystemTime::now() + 3 * day)
+        .unwrap();
+    assert!(later.contains("expired at"), "{later}");
+    assert_eq!(info.expiry_warning(info.not_after - 31 * day), None);
+    assert!(matches!(
+        ks.info("nope"),
+        Err(KeyStoreError::UnknownAlias { .. })
+    ));
+}

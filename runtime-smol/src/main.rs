@@ -14,6 +14,10 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
+    if args.first().map(String::as_str) == Some("keys") {
+        // The key store (import/list/remove); no configuration file, no runtime.
+        return cli::keys_main(std::env::args_os().skip(2));
+    }
     cli::main_with(|config| daemon::run(config, services::build))
 }
 

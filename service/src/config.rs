@@ -44,6 +44,8 @@ pub struct Config {
     pub pop3: Option<Pop3Settings>,
     pub tls: TlsSettings,
     pub upstream: UpstreamSettings,
+    /// `[keys]`: the key store; `None` when the section is absent.
+    pub keys: Option<KeySettings>,
     pub konnektor: KonnektorSettings,
     pub directory: DirectorySettings,
     pub cache: CacheSettings,
@@ -99,6 +101,24 @@ pub struct UpstreamSettings {
     pub smtp: Option<UpstreamAllowList>,
     /// `pop3 = [...]`: the POP3 servers a login may name; not set refuses every POP3 login.
     pub pop3: Option<UpstreamAllowList>,
+    /// `client_identity = "<alias>"`: the key store entry (the provider's C.CM.TLS-CS key and
+    /// certificate) presented as TLS client certificate to the MTA and the POP3 server
+    /// (KOM-LE-A_2074, A_2182-01). Needs `[keys] store`. Not set: no client certificate (and
+    /// [`Config::warnings`] says so).
+    pub client_identity: Option<String>,
+}
+
+/// `[keys]`: the password-protected key store (KOM-LE-A_2065), filled by
+/// `komle-cm keys import` from the provider's PKCS#12 (A_18783).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySettings {
+    /// The store file (PKCS#12, mode 0600).
+    pub store: PathBuf,
+    /// A file holding the store password (first line), readable by the daemon's user only,
+    /// e.g. a systemd credential (`LoadCredential=`). Not set: the password comes from the
+    /// environment variable `KOMLE_KEYSTORE_PASSWORD`. Never a config value: config files are
+    /// copied, mailed and checked in.
+    pub password_file: Option<PathBuf>,
 }
 
 impl UpstreamSettings {
@@ -229,6 +249,7 @@ impl Config {
             "pop3",
             "tls",
             "upstream",
+            "keys",
             "konnektor",
             "directory",
             "cache",
@@ -314,8 +335,28 @@ impl Config {
             ca: s.path("ca")?,
             smtp: s.allow_list("smtp")?,
             pop3: s.allow_list("pop3")?,
+            client_identity: s.string("client_identity")?,
         };
         s.finish()?;
+
+        let keys = match Section::optional(&table, "keys") {
+            Some(mut s) => {
+                let store = s.required_path("store")?;
+                let password_file = s.path("password_file")?;
+                s.finish()?;
+                Some(KeySettings {
+                    store,
+                    password_file,
+                })
+            }
+            None => None,
+        };
+        if upstream.client_identity.is_some() && keys.is_none() {
+            return Err(ConfigError {
+                key: "[upstream] client_identity".into(),
+                problem: "needs the key store: set [keys] store".into(),
+            });
+        }
 
         let mut t = Section::required(&table, "timeouts");
         let timeouts = Timeouts {
@@ -428,6 +469,7 @@ impl Config {
             pop3,
             tls,
             upstream,
+            keys,
             konnektor,
             directory,
             cache,
@@ -473,6 +515,14 @@ impl Config {
                 )),
                 Some(_) => {}
             }
+        }
+        if self.upstream.client_identity.is_none() {
+            out.push(
+                "[upstream] client_identity: not set, the MTA and POP3 server get no client \
+                 certificate (KOM-LE-A_2074 requires mutual TLS); import the provider's PKCS#12 \
+                 with `komle-cm keys import` and name its alias here"
+                    .to_owned(),
+            );
         }
         out
     }
@@ -697,6 +747,60 @@ base = "dc=data,dc=vzd"
         Config::parse(text).unwrap_err().to_string()
     }
 
+    /// The warnings other than the one about `[upstream] client_identity`.
+    fn without_client_identity(w: Vec<String>) -> Vec<String> {
+        w.into_iter()
+            .filter(|w| !w.starts_with("[upstream] client_identity:"))
+            .collect()
+    }
+
+    #[test]
+    fn a_2065_keys_section_names_the_store_and_password_file() {
+        let text = format!(
+            "{MINIMAL}[upstream]\nclient_identity = \"kim\"\n[keys]\nstore = \"/etc/komle-cm/keys.p12\"\npassword_file = \"/run/credentials/komle-cm.service/keystore\"\n"
+        );
+        let c = Config::parse(&text).unwrap();
+        assert_eq!(c.upstream.client_identity.as_deref(), Some("kim"));
+        let keys = c.keys.unwrap();
+        assert_eq!(keys.store, PathBuf::from("/etc/komle-cm/keys.p12"));
+        assert_eq!(
+            keys.password_file,
+            Some(PathBuf::from("/run/credentials/komle-cm.service/keystore"))
+        );
+        // No store password in the file: an unknown key like any other.
+        let e = err(&format!(
+            "{MINIMAL}[keys]\nstore = \"k.p12\"\npassword = \"x\"\n"
+        ));
+        assert!(
+            e.starts_with("config error: [keys] password: unknown key"),
+            "{e}"
+        );
+        assert_eq!(
+            err(&format!("{MINIMAL}[keys]\npassword_file = \"pw\"\n")),
+            "config error: [keys] store: missing"
+        );
+        assert!(Config::parse(MINIMAL).unwrap().keys.is_none());
+    }
+
+    #[test]
+    fn a_2182_client_identity_needs_the_key_store_and_its_absence_warns() {
+        assert_eq!(
+            err(&format!("{MINIMAL}[upstream]\nclient_identity = \"kim\"\n")),
+            "config error: [upstream] client_identity: needs the key store: set [keys] store"
+        );
+        assert_eq!(
+            err(&format!("{MINIMAL}[upstream]\nclient_identity = \"\"\n")),
+            "config error: [upstream] client_identity: empty"
+        );
+        let w = Config::parse(MINIMAL).unwrap().warnings();
+        assert!(
+            w.iter().any(|w| w.starts_with(
+                "[upstream] client_identity: not set, the MTA and POP3 server get no client certificate"
+            )),
+            "{w:?}"
+        );
+    }
+
     #[test]
     fn minimal_config_takes_tab_konf_param_defaults() {
         let c = Config::parse(MINIMAL).unwrap();
@@ -896,7 +1000,7 @@ base = "dc=data,dc=vzd"
     #[test]
     fn upstream_allow_lists_are_read() {
         let text = format!(
-            "{MINIMAL}[upstream]\nsmtp = [\"mail.kim.example:465\", \"*.kim.telematik:465\", \"[2001:db8::1]:465\"]\npop3 = [\"127.0.0.1:995\"]\n"
+            "{MINIMAL}[upstream]\nsmtp = [\"mail.kim.example:465\", \"*.kim.telematik:465\", \"[2001:db8::1]:465\"]\npop3 = [\"127.0.0.1:995\"]\nclient_identity = \"kim\"\n[keys]\nstore = \"keys.p12\"\n"
         );
         let c = Config::parse(&text).unwrap();
         let smtp = c.upstream.smtp_allow();
@@ -947,7 +1051,7 @@ base = "dc=data,dc=vzd"
         let c = Config::parse(MINIMAL).unwrap();
         assert!(c.upstream.smtp.is_none());
         assert!(c.upstream.smtp_allow().is_empty());
-        let w = c.warnings();
+        let w = without_client_identity(c.warnings());
         // Only the SMTP listener is configured in MINIMAL.
         assert_eq!(w.len(), 1, "{w:?}");
         assert!(
@@ -957,7 +1061,7 @@ base = "dc=data,dc=vzd"
         let with_pop3 = MINIMAL.replace("[tls]", "[pop3]\nlisten = \"127.0.0.1:9950\"\n[tls]");
         let c = Config::parse(&format!("{with_pop3}[upstream]\nsmtp = []\n")).unwrap();
         assert_eq!(
-            c.warnings(),
+            without_client_identity(c.warnings()),
             [
                 "[upstream] smtp: empty, every SMTP login is refused".to_owned(),
                 "[upstream] pop3: not set, every POP3 login is refused; list the servers \
@@ -1039,6 +1143,9 @@ base = "dc=data,dc=vzd"
             "smtp",
             "pop3",
             "deliver_original_on_integrity_failure",
+            "store",
+            "password_file",
+            "client_identity",
         ] {
             assert!(text.contains(&format!("{key} =")), "example lacks {key}");
         }

@@ -10,7 +10,10 @@
 //! - [`cli`]: `--config FILE [--check-config] [--log-level]`, exit codes 2 (config) / 1
 //!   (runtime), shared by `komle-cm` and `komle-cm-tokio`.
 //! - [`tls`] / [`tls_reload`]: the rustls server and client configurations (A_2011) and what
-//!   SIGHUP re-reads.
+//!   SIGHUP re-reads; mutual TLS to the mail service with the stored client certificate
+//!   ([`tls::upstream_client_config`], A_2074, A_2182-01).
+//! - [`key_store`]: the password-protected PKCS#12 key store (A_2065, A_18783) and
+//!   `komle-cm keys import|list|remove` ([`cli::keys_main`]).
 //! - [`konnektor_http`]: SOAP/GET over HTTPS to the Konnektor; [`ldap`]: the directory (VZD).
 //! - [`konnektor_directory`]: `connector.sds`, read lazily and refreshed on connection problems
 //!   (A_2076); [`server_cert_check`]: the Konnektor's check of mail-server certificates
@@ -35,6 +38,7 @@ pub mod driver;
 pub mod duration;
 pub mod jobs;
 pub mod konnektor_directory;
+pub mod key_store;
 pub mod konnektor_http;
 pub mod ldap;
 pub mod limits;

@@ -140,13 +140,31 @@ impl ReloadableTrust {
     /// The client configuration for the MTA and POP3 server; certificate verification always
     /// on (A_2011), against whatever trust was loaded last.
     pub fn client_config(self: &Arc<Self>) -> Result<Arc<ClientConfig>, TlsError> {
-        let config = ClientConfig::builder_with_provider(provider())
+        self.client_config_with_identity(None)
+    }
+
+    /// As [`ReloadableTrust::client_config`], presenting `identity` (the key store's
+    /// C.CM.TLS-CS, from [`tls::upstream_identity`]) as client certificate when given
+    /// (KOM-LE-A_2074, A_2182-01).
+    pub fn client_config_with_identity(
+        self: &Arc<Self>,
+        identity: Option<crate::key_store::ClientIdentity>,
+    ) -> Result<Arc<ClientConfig>, TlsError> {
+        let builder = ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| TlsError(format!("TLS versions: {e}")))?
             // "dangerous" only in rustls' naming: the verifier is rustls' own WebPKI one.
             .dangerous()
-            .with_custom_certificate_verifier(self.clone())
-            .with_no_client_auth();
+            .with_custom_certificate_verifier(self.clone());
+        let config = match identity {
+            Some(identity) => {
+                let (chain, key) = identity.into_parts();
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .map_err(|e| TlsError(format!("client certificate and key do not fit: {e}")))?
+            }
+            None => builder.with_no_client_auth(),
+        };
         Ok(Arc::new(config))
     }
 }

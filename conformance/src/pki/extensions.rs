@@ -114,6 +114,15 @@ pub(crate) fn server_auth() -> Result<Extension, PkiError> {
     )
 }
 
+/// Extended key usage id-kp-clientAuth: a TLS client certificate (C.CM.TLS-CS).
+pub(crate) fn client_auth() -> Result<Extension, PkiError> {
+    ext(
+        const_oid::db::rfc5280::ID_CE_EXT_KEY_USAGE,
+        false,
+        &ExtendedKeyUsage(vec![const_oid::db::rfc5280::ID_KP_CLIENT_AUTH]),
+    )
+}
+
 pub(crate) fn basic_constraints(ca: bool) -> Result<Extension, PkiError> {
     ext(
         const_oid::db::rfc5280::ID_CE_BASIC_CONSTRAINTS,

@@ -1,5 +1,6 @@
 //! Test PKI generator: a CA, the persons of the directory tests with their encryption (and
-//! SM-B signature) certificates, a CRL, a TLS server certificate for ldaps, PEM and LDIF output.
+//! SM-B signature) certificates, a CRL, a TLS server certificate for ldaps, PEM and LDIF output,
+//! and the Clientmodul's C.CM.TLS-CS client certificates with their PKCS#12 ([`CmTlsSet`]).
 //!
 //! The certificates follow the TI profile closely enough for the Clientmodul's checks: ENC
 //! certificates carry the Admission extension with a Telematik-ID, key usage, the C.HCI.ENC
@@ -7,6 +8,7 @@
 //! e-mail address as SAN. Keys are derived from fixed names and generated once per process, so
 //! repeated [`TestPki::generate`] calls are cheap and certificates differ only in their dates.
 
+mod cm_tls;
 mod extensions;
 mod issue;
 mod keys;
@@ -21,6 +23,7 @@ use spki::ObjectIdentifier;
 use x509_cert::ext::pkix::KeyUsages;
 use x509_cert::name::Name;
 
+pub use cm_tls::{CmTlsSet, pkcs12};
 pub use keys::{TestKey, ecc_key, rsa_key};
 pub use ldif::{KOM_LE_SCHEMA, VZD_BASE_DN};
 pub use pem::pem;

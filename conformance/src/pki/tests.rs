@@ -170,3 +170,53 @@ fn ldif_has_one_entry_per_person_and_base64_certificates() {
     assert!(l.contains("komLeData: 1.0,single@komle.test\n"));
     assert!(!pki.ldif(false).contains("komLeData"));
 }
+
+#[test]
+fn a_2182_cm_tls_certificates_are_client_certificates_with_the_intended_issuers_and_dates() {
+    use der::Decode;
+    use x509_cert::Certificate;
+    let (pki, now) = pki();
+    let set = pki.cm_tls(now).expect("cm tls set");
+    let parse = |k: &KeyMaterial| Certificate::from_der(&k.cert_der).expect("parses");
+    let ca = parse(&set.ca);
+    let wrong_root = parse(&set.wrong_ca_root);
+    for (k, issuer, valid_now) in [
+        (&set.valid, &ca, true),
+        (&set.expired, &ca, false),
+        (&set.wrong_ca, &wrong_root, true),
+    ] {
+        let c = parse(k);
+        let tbs = &c.tbs_certificate;
+        assert_eq!(tbs.issuer, issuer.tbs_certificate.subject);
+        let v = &tbs.validity;
+        let inside = v.not_before.to_system_time() <= now && now <= v.not_after.to_system_time();
+        assert_eq!(inside, valid_now, "{}", tbs.subject);
+        let eku = tbs
+            .extensions
+            .iter()
+            .flatten()
+            .find(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_EXT_KEY_USAGE)
+            .expect("EKU");
+        let eku = x509_cert::ext::pkix::ExtendedKeyUsage::from_der(eku.extn_value.as_bytes())
+            .expect("EKU parses");
+        assert_eq!(eku.0, vec![const_oid::db::rfc5280::ID_KP_CLIENT_AUTH]);
+    }
+    assert_ne!(
+        ca.tbs_certificate.subject,
+        wrong_root.tbs_certificate.subject
+    );
+}
+
+#[test]
+fn a_18783_provider_pkcs12_opens_only_with_its_password() {
+    let (pki, now) = pki();
+    let set = pki.cm_tls(now).expect("cm tls set");
+    let bytes = pkcs12(&set.valid, &[&set.ca], "kim", "transport").expect("pkcs12");
+    let store = p12_keystore::KeyStore::from_pkcs12(&bytes, "transport").expect("opens");
+    let (alias, chain) = store.private_key_chain().expect("one key");
+    assert_eq!(alias, "kim");
+    assert_eq!(chain.key(), set.valid.private_key_pkcs8_der.as_slice());
+    let ders: Vec<&[u8]> = chain.chain().iter().map(|c| c.as_der()).collect();
+    assert_eq!(ders, [&set.valid.cert_der[..], &set.ca.cert_der[..]]);
+    assert!(p12_keystore::KeyStore::from_pkcs12(&bytes, "wrong").is_err());
+}

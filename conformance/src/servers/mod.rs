@@ -22,6 +22,9 @@
 //! - Dovecot on [`MailServers::pop3s_addr`]: POP3 over implicit TLS only, Maildir storage in the
 //!   temp dir, users from a passwd-file with the given passwords.
 //! - TLS from a fresh test CA ([`MailServers::ca_pem_path`]) for `127.0.0.1` and `localhost`.
+//! - Optionally ([`Options::client_ca`], [`MailServers::start_with`]) both require a client
+//!   certificate from a given CA, as the KOM-LE mail service does (KOM-LE-A_2074): Postfix
+//!   answers `421 4.7.1` instead of the greeting, Dovecot refuses the login.
 //!
 //! Requirements: root (Postfix and Dovecot switch users), the Debian packages `postfix`,
 //! `dovecot-core`, `dovecot-pop3d`, `dovecot-lmtpd` and the `openssl` CLI.
@@ -89,6 +92,26 @@ pub struct MailServers {
     dir: tempfile::TempDir,
 }
 
+/// How the servers treat their TLS clients; [`Options::default`] is what [`MailServers::start`]
+/// uses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Options {
+    /// PEM file with the CA(s) whose client certificates SMTPS and POP3S accept; with it set,
+    /// both servers require a trusted client certificate (mutual TLS as the KOM-LE mail service
+    /// demands it, KOM-LE-A_2074) and refuse connections without one. `None` (the default):
+    /// no client certificate is asked for.
+    pub client_ca: Option<PathBuf>,
+}
+
+impl Options {
+    /// Both servers require client certificates issued by a CA in `ca_pem`.
+    pub fn require_client_certificates(ca_pem: impl Into<PathBuf>) -> Options {
+        Options {
+            client_ca: Some(ca_pem.into()),
+        }
+    }
+}
+
 impl MailServers {
     /// Generates TLS material and configs in a new temp dir, starts Dovecot and Postfix on free
     /// 127.0.0.1 ports and returns once both accept connections. At least one user is required;
@@ -97,9 +120,14 @@ impl MailServers {
     /// Errors name the failing server and carry its log tail. If a chosen port was taken by
     /// another process in between, the start is retried with new ports.
     pub fn start(users: &[User]) -> Result<MailServers> {
+        Self::start_with(users, &Options::default())
+    }
+
+    /// [`MailServers::start`] with [`Options`], e.g. requiring client certificates.
+    pub fn start_with(users: &[User], options: &Options) -> Result<MailServers> {
         let mut last = None;
         for _ in 0..START_ATTEMPTS {
-            match Self::start_once(users) {
+            match Self::start_once(users, options) {
                 Ok(s) => return Ok(s),
                 Err(e) if is_port_clash(&e) => last = Some(e),
                 Err(e) => return Err(e),
@@ -108,7 +136,7 @@ impl MailServers {
         Err(last.unwrap_or_else(|| ServerError::InvalidInput("no start attempt made".into())))
     }
 
-    fn start_once(users: &[User]) -> Result<MailServers> {
+    fn start_once(users: &[User], options: &Options) -> Result<MailServers> {
         let began = Instant::now();
         let users = normalise_users(users)?;
         let domains = domains_of(&users)?;
@@ -128,6 +156,16 @@ impl MailServers {
         );
 
         let tls = TestTls::generate(&root.join("tls"), &instance)?;
+        // The servers' helpers (not root) read the client CA: a copy inside the temp dir.
+        let client_ca = match &options.client_ca {
+            Some(ca) => {
+                let copy = root.join("tls").join("client-ca.pem");
+                std::fs::copy(ca, &copy).map_err(ServerError::io_path("copying", ca))?;
+                set_mode(&copy, 0o644)?;
+                Some(copy)
+            }
+            None => None,
+        };
         let mail_owner = (sysuser::uid("mail")?, sysuser::primary_gid("mail")?);
         let mail_root = root.join("mail");
         std::fs::create_dir(&mail_root).map_err(ServerError::io_path("creating", &mail_root))?;
@@ -163,6 +201,7 @@ impl MailServers {
                 &instance,
                 mail_owner.0,
                 mail_owner.1,
+                client_ca.as_deref(),
             )
             .as_bytes(),
         )?;
@@ -186,6 +225,7 @@ impl MailServers {
                 &domains,
                 &dovecot_layout.lmtp_socket,
                 &dovecot_layout.auth_socket,
+                client_ca.as_deref(),
             )
             .as_bytes(),
         )?;

@@ -2,10 +2,12 @@
 //! (A_2019). Both run core's logic ([`komle_core::protect`]); this module only performs the
 //! directory lookups and Konnektor calls that logic asks for.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use komle_core::directory::{CertificateCache, DirectoryEntry};
 use komle_core::konnektor::KonnektorEndpoints;
+use komle_core::login_name::KonnektorId;
 use komle_core::open::{self, CardCache, Reception};
 use komle_core::pop3::{OpenFailure, OpenJob, OpenedMessage};
 use komle_core::protect::{self, DirectoryUnavailable, Protection, Step};
@@ -64,11 +66,27 @@ impl Konnektor for KonnektorHttp {
     }
 }
 
+/// A further Konnektor a login name may choose by its KonnektorId (A_21457, A_21517):
+/// its transport and the endpoints its `connector.sds` offers.
+#[derive(Clone)]
+pub struct KonnektorTarget {
+    pub konnektor: Arc<dyn Konnektor>,
+    pub endpoints: KonnektorEndpoints,
+}
+
+/// What the client reads (SMTP `451`, POP3 `-ERR`) when its login names a KonnektorId with no
+/// `[konnektor.<id>]`: the spec names no reply for it, and nothing may be signed or decrypted
+/// by a Konnektor the client did not ask for.
+pub const UNKNOWN_KONNEKTOR_ID: &str = "Die KonnektorId im Benutzernamen ist nicht konfiguriert";
+
 /// Directory, Konnektor, certificate cache and clock, shared by all sessions.
 pub struct Pipeline {
     pub directory: Arc<dyn Directory>,
+    /// The default Konnektor (`[konnektor]`), for logins without a KonnektorId.
     pub konnektor: Arc<dyn Konnektor>,
     pub endpoints: KonnektorEndpoints,
+    /// `[konnektor.<id>]`: the Konnektoren a login may name (A_21457, A_21517).
+    pub konnektoren: BTreeMap<KonnektorId, KonnektorTarget>,
     /// Process memory only (A_2026); a poisoned lock is recovered, the digests guard entries.
     pub cache: Arc<Mutex<CertificateCache>>,
     pub clock: Arc<Clock>,
@@ -80,6 +98,21 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
+    /// The Konnektor a login chose (A_21457 SMTP, A_21517 POP3): the default without a
+    /// KonnektorId, the configured one for a known id, `None` for an unknown id.
+    pub fn konnektor_for(
+        &self,
+        id: Option<&KonnektorId>,
+    ) -> Option<(&dyn Konnektor, &KonnektorEndpoints)> {
+        match id {
+            None => Some((self.konnektor.as_ref(), &self.endpoints)),
+            Some(id) => self
+                .konnektoren
+                .get(id)
+                .map(|t| (t.konnektor.as_ref(), &t.endpoints)),
+        }
+    }
+
     fn with_cache<T>(&self, f: impl FnOnce(&mut CertificateCache) -> T) -> T {
         let mut guard = match self.cache.lock() {
             Ok(g) => g,
@@ -124,7 +157,14 @@ impl Protector for Pipeline {
         job: ProtectJob,
     ) -> BoxFuture<'_, Result<ProtectedMessage, ProtectionFailure>> {
         Box::pin(async move {
-            let mut p = Protection::new(job, self.endpoints.clone(), self.clock.wall());
+            let Some((konnektor, endpoints)) = self.konnektor_for(job.login.konnektor_id.as_ref())
+            else {
+                log::warn!("a login names a KonnektorId that is not configured");
+                return Err(ProtectionFailure {
+                    reason: UNKNOWN_KONNEKTOR_ID.to_owned(),
+                });
+            };
+            let mut p = Protection::new(job, endpoints.clone(), self.clock.wall());
             loop {
                 match self.with_cache(|c| p.step(c)) {
                     Step::LookUp(address) => {
@@ -132,8 +172,7 @@ impl Protector for Pipeline {
                         self.with_cache(|c| p.directory_answer(c, answer));
                     }
                     Step::Call(call) => {
-                        let answer = self
-                            .konnektor
+                        let answer = konnektor
                             .call(&call.url, call.request.soap_action, call.request.body)
                             .await;
                         if let Err(e) = &answer {
@@ -158,17 +197,18 @@ impl Opener for Pipeline {
     /// error mails.
     fn open(&self, job: OpenJob) -> BoxFuture<'_, Result<OpenedMessage, OpenFailure>> {
         Box::pin(async move {
-            let mut r = Reception::new(
-                job,
-                self.endpoints.clone(),
-                self.clock.wall(),
-                self.delivery,
-            );
+            let Some((konnektor, endpoints)) = self.konnektor_for(job.login.konnektor_id.as_ref())
+            else {
+                log::warn!("a login names a KonnektorId that is not configured");
+                return Err(OpenFailure {
+                    reason: UNKNOWN_KONNEKTOR_ID.to_owned(),
+                });
+            };
+            let mut r = Reception::new(job, endpoints.clone(), self.clock.wall(), self.delivery);
             loop {
                 match r.step() {
                     open::Step::Call(call) => {
-                        let answer = self
-                            .konnektor
+                        let answer = konnektor
                             .call(&call.url, call.request.soap_action, call.request.body)
                             .await;
                         if let Err(e) = &answer {
@@ -184,6 +224,28 @@ impl Opener for Pipeline {
             }
         })
     }
+}
+
+/// Reads a Konnektor's `connector.sds` and picks the endpoints (A_17464); `table` names the
+/// configuration table in errors.
+fn discover(
+    http: &KonnektorHttp,
+    sds_url: &str,
+    table: &str,
+) -> Result<KonnektorEndpoints, crate::cli::RuntimeError> {
+    use crate::cli::RuntimeError;
+    let sds = http
+        .get_blocking(sds_url)
+        .map_err(|e| RuntimeError(format!("[{table}] sds_url: {e}")))?;
+    let endpoints = komle_core::konnektor::ServiceDirectory::parse(&sds)
+        .and_then(|d| d.endpoints())
+        .map_err(|e| RuntimeError(format!("[{table}] sds_url: connector.sds: {e}")))?;
+    log::info!(
+        "Konnektor [{table}]: signature service {:?}, ECC capable: {}",
+        endpoints.signature_version,
+        endpoints.ecc_capable
+    );
+    Ok(endpoints)
 }
 
 /// A directory held in memory (the demo's, and tests').
@@ -232,18 +294,22 @@ pub fn build(
     runtime: &Runtime,
 ) -> Result<Services, crate::cli::RuntimeError> {
     use crate::cli::RuntimeError;
-    let sds = runtime
-        .konnektor
-        .get_blocking(&config.konnektor.sds_url)
-        .map_err(|e| RuntimeError(format!("[konnektor] sds_url: {e}")))?;
-    let endpoints = komle_core::konnektor::ServiceDirectory::parse(&sds)
-        .and_then(|d| d.endpoints())
-        .map_err(|e| RuntimeError(format!("[konnektor] sds_url: connector.sds: {e}")))?;
-    log::info!(
-        "Konnektor: signature service {:?}, ECC capable: {}",
-        endpoints.signature_version,
-        endpoints.ecc_capable
-    );
+    let endpoints = discover(&runtime.konnektor, &config.konnektor.sds_url, "konnektor")?;
+    // A_21457/A_21517: one transport (own TLS client authentication) per configured id.
+    let mut konnektoren = BTreeMap::new();
+    for (id, settings) in &config.konnektoren {
+        let table = format!("konnektor.{id}");
+        let http =
+            KonnektorHttp::new(settings).map_err(|e| RuntimeError(format!("[{table}]: {e}")))?;
+        let endpoints = discover(&http, &settings.sds_url, &table)?;
+        konnektoren.insert(
+            id.clone(),
+            KonnektorTarget {
+                konnektor: Arc::new(http),
+                endpoints,
+            },
+        );
+    }
     let d = &config.directory;
     let mut settings = crate::ldap::LdapSettings::new(&d.url, &d.base);
     settings.timeout = d.timeout;
@@ -263,6 +329,7 @@ pub fn build(
         directory: Arc::new(LdapDirectory(Arc::new(client))),
         konnektor: Arc::new(runtime.konnektor.clone()),
         endpoints,
+        konnektoren,
         cache: Arc::new(Mutex::new(CertificateCache::new(
             komle_core::directory::CacheConfig {
                 lifetime: config.cache.certificate_ttl,

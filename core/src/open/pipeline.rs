@@ -47,7 +47,7 @@ const WRONG_FORMAT: [i64; 2] = [4115, 4112];
 /// is wrong, no mail can help.
 const CONTEXT_REFUSED: core::ops::RangeInclusive<i64> = 4004..=4006;
 
-/// The `-ERR` text for [`CONTEXT_REFUSED`] (Tab_POP3_Verbindung, KOM-LE-A_2037-01).
+/// The `-ERR` text when GetCards answers 4004–4006 (Tab_POP3_Verbindung, KOM-LE-A_2037-01).
 pub const CONTEXT_REFUSED_REASON: &str =
     "Der Konnektor lehnt den Aufrufkontext ab (MandantId, ClientSystemId oder WorkplaceId)";
 

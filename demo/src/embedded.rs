@@ -274,6 +274,7 @@ impl Embedded {
             konnektor: Arc::new(konnektor.clone()),
             endpoints: endpoints.clone(),
             konnektoren: Default::default(),
+            kim: Default::default(),
             cache: Arc::new(Mutex::new(CertificateCache::new(CacheConfig {
                 lifetime: options.cache_lifetime,
                 capacity: NonZeroUsize::new(1024).unwrap_or(NonZeroUsize::MIN),

@@ -10,7 +10,7 @@ use komle_core::konnektor::KonnektorEndpoints;
 use komle_core::login_name::KonnektorId;
 use komle_core::open::{self, CardCache, Reception};
 use komle_core::pop3::{OpenFailure, OpenJob, OpenedMessage};
-use komle_core::protect::{self, DirectoryUnavailable, Protection, Step};
+use komle_core::protect::{self, DirectoryUnavailable, KimSendInfo, Protection, Step};
 use komle_core::smime::opened_mail::DeliveryOptions;
 use komle_core::smtp::{ProtectJob, ProtectedMessage, ProtectionFailure, RecipientVerdict};
 
@@ -72,6 +72,8 @@ impl Konnektor for KonnektorHttp {
 pub struct KonnektorTarget {
     pub konnektor: Arc<dyn Konnektor>,
     pub endpoints: KonnektorEndpoints,
+    /// The outer KIM 1.5 fields of messages this Konnektor protects (its `X-KIM-KONVersion`).
+    pub kim: KimSendInfo,
 }
 
 /// What the client reads (SMTP `451`, POP3 `-ERR`) when its login names a KonnektorId with no
@@ -87,6 +89,9 @@ pub struct Pipeline {
     pub endpoints: KonnektorEndpoints,
     /// `[konnektor.<id>]`: the Konnektoren a login may name (A_21457, A_21517).
     pub konnektoren: BTreeMap<KonnektorId, KonnektorTarget>,
+    /// The outer KIM 1.5 fields (A_21388-01: `X-KIM-CMVersion`, `X-KIM-PTVersion`, the default
+    /// Konnektor's `X-KIM-KONVersion`; A_22417 `Expires` once a TTL is known).
+    pub kim: KimSendInfo,
     /// Process memory only (A_2026); a poisoned lock is recovered, the digests guard entries.
     pub cache: Arc<Mutex<CertificateCache>>,
     pub clock: Arc<Clock>,
@@ -103,13 +108,13 @@ impl Pipeline {
     pub fn konnektor_for(
         &self,
         id: Option<&KonnektorId>,
-    ) -> Option<(&dyn Konnektor, &KonnektorEndpoints)> {
+    ) -> Option<(&dyn Konnektor, &KonnektorEndpoints, &KimSendInfo)> {
         match id {
-            None => Some((self.konnektor.as_ref(), &self.endpoints)),
+            None => Some((self.konnektor.as_ref(), &self.endpoints, &self.kim)),
             Some(id) => self
                 .konnektoren
                 .get(id)
-                .map(|t| (t.konnektor.as_ref(), &t.endpoints)),
+                .map(|t| (t.konnektor.as_ref(), &t.endpoints, &t.kim)),
         }
     }
 
@@ -157,14 +162,16 @@ impl Protector for Pipeline {
         job: ProtectJob,
     ) -> BoxFuture<'_, Result<ProtectedMessage, ProtectionFailure>> {
         Box::pin(async move {
-            let Some((konnektor, endpoints)) = self.konnektor_for(job.login.konnektor_id.as_ref())
+            let Some((konnektor, endpoints, kim)) =
+                self.konnektor_for(job.login.konnektor_id.as_ref())
             else {
                 log::warn!("a login names a KonnektorId that is not configured");
                 return Err(ProtectionFailure {
                     reason: UNKNOWN_KONNEKTOR_ID.to_owned(),
                 });
             };
-            let mut p = Protection::new(job, endpoints.clone(), self.clock.wall());
+            let mut p = Protection::new(job, endpoints.clone(), self.clock.wall())
+                .with_kim_info(kim.clone());
             loop {
                 match self.with_cache(|c| p.step(c)) {
                     Step::LookUp(address) => {
@@ -197,7 +204,8 @@ impl Opener for Pipeline {
     /// error mails.
     fn open(&self, job: OpenJob) -> BoxFuture<'_, Result<OpenedMessage, OpenFailure>> {
         Box::pin(async move {
-            let Some((konnektor, endpoints)) = self.konnektor_for(job.login.konnektor_id.as_ref())
+            let Some((konnektor, endpoints, _)) =
+                self.konnektor_for(job.login.konnektor_id.as_ref())
             else {
                 log::warn!("a login names a KonnektorId that is not configured");
                 return Err(OpenFailure {
@@ -226,13 +234,14 @@ impl Opener for Pipeline {
     }
 }
 
-/// Reads a Konnektor's `connector.sds` and picks the endpoints (A_17464); `table` names the
-/// configuration table in errors.
+/// Reads a Konnektor's `connector.sds` and picks the endpoints (A_17464) and its product
+/// information for `X-KIM-KONVersion` (A_21388-01); `table` names the configuration table in
+/// errors.
 fn discover(
     http: &KonnektorHttp,
     sds_url: &str,
     table: &str,
-) -> Result<KonnektorEndpoints, crate::cli::RuntimeError> {
+) -> Result<(KonnektorEndpoints, KimSendInfo), crate::cli::RuntimeError> {
     use crate::cli::RuntimeError;
     let sds = http
         .get_blocking(sds_url)
@@ -245,7 +254,15 @@ fn discover(
         endpoints.signature_version,
         endpoints.ecc_capable
     );
-    Ok(endpoints)
+    let kim = KimSendInfo::default();
+    let kim = match protect::kim_headers::konnektor_version_from_sds(&sds) {
+        Some(v) => kim.clone().with_konnektor_version(&v).unwrap_or(kim),
+        None => {
+            log::warn!("[{table}] connector.sds has no product information: no X-KIM-KONVersion");
+            kim
+        }
+    };
+    Ok((endpoints, kim))
 }
 
 /// A directory held in memory (the demo's, and tests').
@@ -294,19 +311,20 @@ pub fn build(
     runtime: &Runtime,
 ) -> Result<Services, crate::cli::RuntimeError> {
     use crate::cli::RuntimeError;
-    let endpoints = discover(&runtime.konnektor, &config.konnektor.sds_url, "konnektor")?;
+    let (endpoints, kim) = discover(&runtime.konnektor, &config.konnektor.sds_url, "konnektor")?;
     // A_21457/A_21517: one transport (own TLS client authentication) per configured id.
     let mut konnektoren = BTreeMap::new();
     for (id, settings) in &config.konnektoren {
         let table = format!("konnektor.{id}");
         let http =
             KonnektorHttp::new(settings).map_err(|e| RuntimeError(format!("[{table}]: {e}")))?;
-        let endpoints = discover(&http, &settings.sds_url, &table)?;
+        let (endpoints, kim) = discover(&http, &settings.sds_url, &table)?;
         konnektoren.insert(
             id.clone(),
             KonnektorTarget {
                 konnektor: Arc::new(http),
                 endpoints,
+                kim,
             },
         );
     }
@@ -330,6 +348,7 @@ pub fn build(
         konnektor: Arc::new(runtime.konnektor.clone()),
         endpoints,
         konnektoren,
+        kim,
         cache: Arc::new(Mutex::new(CertificateCache::new(
             komle_core::directory::CacheConfig {
                 lifetime: config.cache.certificate_ttl,

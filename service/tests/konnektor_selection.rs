@@ -13,6 +13,7 @@ use komle_conformance::world::World;
 use komle_core::directory::{CacheConfig, CertificateCache};
 use komle_core::login_name::{KonnektorId, LoginName};
 use komle_core::pop3::OpenJob;
+use komle_core::protect::KimSendInfo;
 use komle_core::secret::SecretBytes;
 use komle_core::smime::DeliveryOptions;
 use komle_core::smtp::ProtectJob;
@@ -74,6 +75,9 @@ fn setup() -> Setup {
         KonnektorTarget {
             konnektor: konn_1.clone(),
             endpoints: inprocess::endpoints(&konn_1.sim),
+            kim: KimSendInfo::default()
+                .with_konnektor_version("<Konn_1>")
+                .unwrap(),
         },
     );
     let pipeline = Pipeline {
@@ -81,6 +85,9 @@ fn setup() -> Setup {
         konnektor: default.clone(),
         endpoints: inprocess::endpoints(&default.sim),
         konnektoren,
+        kim: KimSendInfo::default()
+            .with_konnektor_version("<Default>")
+            .unwrap(),
         cache: Arc::new(Mutex::new(CertificateCache::new(CacheConfig {
             lifetime: Duration::from_secs(60),
             capacity: NonZeroUsize::new(8).unwrap(),
@@ -117,7 +124,12 @@ fn a_21457_smtp_login_with_konnektor_id_is_signed_and_encrypted_by_that_konnekto
     let s = setup();
     let job = protect_job(&s.world, "#Konn_1");
     let protected = futures_lite::future::block_on(s.pipeline.protect(job)).expect("protected");
-    assert!(!protected.message.as_slice().is_empty());
+    // A_21388-01: X-KIM-KONVersion names the Konnektor that protected the message.
+    let outer = String::from_utf8_lossy(protected.message.as_slice()).into_owned();
+    assert!(
+        outer.contains("\r\nX-KIM-KONVersion: <Konn_1>\r\n"),
+        "{outer}"
+    );
     let calls = s.konn_1.calls();
     assert!(calls.iter().any(|c| c == "SignDocument"), "{calls:?}");
     assert!(calls.iter().any(|c| c == "EncryptDocument"), "{calls:?}");
@@ -128,7 +140,12 @@ fn a_21457_smtp_login_with_konnektor_id_is_signed_and_encrypted_by_that_konnekto
 fn a_21457_smtp_login_without_konnektor_id_uses_the_default_konnektor() {
     let s = setup();
     let job = protect_job(&s.world, "");
-    futures_lite::future::block_on(s.pipeline.protect(job)).expect("protected");
+    let protected = futures_lite::future::block_on(s.pipeline.protect(job)).expect("protected");
+    let outer = String::from_utf8_lossy(protected.message.as_slice()).into_owned();
+    assert!(
+        outer.contains("\r\nX-KIM-KONVersion: <Default>\r\n"),
+        "{outer}"
+    );
     assert!(s.default.calls().iter().any(|c| c == "SignDocument"));
     assert_eq!(s.konn_1.calls(), Vec::<String>::new());
 }

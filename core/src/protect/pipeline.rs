@@ -11,7 +11,10 @@ use std::collections::VecDeque;
 use refusal::Probe;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::directory::{CacheLookup, CertificateCache, DirectoryEntry, Selection, select};
+use super::kim_headers::{self, KimSendInfo};
+use crate::directory::{
+    CacheLookup, CertificateCache, DirectoryEntry, KomLeVersion, Selection, kom_le_version, select,
+};
 use crate::konnektor::call::{Awaited, PendingAnswer};
 use crate::konnektor::{
     CallContext, KonnektorCall, KonnektorEndpoints, KonnektorError, SoapRequest, TransportError,
@@ -99,6 +102,11 @@ pub struct Protection {
     /// cannot be handed out twice.
     pending: PendingAnswer,
     outcome: Option<Result<ProtectedMessage, ProtectionFailure>>,
+    /// KIM 1.5 outer fields (A_21388-01, A_22417).
+    kim: KimSendInfo,
+    /// The KOM-LE version the directory (or the cache, A_22340) states per address
+    /// (A_19356-06); it chooses `X-KOM-LE-Version`.
+    versions: Vec<(String, KomLeVersion)>,
 }
 
 impl Protection {
@@ -126,6 +134,8 @@ impl Protection {
             card_handle: None,
             pending: PendingAnswer::default(),
             outcome: None,
+            kim: KimSendInfo::default(),
+            versions: Vec::new(),
             job,
         };
         // The plan takes the message over; the job keeps only the envelope.
@@ -147,6 +157,13 @@ impl Protection {
             Err(_) => p.fail("Die Nachricht hat keinen gueltigen Absender (From/Sender)"),
         }
         p
+    }
+
+    /// Sets what the outer header carries beyond KOM-LE 1.0 (A_21388-01, A_22417); without
+    /// it [`KimSendInfo::default`] applies.
+    pub fn with_kim_info(mut self, info: KimSendInfo) -> Self {
+        self.kim = info;
+        self
     }
 
     /// Advances as far as possible without the runtime and says what is needed next. After a
@@ -215,6 +232,9 @@ impl Protection {
                     .collect();
                 let selection = select(&certs, self.now, self.endpoints.ecc_capable).selection;
                 let again = self.re_asked.iter().any(|a| a == &address);
+                let version = kom_le_version::for_address(&entries, &address);
+                cache.insert_kom_le_version(&address, version, self.now);
+                self.versions.push((address.clone(), version));
                 let found = match selection {
                     Selection::Usable(_) => {
                         cache.insert(&address, certs, self.now);
@@ -395,6 +415,9 @@ impl Protection {
         for a in &self.addresses {
             match cache.get(a, self.now) {
                 CacheLookup::Hit(certs) => {
+                    if let Some(v) = cache.kom_le_version(a, self.now) {
+                        self.versions.push((a.clone(), v));
+                    }
                     let selection = select(&certs, self.now, self.endpoints.ecc_capable).selection;
                     self.from_cache.push(a.clone());
                     self.lookups.push((a.clone(), lookup(selection)));
@@ -452,7 +475,21 @@ impl Protection {
             self.fail("Interner Zustand ohne vorbereitete Nachricht");
             return;
         };
-        let outer = p.finish(&encrypted);
+        // A_19356-06: the version every remaining recipient can read; unknown counts as 1.0.
+        let versions: Vec<KomLeVersion> = p
+            .recipients
+            .iter()
+            .map(|r| {
+                self.versions
+                    .iter()
+                    .rev()
+                    .find(|(a, _)| a.eq_ignore_ascii_case(r))
+                    .map_or(KomLeVersion::V1_0, |(_, v)| *v)
+            })
+            .collect();
+        let lines = self.kim.outer_lines(self.now);
+        let fields = kim_headers::outer_fields(kim_headers::outer_version(&versions), &lines);
+        let outer = p.finish_with(&encrypted, &fields);
         drop(encrypted);
         match outer {
             Ok(outer) => {

@@ -45,6 +45,19 @@ fn send(
     to: &[&str],
     kim15: &[&str],
 ) -> (String, Vec<u8>) {
+    let versions: Vec<(&str, &str)> = kim15.iter().map(|a| (*a, "1.5+")).collect();
+    let (header, outer, _) = send_with(world, sim, cache, to, &versions);
+    (header, outer)
+}
+
+/// [`send`] with any `komLeData` version per address; also returns the notice to the sender.
+fn send_with(
+    world: &World,
+    sim: &Simulator,
+    cache: &mut CertificateCache,
+    to: &[&str],
+    versions: &[(&str, &str)],
+) -> (String, Vec<u8>, Option<String>) {
     let from = world.pki.sender.address.clone();
     let mail = format!(
         "From: <{from}>\r\nTo: {}\r\nSubject: Befund\r\nMessage-ID: <k15-send@komle.test>\r\nX-KIM-CMVersion: FORGED_9.9.9\r\nX-KIM-Dienstkennung: Arztbrief;Entlassbrief;V1.2\r\n\r\nText\r\n",
@@ -61,9 +74,9 @@ fn send(
     };
     let entries = |a: &str| -> Vec<DirectoryEntry> {
         let mut e = world.directory_entries(a);
-        if kim15.iter().any(|k| k.eq_ignore_ascii_case(a)) {
+        if let Some((_, v)) = versions.iter().find(|(k, _)| k.eq_ignore_ascii_case(a)) {
             for entry in &mut e {
-                entry.kom_le_data = vec![format!("1.5+,{a}")];
+                entry.kom_le_data = vec![format!("{v},{a}")];
             }
         }
         e
@@ -79,10 +92,13 @@ fn send(
             protect::Step::Done(r) => break r.expect("protected"),
         }
     };
+    let notice = protected
+        .notice
+        .map(|n| String::from_utf8_lossy(n.message.as_slice()).into_owned());
     let outer = protected.message.as_slice().to_vec();
     let text = String::from_utf8_lossy(&outer);
     let header = text[..text.find("\r\n\r\n").unwrap() + 2].to_owned();
-    (header, outer)
+    (header, outer, notice)
 }
 
 fn fields<'a>(header: &'a str, name: &str) -> Vec<&'a str> {
@@ -191,4 +207,35 @@ fn a_21388_01_konnektor_version_is_read_from_the_simulators_connector_sds() {
     let v = protect::kim_headers::konnektor_version_from_sds(&sds).expect("product information");
     assert!(v.starts_with("<konnektor-sim>"), "{v}");
     assert_eq!(v.matches('<').count(), 5, "{v}");
+}
+
+#[test]
+fn a_21387_01_sender_with_a_newer_version_in_the_directory_is_told_the_module_is_outdated() {
+    let world = World::generate(now()).unwrap();
+    let sim = Simulator::new(world.sim_config.clone());
+    let from = world.pki.sender.address.clone();
+    let to = world.pki.single.address.clone();
+    let (header, _, notice) = send_with(
+        &world,
+        &sim,
+        &mut cache(),
+        &[&to],
+        &[(&from, "1.6"), (&to, "1.5")],
+    );
+    // The message still goes out, for the recipient's version.
+    assert_eq!(fields(&header, "X-KOM-LE-Version"), ["1.5"]);
+    let notice = notice.expect("notice to the sender");
+    assert!(notice.contains(&format!("To: <{from}>\r\n")), "{notice}");
+    assert!(notice.contains("X-KIM-Fehlermeldung: 4017\r\n"), "{notice}");
+    assert!(notice.contains("die Version 1.6 eingetragen"), "{notice}");
+    // Same version, or 1.5+: no notice.
+    let (_, _, notice) = send_with(&world, &sim, &mut cache(), &[&to], &[(&from, "1.5+")]);
+    assert_eq!(notice, None);
+    // With recipients left out, the one notice carries both codes.
+    let gone = world.pki.no_certificate.address.clone();
+    let (_, _, notice) = send_with(&world, &sim, &mut cache(), &[&to, &gone], &[(&from, "2.0")]);
+    let notice = notice.expect("notice");
+    assert!(notice.contains("X-KIM-Fehlermeldung: 4004\r\n"), "{notice}");
+    assert!(notice.contains("X-KIM-Fehlermeldung: 4017\r\n"), "{notice}");
+    assert!(notice.contains(&gone), "{notice}");
 }

@@ -35,6 +35,7 @@
 //! `step()` before the answer, or an answer nobody asked for, ends the attempt with a failure.
 
 pub mod kim_headers;
+pub mod outdated_notice;
 mod pipeline;
 mod recipient_check;
 

@@ -12,6 +12,7 @@ use refusal::Probe;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::kim_headers::{self, KimSendInfo};
+use super::outdated_notice;
 use crate::directory::{
     CacheLookup, CertificateCache, DirectoryEntry, KomLeVersion, Selection, kom_le_version, select,
 };
@@ -493,7 +494,7 @@ impl Protection {
         drop(encrypted);
         match outer {
             Ok(outer) => {
-                let notice = p.sender_notice.map(|n| Notice {
+                let notice = self.with_outdated_notice(p.sender_notice).map(|n| Notice {
                     envelope_from: self.sender.clone(),
                     recipient: self.sender.clone(),
                     message: SecretBytes::from(n),
@@ -505,6 +506,33 @@ impl Protection {
                 }));
             }
             Err(_) => self.fail("Die verschluesselte Nachricht konnte nicht verpackt werden"),
+        }
+    }
+
+    /// KOM-LE-A_21387-01: when the directory names a newer KOM-LE version for the sender
+    /// than this module implements, the sender learns that the Clientmodul is outdated, in
+    /// the notice it gets anyway or in one of its own.
+    fn with_outdated_notice(&self, notice: Option<Vec<u8>>) -> Option<Vec<u8>> {
+        let own = self
+            .versions
+            .iter()
+            .rev()
+            .find(|(a, _)| a.eq_ignore_ascii_case(&self.sender))
+            .map(|(_, v)| *v)
+            .filter(|v| outdated_notice::is_outdated(*v));
+        match (own, notice) {
+            (None, notice) => notice,
+            (Some(v), Some(mut n)) => {
+                outdated_notice::append_to(&mut n, v);
+                Some(n)
+            }
+            (Some(v), None) => {
+                let now = self
+                    .now
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+                Some(outdated_notice::notice(&self.sender, v, now))
+            }
         }
     }
 

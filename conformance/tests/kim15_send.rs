@@ -1,7 +1,9 @@
 //! KIM 1.5 fields of the outer message on send (gemSpec_CM_KOMLE V1.16 §3.1): exact
 //! `X-KIM-CMVersion`/`X-KIM-PTVersion`/`X-KIM-KONVersion` (A_21388-01), `Expires` (A_22417),
-//! and `X-KOM-LE-Version` from the recipients' `komLeData` (A_19356-06, A_21387-01, cached
-//! per A_22340), with the Konnektor simulator; the result still opens.
+//! `X-KOM-LE-Version` 1.0 for a message without KAS content whatever the recipients' version
+//! (gemSMIME_KOMLE KOM-LE-A_2100-02), 1.5 with KAS content; the recipients' `komLeData`
+//! versions read and cached for the KAS decision (A_19356-06, A_22340); the sender check of
+//! A_21387-01. With the Konnektor simulator; the results still open.
 
 use std::num::NonZeroUsize;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -46,7 +48,7 @@ fn send(
     kim15: &[&str],
 ) -> (String, Vec<u8>) {
     let versions: Vec<(&str, &str)> = kim15.iter().map(|a| (*a, "1.5+")).collect();
-    let (header, outer, _) = send_with(world, sim, cache, to, &versions);
+    let (header, outer, _, _) = send_with(world, sim, cache, to, &versions, false);
     (header, outer)
 }
 
@@ -57,7 +59,8 @@ fn send_with(
     cache: &mut CertificateCache,
     to: &[&str],
     versions: &[(&str, &str)],
-) -> (String, Vec<u8>, Option<String>) {
+    kas_content: bool,
+) -> (String, Vec<u8>, Option<String>, Vec<Option<String>>) {
     let from = world.pki.sender.address.clone();
     let mail = format!(
         "From: <{from}>\r\nTo: {}\r\nSubject: Befund\r\nMessage-ID: <k15-send@komle.test>\r\nX-KIM-CMVersion: FORGED_9.9.9\r\nX-KIM-Dienstkennung: Arztbrief;Entlassbrief;V1.2\r\n\r\nText\r\n",
@@ -82,6 +85,8 @@ fn send_with(
         e
     };
     let mut p = Protection::new(job, inprocess::endpoints(sim), now()).with_kim_info(info());
+    p.set_kas_content(kas_content);
+    let seen: Vec<Option<String>>;
     let protected = loop {
         match p.step(cache) {
             protect::Step::LookUp(a) => p.directory_answer(cache, Ok(entries(&a))),
@@ -89,7 +94,13 @@ fn send_with(
                 let r = sim.handle(c.request.soap_action, &c.request.body);
                 p.konnektor_answer(cache, r.body);
             }
-            protect::Step::Done(r) => break r.expect("protected"),
+            protect::Step::Done(r) => {
+                seen = to
+                    .iter()
+                    .map(|a| p.kom_le_version_of(a).map(|v| v.to_string()))
+                    .collect();
+                break r.expect("protected");
+            }
         }
     };
     let notice = protected
@@ -98,7 +109,7 @@ fn send_with(
     let outer = protected.message.as_slice().to_vec();
     let text = String::from_utf8_lossy(&outer);
     let header = text[..text.find("\r\n\r\n").unwrap() + 2].to_owned();
-    (header, outer, notice)
+    (header, outer, notice, seen)
 }
 
 fn fields<'a>(header: &'a str, name: &str) -> Vec<&'a str> {
@@ -155,12 +166,13 @@ fn a_21388_01_a_22417_a_19356_06_recipient_with_kom_le_1_0_gets_1_0_and_the_kim_
 }
 
 #[test]
-fn a_19356_06_recipient_with_kom_le_1_5_gets_1_5_and_the_message_opens() {
+fn a_2100_02_message_without_kas_is_1_0_even_for_a_1_5_recipient_and_opens() {
     let world = World::generate(now()).unwrap();
     let sim = Simulator::new(world.sim_config.clone());
     let to = world.pki.single.address.clone();
     let (header, outer) = send(&world, &sim, &mut cache(), &[&to], &[&to]);
-    assert_eq!(fields(&header, "X-KOM-LE-Version"), ["1.5"]);
+    // A 1.0 Clientmodul of the recipient (another workplace) can open it too.
+    assert_eq!(fields(&header, "X-KOM-LE-Version"), ["1.0"]);
     let opened = opens(&sim, &to, outer);
     assert!(
         opened.contains("X-KIM-DecryptionResult: 00\r\n"),
@@ -173,30 +185,42 @@ fn a_19356_06_recipient_with_kom_le_1_5_gets_1_5_and_the_message_opens() {
 }
 
 #[test]
-fn a_19356_06_one_recipient_with_1_0_keeps_the_whole_message_at_1_0() {
+fn a_2100_02_a_19356_06_kas_message_is_1_5_and_recipient_versions_are_known_per_address() {
     let world = World::generate(now()).unwrap();
     let sim = Simulator::new(world.sim_config.clone());
     let a = world.pki.single.address.clone();
     let b = world.pki.old_and_new_card.address.clone();
-    let (header, _) = send(&world, &sim, &mut cache(), &[&a, &b], &[&a]);
-    assert_eq!(fields(&header, "X-KOM-LE-Version"), ["1.0"]);
-    let (header, _) = send(&world, &sim, &mut cache(), &[&a, &b], &[&a, &b]);
+    let (header, outer, _, seen) = send_with(
+        &world,
+        &sim,
+        &mut cache(),
+        &[&a, &b],
+        &[(&a, "1.5+"), (&b, "1.0")],
+        true,
+    );
     assert_eq!(fields(&header, "X-KOM-LE-Version"), ["1.5"]);
+    assert_eq!(seen, [Some("1.5+".to_owned()), Some("1.0".to_owned())]);
+    // Our own module opens 1.5 messages (A_21391-02).
+    let opened = opens(&sim, &a, outer);
+    assert!(
+        opened.contains("X-KIM-DecryptionResult: 00\r\n"),
+        "{opened}"
+    );
 }
 
 #[test]
-fn a_22340_version_comes_from_the_cache_on_the_next_message() {
+fn a_22340_recipient_version_comes_from_the_cache_on_the_next_message() {
     let world = World::generate(now()).unwrap();
     let sim = Simulator::new(world.sim_config.clone());
     let to = world.pki.single.address.clone();
     let mut cache = cache();
-    let (header, _) = send(&world, &sim, &mut cache, &[&to], &[&to]);
-    assert_eq!(fields(&header, "X-KOM-LE-Version"), ["1.5"]);
-    let lookups_before = cache.stats().hits;
+    let (_, _, _, seen) = send_with(&world, &sim, &mut cache, &[&to], &[(&to, "1.5+")], false);
+    assert_eq!(seen, [Some("1.5+".to_owned())]);
+    let hits_before = cache.stats().hits;
     // The directory would now say 1.0, but the cached answer (certificates and version) is used.
-    let (header, _) = send(&world, &sim, &mut cache, &[&to], &[]);
-    assert!(cache.stats().hits > lookups_before);
-    assert_eq!(fields(&header, "X-KOM-LE-Version"), ["1.5"]);
+    let (_, _, _, seen) = send_with(&world, &sim, &mut cache, &[&to], &[], false);
+    assert!(cache.stats().hits > hits_before);
+    assert_eq!(seen, [Some("1.5+".to_owned())]);
 }
 
 #[test]
@@ -215,25 +239,40 @@ fn a_21387_01_sender_with_a_newer_version_in_the_directory_is_told_the_module_is
     let sim = Simulator::new(world.sim_config.clone());
     let from = world.pki.sender.address.clone();
     let to = world.pki.single.address.clone();
-    let (header, _, notice) = send_with(
+    let (header, _, notice, _) = send_with(
         &world,
         &sim,
         &mut cache(),
         &[&to],
         &[(&from, "1.6"), (&to, "1.5")],
+        false,
     );
-    // The message still goes out, for the recipient's version.
-    assert_eq!(fields(&header, "X-KOM-LE-Version"), ["1.5"]);
+    // The message still goes out.
+    assert_eq!(fields(&header, "X-KOM-LE-Version"), ["1.0"]);
     let notice = notice.expect("notice to the sender");
     assert!(notice.contains(&format!("To: <{from}>\r\n")), "{notice}");
     assert!(notice.contains("X-KIM-Fehlermeldung: 4017\r\n"), "{notice}");
     assert!(notice.contains("die Version 1.6 eingetragen"), "{notice}");
     // Same version, or 1.5+: no notice.
-    let (_, _, notice) = send_with(&world, &sim, &mut cache(), &[&to], &[(&from, "1.5+")]);
+    let (_, _, notice, _) = send_with(
+        &world,
+        &sim,
+        &mut cache(),
+        &[&to],
+        &[(&from, "1.5+")],
+        false,
+    );
     assert_eq!(notice, None);
     // With recipients left out, the one notice carries both codes.
     let gone = world.pki.no_certificate.address.clone();
-    let (_, _, notice) = send_with(&world, &sim, &mut cache(), &[&to, &gone], &[(&from, "2.0")]);
+    let (_, _, notice, _) = send_with(
+        &world,
+        &sim,
+        &mut cache(),
+        &[&to, &gone],
+        &[(&from, "2.0")],
+        false,
+    );
     let notice = notice.expect("notice");
     assert!(notice.contains("X-KIM-Fehlermeldung: 4004\r\n"), "{notice}");
     assert!(notice.contains("X-KIM-Fehlermeldung: 4017\r\n"), "{notice}");

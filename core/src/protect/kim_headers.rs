@@ -4,11 +4,12 @@
 //!   product type version) and `X-KIM-KONVersion` (the Konnektor's product information,
 //!   `<ProductName><ProductType><ProductTypeVersion><HWVersion><FWVersion>`), in the outer
 //!   header only; same-named fields of the client's mail are not copied outward.
-//! - `X-KOM-LE-Version` (A_20189-02's note, A_19356-06, A_21387-01): `1.5` when every recipient
-//!   the message goes to has KOM-LE 1.5 or later in the directory's `komLeData`, else `1.0`
-//!   (an address without `komLeData` counts as 1.0). A 1.0 Clientmodul refuses a 1.5 message
-//!   (4008), and a message without KAS content has the same format in both versions, so `1.0`
-//!   is what every recipient can open.
+//! - `X-KOM-LE-Version` (gemSMIME_KOMLE KOM-LE-A_2100-02): the version the receiving
+//!   Clientmodul needs. A message without KAS content is a KIM 1.0 message (`1.0`, which every
+//!   Clientmodul opens; a 1.0 module refuses `1.5` with 4008); one whose content lies on the
+//!   KAS is `1.5`. The recipients' `komLeData` versions (A_19356-06, cached per A_22340) are
+//!   kept by the pipeline for the KAS decision (only `1.5+` recipients get KAS messages) and
+//!   for the sender check of A_21387-01, not for this header.
 //! - A_22417: `Expires` = sending time (Konnektor-synchronised, A_2230) + the account's
 //!   `dataTimeToLive`, written when that TTL is known (from the Account Manager's getLimits,
 //!   A_22416, or configured).
@@ -16,7 +17,6 @@
 use core::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::directory::KomLeVersion;
 use crate::konnektor::xml_tree::{Limits, Tree};
 use crate::smime::date::rfc5322;
 use crate::smime::outer::OuterFields;
@@ -145,13 +145,9 @@ impl KimSendInfo {
     }
 }
 
-/// The `X-KOM-LE-Version` for a message to recipients of `versions` (see the module text).
-pub fn outer_version(versions: &[KomLeVersion]) -> &'static str {
-    if !versions.is_empty() && versions.iter().all(|v| v.at_least(KomLeVersion::V1_5)) {
-        "1.5"
-    } else {
-        "1.0"
-    }
+/// The `X-KOM-LE-Version` of a message (KOM-LE-A_2100-02): `1.5` only with KAS content.
+pub fn outer_version(kas_content: bool) -> &'static str {
+    if kas_content { "1.5" } else { "1.0" }
 }
 
 /// The outer fields for one message.
@@ -307,14 +303,8 @@ mod tests {
     }
 
     #[test]
-    fn a_19356_06_outer_version_is_1_5_only_when_every_recipient_has_1_5() {
-        let v15p = KomLeVersion::parse("1.5+").unwrap();
-        assert_eq!(outer_version(&[KomLeVersion::V1_5, v15p]), "1.5");
-        assert_eq!(
-            outer_version(&[KomLeVersion::V1_5, KomLeVersion::V1_0]),
-            "1.0"
-        );
-        assert_eq!(outer_version(&[KomLeVersion::V1_0]), "1.0");
-        assert_eq!(outer_version(&[]), "1.0");
+    fn a_2100_02_outer_version_is_1_5_only_with_kas_content() {
+        assert_eq!(outer_version(false), "1.0");
+        assert_eq!(outer_version(true), "1.5");
     }
 }

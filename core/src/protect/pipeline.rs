@@ -106,8 +106,10 @@ pub struct Protection {
     /// KIM 1.5 outer fields (A_21388-01, A_22417).
     kim: KimSendInfo,
     /// The KOM-LE version the directory (or the cache, A_22340) states per address
-    /// (A_19356-06); it chooses `X-KOM-LE-Version`.
+    /// (A_19356-06): for the KAS decision and the sender check (A_21387-01).
     versions: Vec<(String, KomLeVersion)>,
+    /// The message's content lies on the KAS: `X-KOM-LE-Version: 1.5` (A_2100-02).
+    kas_content: bool,
 }
 
 impl Protection {
@@ -137,6 +139,7 @@ impl Protection {
             outcome: None,
             kim: KimSendInfo::default(),
             versions: Vec::new(),
+            kas_content: false,
             job,
         };
         // The plan takes the message over; the job keeps only the envelope.
@@ -165,6 +168,24 @@ impl Protection {
     pub fn with_kim_info(mut self, info: KimSendInfo) -> Self {
         self.kim = info;
         self
+    }
+
+    /// Marks the message as carrying KAS content (set by the KAS branch): the outer header
+    /// then says `X-KOM-LE-Version: 1.5` (gemSMIME_KOMLE KOM-LE-A_2100-02).
+    pub fn set_kas_content(&mut self, kas_content: bool) {
+        self.kas_content = kas_content;
+    }
+
+    /// The KOM-LE version the directory states for `address` (A_19356-06; from the cache
+    /// within A_22340's 24 h), once its certificates were looked up; `None` before that or
+    /// when the cache had the certificates but no longer the version. An address without
+    /// `komLeData` is 1.0.
+    pub fn kom_le_version_of(&self, address: &str) -> Option<KomLeVersion> {
+        self.versions
+            .iter()
+            .rev()
+            .find(|(a, _)| a.eq_ignore_ascii_case(address))
+            .map(|(_, v)| *v)
     }
 
     /// Advances as far as possible without the runtime and says what is needed next. After a
@@ -476,20 +497,9 @@ impl Protection {
             self.fail("Interner Zustand ohne vorbereitete Nachricht");
             return;
         };
-        // A_19356-06: the version every remaining recipient can read; unknown counts as 1.0.
-        let versions: Vec<KomLeVersion> = p
-            .recipients
-            .iter()
-            .map(|r| {
-                self.versions
-                    .iter()
-                    .rev()
-                    .find(|(a, _)| a.eq_ignore_ascii_case(r))
-                    .map_or(KomLeVersion::V1_0, |(_, v)| *v)
-            })
-            .collect();
         let lines = self.kim.outer_lines(self.now);
-        let fields = kim_headers::outer_fields(kim_headers::outer_version(&versions), &lines);
+        let version = kim_headers::outer_version(self.kas_content);
+        let fields = kim_headers::outer_fields(version, &lines);
         let outer = p.finish_with(&encrypted, &fields);
         drop(encrypted);
         match outer {
@@ -514,11 +524,7 @@ impl Protection {
     /// the notice it gets anyway or in one of its own.
     fn with_outdated_notice(&self, notice: Option<Vec<u8>>) -> Option<Vec<u8>> {
         let own = self
-            .versions
-            .iter()
-            .rev()
-            .find(|(a, _)| a.eq_ignore_ascii_case(&self.sender))
-            .map(|(_, v)| *v)
+            .kom_le_version_of(&self.sender)
             .filter(|v| outdated_notice::is_outdated(*v));
         match (own, notice) {
             (None, notice) => notice,

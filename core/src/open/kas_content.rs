@@ -21,7 +21,7 @@ pub enum KasEvidence {
     /// The outer `X-KIM-KAS-Size` header (A_23467) with the size of the stored e-mail data,
     /// `None` when its value is not a number.
     SizeHeader(Option<u64>),
-    /// A MIME part with `Content-Disposition: x-kas` (A_19359-07) in a decrypted mail.
+    /// `Content-Disposition: x-kas` (A_19359-07) in a decrypted mail's header.
     XKasPart,
 }
 
@@ -45,21 +45,18 @@ pub fn detect_outer(mail: &[u8]) -> Option<KasContent> {
     })
 }
 
-/// True when a (decrypted) mail's own header says `Content-Disposition: x-kas`, or one of its
-/// MIME parts' headers does: the body is a KIM attachment reference, not the message
-/// (A_19359-07, A_22341).
+/// True when a (decrypted) mail's own header says `Content-Disposition: x-kas`: its body is
+/// the KIM attachment reference, the single body element A_19359-07 puts in place of the
+/// original body (the example there carries the field in the top-level header). Lines of the
+/// body are never looked at, so a mail that merely quotes such a header is not mistaken.
 pub fn has_x_kas_part(mail: &[u8]) -> bool {
-    mail.split(|&b| b == b'\n').any(|line| {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
-            return false;
-        };
-        let (name, value) = line.split_at(colon);
-        name.eq_ignore_ascii_case(b"Content-Disposition")
-            && value[1..]
-                .split(|&b| b == b';')
-                .next()
-                .is_some_and(|v| v.trim_ascii().eq_ignore_ascii_case(b"x-kas"))
+    let Ok(head) = headers::parse(mail) else {
+        return false;
+    };
+    head.value(mail, "Content-Disposition").is_some_and(|v| {
+        v.split(';')
+            .next()
+            .is_some_and(|d| d.trim().eq_ignore_ascii_case("x-kas"))
     })
 }
 
@@ -91,12 +88,15 @@ mod tests {
     }
 
     #[test]
-    fn a_19359_07_x_kas_disposition_is_found_in_parts_only_as_disposition() {
+    fn a_19359_07_x_kas_disposition_is_found_in_the_header_only() {
         let kas = b"Subject: x\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Disposition: x-kas\r\n\r\n{\"link\":\"https://kas\"}";
         assert!(has_x_kas_part(kas));
-        let part = b"--b\r\ncontent-disposition:X-KAS ; foo=1\r\n\r\n{}\r\n--b--";
-        assert!(has_x_kas_part(part));
-        let normal = b"Content-Disposition: attachment; filename=x-kas.txt\r\n\r\nContent-Disposition: inline";
+        let folded = b"content-disposition:\r\n X-KAS ; foo=1\r\n\r\n{}";
+        assert!(has_x_kas_part(folded));
+        let normal = b"Content-Disposition: attachment; filename=x-kas.txt\r\n\r\nContent-Disposition: x-kas\r\n";
         assert!(!has_x_kas_part(normal));
+        assert!(!has_x_kas_part(
+            b"Subject: y\r\n\r\nContent-Disposition: x-kas\r\n"
+        ));
     }
 }

@@ -1,15 +1,20 @@
-//! The KOM-LE login-name grammar (KOM-LE-A_2010, Abb_MTA_Nutzername; POP3: §3.3.2.2).
+//! The KOM-LE login-name grammar (KOM-LE-A_2010, Abb_MTA_Nutzername; POP3: KOM-LE-A_2032,
+//! Abb_POP3_Nutzer_Name; gemSpec_CM_KOMLE V1.16 §3.3.2.2 and §3.4.2.2).
 //!
 //! A mail client cannot tell the Clientmodul where its MTA is or which card context to use, so
-//! both ride in the user name:
+//! both ride in the user name. The optional fields differ between the two protocols (1.16):
 //!
 //! ```text
-//! user#host:port#MandantId#ClientSystemId#WorkplaceId[#UserId][#…]
+//! SMTP: user#host:port#MandantId#ClientSystemId#WorkplaceId[#KonnektorId][#…]          (A_21519-02)
+//! POP3: user#host:port#MandantId#ClientSystemId#WorkplaceId[#UserId][#KonnektorId][#…] (A_21518-02)
 //! ```
 //!
 //! `host` is a DNS name, an IPv4 address or a bracketed IPv6 literal (`[2001:db8::1]:465`).
-//! Fields after WorkplaceId are ignored on the SMTP side (A_2010); on the POP3 side the first of
-//! them is the optional UserId of a professional card (HBA), where `*` means "not used".
+//! An unused optional field that a later one follows is the placeholder `*`
+//! (`…#7#*#Konn_1`: no UserId, KonnektorId `Konn_1`). The SMTP side has no UserId: signing
+//! uses the SM-B only (A_2020), so its sixth field is the KonnektorId (A_21457); on the POP3
+//! side the sixth is the UserId of a professional card (HBA) and the seventh the KonnektorId
+//! (A_21517). Fields after those are ignored.
 
 use core::fmt;
 
@@ -24,8 +29,55 @@ pub struct LoginName {
     pub mandant_id: String,
     pub client_system_id: String,
     pub workplace_id: String,
-    /// Sixth field, if present and not `*` (used by the POP3 side for an HBA).
+    /// POP3 only: the sixth field, if present and not `*` (needed for a HBA, §3.4.2.2).
     pub user_id: Option<String>,
+    /// Which Konnektor serves this session in a multi-Konnektor setup (A_21457 SMTP, A_21517
+    /// POP3); `None` means the configured default Konnektor.
+    pub konnektor_id: Option<KonnektorId>,
+}
+
+/// Which protocol's login-name grammar applies: they differ in the optional fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoginGrammar {
+    /// `…#WorkplaceId[#KonnektorId]` (A_21519-02).
+    Smtp,
+    /// `…#WorkplaceId[#UserId][#KonnektorId]` (A_21518-02).
+    Pop3,
+}
+
+/// The KonnektorId of a login name (A_21457, A_21517): a reference to one of the Konnektoren
+/// the Clientmodul is configured for (`[konnektor.<id>]`), not an address itself, so a client
+/// can only choose among configured Konnektoren.
+///
+/// Visible ASCII without `#` (the field separator); at most [`KonnektorId::MAX_LEN`] bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KonnektorId(Box<str>);
+
+impl KonnektorId {
+    /// Longest id accepted; configuration keys are short names.
+    pub const MAX_LEN: usize = 64;
+
+    /// Checks the characters of an id (the same rule for login names and configuration keys).
+    pub fn new(id: &str) -> Result<Self, LoginNameError> {
+        if id.is_empty()
+            || id.len() > Self::MAX_LEN
+            || id == "*"
+            || !id.bytes().all(|b| b.is_ascii_graphic() && b != b'#')
+        {
+            return Err(LoginNameError::InvalidKonnektorId);
+        }
+        Ok(Self(id.into()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for KonnektorId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// Why a login name is incomplete; answered with 501 5.5.4 (SMTP) or -ERR (POP3).
@@ -40,6 +92,8 @@ pub enum LoginNameError {
     MissingMandantId,
     MissingClientSystemId,
     MissingWorkplaceId,
+    /// The KonnektorId field holds characters no configured id can have.
+    InvalidKonnektorId,
 }
 
 impl fmt::Display for LoginNameError {
@@ -55,13 +109,30 @@ impl fmt::Display for LoginNameError {
             Self::MissingMandantId => "Benutzername muss die MandantId enthalten",
             Self::MissingClientSystemId => "Benutzername muss die ClientSystemId enthalten",
             Self::MissingWorkplaceId => "Benutzername muss die WorkplaceId enthalten",
+            Self::InvalidKonnektorId => "Die KonnektorId im Benutzernamen ist ungueltig",
         })
     }
 }
 
 impl LoginName {
-    /// Parses a login name (KOM-LE-A_2010).
+    /// Parses a login name with the POP3 grammar (UserId, then KonnektorId). Kept for callers
+    /// that build a call context for tests and demos; sessions use [`LoginName::parse_for`].
     pub fn parse(s: &str) -> Result<Self, LoginNameError> {
+        Self::parse_for(LoginGrammar::Pop3, s)
+    }
+
+    /// Parses an SMTP login name (A_2010, A_21457, A_21519-02).
+    pub fn parse_smtp(s: &str) -> Result<Self, LoginNameError> {
+        Self::parse_for(LoginGrammar::Smtp, s)
+    }
+
+    /// Parses a POP3 login name (A_2032, A_21517, A_21518-02).
+    pub fn parse_pop3(s: &str) -> Result<Self, LoginNameError> {
+        Self::parse_for(LoginGrammar::Pop3, s)
+    }
+
+    /// Parses a login name with the grammar of `grammar`'s protocol.
+    pub fn parse_for(grammar: LoginGrammar, s: &str) -> Result<Self, LoginNameError> {
         let mut fields = s.split('#');
         let user = fields.next().unwrap_or_default();
         if user.is_empty() {
@@ -75,10 +146,11 @@ impl LoginName {
         let mandant_id = required(fields.next(), LoginNameError::MissingMandantId)?;
         let client_system_id = required(fields.next(), LoginNameError::MissingClientSystemId)?;
         let workplace_id = required(fields.next(), LoginNameError::MissingWorkplaceId)?;
-        let user_id = fields
-            .next()
-            .filter(|f| !f.is_empty() && *f != "*")
-            .map(str::to_owned);
+        let user_id = match grammar {
+            LoginGrammar::Smtp => None,
+            LoginGrammar::Pop3 => optional(fields.next()).map(str::to_owned),
+        };
+        let konnektor_id = optional(fields.next()).map(KonnektorId::new).transpose()?;
         Ok(Self {
             user: user.to_owned(),
             host,
@@ -87,6 +159,7 @@ impl LoginName {
             client_system_id,
             workplace_id,
             user_id,
+            konnektor_id,
         })
     }
 }
@@ -102,6 +175,11 @@ impl LoginName {
             user_id: self.user_id.clone(),
         }
     }
+}
+
+/// An optional field: absent, empty or the placeholder `*` means "not used" (A_21518-02).
+fn optional(field: Option<&str>) -> Option<&str> {
+    field.filter(|f| !f.is_empty() && *f != "*")
 }
 
 fn required(field: Option<&str>, missing: LoginNameError) -> Result<String, LoginNameError> {
@@ -162,12 +240,72 @@ mod tests {
         assert_eq!(n.user_id, None);
     }
 
+    fn konn(id: &str) -> Option<KonnektorId> {
+        Some(KonnektorId::new(id).unwrap())
+    }
+
     #[test]
-    fn a_2010_extra_fields_are_ignored_and_user_id_is_the_sixth() {
-        let n = LoginName::parse("a@b.de#h:1#M#C#W#HBA-7#K1#more").unwrap();
+    fn a_21518_02_pop3_user_id_is_the_sixth_and_konnektor_id_the_seventh() {
+        let n = LoginName::parse_pop3("a@b.de#h:1#M#C#W#HBA-7#K1#more").unwrap();
         assert_eq!(n.user_id.as_deref(), Some("HBA-7"));
-        let n = LoginName::parse("a@b.de#h:1#M#C#W#*#K1").unwrap();
+        assert_eq!(n.konnektor_id, konn("K1"));
+        let n = LoginName::parse_pop3("a@b.de#h:1#M#C#W#*#K1").unwrap();
         assert_eq!(n.user_id, None);
+        assert_eq!(n.konnektor_id, konn("K1"));
+        let n = LoginName::parse_pop3("a@b.de#h:1#M#C#W#13").unwrap();
+        assert_eq!((n.user_id.as_deref(), n.konnektor_id), (Some("13"), None));
+    }
+
+    #[test]
+    fn a_21518_02_pop3_spec_examples() {
+        let base =
+            "erik.mustermann@hrst_domain.kim.telematik#hrst_domain.kim.telematik:995#1#KOM_LE#7";
+        let cases = [
+            ("", None, None),
+            ("#13", Some("13"), None),
+            ("#*#Konn_1", None, Some("Konn_1")),
+            ("#13#Konn_1", Some("13"), Some("Konn_1")),
+        ];
+        for (tail, user_id, konnektor) in cases {
+            let n = LoginName::parse_pop3(&format!("{base}{tail}")).unwrap();
+            assert_eq!(n.user_id.as_deref(), user_id, "{tail}");
+            assert_eq!(n.konnektor_id, konnektor.and_then(konn), "{tail}");
+            assert_eq!(n.workplace_id, "7");
+        }
+    }
+
+    #[test]
+    fn a_21457_a_21519_02_smtp_sixth_field_is_the_konnektor_id_not_a_user_id() {
+        let n = LoginName::parse_smtp(
+            "erik.mustermann@hrst_domain.kim.telematik#hrst_domain.kim.telematik:465#1#KOM_LE#7#Konn_1",
+        )
+        .unwrap();
+        assert_eq!(n.konnektor_id, konn("Konn_1"));
+        assert_eq!(n.user_id, None);
+        assert_eq!(n.call_context().user_id, None);
+        let n = LoginName::parse_smtp("u#h:25#M#C#W").unwrap();
+        assert_eq!(n.konnektor_id, None);
+        let n = LoginName::parse_smtp("u#h:25#M#C#W#*#ignored").unwrap();
+        assert_eq!(n.konnektor_id, None);
+    }
+
+    #[test]
+    fn a_21457_a_21517_konnektor_id_with_bad_characters_is_refused() {
+        for grammar in [LoginGrammar::Smtp, LoginGrammar::Pop3] {
+            let prefix = match grammar {
+                LoginGrammar::Smtp => "u#h:25#M#C#W#",
+                LoginGrammar::Pop3 => "u#h:25#M#C#W#*#",
+            };
+            for bad in ["Konn 1", "K\u{7f}", "Kön", &"k".repeat(65)] {
+                assert_eq!(
+                    LoginName::parse_for(grammar, &format!("{prefix}{bad}")),
+                    Err(LoginNameError::InvalidKonnektorId),
+                    "{grammar:?} {bad}"
+                );
+            }
+        }
+        assert!(KonnektorId::new("10.0.0.7").is_ok());
+        assert!(KonnektorId::new("konn-2.praxis").is_ok());
     }
 
     #[test]

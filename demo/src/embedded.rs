@@ -275,6 +275,8 @@ impl Embedded {
             konnektor_directory: Arc::new(
                 komle_service::konnektor_directory::KonnektorDirectory::fixed(endpoints.clone()),
             ),
+            konnektoren: Default::default(),
+            kim: Default::default(),
             cache: Arc::new(Mutex::new(CertificateCache::new(CacheConfig {
                 lifetime: options.cache_lifetime,
                 capacity: NonZeroUsize::new(1024).unwrap_or(NonZeroUsize::MIN),

@@ -10,11 +10,13 @@
 //! Defaults follow Tab_Konf_Param (gemSpec_CM_KOMLE): Konnektor timeout 1 min, SMTP/POP3 server
 //! and client timeouts 5 min, encryption-certificate TTL 12 h.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use komle_core::login_name::KonnektorId;
 use komle_core::secret::Password;
 use komle_core::upstream_allow::UpstreamAllowList;
 use toml::{Table, Value};
@@ -47,6 +49,9 @@ pub struct Config {
     /// `[keys]`: the key store; `None` when the section is absent.
     pub keys: Option<KeySettings>,
     pub konnektor: KonnektorSettings,
+    /// `[konnektor.<id>]`: further Konnektoren a login name may choose by its KonnektorId
+    /// (A_21457 SMTP, A_21517 POP3); a login without one uses `[konnektor]`.
+    pub konnektoren: BTreeMap<KonnektorId, KonnektorSettings>,
     pub directory: DirectorySettings,
     pub cache: CacheSettings,
     pub timeouts: Timeouts,
@@ -371,33 +376,7 @@ impl Config {
         t.finish()?;
 
         let mut s = Section::required(&table, "konnektor");
-        let sds_url = s.required_string("sds_url")?;
-        if !sds_url.starts_with("https://") {
-            return Err(s.error("sds_url", "must be an https:// URL (A_2011: TLS always)"));
-        }
-        let ca = s.path("ca")?;
-        let client_certificate = s.path("client_certificate")?;
-        let client_key = s.path("client_key")?;
-        let user = s.string("user")?;
-        let password = s.string("password")?.map(Password::new);
-        let timeout_here = s.duration("timeout")?;
-        let auth = match (client_certificate, client_key, user, password) {
-            (Some(_), None, _, _) => return Err(s.error("client_key", "missing")),
-            (None, Some(_), _, _) => return Err(s.error("client_certificate", "missing")),
-            (Some(_), Some(_), Some(_), _) | (Some(_), Some(_), _, Some(_)) => {
-                return Err(s.error(
-                    "user",
-                    "give either client_certificate/client_key or user/password",
-                ));
-            }
-            (Some(certificate), Some(key), None, None) => {
-                KonnektorAuth::ClientCertificate { certificate, key }
-            }
-            (None, None, Some(_), None) => return Err(s.error("password", "missing")),
-            (None, None, None, Some(_)) => return Err(s.error("user", "missing")),
-            (None, None, Some(user), Some(password)) => KonnektorAuth::Basic { user, password },
-            (None, None, None, None) => KonnektorAuth::None,
-        };
+        let (konnektor, timeout_here) = read_konnektor(&mut s)?;
         let timeout = match (timeout_here, konnektor_timeout_in_timeouts) {
             (Some(_), Some(_)) => {
                 return Err(s.error("timeout", "also set as [timeouts] konnektor; give one"));
@@ -405,13 +384,30 @@ impl Config {
             (Some(t), None) | (None, Some(t)) => t,
             (None, None) => DEFAULT_KONNEKTOR_TIMEOUT,
         };
-        s.finish()?;
         let konnektor = KonnektorSettings {
-            sds_url,
-            ca,
-            auth,
             timeout,
+            ..konnektor
         };
+        // A_21457/A_21517: `[konnektor.<id>]` tables beside the default's keys. Each names its
+        // own sds_url and authentication; its timeout defaults to the default Konnektor's.
+        let mut konnektoren = BTreeMap::new();
+        for (key, value) in s.tables() {
+            let id = KonnektorId::new(key).map_err(|_| ConfigError {
+                key: format!("[konnektor.{key}]"),
+                problem: "not a usable KonnektorId (visible ASCII without '#', at most 64 characters, not '*')".into(),
+            })?;
+            let mut sub = Section::nested(value, format!("konnektor.{key}"));
+            let (settings, own_timeout) = read_konnektor(&mut sub)?;
+            sub.finish()?;
+            konnektoren.insert(
+                id,
+                KonnektorSettings {
+                    timeout: own_timeout.unwrap_or(timeout),
+                    ..settings
+                },
+            );
+        }
+        s.finish_with_tables()?;
 
         let mut s = Section::required(&table, "directory");
         let url = s.required_string("url")?;
@@ -471,6 +467,7 @@ impl Config {
             upstream,
             keys,
             konnektor,
+            konnektoren,
             directory,
             cache,
             timeouts,
@@ -528,6 +525,47 @@ impl Config {
     }
 }
 
+/// The keys of one Konnektor table (`[konnektor]` or `[konnektor.<id>]`); the timeout is
+/// returned apart because the default Konnektor's may also come from `[timeouts]`.
+fn read_konnektor(
+    s: &mut Section<'_>,
+) -> Result<(KonnektorSettings, Option<Duration>), ConfigError> {
+    let sds_url = s.required_string("sds_url")?;
+    if !sds_url.starts_with("https://") {
+        return Err(s.error("sds_url", "must be an https:// URL (A_2011: TLS always)"));
+    }
+    let ca = s.path("ca")?;
+    let client_certificate = s.path("client_certificate")?;
+    let client_key = s.path("client_key")?;
+    let user = s.string("user")?;
+    let password = s.string("password")?.map(Password::new);
+    let timeout = s.duration("timeout")?;
+    let auth = match (client_certificate, client_key, user, password) {
+        (Some(_), None, _, _) => return Err(s.error("client_key", "missing")),
+        (None, Some(_), _, _) => return Err(s.error("client_certificate", "missing")),
+        (Some(_), Some(_), Some(_), _) | (Some(_), Some(_), _, Some(_)) => {
+            return Err(s.error(
+                "user",
+                "give either client_certificate/client_key or user/password",
+            ));
+        }
+        (Some(certificate), Some(key), None, None) => {
+            KonnektorAuth::ClientCertificate { certificate, key }
+        }
+        (None, None, Some(_), None) => return Err(s.error("password", "missing")),
+        (None, None, None, Some(_)) => return Err(s.error("user", "missing")),
+        (None, None, Some(user), Some(password)) => KonnektorAuth::Basic { user, password },
+        (None, None, None, None) => KonnektorAuth::None,
+    };
+    let settings = KonnektorSettings {
+        sds_url,
+        ca,
+        auth,
+        timeout: DEFAULT_KONNEKTOR_TIMEOUT,
+    };
+    Ok((settings, timeout))
+}
+
 fn one_line_toml_error(e: &toml::de::Error, text: &str) -> String {
     let msg = e.message().trim().replace('\n', " ");
     match e.span() {
@@ -546,7 +584,7 @@ fn one_line_toml_error(e: &toml::de::Error, text: &str) -> String {
 /// One `[section]` being read; remembers which keys were consumed so leftovers (typos) can be
 /// rejected by [`Section::finish`]. A missing optional section reads as empty.
 struct Section<'a> {
-    name: &'static str,
+    name: String,
     table: Option<&'a Table>,
     used: Vec<&'static str>,
 }
@@ -556,7 +594,7 @@ static EMPTY: std::sync::OnceLock<Table> = std::sync::OnceLock::new();
 impl<'a> Section<'a> {
     fn optional(root: &'a Table, name: &'static str) -> Option<Self> {
         root.get(name).and_then(Value::as_table).map(|t| Section {
-            name,
+            name: name.to_owned(),
             table: Some(t),
             used: Vec::new(),
         })
@@ -565,10 +603,28 @@ impl<'a> Section<'a> {
     /// A section whose keys may all be required or defaulted; absent means empty.
     fn required(root: &'a Table, name: &'static str) -> Self {
         Section {
-            name,
+            name: name.to_owned(),
             table: root.get(name).and_then(Value::as_table),
             used: Vec::new(),
         }
+    }
+
+    /// A table inside a section (`[konnektor.<id>]`), named as the operator writes it.
+    fn nested(table: &'a Table, name: String) -> Self {
+        Section {
+            name,
+            table: Some(table),
+            used: Vec::new(),
+        }
+    }
+
+    /// The keys of this section whose values are tables, in file order.
+    fn tables(&self) -> Vec<(&'a str, &'a Table)> {
+        self.table
+            .into_iter()
+            .flat_map(|t| t.iter())
+            .filter_map(|(k, v)| v.as_table().map(|t| (k.as_str(), t)))
+            .collect()
     }
 
     fn error(&self, key: &str, problem: &str) -> ConfigError {
@@ -709,8 +765,20 @@ impl<'a> Section<'a> {
 
     /// Rejects keys nobody asked for: a typo must not fall back to a default silently.
     fn finish(self) -> Result<(), ConfigError> {
+        self.finish_checking(false)
+    }
+
+    /// As [`Section::finish`], but tables inside the section were read by the caller.
+    fn finish_with_tables(self) -> Result<(), ConfigError> {
+        self.finish_checking(true)
+    }
+
+    fn finish_checking(self, tables_read: bool) -> Result<(), ConfigError> {
         if let Some(table) = self.table {
-            for key in table.keys() {
+            for (key, value) in table {
+                if tables_read && value.is_table() {
+                    continue;
+                }
                 if !self.used.contains(&key.as_str()) {
                     let mut known = self.used.clone();
                     known.dedup();
@@ -937,6 +1005,62 @@ base = "dc=data,dc=vzd"
         );
         let both = MINIMAL.replace("[directory]", "user = \"cm\"\n[directory]");
         assert!(err(&both).starts_with("config error: [konnektor] user: give either"));
+    }
+
+    #[test]
+    fn a_21457_a_21517_konnektor_tables_by_id_beside_the_default() {
+        let text = MINIMAL.replace(
+            "[directory]",
+            "timeout = \"20s\"\n\
+             [konnektor.Konn_1]\n\
+             sds_url = \"https://k1.praxis.local/connector.sds\"\n\
+             user = \"cm\"\n\
+             password = \"pw\"\n\
+             [konnektor.\"10.0.0.7\"]\n\
+             sds_url = \"https://10.0.0.7/connector.sds\"\n\
+             timeout = \"5s\"\n\
+             [directory]",
+        );
+        let c = Config::parse(&text).unwrap();
+        assert_eq!(
+            c.konnektor.sds_url,
+            "https://konnektor.example/connector.sds"
+        );
+        assert_eq!(c.konnektoren.len(), 2);
+        let k1 = &c.konnektoren[&KonnektorId::new("Konn_1").unwrap()];
+        assert_eq!(k1.sds_url, "https://k1.praxis.local/connector.sds");
+        assert!(matches!(&k1.auth, KonnektorAuth::Basic { user, .. } if user == "cm"));
+        // Without its own timeout a Konnektor takes the default Konnektor's.
+        assert_eq!(k1.timeout, Duration::from_secs(20));
+        let k2 = &c.konnektoren[&KonnektorId::new("10.0.0.7").unwrap()];
+        assert_eq!(k2.timeout, Duration::from_secs(5));
+        assert_eq!(k2.auth, KonnektorAuth::None);
+        assert!(Config::parse(MINIMAL).unwrap().konnektoren.is_empty());
+    }
+
+    #[test]
+    fn a_21457_konnektor_table_errors_name_the_table_and_key() {
+        let with = |extra: &str| MINIMAL.replace("[directory]", &format!("{extra}\n[directory]"));
+        assert_eq!(
+            err(&with("[konnektor.K1]\nca = \"x.pem\"")),
+            "config error: [konnektor.K1] sds_url: missing"
+        );
+        assert!(
+            err(&with(
+                "[konnektor.K1]\nsds_url = \"http://k1/connector.sds\""
+            ))
+            .starts_with("config error: [konnektor.K1] sds_url: must be an https://")
+        );
+        assert!(
+            err(&with(
+                "[konnektor.K1]\nsds_url = \"https://k1/sds\"\nsds = 1"
+            ))
+            .starts_with("config error: [konnektor.K1] sds: unknown key")
+        );
+        assert!(
+            err(&with("[konnektor.\"K 1\"]\nsds_url = \"https://k1/sds\""))
+                .starts_with("config error: [konnektor.K 1]: not a usable KonnektorId")
+        );
     }
 
     #[test]

@@ -2,12 +2,14 @@
 //! (A_2019). Both run core's logic ([`komle_core::protect`]); this module only performs the
 //! directory lookups and Konnektor calls that logic asks for.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use komle_core::directory::{CertificateCache, DirectoryEntry};
+use komle_core::login_name::KonnektorId;
 use komle_core::open::{self, CardCache, Reception};
 use komle_core::pop3::{OpenFailure, OpenJob, OpenedMessage};
-use komle_core::protect::{self, DirectoryUnavailable, Protection, Step};
+use komle_core::protect::{self, DirectoryUnavailable, KimSendInfo, Protection, Step};
 use komle_core::smime::opened_mail::DeliveryOptions;
 use komle_core::smtp::{ProtectJob, ProtectedMessage, ProtectionFailure, RecipientVerdict};
 
@@ -65,12 +67,35 @@ impl Konnektor for KonnektorHttp {
     }
 }
 
+/// A further Konnektor a login name may choose by its KonnektorId (A_21457, A_21517):
+/// its transport and the endpoints its `connector.sds` offers.
+#[derive(Clone)]
+pub struct KonnektorTarget {
+    pub konnektor: Arc<dyn Konnektor>,
+    /// Its endpoints, read lazily and refreshed on connection problems (A_2076).
+    pub directory: Arc<KonnektorDirectory>,
+    /// The outer KIM 1.5 fields of messages this Konnektor protects (its `X-KIM-KONVersion`).
+    pub kim: KimSendInfo,
+}
+
+/// What the client reads (SMTP `451`, POP3 `-ERR`) when its login names a KonnektorId with no
+/// `[konnektor.<id>]`: the spec names no reply for it, and nothing may be signed or decrypted
+/// by a Konnektor the client did not ask for.
+pub const UNKNOWN_KONNEKTOR_ID: &str = "Die KonnektorId im Benutzernamen ist nicht konfiguriert";
+
 /// Directory, Konnektor, certificate cache and clock, shared by all sessions.
 pub struct Pipeline {
     pub directory: Arc<dyn Directory>,
+    /// The default Konnektor (`[konnektor]`), for logins without a KonnektorId.
     pub konnektor: Arc<dyn Konnektor>,
-    /// The Konnektor's endpoints, read lazily and refreshed on connection problems (A_2076).
+    /// The default Konnektor's endpoints, read lazily and refreshed on connection problems
+    /// (A_2076).
     pub konnektor_directory: Arc<KonnektorDirectory>,
+    /// `[konnektor.<id>]`: the Konnektoren a login may name (A_21457, A_21517).
+    pub konnektoren: BTreeMap<KonnektorId, KonnektorTarget>,
+    /// The outer KIM 1.5 fields (A_21388-01: `X-KIM-CMVersion`, `X-KIM-PTVersion`, the default
+    /// Konnektor's `X-KIM-KONVersion`; A_22417 `Expires` once a TTL is known).
+    pub kim: KimSendInfo,
     /// Process memory only (A_2026); a poisoned lock is recovered, the digests guard entries.
     pub cache: Arc<Mutex<CertificateCache>>,
     pub clock: Arc<Clock>,
@@ -82,6 +107,25 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
+    /// The Konnektor a login chose (A_21457 SMTP, A_21517 POP3): the default without a
+    /// KonnektorId, the configured one for a known id, `None` for an unknown id.
+    pub fn konnektor_for(
+        &self,
+        id: Option<&KonnektorId>,
+    ) -> Option<(&dyn Konnektor, &KonnektorDirectory, &KimSendInfo)> {
+        match id {
+            None => Some((
+                self.konnektor.as_ref(),
+                self.konnektor_directory.as_ref(),
+                &self.kim,
+            )),
+            Some(id) => self
+                .konnektoren
+                .get(id)
+                .map(|t| (t.konnektor.as_ref(), t.directory.as_ref(), &t.kim)),
+        }
+    }
+
     fn with_cache<T>(&self, f: impl FnOnce(&mut CertificateCache) -> T) -> T {
         let mut guard = match self.cache.lock() {
             Ok(g) => g,
@@ -134,14 +178,19 @@ impl Protector for Pipeline {
         job: ProtectJob,
     ) -> BoxFuture<'_, Result<ProtectedMessage, ProtectionFailure>> {
         Box::pin(async move {
-            let endpoints =
-                self.konnektor_directory
-                    .endpoints()
-                    .await
-                    .map_err(|e| ProtectionFailure {
-                        reason: e.to_string(),
-                    })?;
-            let mut p = Protection::new(job, endpoints.clone(), self.clock.wall());
+            let Some((konnektor, directory, kim)) =
+                self.konnektor_for(job.login.konnektor_id.as_ref())
+            else {
+                log::warn!("a login names a KonnektorId that is not configured");
+                return Err(ProtectionFailure {
+                    reason: UNKNOWN_KONNEKTOR_ID.to_owned(),
+                });
+            };
+            let endpoints = directory.endpoints().await.map_err(|e| ProtectionFailure {
+                reason: e.to_string(),
+            })?;
+            let mut p = Protection::new(job, endpoints.clone(), self.clock.wall())
+                .with_kim_info(kim.clone());
             loop {
                 match self.with_cache(|c| p.step(c)) {
                     Step::LookUp(address) => {
@@ -149,10 +198,9 @@ impl Protector for Pipeline {
                         self.with_cache(|c| p.directory_answer(c, answer));
                     }
                     Step::Call(call) => {
-                        let answer = self
-                            .konnektor_directory
+                        let answer = directory
                             .call(
-                                &*self.konnektor,
+                                konnektor,
                                 &endpoints,
                                 &call.url,
                                 call.request.soap_action,
@@ -181,21 +229,24 @@ impl Opener for Pipeline {
     /// error mails.
     fn open(&self, job: OpenJob) -> BoxFuture<'_, Result<OpenedMessage, OpenFailure>> {
         Box::pin(async move {
-            let endpoints =
-                self.konnektor_directory
-                    .endpoints()
-                    .await
-                    .map_err(|e| OpenFailure {
-                        reason: e.to_string(),
-                    })?;
+            let Some((konnektor, directory, _)) =
+                self.konnektor_for(job.login.konnektor_id.as_ref())
+            else {
+                log::warn!("a login names a KonnektorId that is not configured");
+                return Err(OpenFailure {
+                    reason: UNKNOWN_KONNEKTOR_ID.to_owned(),
+                });
+            };
+            let endpoints = directory.endpoints().await.map_err(|e| OpenFailure {
+                reason: e.to_string(),
+            })?;
             let mut r = Reception::new(job, endpoints.clone(), self.clock.wall(), self.delivery);
             loop {
                 match r.step() {
                     open::Step::Call(call) => {
-                        let answer = self
-                            .konnektor_directory
+                        let answer = directory
                             .call(
-                                &*self.konnektor,
+                                konnektor,
                                 &endpoints,
                                 &call.url,
                                 call.request.soap_action,
@@ -215,6 +266,42 @@ impl Opener for Pipeline {
             }
         })
     }
+}
+
+/// Reads a Konnektor's `connector.sds` and picks the endpoints (A_17464) and its product
+/// information for `X-KIM-KONVersion` (A_21388-01); `table` names the configuration table in
+/// errors.
+fn discover(
+    http: &KonnektorHttp,
+    sds_url: &str,
+    table: &str,
+) -> Result<(Arc<KonnektorDirectory>, KimSendInfo), crate::cli::RuntimeError> {
+    use crate::konnektor_directory::DirectoryError;
+    let directory = Arc::new(KonnektorDirectory::over_http(http.clone(), sds_url));
+    let first = http.get_blocking(sds_url);
+    let sds = first.as_ref().ok().cloned();
+    match directory.install(first) {
+        Ok(_) | Err(DirectoryError::Unreachable(_)) => {}
+        Err(DirectoryError::Unusable(e)) => {
+            return Err(crate::cli::RuntimeError(format!(
+                "[{table}] sds_url: connector.sds: {e}"
+            )));
+        }
+    }
+    let kim = KimSendInfo::default();
+    let kim = match sds
+        .as_deref()
+        .and_then(protect::kim_headers::konnektor_version_from_sds)
+    {
+        Some(v) => kim.clone().with_konnektor_version(&v).unwrap_or(kim),
+        None => {
+            log::warn!(
+                "[{table}] connector.sds unread or without product information: no X-KIM-KONVersion"
+            );
+            kim
+        }
+    };
+    Ok((directory, kim))
 }
 
 /// A directory held in memory (the demo's, and tests').
@@ -277,19 +364,24 @@ pub fn build_with_server_check(
     runtime: &Runtime,
 ) -> Result<(Services, Arc<ServerCertificateCheck>), crate::cli::RuntimeError> {
     use crate::cli::RuntimeError;
-    use crate::konnektor_directory::DirectoryError;
-    let konnektor_directory = Arc::new(KonnektorDirectory::over_http(
-        runtime.konnektor.clone(),
-        &config.konnektor.sds_url,
-    ));
-    let first = runtime.konnektor.get_blocking(&config.konnektor.sds_url);
-    match konnektor_directory.install(first) {
-        Ok(_) | Err(DirectoryError::Unreachable(_)) => {}
-        Err(DirectoryError::Unusable(e)) => {
-            return Err(RuntimeError(format!(
-                "[konnektor] sds_url: connector.sds: {e}"
-            )));
-        }
+    // The default Konnektor and one per `[konnektor.<id>]` (A_21457/A_21517), each with its
+    // own transport (TLS client authentication) and its own lazily read service directory.
+    let (konnektor_directory, kim) =
+        discover(&runtime.konnektor, &config.konnektor.sds_url, "konnektor")?;
+    let mut konnektoren = BTreeMap::new();
+    for (id, settings) in &config.konnektoren {
+        let table = format!("konnektor.{id}");
+        let http =
+            KonnektorHttp::new(settings).map_err(|e| RuntimeError(format!("[{table}]: {e}")))?;
+        let (directory, kim) = discover(&http, &settings.sds_url, &table)?;
+        konnektoren.insert(
+            id.clone(),
+            KonnektorTarget {
+                konnektor: Arc::new(http),
+                directory,
+                kim,
+            },
+        );
     }
     let d = &config.directory;
     let mut settings = crate::ldap::LdapSettings::new(&d.url, &d.base);
@@ -310,6 +402,8 @@ pub fn build_with_server_check(
         directory: Arc::new(LdapDirectory(Arc::new(client))),
         konnektor: Arc::new(runtime.konnektor.clone()),
         konnektor_directory: konnektor_directory.clone(),
+        konnektoren,
+        kim,
         cache: Arc::new(Mutex::new(CertificateCache::new(
             komle_core::directory::CacheConfig {
                 lifetime: config.cache.certificate_ttl,

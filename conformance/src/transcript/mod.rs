@@ -30,12 +30,12 @@
 //! `A: close-upstream`; `E: connected`, `E: connect-failed [REASON]` (REASON takes escapes,
 //! default `connection refused`), `E: client-closed`, `E: upstream-closed`.
 //!
-//! SMTP only: `A: check-recipient ADDR`, `A: protect from=<F> to=A,B`;
+//! SMTP only: `A: check-recipient ADDR`, `A: protect from=<F> to=A,B [konnektor=ID]`;
 //! `E: recipient ADDR usable|no-certificate|conflicting-ids|directory-unavailable`,
 //! `E: protect-failed REASON`, `E: protected keep=A,B [notice=FROM>TO]`; options are the
 //! [`SmtpConfig`](komle_core::smtp::SmtpConfig) fields ([`smtp::config`]).
 //!
-//! POP3 only: `A: open login=USER#HOST:PORT#MANDANT#CLIENTSYSTEM#WORKPLACE[#USERID]` (the login
+//! POP3 only: `A: open login=USER#HOST:PORT#MANDANT#CLIENTSYSTEM#WORKPLACE[#USERID|*][#KONNEKTORID]` (the login
 //! the job carries, followed by its `J:` lines); `E: opened` (the `P:` lines before it are the
 //! opened message), `E: open-failed REASON`; options are the
 //! [`Pop3Config`](komle_core::pop3::Pop3Config) fields ([`pop3::config`]).

@@ -90,6 +90,14 @@ fn login(job: &OpenJob) -> String {
         s.push('#');
         s.push_str(id);
     }
+    // A_21517: the KonnektorId in its position, `*` standing for an absent UserId.
+    if let Some(k) = &l.konnektor_id {
+        if l.user_id.is_none() {
+            s.push_str("#*");
+        }
+        s.push('#');
+        s.push_str(k.as_str());
+    }
     s
 }
 

@@ -72,11 +72,16 @@ impl Words for SmtpWords {
                 observed.push_back(format!("A: check-recipient {address}"))
             }
             Job::Protect(job) => {
-                observed.push_back(format!(
+                let mut line = format!(
                     "A: protect from=<{}> to={}",
                     job.envelope_from,
                     job.recipients.join(",")
-                ));
+                );
+                // A_21457: the Konnektor the login named travels with the job.
+                if let Some(k) = &job.login.konnektor_id {
+                    line.push_str(&format!(" konnektor={k}"));
+                }
+                observed.push_back(line);
                 push_lines(observed, "J", job.message.as_slice());
             }
             other => return Err(format!("no SMTP job: {other:?}")),

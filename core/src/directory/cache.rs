@@ -14,6 +14,7 @@ use lru::LruCache;
 use sha2::{Digest, Sha256};
 
 use super::inspect::unix_seconds;
+use super::kom_le_version::KomLeVersion;
 
 /// Cache settings; the lifetime is configurable per KOM-LE-A_2026 (Tab_Konf_Param default 12 h).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,10 +59,17 @@ struct Entry {
     digest: [u8; 32],
 }
 
+/// Longest time a KOM-LE version from the directory is reused (A_22340: at most 24 hours).
+pub const KOM_LE_VERSION_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// Per-address cache of the certificates used for encryption. `now` is always passed in.
 #[derive(Debug)]
 pub struct CertificateCache {
     entries: LruCache<String, Entry>,
+    /// The KOM-LE version the directory stated with the certificates (A_22340), and until
+    /// when (Unix seconds). It only chooses the `X-KOM-LE-Version` header, so a tampered value
+    /// cannot redirect a message: no digest.
+    versions: LruCache<String, (KomLeVersion, u64)>,
     lifetime: Duration,
     stats: CacheStats,
 }
@@ -89,6 +97,7 @@ impl CertificateCache {
     pub fn new(config: CacheConfig) -> Self {
         CertificateCache {
             entries: LruCache::new(config.capacity),
+            versions: LruCache::new(config.capacity),
             lifetime: config.lifetime,
             stats: CacheStats::default(),
         }
@@ -145,6 +154,23 @@ impl CertificateCache {
                 digest,
             },
         );
+    }
+
+    /// Remembers the KOM-LE version the directory states for `address` (A_22340), for the
+    /// certificate lifetime but at most [`KOM_LE_VERSION_TTL`].
+    pub fn insert_kom_le_version(&mut self, address: &str, version: KomLeVersion, now: SystemTime) {
+        let ttl = self.lifetime.min(KOM_LE_VERSION_TTL).as_secs();
+        let expires_at = unix_seconds(now).saturating_add(ttl);
+        self.versions.put(key(address), (version, expires_at));
+    }
+
+    /// The remembered KOM-LE version of `address`, if still fresh at `now`.
+    pub fn kom_le_version(&mut self, address: &str, now: SystemTime) -> Option<KomLeVersion> {
+        let now = unix_seconds(now);
+        match self.versions.get(&key(address)) {
+            Some((v, expires_at)) if now < *expires_at => Some(*v),
+            _ => None,
+        }
     }
 
     /// Evicts every entry that holds one of `rejected` (DER certificates the Konnektor refused)
@@ -220,6 +246,28 @@ impl RetryGuard {
         }
         self.retried = true;
         RetryDecision::LookUpReplacements(addresses)
+    }
+}
+
+#[cfg(test)]
+mod version_tests {
+    use super::*;
+
+    #[test]
+    fn a_22340_kom_le_version_is_cached_at_most_24_hours_and_case_insensitively() {
+        let mut c = CertificateCache::new(CacheConfig {
+            lifetime: Duration::from_secs(48 * 3600),
+            capacity: NonZeroUsize::new(4).unwrap(),
+        });
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        c.insert_kom_le_version("A@kim.test", KomLeVersion::V1_5, t0);
+        let hour = |h: u64| t0 + Duration::from_secs(h * 3600);
+        assert_eq!(
+            c.kom_le_version("a@KIM.test", hour(23)),
+            Some(KomLeVersion::V1_5)
+        );
+        assert_eq!(c.kom_le_version("a@kim.test", hour(24)), None);
+        assert_eq!(c.kom_le_version("b@kim.test", t0), None);
     }
 }
 

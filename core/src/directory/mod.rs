@@ -11,6 +11,7 @@ mod admission;
 pub mod cache;
 pub mod entry;
 pub mod inspect;
+pub mod kom_le_version;
 pub mod oids;
 pub mod query;
 pub mod resolve;
@@ -21,6 +22,7 @@ pub use cache::{
 };
 pub use entry::DirectoryEntry;
 pub use inspect::{InspectedCertificate, KeyAlgorithm, SkipReason, inspect};
+pub use kom_le_version::KomLeVersion;
 pub use query::{DirectoryQuery, escape_filter_value};
 pub use resolve::{CachePass, resolve_from_cache, resolve_from_directory};
 pub use select::{Selected, Selection, SkippedCertificate, select, select_from_entries};

@@ -90,7 +90,14 @@
 //! | `X-KIM-IntegrityCheckResult` | `09` | signed and unprotected recipient-emails differ | `smime_receive::a_2048_unprotected_recipient_emails_differing_from_signed_gives_09` |
 //! | `X-KIM-IntegrityCheckResult` | `X01` | VerifyDocument not answered | `open_pipeline::a_23165_verify_document_fault_unreachable_and_unreadable_are_06_x01_x02`, `fault_loop_pop3` |
 //! | `X-KIM-IntegrityCheckResult` | `X02` | VerifyDocument answer unreadable, no gematik code | `open_pipeline::a_23165_verify_document_fault_unreachable_and_unreadable_are_06_x01_x02` |
-//! | `X-KIM-Fehlermeldung` | `4008` | unsupported `X-KOM-LE-Version` | `smime_receive::unsupported_version_yields_error_mail_4008` |
+//! | `X-KIM-Fehlermeldung` | `4008` | unsupported `X-KOM-LE-Version` (1.0 and 1.5 are supported, A_21391-02) | `smime_receive::unsupported_version_yields_error_mail_4008`, `kim15_receive::unknown_version_still_becomes_the_4008_mail` |
+//! | `X-KIM-Fehlermeldung` | `4008` | KAS content announced by `X-KIM-KAS-Size` (A_23467); typed as [`KasContent`] until the KAS module takes the branch | `kim15_receive::a_23467_a_23512_kas_content_is_typed_and_still_becomes_the_4008_mail` |
+//!
+//! A 1.5 message without KAS content opens like a 1.0 one
+//! (`kim15_receive::a_21391_02_kim_1_5_message_without_kas_opens_with_its_results`). A
+//! Konnektor refusing the call context (GetCards fault 4004–4006) is Tab_POP3_Verbindung's
+//! `-ERR` ([`CONTEXT_REFUSED_REASON`]), not an error mail
+//! (`kim15_receive::a_2037_01_tab_pop3_verbindung_konnektor_refusing_the_call_context_answers_err`).
 //!
 //! 01 and 07 append „Die Nachricht wurde entschlüsselt.“ and „Die Signatur wurde erfolgreich
 //! geprüft.“ to the message text; every other integrity value replaces the content with
@@ -101,9 +108,11 @@
 //! [`DeliveryOptions::deliver_original_on_failure`]: crate::smime::DeliveryOptions::deliver_original_on_failure
 
 pub mod card_cache;
+pub mod kas_content;
 mod pipeline;
 mod verification;
 
 pub use card_cache::{CardCache, CertId, TTL_EMAIL_ICCSN};
-pub use pipeline::{Reception, Step};
+pub use kas_content::{KasContent, KasEvidence};
+pub use pipeline::{CONTEXT_REFUSED_REASON, Reception, Step};
 pub use verification::verification_from;

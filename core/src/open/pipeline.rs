@@ -4,6 +4,7 @@ use std::collections::VecDeque;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::card_cache::{CardCache, CertId};
+use super::kas_content::{self, KasContent};
 use super::verification::verification_from;
 use crate::konnektor::call::{Awaited, PendingAnswer};
 use crate::konnektor::get_pin_status::PinStatus;
@@ -20,7 +21,7 @@ use crate::secret::SecretBytes;
 use crate::smime::integrity::{NoVerdict, Verification};
 use crate::smime::open_plan::{self, Decrypted, Opening, Retrieved, Verifying};
 use crate::smime::opened_mail::DeliveryOptions;
-use crate::smime::receive::DecryptionFailure;
+use crate::smime::receive::{self, DecryptionFailure};
 
 /// What the pipeline needs next. Not `#[non_exhaustive]` on purpose: a driver must handle
 /// every step, and a new one must break it at compile time.
@@ -41,6 +42,14 @@ const KEY_NOT_USABLE: [i64; 4] = [4253, 4101, 4063, 4085];
 /// Konnektor codes for a document that is not a valid CMS structure (4115 ASN.1, 4112 format):
 /// 02, wrong format.
 const WRONG_FORMAT: [i64; 2] = [4115, 4112];
+/// Konnektor codes for a call context it does not know: MandantId (4004), ClientSystemId
+/// (4005), WorkplaceId (4006). Tab_POP3_Verbindung answers them with `-ERR`: the login name
+/// is wrong, no mail can help.
+const CONTEXT_REFUSED: core::ops::RangeInclusive<i64> = 4004..=4006;
+
+/// The `-ERR` text when GetCards answers 4004–4006 (Tab_POP3_Verbindung, KOM-LE-A_2037-01).
+pub const CONTEXT_REFUSED_REASON: &str =
+    "Der Konnektor lehnt den Aufrufkontext ab (MandantId, ClientSystemId oder WorkplaceId)";
 
 /// A card that may hold the fetching user's key, with the PIN that unlocks its C.ENC key.
 #[derive(Debug, Clone)]
@@ -106,6 +115,8 @@ pub struct Reception {
     /// DecryptDocument request takes the message out of the opening, so it must not be built
     /// twice.
     pending: PendingAnswer,
+    /// Set when the message turned out to carry KAS content (gemSpec_CM_KOMLE V1.16 §3.2.2).
+    kas: Option<KasContent>,
 }
 
 impl Reception {
@@ -128,7 +139,15 @@ impl Reception {
             state: State::Start,
             outcome: None,
             pending: PendingAnswer::default(),
+            kas: None,
         }
+    }
+
+    /// The KAS content the message announced (A_23467), once [`Reception::step`] has looked
+    /// at it: such a message is delivered as the 4008 error mail until the KAS module takes
+    /// this branch over.
+    pub fn kas_content(&self) -> Option<&KasContent> {
+        self.kas.as_ref()
     }
 
     /// Advances as far as possible and says what is needed next. After a [`Step::Call`] its
@@ -150,6 +169,20 @@ impl Reception {
             return Step::Done(Err(OpenFailure {
                 reason: e.reason().into(),
             }));
+        }
+        if let State::Start = self.state
+            && let Some(kas) = kas_content::detect_outer(self.job.message.as_slice())
+        {
+            // KAS branch (A_19369-02/A_19370-04 belong here once the KAS module exists): today
+            // the user gets the error mail with the encrypted original, to forward later.
+            let mail = receive::unsupported_version_mail(
+                self.job.message.as_slice(),
+                &kas.version,
+                self.now,
+            );
+            self.kas = Some(kas);
+            self.state = State::Finished;
+            self.deliver(SecretBytes::from(mail));
         }
         if let State::Start = self.state {
             match open_plan::on_retrieve(self.job.message.as_slice(), self.now) {
@@ -292,6 +325,15 @@ impl Reception {
                             };
                         }
                     }
+                }
+                // Tab_POP3_Verbindung: the Konnektor refuses the login's call context.
+                Ok(Err(e))
+                    if e.gematik_code()
+                        .is_some_and(|c| CONTEXT_REFUSED.contains(&c)) =>
+                {
+                    self.outcome = Some(Err(OpenFailure {
+                        reason: CONTEXT_REFUSED_REASON.into(),
+                    }));
                 }
                 Ok(Err(_)) | Err(_) => {
                     self.decryption_failed(&opening, DecryptionFailure::KonnektorUnavailable)

@@ -40,7 +40,7 @@ impl Pop3Session {
         }
         match command::parse(text) {
             Ok(Command::Capa) => self.send_client(CONNECT_CAPA),
-            Ok(Command::User(name)) => match LoginName::parse(name) {
+            Ok(Command::User(name)) => match LoginName::parse_pop3(name) {
                 // A_21518: an incomplete login name aborts the session.
                 Err(e) => {
                     self.send_client(&reply::err(&e.to_string()));
@@ -88,7 +88,7 @@ impl Pop3Session {
     /// The SASL PLAIN response (RFC 4616) carries the login name and the password (A_2031).
     pub(super) fn plain_response(&mut self, response: &[u8], now: Instant) {
         match plain::decode_response(response) {
-            Ok(credentials) => match LoginName::parse(&credentials.login) {
+            Ok(credentials) => match LoginName::parse_pop3(&credentials.login) {
                 Ok(login) => self.start_login(login, credentials.password, now),
                 Err(e) => {
                     self.send_client(&reply::err(&e.to_string()));

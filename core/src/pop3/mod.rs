@@ -71,6 +71,7 @@ mod proxy_session;
 mod replies;
 mod reply;
 mod session;
+mod top_header;
 mod upstream;
 
 pub use canonical::{

@@ -45,7 +45,11 @@ impl Pop3Session {
         if replies.outstanding() == 0 {
             self.server_owes_since = Some(now);
         }
-        replies.expect(command.reply_shape(), command == CanonicalCommand::Quit);
+        if matches!(command, CanonicalCommand::Top { .. }) {
+            replies.expect_top();
+        } else {
+            replies.expect(command.reply_shape(), command == CanonicalCommand::Quit);
+        }
         self.server_idle_since = now;
         self.forward(&command);
     }

@@ -24,8 +24,12 @@ use crate::secret::SecretBytes;
 #[derive(Debug)]
 enum Awaited {
     /// A forwarded command waiting for the server's reply; `quit`: once answered, the session
-    /// ends.
-    Server { shape: ReplyShape, quit: bool },
+    /// ends; `top`: a `TOP` header, adjusted for Thunderbird ([`top_header`](super::top_header)).
+    Server {
+        shape: ReplyShape,
+        quit: bool,
+        top: bool,
+    },
     /// The module's own answer to a refused command, sent when every reply before it is.
     Local(Vec<u8>),
 }
@@ -40,6 +44,7 @@ enum Reading {
         decoder: MultilineDecoder,
         block: SecretBytes,
         too_big: bool,
+        top: bool,
     },
     /// Collecting a RETR message; `too_big` once it passed the limit (the rest is discarded).
     Collect {
@@ -87,7 +92,21 @@ impl ReplyReader {
 
     /// Registers a forwarded command.
     pub fn expect(&mut self, shape: ReplyShape, quit: bool) {
-        self.awaited.push_back(Awaited::Server { shape, quit });
+        self.awaited.push_back(Awaited::Server {
+            shape,
+            quit,
+            top: false,
+        });
+    }
+
+    /// Registers a forwarded `TOP`: its header block is relayed without `MIME-Version` when it
+    /// is a KOM-LE message's (the Thunderbird hint after KOM-LE-A_2041).
+    pub fn expect_top(&mut self) {
+        self.awaited.push_back(Awaited::Server {
+            shape: ReplyShape::MultiLine,
+            quit: false,
+            top: true,
+        });
     }
 
     /// Queues the module's own answer behind the replies still owed, or appends it to
@@ -155,19 +174,20 @@ impl ReplyReader {
                         return (i, Some(Stop::LineTooLong));
                     }
                     i += lf + 1;
-                    let Some(Awaited::Server { shape, quit }) = self.awaited.front() else {
+                    let Some(Awaited::Server { shape, quit, top }) = self.awaited.front() else {
                         // Unsolicited (e.g. a server's goodbye before it hangs up): relayed
                         // unchanged like every other reply.
                         client.extend_from_slice(line);
                         continue;
                     };
-                    let (shape, quit) = (*shape, *quit);
+                    let (shape, quit, top) = (*shape, *quit, *top);
                     match (shape, reply::status(line)) {
                         (ReplyShape::MultiLine, Status::Ok) => {
                             self.reading = Reading::Relay {
                                 decoder: MultilineDecoder::new(),
                                 block: SecretBytes::from(line),
                                 too_big: false,
+                                top,
                             };
                         }
                         (ReplyShape::Message, Status::Ok) => {
@@ -193,6 +213,7 @@ impl ReplyReader {
                     decoder,
                     block,
                     too_big,
+                    ..
                 } => {
                     let fed = decoder.feed(&input[i..], |_| {});
                     let raw = &input[i..i + fed.consumed];
@@ -207,9 +228,22 @@ impl ReplyReader {
                     i += fed.consumed;
                     if fed.done {
                         let done = core::mem::replace(&mut self.reading, Reading::Status);
-                        if let Reading::Relay { block, too_big, .. } = done {
+                        if let Reading::Relay {
+                            block,
+                            too_big,
+                            top,
+                            ..
+                        } = done
+                        {
                             if too_big {
                                 client.extend_from_slice(&reply::err(TOO_BIG));
+                            } else if let Some(adjusted) = top
+                                .then(|| super::top_header::without_mime_version(block.as_slice()))
+                                .flatten()
+                                .map(SecretBytes::from)
+                            {
+                                // Wiped when dropped, like the block: it holds addresses.
+                                client.extend_from_slice(adjusted.as_slice());
                             } else {
                                 client.extend_from_slice(block.as_slice());
                             }

@@ -34,8 +34,11 @@
 //! words are those of [`crate::konnektor::call`], shared with [`crate::open`]; a second
 //! `step()` before the answer, or an answer nobody asked for, ends the attempt with a failure.
 
+pub mod kim_headers;
+pub mod outdated_notice;
 mod pipeline;
 mod recipient_check;
 
+pub use kim_headers::{KimHeaderError, KimSendInfo};
 pub use pipeline::{DirectoryUnavailable, Protection, Step};
 pub use recipient_check::{check_cached, check_looked_up, verdict};

@@ -11,7 +11,11 @@ use std::collections::VecDeque;
 use refusal::Probe;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::directory::{CacheLookup, CertificateCache, DirectoryEntry, Selection, select};
+use super::kim_headers::{self, KimSendInfo};
+use super::outdated_notice;
+use crate::directory::{
+    CacheLookup, CertificateCache, DirectoryEntry, KomLeVersion, Selection, kom_le_version, select,
+};
 use crate::konnektor::call::{Awaited, PendingAnswer};
 use crate::konnektor::{
     CallContext, KonnektorCall, KonnektorEndpoints, KonnektorError, SoapRequest, TransportError,
@@ -99,6 +103,13 @@ pub struct Protection {
     /// cannot be handed out twice.
     pending: PendingAnswer,
     outcome: Option<Result<ProtectedMessage, ProtectionFailure>>,
+    /// KIM 1.5 outer fields (A_21388-01, A_22417).
+    kim: KimSendInfo,
+    /// The KOM-LE version the directory (or the cache, A_22340) states per address
+    /// (A_19356-06): for the KAS decision and the sender check (A_21387-01).
+    versions: Vec<(String, KomLeVersion)>,
+    /// The message's content lies on the KAS: `X-KOM-LE-Version: 1.5` (A_2100-02).
+    kas_content: bool,
 }
 
 impl Protection {
@@ -126,6 +137,9 @@ impl Protection {
             card_handle: None,
             pending: PendingAnswer::default(),
             outcome: None,
+            kim: KimSendInfo::default(),
+            versions: Vec::new(),
+            kas_content: false,
             job,
         };
         // The plan takes the message over; the job keeps only the envelope.
@@ -147,6 +161,31 @@ impl Protection {
             Err(_) => p.fail("Die Nachricht hat keinen gueltigen Absender (From/Sender)"),
         }
         p
+    }
+
+    /// Sets what the outer header carries beyond KOM-LE 1.0 (A_21388-01, A_22417); without
+    /// it [`KimSendInfo::default`] applies.
+    pub fn with_kim_info(mut self, info: KimSendInfo) -> Self {
+        self.kim = info;
+        self
+    }
+
+    /// Marks the message as carrying KAS content (set by the KAS branch): the outer header
+    /// then says `X-KOM-LE-Version: 1.5` (gemSMIME_KOMLE KOM-LE-A_2100-02).
+    pub fn set_kas_content(&mut self, kas_content: bool) {
+        self.kas_content = kas_content;
+    }
+
+    /// The KOM-LE version the directory states for `address` (A_19356-06; from the cache
+    /// within A_22340's 24 h), once its certificates were looked up; `None` before that or
+    /// when the cache had the certificates but no longer the version. An address without
+    /// `komLeData` is 1.0.
+    pub fn kom_le_version_of(&self, address: &str) -> Option<KomLeVersion> {
+        self.versions
+            .iter()
+            .rev()
+            .find(|(a, _)| a.eq_ignore_ascii_case(address))
+            .map(|(_, v)| *v)
     }
 
     /// Advances as far as possible without the runtime and says what is needed next. After a
@@ -215,6 +254,9 @@ impl Protection {
                     .collect();
                 let selection = select(&certs, self.now, self.endpoints.ecc_capable).selection;
                 let again = self.re_asked.iter().any(|a| a == &address);
+                let version = kom_le_version::for_address(&entries, &address);
+                cache.insert_kom_le_version(&address, version, self.now);
+                self.versions.push((address.clone(), version));
                 let found = match selection {
                     Selection::Usable(_) => {
                         cache.insert(&address, certs, self.now);
@@ -395,6 +437,9 @@ impl Protection {
         for a in &self.addresses {
             match cache.get(a, self.now) {
                 CacheLookup::Hit(certs) => {
+                    if let Some(v) = cache.kom_le_version(a, self.now) {
+                        self.versions.push((a.clone(), v));
+                    }
                     let selection = select(&certs, self.now, self.endpoints.ecc_capable).selection;
                     self.from_cache.push(a.clone());
                     self.lookups.push((a.clone(), lookup(selection)));
@@ -452,11 +497,14 @@ impl Protection {
             self.fail("Interner Zustand ohne vorbereitete Nachricht");
             return;
         };
-        let outer = p.finish(&encrypted);
+        let lines = self.kim.outer_lines(self.now);
+        let version = kim_headers::outer_version(self.kas_content);
+        let fields = kim_headers::outer_fields(version, &lines);
+        let outer = p.finish_with(&encrypted, &fields);
         drop(encrypted);
         match outer {
             Ok(outer) => {
-                let notice = p.sender_notice.map(|n| Notice {
+                let notice = self.with_outdated_notice(p.sender_notice).map(|n| Notice {
                     envelope_from: self.sender.clone(),
                     recipient: self.sender.clone(),
                     message: SecretBytes::from(n),
@@ -468,6 +516,29 @@ impl Protection {
                 }));
             }
             Err(_) => self.fail("Die verschluesselte Nachricht konnte nicht verpackt werden"),
+        }
+    }
+
+    /// KOM-LE-A_21387-01: when the directory names a newer KOM-LE version for the sender
+    /// than this module implements, the sender learns that the Clientmodul is outdated, in
+    /// the notice it gets anyway or in one of its own.
+    fn with_outdated_notice(&self, notice: Option<Vec<u8>>) -> Option<Vec<u8>> {
+        let own = self
+            .kom_le_version_of(&self.sender)
+            .filter(|v| outdated_notice::is_outdated(*v));
+        match (own, notice) {
+            (None, notice) => notice,
+            (Some(v), Some(mut n)) => {
+                outdated_notice::append_to(&mut n, v);
+                Some(n)
+            }
+            (Some(v), None) => {
+                let now = self
+                    .now
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+                Some(outdated_notice::notice(&self.sender, v, now))
+            }
         }
     }
 

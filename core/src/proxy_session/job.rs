@@ -34,3 +34,15 @@ pub enum JobResult {
     /// Answer to [`Job::Open`].
     Opened(Result<OpenedMessage, OpenFailure>),
 }
+
+impl Job {
+    /// The Konnektor the login chose for this job (A_21457 SMTP, A_21517 POP3): `None` for the
+    /// default Konnektor and for the recipient check, which asks only the directory.
+    pub fn konnektor_id(&self) -> Option<&crate::login_name::KonnektorId> {
+        match self {
+            Self::CheckRecipient { .. } => None,
+            Self::Protect(job) => job.login.konnektor_id.as_ref(),
+            Self::Open(job) => job.login.konnektor_id.as_ref(),
+        }
+    }
+}

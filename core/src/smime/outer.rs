@@ -16,12 +16,35 @@ const COPIED_BEFORE: [&str; 7] = [
     "Message-ID",
 ];
 
-/// The fixed part of the outer header after the copied addressing fields.
+/// The fixed part of the outer header after the copied addressing fields, up to the
+/// `X-KOM-LE-Version` value.
 const FIXED_MIDDLE: &[u8] = b"Subject: KOM-LE-Nachricht\r\n\
 MIME-Version: 1.0\r\n\
 Content-Type: application/pkcs7-mime; \r\n\tsmime-type=authenticated-enveloped-data; name=smime.p7m\r\n\
 Content-Transfer-Encoding: base64\r\n\
-X-KOM-LE-Version: 1.0\r\n";
+X-KOM-LE-Version: ";
+
+/// What the sending module adds to the outer header beyond the KOM-LE 1.0 profile
+/// (gemSpec_CM_KOMLE V1.16 §3.1: A_21388-01, A_21387-01, A_22417).
+#[derive(Debug, Clone, Copy)]
+pub struct OuterFields<'a> {
+    /// The `X-KOM-LE-Version` value (`1.0` or `1.5`).
+    pub kom_le_version: &'a str,
+    /// Complete header lines (CRLF each) written after the copied `X-KIM-*` fields.
+    pub extra_lines: &'a [u8],
+    /// Inner `X-KIM-*` fields not copied because `extra_lines` sets them (a client must not
+    /// set the module's own version headers).
+    pub replaces: &'a [&'a str],
+}
+
+impl OuterFields<'_> {
+    /// The KOM-LE 1.0 outer header, nothing added.
+    pub const V1_0: OuterFields<'static> = OuterFields {
+        kom_le_version: "1.0",
+        extra_lines: b"",
+        replaces: &[],
+    };
+}
 
 const FIXED_END: &[u8] = b"Content-Disposition: attachment; filename=smime.p7m\r\n\r\n";
 
@@ -41,7 +64,16 @@ const LINE: usize = 76;
 /// (the body is base64, so no line of it starts with `.` and it needs no dot-stuffing) instead
 /// of copying the message into a stuffed buffer.
 pub fn build_outer(inner_mail: &[u8], encrypted_cms: &[u8]) -> Result<Vec<u8>, SmimeError> {
-    let header = outer_header(inner_mail)?;
+    build_outer_with(inner_mail, encrypted_cms, &OuterFields::V1_0)
+}
+
+/// [`build_outer`] with the version and the additional fields of `fields`.
+pub fn build_outer_with(
+    inner_mail: &[u8],
+    encrypted_cms: &[u8],
+    fields: &OuterFields<'_>,
+) -> Result<Vec<u8>, SmimeError> {
+    let header = outer_header(inner_mail, fields)?;
     let body_len = base64_lines_len(encrypted_cms.len());
     let mut out = Vec::with_capacity(header.len() + body_len + SMTP_TERMINATOR_ROOM);
     out.extend_from_slice(&header);
@@ -60,12 +92,12 @@ fn base64_lines_len(len: usize) -> usize {
 }
 
 /// The outer header block (small: only the inner mail's addressing and `X-KIM-*` fields).
-fn outer_header(inner_mail: &[u8]) -> Result<Vec<u8>, SmimeError> {
+fn outer_header(inner_mail: &[u8], fields: &OuterFields<'_>) -> Result<Vec<u8>, SmimeError> {
     let head = headers::parse(inner_mail)?;
     if head.get("From").is_none() {
         return Err(SmimeError::MissingHeader("From"));
     }
-    let mut out = Vec::with_capacity(head.end + 400);
+    let mut out = Vec::with_capacity(head.end + 400 + fields.extra_lines.len());
     for name in COPIED_BEFORE {
         for f in head
             .fields
@@ -79,11 +111,16 @@ fn outer_header(inner_mail: &[u8]) -> Result<Vec<u8>, SmimeError> {
         }
     }
     out.extend_from_slice(FIXED_MIDDLE);
-    for f in head
-        .fields
-        .iter()
-        .filter(|f| f.name.len() > 6 && f.name[..6].eq_ignore_ascii_case("X-KIM-"))
-    {
+    out.extend_from_slice(fields.kom_le_version.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for f in head.fields.iter().filter(|f| {
+        f.name.len() > 6
+            && f.name[..6].eq_ignore_ascii_case("X-KIM-")
+            && !fields
+                .replaces
+                .iter()
+                .any(|r| f.name.eq_ignore_ascii_case(r))
+    }) {
         headers::push_crlf(&mut out, &inner_mail[f.range.clone()]);
         if !out.ends_with(b"\n") {
             out.extend_from_slice(b"\r\n");
@@ -94,6 +131,7 @@ fn outer_header(inner_mail: &[u8]) -> Result<Vec<u8>, SmimeError> {
         out.extend_from_slice(DEFAULT_DIENSTKENNUNG);
         out.extend_from_slice(b"\r\n");
     }
+    out.extend_from_slice(fields.extra_lines);
     out.extend_from_slice(FIXED_END);
     Ok(out)
 }

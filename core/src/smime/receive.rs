@@ -7,8 +7,9 @@ use super::headers;
 use super::multipart::{self, Part};
 use base64::Engine;
 
-/// KOM-LE versions this Clientmodul opens.
-pub const SUPPORTED_VERSIONS: [&str; 1] = ["1.0"];
+/// KOM-LE versions this Clientmodul opens (A_21391-02). A 1.5 message without KAS content has
+/// the 1.0 format; one with KAS content is caught before this check (`crate::open::kas_content`).
+pub const SUPPORTED_VERSIONS: [&str; 2] = ["1.0", "1.5"];
 
 /// What RETR delivered.
 #[derive(Debug)]

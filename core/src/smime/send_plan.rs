@@ -269,4 +269,13 @@ impl Protect {
     pub fn finish(&self, encrypted_cms: &[u8]) -> Result<Vec<u8>, SmimeError> {
         build_outer(&self.header, encrypted_cms)
     }
+
+    /// [`Protect::finish`] with the KIM 1.5 outer fields (A_21388-01, A_21387-01, A_22417).
+    pub fn finish_with(
+        &self,
+        encrypted_cms: &[u8],
+        fields: &super::outer::OuterFields<'_>,
+    ) -> Result<Vec<u8>, SmimeError> {
+        super::outer::build_outer_with(&self.header, encrypted_cms, fields)
+    }
 }

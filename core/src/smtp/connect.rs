@@ -155,7 +155,7 @@ impl SmtpSession {
         // shape the MTA login beyond its own credentials.
         let user_ok = |l: &LoginName| !l.user.chars().any(char::is_control);
         let password_ok = !creds.password.expose().contains('\0');
-        match LoginName::parse(&creds.login) {
+        match LoginName::parse_smtp(&creds.login) {
             Ok(login) if !(user_ok(&login) && password_ok) => {
                 self.send_client(reply::line(
                     501,

@@ -28,6 +28,7 @@ pub mod cli;
 pub mod config;
 pub mod contracts;
 pub mod duration;
+pub mod kas_client;
 pub mod konnektor_http;
 pub mod ldap;
 pub mod limits;

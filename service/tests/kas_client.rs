@@ -1,0 +1,265 @@
+//! The KAS client against the KAS simulator over mutual TLS: upload, HEAD, download and
+//! decrypt, the 507 quota answer (A_22419-01 → 521), 404, 403, 429 (A_22412-01 → 4013),
+//! forced 500 (A_19363-03 → 451), a client without certificate, and CM_KAS_TIMEOUT.
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use komle_conformance::kas_sim::{KasSim, KasSimConfig};
+use komle_core::kas::*;
+use komle_core::secret::Password;
+use komle_service::kas_client::*;
+
+fn client(sim: &KasSim, basic: Option<(&str, &str)>) -> KasClient {
+    let (chain, key) = sim.tls.client_identity();
+    KasClient::new(KasClientSettings {
+        base_url: sim.base_url(),
+        timeout: DEFAULT_KAS_TIMEOUT,
+        roots: vec![sim.tls.ca_der.clone()],
+        client_chain: chain,
+        client_key: key,
+        basic: basic.map(|(u, p)| (u.to_owned(), Password::new(p))),
+    })
+    .expect("client builds")
+}
+
+fn mail(len: usize) -> Vec<u8> {
+    let mut m =
+        b"From: a@x.kim.telematik\r\nTo: b@y.kim.telematik\r\nSubject: big\r\n\r\n".to_vec();
+    m.extend((0..len).map(|i| b"0123456789abcdef\r\n"[i % 18]));
+    m
+}
+
+/// Seals and uploads `plain`; returns the structure for the KOM-LE message.
+fn upload(c: &KasClient, plain: &[u8], recipients: &[String]) -> Result<KimAttachment, KasError> {
+    let key = KasKey::from_bytes([0x5a; 32]);
+    let mut reader = SealingReader::new(plain, &key, GcmIv([3; 12]));
+    let link = c.add_attachment(Upload {
+        message_id: "<big@x.kim.telematik>",
+        recipients,
+        expires: "Thu, 08 Dec 2022 15:48:35 +0200",
+        data_len: stored_size(plain.len() as u64),
+        data: &mut reader,
+    })?;
+    let sealed = reader.sealed().expect("fully read").clone();
+    Ok(KimAttachment::new(link, key, sealed.hash, sealed.size))
+}
+
+fn download(c: &KasClient, att: &KimAttachment, recipient: &str) -> Result<Vec<u8>, KasOpenError> {
+    let mut body = c
+        .read_attachment(&att.link, recipient, stored_size(att.size))
+        .map_err(|e| e.open_error())?;
+    let mut opener = MailDataOpener::new(att);
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = body
+            .read(&mut buf)
+            .map_err(|_| KasOpenError::DownloadFailed)?;
+        if n == 0 {
+            break;
+        }
+        opener.update(&buf[..n], &mut out)?;
+    }
+    opener.finish()?;
+    Ok(out)
+}
+
+#[test]
+fn a_19363_a_19370_upload_head_download_decrypt_round_trip_over_mutual_tls() {
+    let sim = KasSim::start(KasSimConfig::default()).expect("KAS starts");
+    let c = client(&sim, None);
+    let plain = mail(3 * 1024 * 1024 + 5);
+    let rcpt = vec![
+        "b@y.kim.telematik".to_owned(),
+        "c@z.kim.telematik".to_owned(),
+    ];
+    let att = upload(&c, &plain, &rcpt).expect("201");
+    assert!(
+        att.link
+            .starts_with(&format!("{}/attachment/", sim.base_url()))
+    );
+    let id = att.link.rsplit('/').next().expect("id");
+    let stored = sim.stored(id).expect("stored");
+    assert_eq!(stored.recipients, rcpt);
+    assert_eq!(stored.message_id, "<big@x.kim.telematik>");
+    assert_eq!(stored.data.len() as u64, stored_size(plain.len() as u64));
+    assert!(
+        !stored.data.windows(16).any(|w| w == b"0123456789abcdef"),
+        "the KAS holds ciphertext only"
+    );
+
+    assert_eq!(
+        c.head_attachment(&att.link, "C@z.kim.telematik"),
+        Ok(stored_size(plain.len() as u64))
+    );
+    let back = download(&c, &att, "b@y.kim.telematik").expect("downloads and verifies");
+    assert!(back == plain, "byte-identical");
+
+    // The same link with a forged hash: 4012 after a complete download.
+    let mut forged = att.clone();
+    forged.hash[0] ^= 1;
+    assert_eq!(
+        download(&c, &forged, "b@y.kim.telematik"),
+        Err(KasOpenError::HashMismatch)
+    );
+    // Another key: 4007.
+    let mut wrong_key = att.clone();
+    wrong_key.key = KasKey::from_bytes([1; 32]);
+    assert_eq!(
+        download(&c, &wrong_key, "b@y.kim.telematik"),
+        Err(KasOpenError::Decryption)
+    );
+}
+
+#[test]
+fn a_19370_unknown_link_404_foreign_recipient_403_and_a_22412_429_is_4013() {
+    let sim = KasSim::start(KasSimConfig {
+        max_downloads: 1,
+        ..KasSimConfig::default()
+    })
+    .expect("KAS starts");
+    let c = client(&sim, None);
+    let att = upload(&c, &mail(1000), &["b@y.kim.telematik".to_owned()]).expect("201");
+    let unknown = format!(
+        "{}/attachment/00000000-0000-4000-8000-000000000000",
+        sim.base_url()
+    );
+    assert_eq!(
+        c.head_attachment(&unknown, "b@y.kim.telematik"),
+        Err(KasError::Status(404))
+    );
+    let mut missing = att.clone();
+    missing.link = unknown;
+    assert_eq!(
+        download(&c, &missing, "b@y.kim.telematik"),
+        Err(KasOpenError::DownloadFailed)
+    );
+    assert_eq!(
+        c.read_attachment(&att.link, "mallory@evil.kim.telematik", 1 << 20)
+            .err(),
+        Some(KasError::Status(403))
+    );
+    assert_eq!(
+        c.head_attachment(&att.link, "mallory@evil.kim.telematik"),
+        Err(KasError::Status(404)),
+        "HEAD reveals nothing to a foreign recipient"
+    );
+    download(&c, &att, "b@y.kim.telematik").expect("first download");
+    let err = c
+        .read_attachment(&att.link, "b@y.kim.telematik", 1 << 20)
+        .err()
+        .expect("second download refused");
+    assert_eq!(err, KasError::Status(429));
+    assert_eq!(err.open_error(), KasOpenError::TooManyDownloads);
+    assert_eq!(err.open_error().code(), "4013");
+}
+
+#[test]
+fn a_22419_quota_507_is_521_a_19363_other_failures_451_and_size_limit_413() {
+    let sim = KasSim::start(KasSimConfig {
+        quota: 150_000,
+        max_mail_size: 120_000,
+        ..KasSimConfig::default()
+    })
+    .expect("KAS starts");
+    let c = client(&sim, None);
+    let rcpt = ["b@y.kim.telematik".to_owned()];
+    upload(&c, &mail(100_000), &rcpt).expect("within quota");
+    let err = upload(&c, &mail(100_000), &rcpt).expect_err("over quota");
+    assert_eq!(err, KasError::Status(507));
+    assert_eq!(err.send_error(), KasSendError::QuotaExceeded);
+    assert!(err.send_error().reply().starts_with(b"521 "));
+    assert!(err.send_error().resets_upstream());
+
+    let err = upload(&c, &mail(130_000), &rcpt).expect_err("over the size limit");
+    assert_eq!(err, KasError::Status(413));
+    assert!(err.send_error().reply().starts_with(b"451 "));
+
+    sim.force_add_status(&[500]);
+    let err = upload(&c, &mail(10), &rcpt).expect_err("forced 500");
+    assert_eq!(err, KasError::Status(500));
+    assert!(err.send_error().reply().starts_with(b"451 "));
+    assert_eq!(sim.stored_count(), 1);
+}
+
+#[test]
+fn basic_credentials_are_checked_for_add_and_delete() {
+    let sim = KasSim::start(KasSimConfig {
+        accounts: vec![("a@x.kim.telematik".into(), "geheim".into())],
+        ..KasSimConfig::default()
+    })
+    .expect("KAS starts");
+    let rcpt = ["b@y.kim.telematik".to_owned()];
+    let wrong = client(&sim, Some(("a@x.kim.telematik", "falsch")));
+    assert_eq!(
+        upload(&wrong, &mail(10), &rcpt).err(),
+        Some(KasError::Status(401))
+    );
+    let right = client(&sim, Some(("a@x.kim.telematik", "geheim")));
+    let att = upload(&right, &mail(10), &rcpt).expect("201");
+    assert_eq!(
+        wrong.delete_attachment(&att.link),
+        Err(KasError::Status(401))
+    );
+    assert_eq!(right.delete_attachment(&att.link), Ok(()));
+    assert_eq!(
+        right.delete_attachment(&att.link),
+        Err(KasError::Status(404))
+    );
+    assert_eq!(sim.stored_count(), 0);
+}
+
+#[test]
+fn a_19362_a_client_without_certificate_is_refused_by_tls() {
+    let sim = KasSim::start(KasSimConfig::default()).expect("KAS starts");
+    // Another CA's client certificate: the KAS's verifier refuses the handshake.
+    let other = komle_conformance::kas_sim::KasTls::generate().expect("tls");
+    let (chain, key) = other.client_identity();
+    let c = KasClient::new(KasClientSettings {
+        base_url: sim.base_url(),
+        timeout: Duration::from_secs(5),
+        roots: vec![sim.tls.ca_der.clone()],
+        client_chain: chain,
+        client_key: key,
+        basic: None,
+    })
+    .expect("builds");
+    let err = upload(&c, &mail(10), &["b@y.kim.telematik".to_owned()]).expect_err("refused");
+    assert!(matches!(err, KasError::Transport(_)), "{err:?}");
+    assert!(err.send_error().reply().starts_with(b"451 "));
+    assert_eq!(sim.stored_count(), 0);
+}
+
+#[test]
+fn cm_kas_timeout_gives_up_on_a_silent_kas() {
+    // Accepts TCP and never answers (no TLS handshake).
+    let silent = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = silent.local_addr().expect("addr");
+    let sim = KasSim::start(KasSimConfig::default()).expect("KAS starts");
+    let (chain, key) = sim.tls.client_identity();
+    let c = KasClient::new(KasClientSettings {
+        base_url: format!("https://{addr}/attachments/v2.4"),
+        timeout: Duration::from_millis(400),
+        roots: vec![sim.tls.ca_der.clone()],
+        client_chain: chain,
+        client_key: key,
+        basic: None,
+    })
+    .expect("builds");
+    let start = Instant::now();
+    let err = c
+        .head_attachment(
+            &format!("https://{addr}/attachments/v2.4/attachment/x"),
+            "b@y",
+        )
+        .expect_err("times out");
+    assert!(matches!(err, KasError::Transport(_)), "{err:?}");
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    drop(silent);
+}

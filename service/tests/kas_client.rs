@@ -263,3 +263,113 @@ fn cm_kas_timeout_gives_up_on_a_silent_kas() {
     );
     drop(silent);
 }
+
+/// Every request the KAS client sends validates against AttachmentService.yaml: required
+/// header and path parameters, the multipart form's required fields (recipients exploded, one
+/// per part), the attachment part's required headers, an exact Content-Length (A_22427-01),
+/// and Basic credentials where the yaml's `security` asks for them.
+#[test]
+fn a_22427_every_request_sent_validates_against_attachment_service_yaml() {
+    use yaml_rust2::{Yaml, YamlLoader};
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let path = manifest
+        .ancestors()
+        .map(|a| a.join("shared/spec/kim15/openapi/AttachmentService.yaml"))
+        .find(|p| p.is_file())
+        .expect("AttachmentService.yaml beside the workspace");
+    let doc = YamlLoader::load_from_str(&std::fs::read_to_string(path).expect("readable"))
+        .expect("parses")
+        .pop()
+        .expect("one document");
+
+    let sim = KasSim::start(KasSimConfig {
+        accounts: vec![("a@x.kim.telematik".into(), "geheim".into())],
+        ..KasSimConfig::default()
+    })
+    .expect("KAS starts");
+    let c = client(&sim, Some(("a@x.kim.telematik", "geheim")));
+    let rcpt = [
+        "b@y.kim.telematik".to_owned(),
+        "c@z.kim.telematik".to_owned(),
+    ];
+    let att = upload(&c, &mail(70_000), &rcpt).expect("201");
+    c.head_attachment(&att.link, "b@y.kim.telematik")
+        .expect("200");
+    download(&c, &att, "b@y.kim.telematik").expect("200");
+    c.delete_attachment(&att.link).expect("200");
+
+    let recorded = sim.recorded();
+    assert_eq!(recorded.len(), 4, "{recorded:?}");
+    for req in &recorded {
+        let (route, id) = komle_conformance::kas_sim::routes::route(&req.method, &req.path)
+            .unwrap_or_else(|| panic!("{} {} is a yaml operation", req.method, req.path));
+        let op = &doc["paths"][route.path][route.method];
+        let what = format!("{} {}", route.method, route.path);
+        for p in op["parameters"].as_vec().into_iter().flatten() {
+            if p["required"].as_bool() != Some(true) {
+                continue;
+            }
+            let name = p["name"].as_str().expect("name");
+            match p["in"].as_str() {
+                Some("header") => assert!(
+                    req.headers.contains(&name.to_ascii_lowercase()),
+                    "{what}: header {name}"
+                ),
+                Some("path") => assert!(
+                    id.as_deref().is_some_and(|i| !i.is_empty()),
+                    "{what}: {name}"
+                ),
+                other => panic!("{what}: parameter in {other:?} not checked"),
+            }
+        }
+        if !op["security"].is_badvalue() {
+            assert!(
+                req.headers.contains(&"authorization".to_owned()),
+                "{what}: Basic"
+            );
+        }
+        let form = &op["requestBody"]["content"]["multipart/form-data"];
+        if form.is_badvalue() {
+            assert!(req.form_fields.is_empty(), "{what}: no body expected");
+            continue;
+        }
+        for f in form["schema"]["required"].as_vec().expect("required") {
+            let f = f.as_str().expect("field");
+            assert!(
+                req.form_fields.iter().any(|x| x == f),
+                "{what}: form field {f}"
+            );
+        }
+        let props = form["schema"]["properties"].as_hash().expect("properties");
+        for f in &req.form_fields {
+            assert!(
+                props.contains_key(&Yaml::String(f.clone())),
+                "{what}: unknown field {f}"
+            );
+        }
+        assert_eq!(
+            req.form_fields
+                .iter()
+                .filter(|f| *f == "recipients")
+                .count(),
+            rcpt.len(),
+            "one recipients part per address (exploded)"
+        );
+        for (h, spec) in form["encoding"]["attachment"]["headers"]
+            .as_hash()
+            .expect("headers")
+        {
+            if spec["required"].as_bool() == Some(true) {
+                let h = h.as_str().expect("name").to_ascii_lowercase();
+                assert!(
+                    req.attachment_headers.contains(&h),
+                    "{what}: attachment header {h}"
+                );
+            }
+        }
+        assert!(
+            req.content_length_exact,
+            "{what}: Content-Length is the whole body"
+        );
+    }
+}

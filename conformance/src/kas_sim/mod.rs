@@ -21,5 +21,5 @@ pub mod store;
 pub mod tls;
 
 pub use server::{KasSim, KasSimError};
-pub use store::{KasSimConfig, Stored};
+pub use store::{KasSimConfig, RecordedRequest, Stored};
 pub use tls::KasTls;

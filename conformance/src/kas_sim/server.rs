@@ -16,7 +16,7 @@ use rustls::{ServerConnection, StreamOwned};
 
 use super::multipart;
 use super::routes::{self, ADD, BASE_PATH, DELETE, HEAD, READ, Route};
-use super::store::{KasSimConfig, Store, Stored};
+use super::store::{KasSimConfig, RecordedRequest, Store, Stored};
 use super::tls::KasTls;
 
 const TICK: Duration = Duration::from_millis(50);
@@ -130,6 +130,14 @@ impl KasSim {
         if let Some(mut s) = self.shared.store() {
             s.forced_add = statuses.iter().rev().copied().collect();
         }
+    }
+
+    /// The shapes of all requests received so far.
+    pub fn recorded(&self) -> Vec<RecordedRequest> {
+        self.shared
+            .store()
+            .map(|s| s.recorded.clone())
+            .unwrap_or_default()
     }
 
     /// Number of stored objects.
@@ -287,6 +295,14 @@ fn serve(tcp: TcpStream, config: Arc<rustls::ServerConfig>, shared: &Shared) -> 
         let Some(req) = read_head(&mut stream, &mut buf)? else {
             return Ok(());
         };
+        if let Some(mut s) = shared.store() {
+            s.recorded.push(RecordedRequest {
+                method: req.method.clone(),
+                path: req.path.clone(),
+                headers: req.headers.iter().map(|(n, _)| n.clone()).collect(),
+                ..RecordedRequest::default()
+            });
+        }
         let response = match routes::route(&req.method, &req.path) {
             None => {
                 drain_body(&mut stream, &mut buf, &req)?;
@@ -510,6 +526,16 @@ fn add<S: Read + Write>(
     let Ok(parts) = multipart::parse(&body, &boundary) else {
         return Ok(Response::error(400, "malformed multipart body"));
     };
+    if let Some(last) = shared.store().as_mut().and_then(|s| s.recorded.last_mut()) {
+        last.form_fields = parts.iter().map(|p| p.name.clone()).collect();
+        last.attachment_headers = parts
+            .iter()
+            .find(|p| p.name == "attachment")
+            .map(|p| p.headers.iter().map(|(n, _)| n.clone()).collect())
+            .unwrap_or_default();
+        // The body was read to Content-Length and parsed to its closing delimiter.
+        last.content_length_exact = body.ends_with(format!("--{boundary}--\r\n").as_bytes());
+    }
     let text = |name: &str| {
         parts
             .iter()

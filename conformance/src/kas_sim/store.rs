@@ -46,6 +46,23 @@ pub struct Store {
     next: u64,
     /// Statuses forced onto the next `add_Attachment` calls (fault injection).
     pub forced_add: Vec<u16>,
+    /// What clients sent, for checking requests against the yaml.
+    pub recorded: Vec<RecordedRequest>,
+}
+
+/// The shape of one request (no content): enough to validate it against the yaml.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordedRequest {
+    pub method: String,
+    pub path: String,
+    /// Header names, lower-cased.
+    pub headers: Vec<String>,
+    /// `multipart/form-data` field names in order (POST only).
+    pub form_fields: Vec<String>,
+    /// Header names (lower-cased) of the `attachment` form part.
+    pub attachment_headers: Vec<String>,
+    /// Whether `Content-Length` equalled the body actually sent.
+    pub content_length_exact: bool,
 }
 
 impl Store {

@@ -70,6 +70,19 @@ impl AccountLimits {
     }
 }
 
+/// `dataTimeToLive` when getLimits did not say (AccountLimit.yaml default: 90 days).
+pub const DEFAULT_TTL_DAYS: u32 = 90;
+
+/// The expiry date of a message sent at `now` (Unix seconds, TI time): now + dataTimeToLive,
+/// RFC 5322. Goes into the outer `Expires` header (A_22417) and the `expires` form field of
+/// `add_Attachment`, so mail and KAS data expire together.
+pub fn expires(now: i64, limits: Option<&AccountLimits>) -> String {
+    let days = limits
+        .and_then(|l| l.data_time_to_live_days)
+        .unwrap_or(DEFAULT_TTL_DAYS);
+    crate::smime::date::rfc5322(now.saturating_add(i64::from(days) * 86_400))
+}
+
 /// One account's limits with the time they were fetched.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CachedLimits {
@@ -109,6 +122,24 @@ mod tests {
             Err(BadAccountLimits)
         );
         assert_eq!(AccountLimits::from_json(b"nope"), Err(BadAccountLimits));
+    }
+
+    #[test]
+    fn a_22417_expires_is_send_time_plus_data_time_to_live() {
+        let ten = AccountLimits {
+            data_time_to_live_days: Some(10),
+            ..AccountLimits::default()
+        };
+        // 2022-09-09 13:47:00 UTC + 10 days.
+        assert_eq!(
+            expires(1_662_731_220, Some(&ten)),
+            crate::smime::date::rfc5322(1_662_731_220 + 10 * 86_400)
+        );
+        assert!(expires(1_662_731_220, Some(&ten)).contains("19 Sep 2022"));
+        assert!(
+            expires(1_662_731_220, None).contains("8 Dec 2022"),
+            "90 days default"
+        );
     }
 
     #[test]

@@ -20,6 +20,8 @@ pub enum KasSendError {
     UploadFailed(UploadFailure),
     /// A_22419-01: the KAS answered 507 (quota exhausted).
     QuotaExceeded,
+    /// A_19356-06: no recipient has the large-message opt-in (`1.5+`).
+    NoRecipientForLargeMessage,
 }
 
 /// What went wrong with `add_Attachment`, without any body text of the KAS.
@@ -50,6 +52,9 @@ impl KasSendError {
             Self::QuotaExceeded => {
                 "521 5.2.2 Speicherplatz am KOM-LE-Attachment-Service erschoepft".to_owned()
             }
+            Self::NoRecipientForLargeMessage => {
+                "451 4.3.0 Kein Empfaenger kann grosse Nachrichten (ueber 15 MiB) empfangen".to_owned()
+            }
         };
         format!("{text}\r\n").into_bytes()
     }
@@ -71,6 +76,7 @@ impl fmt::Display for KasSendError {
             Self::UploadFailed(UploadFailure::Status(s)) => write!(f, "KAS upload: HTTP {s}"),
             Self::UploadFailed(UploadFailure::NoLink) => f.write_str("KAS upload: no sharedLink"),
             Self::QuotaExceeded => f.write_str("KAS quota exceeded (507)"),
+            Self::NoRecipientForLargeMessage => f.write_str("no recipient accepts large messages"),
         }
     }
 }

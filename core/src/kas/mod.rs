@@ -36,7 +36,7 @@ pub mod mail_data;
 pub mod receive;
 pub mod size_decision;
 
-pub use account_limits::{AccountLimits, CachedLimits};
+pub use account_limits::{AccountLimits, CachedLimits, expires};
 pub use attachment::{AttachmentError, KimAttachment, MailDataHash};
 pub use cipher::{GcmDecryptor, GcmEncryptor, GcmIv, KasKey};
 pub use error::{KasOpenError, KasSendError, UploadFailure};
@@ -45,6 +45,6 @@ pub use kom_le_body::{X_KIM_KAS_SIZE, kas_message, x_kim_kas_size_field};
 pub use mail_data::{MailDataOpener, MailDataSealer, Sealed, stored_size};
 pub use receive::{
     DOWNLOAD_FAILED_SUBJECT, LARGE_MESSAGES_NOT_ENABLED_SUBJECT, check_opt_in, kas_content,
-    large_messages_not_enabled_mail,
+    large_messages_not_enabled_mail, split_large_message_recipients,
 };
 pub use size_decision::{KONNEKTOR_LIMIT, SendRoute, route};

@@ -3,7 +3,7 @@
 //! handed to the client when something fails (A_19370-04, A_22412-01, A_19371-04, A_19372-03).
 
 use super::attachment::KimAttachment;
-use super::error::KasOpenError;
+use super::error::{KasOpenError, KasSendError};
 use super::kas_parts;
 use super::kom_le_body::X_KIM_KAS_SIZE;
 use super::size_decision::KONNEKTOR_LIMIT;
@@ -34,6 +34,30 @@ pub fn accepts_large_messages(kom_le_data: &[String], address: &str) -> bool {
             && version.len() > 1
             && addr.is_none_or(|a| a.eq_ignore_ascii_case(address))
     })
+}
+
+/// A_19356-06: for a mail over 15 MiB, the recipients whose directory entry has the `+`
+/// opt-in stay, the others are removed (and named in the sender's DSN, code 4001). An
+/// undefined `komLeData` means 1.0, so no opt-in. Returns `(kept, removed)`.
+///
+/// # Errors
+/// [`KasSendError::NoRecipientForLargeMessage`] when nobody is left (451 + RSET).
+pub fn split_large_message_recipients<'a>(
+    recipients: &[(&'a str, &[String])],
+) -> Result<(Vec<&'a str>, Vec<&'a str>), KasSendError> {
+    let mut kept = Vec::new();
+    let mut removed = Vec::new();
+    for &(address, data) in recipients {
+        if accepts_large_messages(data, address) {
+            kept.push(address);
+        } else {
+            removed.push(address);
+        }
+    }
+    if kept.is_empty() {
+        return Err(KasSendError::NoRecipientForLargeMessage);
+    }
+    Ok((kept, removed))
 }
 
 /// A_23512: a message announcing more than 15 MiB of KAS data may only be processed for a
@@ -169,6 +193,20 @@ mod tests {
         assert!(accepts_large_messages(&["1.5+".to_owned()], "c@y"));
         assert!(!accepts_large_messages(&[], "a@x"));
         assert!(!accepts_large_messages(&["+,a@x".to_owned()], "a@x"));
+    }
+
+    #[test]
+    fn a_19356_recipients_without_plus_are_removed_none_left_is_451() {
+        let plus = ["1.5+,b@y".to_owned()];
+        let old = ["1.5,c@z".to_owned()];
+        let none: Vec<String> = Vec::new();
+        let rcpts = [("b@y", &plus[..]), ("c@z", &old[..]), ("d@w", &none[..])];
+        assert_eq!(
+            split_large_message_recipients(&rcpts),
+            Ok((vec!["b@y"], vec!["c@z", "d@w"]))
+        );
+        let err = split_large_message_recipients(&rcpts[1..]).expect_err("nobody left");
+        assert!(err.reply().starts_with(b"451 ") && err.resets_upstream());
     }
 
     #[test]

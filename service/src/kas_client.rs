@@ -411,6 +411,104 @@ impl KasClient {
     }
 }
 
+/// What the send path knows about the mail besides its data.
+#[derive(Debug, Clone, Copy)]
+pub struct MailMeta<'a> {
+    pub message_id: &'a str,
+    pub recipients: &'a [String],
+    /// [`komle_core::kas::expires`] of the send time.
+    pub expires: &'a str,
+}
+
+impl KasClient {
+    /// The send path's one call after DATA: uploads the stored object (`IV || C || tag`,
+    /// sealed chunk by chunk while DATA arrived, see [`MailDataSealer`]) and returns the
+    /// KIM-Attachment structure for [`komle_core::kas::kas_message`].
+    ///
+    /// WHY the object is complete before the upload: A_22427-01 demands the exact
+    /// Content-Length of the whole request, and the client's mail size is known only at the
+    /// end of DATA (ESMTP SIZE is an estimate). So the ciphertext of one mail is held once in
+    /// memory (never the plaintext as well: it is encrypted in place as it arrives), and the
+    /// upload streams from it.
+    ///
+    /// # Errors
+    /// [`KasSendError`] with the spec's reply: 507 → 521, everything else 451; both RSET.
+    pub fn store_sealed(
+        &self,
+        meta: MailMeta<'_>,
+        stored: &[u8],
+        sealed: &Sealed,
+        key: &KasKey,
+    ) -> Result<komle_core::kas::KimAttachment, KasSendError> {
+        if stored.len() as u64 != stored_size(sealed.size) {
+            return Err(KasSendError::UploadFailed(UploadFailure::Transport));
+        }
+        let mut data = stored;
+        let link = self
+            .add_attachment(Upload {
+                message_id: meta.message_id,
+                recipients: meta.recipients,
+                expires: meta.expires,
+                data_len: stored.len() as u64,
+                data: &mut data,
+            })
+            .map_err(|e| e.send_error())?;
+        Ok(komle_core::kas::KimAttachment::new(
+            link,
+            key.clone(),
+            sealed.hash,
+            sealed.size,
+        ))
+    }
+
+    /// The RETR path's one call: HEAD (the stored size must be `size` + IV + tag), then
+    /// `read_Attachment`, decrypting chunk by chunk into `sink`; returns the plaintext size.
+    ///
+    /// `sink` receives plaintext *before* the tag and hash are verified (they come last). The
+    /// caller must treat what it wrote as provisional: on `Err` it discards it (or, when it
+    /// already streamed to the POP3 client, closes the connection without the final `.`), and
+    /// delivers the matching error mail the next time.
+    ///
+    /// # Errors
+    /// [`KasOpenError`]: 4006 download, 4013 too many downloads, 4007 decryption, 4012 hash.
+    pub fn fetch_into(
+        &self,
+        attachment: &komle_core::kas::KimAttachment,
+        recipient: &str,
+        sink: &mut dyn io::Write,
+    ) -> Result<u64, KasOpenError> {
+        let expected = stored_size(attachment.size);
+        let announced = self
+            .head_attachment(&attachment.link, recipient)
+            .map_err(|e| e.open_error())?;
+        if announced != expected {
+            return Err(KasOpenError::DownloadFailed);
+        }
+        let mut body = self
+            .read_attachment(&attachment.link, recipient, expected)
+            .map_err(|e| e.open_error())?;
+        let mut opener = komle_core::kas::MailDataOpener::new(attachment);
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut plain = Vec::with_capacity(buf.len() + 32);
+        let mut written = 0u64;
+        loop {
+            let n = body
+                .read(&mut buf)
+                .map_err(|_| KasOpenError::DownloadFailed)?;
+            if n == 0 {
+                break;
+            }
+            plain.clear();
+            opener.update(&buf[..n], &mut plain)?;
+            sink.write_all(&plain)
+                .map_err(|_| KasOpenError::DownloadFailed)?;
+            written += plain.len() as u64;
+        }
+        opener.finish()?;
+        Ok(written)
+    }
+}
+
 /// Encrypts a plaintext reader on the fly into `IV || C || tag` (the stored object), hashing
 /// and counting as it goes; [`SealingReader::sealed`] has hash, size and tag after EOF.
 /// Holds one chunk of the caller's buffer at a time.

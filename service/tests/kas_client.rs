@@ -373,3 +373,63 @@ fn a_22427_every_request_sent_validates_against_attachment_service_yaml() {
         );
     }
 }
+
+/// The two calls the session drivers make: `store_sealed` after DATA (the mail sealed chunk
+/// by chunk as it arrived) and `fetch_into` on RETR (streamed into a sink), for a 20 MiB mail,
+/// plus a HEAD size that does not match the structure (4006) and a tampered object (4007).
+#[test]
+fn a_19357_a_19374_store_sealed_and_fetch_into_round_trip_a_20_mib_mail() {
+    let sim = KasSim::start(KasSimConfig::default()).expect("KAS starts");
+    let c = client(&sim, None);
+    let plain = mail(20 * 1024 * 1024);
+    assert_eq!(route(plain.len() as u64, None), Ok(SendRoute::Kas));
+
+    // DATA: each chunk is hashed and encrypted in place as it arrives.
+    let key = KasKey::from_bytes([0x33; 32]);
+    let mut sealer = MailDataSealer::new(&key, GcmIv([0x44; 12]));
+    let mut stored = Vec::with_capacity(plain.len() + 28);
+    stored.extend_from_slice(&sealer.prefix());
+    for chunk in plain.chunks(8192) {
+        let start = stored.len();
+        stored.extend_from_slice(chunk);
+        sealer.seal_chunk(&mut stored[start..]).expect("in bounds");
+    }
+    let sealed = sealer.finish();
+    stored.extend_from_slice(&sealed.tag);
+
+    let rcpt = ["b@y.kim.telematik".to_owned()];
+    let expires = expires(1_662_731_220, None);
+    let meta = kas_client_meta(&rcpt, &expires);
+    let att = c
+        .store_sealed(meta, &stored, &sealed, &key)
+        .expect("stored");
+    drop(stored);
+
+    let mut sink = Vec::new();
+    let n = c
+        .fetch_into(&att, "b@y.kim.telematik", &mut sink)
+        .expect("verified");
+    assert_eq!(n, plain.len() as u64);
+    assert!(sink == plain, "byte-identical");
+
+    let mut wrong_size = att.clone();
+    wrong_size.size += 1;
+    assert_eq!(
+        c.fetch_into(&wrong_size, "b@y.kim.telematik", &mut Vec::new()),
+        Err(KasOpenError::DownloadFailed)
+    );
+    let mut wrong_key = att.clone();
+    wrong_key.key = KasKey::from_bytes([0; 32]);
+    assert_eq!(
+        c.fetch_into(&wrong_key, "b@y.kim.telematik", &mut Vec::new()),
+        Err(KasOpenError::Decryption)
+    );
+}
+
+fn kas_client_meta<'a>(rcpt: &'a [String], expires: &'a str) -> MailMeta<'a> {
+    MailMeta {
+        message_id: "<big@x.kim.telematik>",
+        recipients: rcpt,
+        expires,
+    }
+}

@@ -1,24 +1,26 @@
 //! The KAS simulator serves only what I_Attachment_Service 2.4 defines: every route, method
 //! and status in its table exists in `shared/spec/kim15/openapi/AttachmentService.yaml`
-//! (parsed with yaml-rust2), and its base path is the yaml's `servers` URL.
+//! (parsed with yaml-rust2), and its base path is the yaml's `servers` URL; the same for
+//! getLimits against AccountLimit.yaml.
 
 use std::path::{Path, PathBuf};
 
-use komle_conformance::kas_sim::routes::{BASE_PATH, ROUTES, allowed_status, route};
+use komle_conformance::kas_sim::routes::{
+    ACCOUNT_LIMIT_BASE_PATH, BASE_PATH, GET_LIMITS, ROUTES, allowed_status, route,
+};
 use yaml_rust2::{Yaml, YamlLoader};
 
 fn yaml() -> Yaml {
+    load("AttachmentService.yaml")
+}
+
+fn load(name: &str) -> Yaml {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let path: PathBuf = manifest
         .ancestors()
-        .map(|a| a.join("shared/spec/kim15/openapi/AttachmentService.yaml"))
+        .map(|a| a.join("shared/spec/kim15/openapi").join(name))
         .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "AttachmentService.yaml not found above {}",
-                manifest.display()
-            )
-        });
+        .unwrap_or_else(|| panic!("{name} not found above {}", manifest.display()));
     let text = std::fs::read_to_string(&path).expect("readable");
     YamlLoader::load_from_str(&text)
         .expect("the yaml parses")
@@ -85,4 +87,36 @@ fn requests_are_matched_to_the_yaml_operations() {
     assert!(route("GET", &p("/attachment/")).is_none());
     assert!(route("GET", &format!("/attachments/v2.3/attachment/{id}")).is_none());
     assert!(route("GET", &p(&format!("/attachment/{id}/x"))).is_none());
+}
+
+#[test]
+fn a_22416_get_limits_route_and_statuses_exist_in_account_limit_yaml() {
+    let doc = load("AccountLimit.yaml");
+    assert_eq!(
+        doc["servers"][0]["url"].as_str(),
+        Some(format!("{ACCOUNT_LIMIT_BASE_PATH}/").as_str())
+    );
+    let op = &doc["paths"][GET_LIMITS.path][GET_LIMITS.method];
+    assert_eq!(op["operationId"].as_str(), Some("getLimits"));
+    let responses = op["responses"].as_hash().expect("responses");
+    for status in GET_LIMITS.statuses {
+        assert!(
+            responses.contains_key(&Yaml::Integer(i64::from(*status))),
+            "{status}"
+        );
+    }
+    let schema = doc["components"]["schemas"]["AccountLimit"]["properties"]
+        .as_hash()
+        .expect("AccountLimit");
+    for member in ["dataTimeToLive", "maxMailSize", "quota", "remainQuota"] {
+        assert!(
+            schema.contains_key(&Yaml::String(member.into())),
+            "{member}"
+        );
+    }
+    assert_eq!(
+        route("GET", &format!("{ACCOUNT_LIMIT_BASE_PATH}/limit")).map(|r| r.0),
+        Some(GET_LIMITS)
+    );
+    assert!(route("POST", &format!("{ACCOUNT_LIMIT_BASE_PATH}/limit")).is_none());
 }

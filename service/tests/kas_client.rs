@@ -433,3 +433,34 @@ fn kas_client_meta<'a>(rcpt: &'a [String], expires: &'a str) -> MailMeta<'a> {
         expires,
     }
 }
+
+#[test]
+fn a_22416_get_limits_reports_the_account_and_a_19355_routes_by_max_mail_size() {
+    let sim = KasSim::start(KasSimConfig {
+        accounts: vec![("a@x.kim.telematik".into(), "geheim".into())],
+        quota: 1_000_000,
+        max_mail_size: 734_003_200,
+        data_time_to_live: 30,
+        ..KasSimConfig::default()
+    })
+    .expect("KAS starts");
+    let c = client(&sim, Some(("a@x.kim.telematik", "geheim")));
+    upload(&c, &mail(1000), &["b@y.kim.telematik".to_owned()]).expect("201");
+    let limits = c.get_limits(&sim.limits_url()).expect("200");
+    assert_eq!(limits.max_mail_size, Some(734_003_200));
+    assert_eq!(limits.data_time_to_live_days, Some(30));
+    assert_eq!(limits.quota, Some(1_000_000));
+    assert!(limits.remain_quota.is_some_and(|r| r < 1_000_000 - 1000));
+    assert_eq!(
+        route(734_003_201, Some(&limits)),
+        Err(KasSendError::TooLarge {
+            size: 734_003_201,
+            max: 734_003_200
+        })
+    );
+    let wrong = client(&sim, Some(("a@x.kim.telematik", "falsch")));
+    assert_eq!(
+        wrong.get_limits(&sim.limits_url()),
+        Err(KasError::Status(401))
+    );
+}

@@ -10,6 +10,8 @@
 //!   recipients (403), 404 unknown, 429 after `max_downloads` (A_22412-01).
 //! - `HEAD …/attachment/{id}`: 200 with Content-Length for a listed recipient, else 404.
 //! - `DELETE …/attachment/{id}`: the owner's Basic credentials, 200 / 401 / 404.
+//! - `GET /AccountLimit/v1.1/limit` (getLimits of the account manager, A_22416): the
+//!   configured limits and the account's remaining quota.
 //!
 //! [`routes::ROUTES`] lists every method, path and status served; `tests/kas_sim_yaml.rs`
 //! checks it against the yaml.

@@ -34,11 +34,23 @@ pub const DELETE: Route = Route {
     statuses: &[200, 400, 401, 404, 500],
 };
 
-/// Every route served.
+/// Every route of AttachmentService.yaml served.
 pub const ROUTES: [Route; 4] = [ADD, READ, HEAD, DELETE];
+
+/// The `servers` URL of AccountLimit.yaml (the account manager's getLimits, A_22416).
+pub const ACCOUNT_LIMIT_BASE_PATH: &str = "/AccountLimit/v1.1";
+
+pub const GET_LIMITS: Route = Route {
+    method: "get",
+    path: "/limit",
+    statuses: &[200, 401, 404, 500],
+};
 
 /// Matches a request to a route; returns the route and the `attachmentId` if any.
 pub fn route(method: &str, path: &str) -> Option<(Route, Option<String>)> {
+    if path.strip_prefix(ACCOUNT_LIMIT_BASE_PATH) == Some(GET_LIMITS.path) {
+        return (method == "GET").then_some((GET_LIMITS, None));
+    }
     let rest = path.strip_prefix(BASE_PATH)?;
     if rest == "/attachment/" || rest == "/attachment" {
         return method.eq_ignore_ascii_case("POST").then_some((ADD, None));

@@ -15,7 +15,9 @@ use base64::engine::general_purpose::STANDARD;
 use rustls::{ServerConnection, StreamOwned};
 
 use super::multipart;
-use super::routes::{self, ADD, BASE_PATH, DELETE, HEAD, READ, Route};
+use super::routes::{
+    self, ACCOUNT_LIMIT_BASE_PATH, ADD, BASE_PATH, DELETE, GET_LIMITS, HEAD, READ, Route,
+};
 use super::store::{KasSimConfig, RecordedRequest, Store, Stored};
 use super::tls::KasTls;
 
@@ -123,6 +125,15 @@ impl KasSim {
     /// path) yields for this KAS.
     pub fn base_url(&self) -> String {
         format!("{}{BASE_PATH}", self.shared.origin)
+    }
+
+    /// `https://127.0.0.1:<port>/AccountLimit/v1.1/limit`: getLimits of the account manager
+    /// (served by the same simulator).
+    pub fn limits_url(&self) -> String {
+        format!(
+            "{}{ACCOUNT_LIMIT_BASE_PATH}{}",
+            self.shared.origin, GET_LIMITS.path
+        )
     }
 
     /// Makes the next `add_Attachment` calls answer these statuses (fault injection).
@@ -429,6 +440,22 @@ fn handle<S: Read + Write>(
     let Some(mut store) = shared.store() else {
         return Ok(Response::error(500, "store unavailable"));
     };
+    if route == GET_LIMITS {
+        let Ok(user) = basic_user(req, shared) else {
+            return Ok(Response::error(401, "authentication required"));
+        };
+        let c = &shared.config;
+        let used = store.used.get(&user).copied().unwrap_or(0);
+        return Ok(Response::json(
+            200,
+            &serde_json::json!({
+                "dataTimeToLive": c.data_time_to_live,
+                "maxMailSize": c.max_mail_size,
+                "quota": c.quota,
+                "remainQuota": c.quota.saturating_sub(used),
+            }),
+        ));
+    }
     if route == DELETE {
         let Ok(user) = basic_user(req, shared) else {
             return Ok(Response::error(401, "authentication required"));

@@ -14,6 +14,8 @@ pub struct KasSimConfig {
     pub max_downloads: u32,
     /// Basic credentials (user, password) for add/delete; empty: no Basic check.
     pub accounts: Vec<(String, String)>,
+    /// `dataTimeToLive` getLimits reports (days).
+    pub data_time_to_live: u32,
 }
 
 impl Default for KasSimConfig {
@@ -23,6 +25,7 @@ impl Default for KasSimConfig {
             quota: 2 * 1024 * 1024 * 1024,
             max_downloads: 10,
             accounts: Vec::new(),
+            data_time_to_live: 90,
         }
     }
 }

@@ -73,6 +73,9 @@ pub enum KasError {
     BadAnswer,
     /// The link is not an https URL.
     BadLink,
+    /// A form value (Message-ID, recipient, expiry) is empty or contains a line break and
+    /// would corrupt the multipart body.
+    BadInput,
 }
 
 impl fmt::Display for KasError {
@@ -82,6 +85,7 @@ impl fmt::Display for KasError {
             Self::Status(s) => write!(f, "KAS: HTTP {s}"),
             Self::BadAnswer => f.write_str("KAS: unusable answer"),
             Self::BadLink => f.write_str("KAS: link is not an https URL"),
+            Self::BadInput => f.write_str("KAS: form value with a line break"),
         }
     }
 }
@@ -95,7 +99,9 @@ impl KasError {
             Self::Status(507) => KasSendError::QuotaExceeded,
             Self::Status(s) => KasSendError::UploadFailed(UploadFailure::Status(*s)),
             Self::BadAnswer | Self::BadLink => KasSendError::UploadFailed(UploadFailure::NoLink),
-            Self::Transport(_) => KasSendError::UploadFailed(UploadFailure::Transport),
+            Self::Transport(_) | Self::BadInput => {
+                KasSendError::UploadFailed(UploadFailure::Transport)
+            }
         }
     }
 
@@ -238,6 +244,14 @@ impl KasClient {
     /// # Errors
     /// [`KasError`]; map with [`KasError::send_error`] (507 → 521, else 451).
     pub fn add_attachment(&self, upload: Upload<'_>) -> Result<String, KasError> {
+        let unsafe_value = |v: &str| v.is_empty() || v.contains(['\r', '\n']);
+        if unsafe_value(upload.message_id)
+            || unsafe_value(upload.expires)
+            || upload.recipients.is_empty()
+            || upload.recipients.iter().any(|r| unsafe_value(r))
+        {
+            return Err(KasError::BadInput);
+        }
         let mut seed = [0u8; 20];
         for (i, b) in upload.message_id.bytes().enumerate() {
             seed[i % 20] ^= b;
@@ -603,6 +617,47 @@ mod tests {
         );
         assert_eq!(out.len() as u64, SealingReader::<&[u8]>::output_len(10_000));
         assert_eq!(r.sealed().map(|s| s.size), Some(10_000));
+    }
+
+    #[test]
+    fn form_values_with_line_breaks_are_refused_before_anything_is_sent() {
+        let (chain, key) = {
+            let tls = komle_conformance::kas_sim::KasTls::generate().expect("tls");
+            tls.client_identity()
+        };
+        let c = KasClient::new(KasClientSettings {
+            // Nothing listens here: a request that got out would fail with Transport.
+            base_url: "https://127.0.0.1:9/attachments/v2.4".into(),
+            timeout: Duration::from_millis(200),
+            roots: Vec::new(),
+            client_chain: chain,
+            client_key: key,
+            basic: None,
+        })
+        .expect("builds");
+        let rcpt = ["b@y".to_owned()];
+        for (id, expires, recipients) in [
+            (
+                "<a@b>\r\nX-Evil: 1",
+                "Thu, 1 Jan 2026 00:00:00 +0000",
+                &rcpt[..],
+            ),
+            ("<a@b>", "Thu\n", &rcpt[..]),
+            ("<a@b>", "Thu, 1 Jan 2026 00:00:00 +0000", &[][..]),
+        ] {
+            let mut data: &[u8] = b"x";
+            let err = c
+                .add_attachment(Upload {
+                    message_id: id,
+                    recipients,
+                    expires,
+                    data_len: 1,
+                    data: &mut data,
+                })
+                .expect_err("refused");
+            assert_eq!(err, KasError::BadInput);
+            assert!(err.send_error().reply().starts_with(b"451 "));
+        }
     }
 
     #[test]

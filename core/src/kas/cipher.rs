@@ -144,12 +144,14 @@ impl GcmCore {
         // len(A) = 0 bits, len(C) in bits.
         lengths[8..].copy_from_slice(&(self.len * 8).to_be_bytes());
         self.ghash.update(&[lengths.into()]);
-        let mut tag: [u8; 16] = self.ghash.clone().finalize().into();
-        for (t, m) in tag.iter_mut().zip(self.tag_mask.iter()) {
+        self.partial.zeroize();
+        let mut tag_mask = self.tag_mask;
+        self.tag_mask.zeroize();
+        let mut tag: [u8; 16] = self.ghash.finalize().into();
+        for (t, m) in tag.iter_mut().zip(tag_mask.iter()) {
             *t ^= m;
         }
-        self.partial.zeroize();
-        self.tag_mask.zeroize();
+        tag_mask.zeroize();
         tag
     }
 }

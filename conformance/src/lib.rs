@@ -5,6 +5,7 @@
 
 pub mod fault_relay;
 pub mod inprocess;
+pub mod kas_sim;
 pub mod loopback_tls;
 pub mod mini_mta;
 pub mod mini_pop3;

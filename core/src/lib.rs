@@ -13,6 +13,7 @@
 #![deny(clippy::disallowed_methods, clippy::disallowed_types)]
 
 pub mod directory;
+pub mod kas;
 pub mod konnektor;
 pub mod line_buffer;
 pub mod login_name;

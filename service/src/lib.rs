@@ -37,6 +37,7 @@ pub mod contracts;
 pub mod driver;
 pub mod duration;
 pub mod jobs;
+pub mod kas_client;
 pub mod key_store;
 pub mod konnektor_directory;
 pub mod konnektor_http;

@@ -186,7 +186,13 @@ const COPIED: [&str; 9] = [
     "Message-ID",
 ];
 
-fn error_mail(received: &[u8], subject: &str, extra_header: &str, text: &str, now: i64) -> Vec<u8> {
+pub(crate) fn error_mail(
+    received: &[u8],
+    subject: &str,
+    extra_header: &str,
+    text: &str,
+    now: i64,
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(received.len() + 2048);
     let head = headers::parse(received).ok();
     let mut has_date = false;

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use komle_core::directory::{CertificateCache, DirectoryEntry};
+use komle_core::directory::{CertificateCache, DirectoryEntry, SharedCache};
 use komle_core::login_name::KonnektorId;
 use komle_core::open::{self, CardCache, Reception};
 use komle_core::pop3::{OpenFailure, OpenJob, OpenedMessage};
@@ -134,12 +134,19 @@ impl Pipeline {
         f(&mut guard)
     }
 
-    fn with_cards<T>(&self, f: impl FnOnce(&mut CardCache) -> T) -> T {
-        let mut guard = match self.cards.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        f(&mut guard)
+    /// Runs `f` on the protection pipeline on the blocking pool with the shared certificate
+    /// cache, handing the pipeline back.
+    async fn off_executor<T: Send + 'static>(
+        &self,
+        mut p: Protection,
+        f: impl FnOnce(&mut Protection, &mut SharedCache<'_>) -> T + Send + 'static,
+    ) -> (Protection, T) {
+        let cache = self.cache.clone();
+        blocking::unblock(move || {
+            let out = f(&mut p, &mut SharedCache(&cache));
+            (p, out)
+        })
+        .await
     }
 }
 
@@ -191,11 +198,19 @@ impl Protector for Pipeline {
             })?;
             let mut p = Protection::new(job, endpoints.clone(), self.clock.wall())
                 .with_kim_info(kim.clone());
+            // Every pipeline step (building, encoding and parsing the message: the CPU-heavy
+            // part) runs on the blocking pool, never on an executor thread, and reaches the
+            // shared certificate cache only for its own short lookups and inserts
+            // (`SharedCache`), never while it works on the message.
             loop {
-                match self.with_cache(|c| p.step(c)) {
+                let step;
+                (p, step) = self.off_executor(p, |p, c| p.step(c)).await;
+                match step {
                     Step::LookUp(address) => {
                         let answer = self.directory.lookup(&address).await;
-                        self.with_cache(|c| p.directory_answer(c, answer));
+                        (p, ()) = self
+                            .off_executor(p, move |p, c| p.directory_answer(c, answer))
+                            .await;
                     }
                     Step::Call(call) => {
                         let answer = directory
@@ -210,10 +225,12 @@ impl Protector for Pipeline {
                         if let Err(e) = &answer {
                             log::warn!("Konnektor call {} failed: {e}", call.request.soap_action);
                         }
-                        self.with_cache(|c| match answer {
-                            Ok(body) => p.konnektor_answer(c, body),
-                            Err(e) => p.transport_failed(c, e.kind()),
-                        });
+                        (p, ()) = self
+                            .off_executor(p, move |p, c| match answer {
+                                Ok(body) => p.konnektor_answer(c, body),
+                                Err(e) => p.transport_failed(c, e.kind()),
+                            })
+                            .await;
                     }
                     Step::Done(result) => return result,
                 }
@@ -241,8 +258,16 @@ impl Opener for Pipeline {
                 reason: e.to_string(),
             })?;
             let mut r = Reception::new(job, endpoints.clone(), self.clock.wall(), self.delivery);
+            // As in `protect`: decoding, parsing and rebuilding the message run on the blocking
+            // pool, never on an executor thread.
             loop {
-                match r.step() {
+                let step;
+                (r, step) = blocking::unblock(move || {
+                    let step = r.step();
+                    (r, step)
+                })
+                .await;
+                match step {
                     open::Step::Call(call) => {
                         let answer = directory
                             .call(
@@ -256,10 +281,17 @@ impl Opener for Pipeline {
                         if let Err(e) = &answer {
                             log::warn!("Konnektor call {} failed: {e}", call.request.soap_action);
                         }
-                        self.with_cards(|c| match answer {
-                            Ok(body) => r.konnektor_answer(c, body),
-                            Err(e) => r.transport_failed(c, e.kind()),
-                        });
+                        let cards = self.cards.clone();
+                        r = blocking::unblock(move || {
+                            let mut c = cards.lock().unwrap_or_else(|p| p.into_inner());
+                            match answer {
+                                Ok(body) => r.konnektor_answer(&mut c, body),
+                                Err(e) => r.transport_failed(&mut c, e.kind()),
+                            }
+                            drop(c);
+                            r
+                        })
+                        .await;
                     }
                     open::Step::Done(result) => return result,
                 }

@@ -9,6 +9,7 @@
 
 mod admission;
 pub mod cache;
+pub mod cache_access;
 pub mod entry;
 pub mod inspect;
 pub mod kom_le_version;
@@ -20,6 +21,7 @@ pub mod select;
 pub use cache::{
     CacheConfig, CacheLookup, CacheStats, CertificateCache, RetryDecision, RetryGuard,
 };
+pub use cache_access::{CacheAccess, SharedCache};
 pub use entry::DirectoryEntry;
 pub use inspect::{InspectedCertificate, KeyAlgorithm, SkipReason, inspect};
 pub use kom_le_version::KomLeVersion;

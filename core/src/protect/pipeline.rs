@@ -14,7 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::kim_headers::{self, KimSendInfo};
 use super::outdated_notice;
 use crate::directory::{
-    CacheLookup, CertificateCache, DirectoryEntry, KomLeVersion, Selection, kom_le_version, select,
+    CacheAccess, CacheLookup, DirectoryEntry, KomLeVersion, Selection, kom_le_version, select,
 };
 use crate::konnektor::call::{Awaited, PendingAnswer};
 use crate::konnektor::{
@@ -190,7 +190,7 @@ impl Protection {
 
     /// Advances as far as possible without the runtime and says what is needed next. After a
     /// [`Step::LookUp`] or [`Step::Call`] its answer must be given before calling this again.
-    pub fn step(&mut self, cache: &mut CertificateCache) -> Step {
+    pub fn step<C: CacheAccess + ?Sized>(&mut self, cache: &mut C) -> Step {
         // A failure recorded by an answer out of turn comes first: it says what went wrong.
         if let Some(outcome) = self.outcome.take() {
             self.state = State::Finished;
@@ -233,9 +233,9 @@ impl Protection {
     }
 
     /// The directory's answer for the address of the last [`Step::LookUp`].
-    pub fn directory_answer(
+    pub fn directory_answer<C: CacheAccess + ?Sized>(
         &mut self,
-        cache: &mut CertificateCache,
+        cache: &mut C,
         entries: Result<Vec<DirectoryEntry>, DirectoryUnavailable>,
     ) {
         if !self.accept(Awaited::Directory) {
@@ -255,11 +255,11 @@ impl Protection {
                 let selection = select(&certs, self.now, self.endpoints.ecc_capable).selection;
                 let again = self.re_asked.iter().any(|a| a == &address);
                 let version = kom_le_version::for_address(&entries, &address);
-                cache.insert_kom_le_version(&address, version, self.now);
+                cache.with_cache(|c| c.insert_kom_le_version(&address, version, self.now));
                 self.versions.push((address.clone(), version));
                 let found = match selection {
                     Selection::Usable(_) => {
-                        cache.insert(&address, certs, self.now);
+                        cache.with_cache(|c| c.insert(&address, certs, self.now));
                         lookup(selection)
                     }
                     // Abbildung 8: no replacement for a refused certificate.
@@ -277,7 +277,11 @@ impl Protection {
     /// The last [`Step::Call`] got no answer body. Every transport failure ends the attempt
     /// (451 and RSET in the session, A_2021, A_2025). `cache` is taken like
     /// [`Self::konnektor_answer`]'s so a driver feeds both the same way.
-    pub fn transport_failed(&mut self, _cache: &mut CertificateCache, error: TransportError) {
+    pub fn transport_failed<C: CacheAccess + ?Sized>(
+        &mut self,
+        _cache: &mut C,
+        error: TransportError,
+    ) {
         if !self.accept(Awaited::Konnektor) {
             return;
         }
@@ -299,7 +303,7 @@ impl Protection {
     }
 
     /// The Konnektor's answer (the response body) to the last [`Step::Call`].
-    pub fn konnektor_answer(&mut self, cache: &mut CertificateCache, body: Vec<u8>) {
+    pub fn konnektor_answer<C: CacheAccess + ?Sized>(&mut self, cache: &mut C, body: Vec<u8>) {
         if !self.accept(Awaited::Konnektor) {
             return;
         }
@@ -433,11 +437,18 @@ impl Protection {
         }
     }
 
-    fn consult_cache(&mut self, cache: &mut CertificateCache) {
-        for a in &self.addresses {
-            match cache.get(a, self.now) {
+    fn consult_cache<C: CacheAccess + ?Sized>(&mut self, cache: &mut C) {
+        // One short lock for all addresses; the selection runs after it.
+        let found: Vec<_> = cache.with_cache(|c| {
+            self.addresses
+                .iter()
+                .map(|a| (c.get(a, self.now), c.kom_le_version(a, self.now)))
+                .collect()
+        });
+        for (a, (looked_up, version)) in self.addresses.iter().zip(found) {
+            match looked_up {
                 CacheLookup::Hit(certs) => {
-                    if let Some(v) = cache.kom_le_version(a, self.now) {
+                    if let Some(v) = version {
                         self.versions.push((a.clone(), v));
                     }
                     let selection = select(&certs, self.now, self.endpoints.ecc_capable).selection;

@@ -10,7 +10,7 @@
 use std::collections::VecDeque;
 
 use super::{Protection, State, konnektor_failure};
-use crate::directory::CertificateCache;
+use crate::directory::CacheAccess;
 use crate::konnektor::KonnektorCall;
 use crate::konnektor::{KonnektorError, encrypt_document};
 use crate::smime::recipient_emails;
@@ -79,9 +79,9 @@ impl Protection {
     }
 
     /// The answer to a probe; only whether it was refused matters, the ciphertext is dropped.
-    pub(super) fn probe_answer(
+    pub(super) fn probe_answer<C: CacheAccess + ?Sized>(
         &mut self,
-        cache: &mut CertificateCache,
+        cache: &mut C,
         mut probe: Probe,
         body: &[u8],
     ) {
@@ -102,13 +102,13 @@ impl Protection {
     /// otherwise the refused certificates are no longer used, and an address left without any
     /// is removed from the message and named in the notice. Then the message is signed again
     /// (the signed recipient-emails must equal the new unprotected ones) and encrypted again.
-    fn probed(&mut self, cache: &mut CertificateCache, probe: Probe) {
+    fn probed<C: CacheAccess + ?Sized>(&mut self, cache: &mut C, probe: Probe) {
         if probe.refused.is_empty() {
             // Each certificate alone is fine: the refusal was not about certificates.
             self.fail(&probe.refusal);
             return;
         }
-        cache.invalidate(&probe.refused);
+        cache.with_cache(|c| c.invalidate(&probe.refused));
         let mut kept = Vec::with_capacity(self.lookups.len());
         for (address, l) in core::mem::take(&mut self.lookups) {
             let Lookup::Found(certs) = l else {

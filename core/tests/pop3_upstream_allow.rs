@@ -34,7 +34,7 @@ fn run(allow: &[&str], lines: &[&str]) -> Outcome {
         while let Some(a) = s.poll_action() {
             match a {
                 Pop3Action::SendToClient(b) => out.client.extend_from_slice(&b),
-                Pop3Action::ConnectUpstream { host, port } => {
+                Pop3Action::ConnectUpstream { host, port, .. } => {
                     out.connects.push((host, port));
                     failed = true;
                 }

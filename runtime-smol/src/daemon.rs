@@ -121,6 +121,7 @@ mod tests {
             checker: Arc::new(Refuse),
             protector: Arc::new(Refuse),
             opener: Arc::new(Refuse),
+            server_check: None,
         })
     }
 

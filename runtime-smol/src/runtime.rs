@@ -42,6 +42,10 @@ impl Runtime for SmolRuntime {
         let rt = *self;
         Box::pin(async move { tls_io::connect(&rt, tls, &host, port, timeout).await })
     }
+
+    fn server_certificate(upstream: &Self::Upstream) -> Option<Vec<u8>> {
+        komle_service::server_cert_check::end_entity(upstream.get_ref().1).map(<[u8]>::to_vec)
+    }
 }
 
 impl ServerRuntime for SmolRuntime {

@@ -138,8 +138,12 @@ impl Prepared {
             .map_err(|e| RuntimeError(format!("[tls]: {e}")))?;
         let trust = ReloadableTrust::load(config.upstream.ca.as_deref())
             .map_err(|e| RuntimeError(format!("[upstream] ca: {e}")))?;
+        // Mutual TLS towards the mail service (A_2074, A_2182-01): the C.CM.TLS-CS identity
+        // from the key store, when configured.
+        let identity = crate::tls::upstream_identity(&config.upstream, config.keys.as_ref())
+            .map_err(|e| RuntimeError(format!("[upstream] client_identity: {e}")))?;
         let upstream_tls = trust
-            .client_config()
+            .client_config_with_identity(identity)
             .map_err(|e| RuntimeError(format!("[upstream] ca: {e}")))?;
         let konnektor = KonnektorHttp::new(&config.konnektor)
             .map_err(|e| RuntimeError(format!("[konnektor]: {e}")))?;
@@ -163,7 +167,8 @@ impl Prepared {
                 protector: built.protector.clone(),
             };
             let limits = limits(settings.max_sessions, settings.max_sessions_per_address);
-            (Proxy::from(ctx), limits)
+            let proxy = Proxy::from(ctx).with_server_check(built.server_check.clone());
+            (proxy, limits)
         });
         let pop3 = config.pop3.as_ref().map(|settings| {
             let ctx = Pop3Context {
@@ -173,7 +178,8 @@ impl Prepared {
                 opener: built.opener.clone(),
             };
             let limits = limits(settings.max_sessions, settings.max_sessions_per_address);
-            (Proxy::from(ctx), limits)
+            let proxy = Proxy::from(ctx).with_server_check(built.server_check.clone());
+            (proxy, limits)
         });
         let time_sync = url_host(&config.konnektor.sds_url).map(|host| TimeSync {
             clock: handles.clock.clone(),

@@ -111,6 +111,11 @@ pub struct UpstreamSettings {
     /// (KOM-LE-A_2074, A_2182-01). Needs `[keys] store`. Not set: no client certificate (and
     /// [`Config::warnings`] says so).
     pub client_identity: Option<String>,
+    /// `verify_server_certificate` (default true): after the TLS handshake with the MTA or
+    /// POP3 server, its certificate is checked by the Konnektor's VerifyCertificate
+    /// (A_2075-01, A_22348) besides the configured CA. `false` only for test beds whose
+    /// Konnektor does not know the mail servers' CA.
+    pub verify_server_certificate: bool,
 }
 
 /// `[keys]`: the password-protected key store (KOM-LE-A_2065), filled by
@@ -341,6 +346,7 @@ impl Config {
             smtp: s.allow_list("smtp")?,
             pop3: s.allow_list("pop3")?,
             client_identity: s.string("client_identity")?,
+            verify_server_certificate: s.bool("verify_server_certificate")?.unwrap_or(true),
         };
         s.finish()?;
 

@@ -28,7 +28,8 @@ use rustls::ClientConfig;
 use crate::contracts::BoxFuture;
 use crate::jobs::JobRunner;
 use crate::runtime::{Runtime, within};
-use crate::tls_io::ConnectError;
+use crate::server_cert_check::NO_CERTIFICATE;
+use komle_core::konnektor::{CallContext, ServerCertRejected};
 
 /// What the driver needs besides the session: where and how to connect upstream, the write
 /// limits and the job runner. One per listener, shared by its sessions.
@@ -46,6 +47,29 @@ pub struct DriverContext {
     pub jobs: Arc<dyn JobRunner>,
     /// "MTA" or "POP3 server", for log lines.
     pub upstream_name: &'static str,
+    /// The Konnektor's check of the server certificate after the TLS handshake (A_2075-01,
+    /// A_22348); `None` leaves the configured CA as the only gate.
+    pub server_check: Option<Arc<dyn ServerCertificateVerifier>>,
+}
+
+/// Checks an upstream server's certificate (the Konnektor's VerifyCertificate in production,
+/// [`ServerCertificateCheck`](crate::server_cert_check::ServerCertificateCheck)).
+pub trait ServerCertificateVerifier: Send + Sync {
+    /// `Ok` when the server may be used for a session with this call context.
+    fn verify(
+        self: Arc<Self>,
+        end_entity_der: Vec<u8>,
+        context: CallContext,
+    ) -> BoxFuture<'static, Result<(), ServerCertRejected>>;
+}
+
+/// Why the upstream connection is not there.
+enum ConnectFailure {
+    /// TCP or TLS failed (logged with host and port where it happens): the client learns
+    /// only that the server is unreachable.
+    Connect,
+    /// The Konnektor did not accept the server certificate (A_2075-01).
+    Rejected(ServerCertRejected),
 }
 
 /// How a session ended, for the one log line per session and the counters.
@@ -75,7 +99,7 @@ enum Wake<R: Runtime> {
     Client(io::Result<usize>),
     Upstream(io::Result<usize>),
     /// Boxed: a TLS stream is large and the other variants are not.
-    Connected(Result<Box<R::Upstream>, ConnectError>),
+    Connected(Result<Box<R::Upstream>, ConnectFailure>),
     Done(Completion),
     Timer,
 }
@@ -120,7 +144,7 @@ where
     let mut client_reading = true;
     let mut upstream: Option<Box<R::Upstream>> = None;
     // The connect under way; dropping it (CloseUpstream) abandons the attempt.
-    let mut connecting: Option<BoxFuture<'static, Result<Box<R::Upstream>, ConnectError>>> = None;
+    let mut connecting: Option<BoxFuture<'static, Result<Box<R::Upstream>, ConnectFailure>>> = None;
     let mut pending: Vec<BoxFuture<'static, Completion>> = Vec::new();
     let mut client_buf = vec![0u8; READ_CHUNK];
     let mut upstream_buf = vec![0u8; READ_CHUNK];
@@ -149,7 +173,12 @@ where
                         session.handle_input(Input::UpstreamClosed, runtime.now());
                     }
                 }
-                Output::ConnectUpstream { host, port } => {
+                Output::ConnectUpstream {
+                    host,
+                    port,
+                    context,
+                    ..
+                } => {
                     let attempt = runtime.connect_upstream(
                         ctx.upstream_tls.clone(),
                         host.clone(),
@@ -158,13 +187,31 @@ where
                     );
                     let name = ctx.upstream_name;
                     let id = id.to_owned();
+                    let check = ctx.server_check.clone();
                     connecting = Some(Box::pin(async move {
-                        let result = attempt.await;
-                        if let Err(e) = &result {
-                            // Host and port name the misconfigured or unreachable server.
-                            log::warn!("session={id} {name} {host}:{port} connection failed: {e}");
+                        let stream = match attempt.await {
+                            Ok(s) => s,
+                            Err(e) => {
+                                // Host and port name the misconfigured or unreachable server.
+                                log::warn!(
+                                    "session={id} {name} {host}:{port} connection failed: {e}"
+                                );
+                                return Err(ConnectFailure::Connect);
+                            }
+                        };
+                        if let Some(check) = check {
+                            let verdict = match R::server_certificate(&stream) {
+                                Some(der) => check.verify(der, context).await,
+                                None => Err(NO_CERTIFICATE),
+                            };
+                            if let Err(r) = verdict {
+                                log::warn!(
+                                    "session={id} {name} {host}:{port} server certificate not accepted: {r}"
+                                );
+                                return Err(ConnectFailure::Rejected(r));
+                            }
                         }
-                        result.map(Box::new)
+                        Ok(Box::new(stream))
                     }));
                 }
                 Output::Run(job) => {
@@ -284,7 +331,11 @@ where
                 upstream = Some(stream);
                 session.handle_input(Input::UpstreamConnected, now);
             }
-            Wake::Connected(Err(_)) => {
+            Wake::Connected(Err(ConnectFailure::Rejected(r))) => {
+                connecting = None;
+                session.handle_input(r.to_input(), now);
+            }
+            Wake::Connected(Err(ConnectFailure::Connect)) => {
                 connecting = None;
                 // The client learns only that it failed: the cause (closed port, TLS,
                 // timeout) would let it probe what is behind the allow-listed hosts; the log

@@ -50,6 +50,17 @@ pub struct Proxy {
     pub driver: DriverContext,
 }
 
+impl Proxy {
+    /// Checks the upstream server's certificate with the Konnektor after the handshake.
+    pub fn with_server_check(
+        mut self,
+        check: Option<Arc<dyn crate::driver::ServerCertificateVerifier>>,
+    ) -> Proxy {
+        self.driver.server_check = check;
+        self
+    }
+}
+
 impl From<SessionContext> for Proxy {
     fn from(ctx: SessionContext) -> Proxy {
         let driver = DriverContext {
@@ -63,6 +74,7 @@ impl From<SessionContext> for Proxy {
                 opener: None,
             }),
             upstream_name: "MTA",
+            server_check: None,
         };
         Proxy {
             protocol: Protocol::Smtp(ctx.session),
@@ -84,6 +96,7 @@ impl From<Pop3Context> for Proxy {
                 opener: Some(ctx.opener),
             }),
             upstream_name: "POP3 server",
+            server_check: None,
         };
         Proxy {
             protocol: Protocol::Pop3(ctx.session),

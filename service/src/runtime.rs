@@ -42,6 +42,10 @@ pub trait Runtime: Clone + Send + Sync + 'static {
         port: u16,
         timeout: Duration,
     ) -> BoxFuture<'static, Result<Self::Upstream, ConnectError>>;
+
+    /// The server's end-entity certificate (DER) of an established upstream connection, for
+    /// the Konnektor's VerifyCertificate (A_2075-01); `None` where there is none (in memory).
+    fn server_certificate(upstream: &Self::Upstream) -> Option<Vec<u8>>;
 }
 
 /// What the listener and the assembly need beyond the driver's [`Runtime`]: sockets and tasks.

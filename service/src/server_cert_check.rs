@@ -173,3 +173,13 @@ impl ServerCertificateCheck {
         }
     }
 }
+
+impl crate::driver::ServerCertificateVerifier for ServerCertificateCheck {
+    fn verify(
+        self: Arc<Self>,
+        end_entity_der: Vec<u8>,
+        context: CallContext,
+    ) -> crate::contracts::BoxFuture<'static, Result<(), ServerCertRejected>> {
+        Box::pin(async move { self.check(&end_entity_der, &context).await })
+    }
+}

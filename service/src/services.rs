@@ -35,6 +35,9 @@ pub struct Services {
     pub protector: Arc<dyn Protector>,
     /// Opens messages fetched through the POP3 proxy.
     pub opener: Arc<dyn Opener>,
+    /// The Konnektor's check of the MTA's and POP3 server's certificates (A_2075-01); `None`
+    /// (tests, the demo) leaves the configured CA as the only gate.
+    pub server_check: Option<Arc<dyn crate::driver::ServerCertificateVerifier>>,
 }
 
 /// Where directory entries come from: the VZD over LDAP in production, a table in the demo.
@@ -381,7 +384,11 @@ pub fn build(
     config: &crate::config::Config,
     runtime: &Runtime,
 ) -> Result<Services, crate::cli::RuntimeError> {
-    build_with_server_check(config, runtime).map(|(services, _)| services)
+    let (mut services, check) = build_with_server_check(config, runtime)?;
+    if config.upstream.verify_server_certificate {
+        services.server_check = Some(check);
+    }
+    Ok(services)
 }
 
 /// As [`build`], and the mail-server certificate check (KOM-LE-A_2075-01) sharing the same
@@ -462,6 +469,7 @@ pub fn build_with_server_check(
             checker: pipeline.clone(),
             protector: pipeline.clone(),
             opener: pipeline,
+            server_check: None,
         },
         server_check,
     ))

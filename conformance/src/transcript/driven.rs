@@ -180,6 +180,10 @@ impl Runtime for MemRuntime {
             done: false,
         })
     }
+
+    fn server_certificate(_: &MemStream) -> Option<Vec<u8>> {
+        None
+    }
 }
 
 /// A connect waiting for the transcript's `E: connected` / `E: connect-failed`. Dropped
@@ -400,6 +404,7 @@ pub(super) fn replay_driven<W: Words>(t: &Transcript, split: Splitter<'_>) -> Re
             show: W::show_job,
         }),
         upstream_name: "upstream",
+        server_check: None,
     };
     let client = MemStream {
         world: rt.world.clone(),

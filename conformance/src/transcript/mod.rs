@@ -271,7 +271,7 @@ impl Observed {
             match out {
                 Output::SendToClient(b) => push_lines(&mut self.lines, "M", &b),
                 Output::SendToUpstream(b) => push_lines(&mut self.lines, "U", &b),
-                Output::ConnectUpstream { host, port } => {
+                Output::ConnectUpstream { host, port, .. } => {
                     self.lines.push_back(format!("A: connect {host}:{port}"))
                 }
                 Output::CloseClient => self.lines.push_back("A: close-client".into()),

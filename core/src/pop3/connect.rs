@@ -121,6 +121,8 @@ impl Pop3Session {
         self.actions.push_back(Pop3Action::ConnectUpstream {
             host: login.host.clone(),
             port: login.port,
+            context: login.call_context(),
+            konnektor_id: login.konnektor_id.clone(),
         });
         self.upstream_open = true;
         self.upstream_gone = false;

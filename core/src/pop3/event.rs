@@ -32,7 +32,14 @@ pub enum Pop3Action {
     SendToUpstream(Vec<u8>),
     /// Connect to the POP3 server with implicit TLS and answer with
     /// [`Pop3Event::UpstreamConnected`] or [`Pop3Event::UpstreamFailed`].
-    ConnectUpstream { host: String, port: u16 },
+    ConnectUpstream {
+        host: String,
+        port: u16,
+        /// The login's Konnektor call context and KonnektorId: the server certificate is
+        /// checked with that Konnektor's VerifyCertificate (A_2075-01).
+        context: crate::konnektor::CallContext,
+        konnektor_id: Option<crate::login_name::KonnektorId>,
+    },
     /// Decrypt and verify a retrieved message (§3.4.4) and answer with [`Pop3Event::Opened`].
     /// At most one job is outstanding per session.
     Open(OpenJob),
@@ -47,7 +54,7 @@ impl core::fmt::Debug for Pop3Action {
         match self {
             Self::SendToClient(b) => write!(f, "SendToClient(<{} bytes>)", b.len()),
             Self::SendToUpstream(b) => write!(f, "SendToUpstream(<{} bytes>)", b.len()),
-            Self::ConnectUpstream { host, port } => f
+            Self::ConnectUpstream { host, port, .. } => f
                 .debug_struct("ConnectUpstream")
                 .field("host", host)
                 .field("port", port)

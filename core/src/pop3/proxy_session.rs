@@ -31,9 +31,17 @@ impl ProxySession for Pop3Session {
             Some(action) => Some(match action {
                 Pop3Action::SendToClient(b) => Output::SendToClient(b),
                 Pop3Action::SendToUpstream(b) => Output::SendToUpstream(b),
-                Pop3Action::ConnectUpstream { host, port } => {
-                    Output::ConnectUpstream { host, port }
-                }
+                Pop3Action::ConnectUpstream {
+                    host,
+                    port,
+                    context,
+                    konnektor_id,
+                } => Output::ConnectUpstream {
+                    host,
+                    port,
+                    context,
+                    konnektor_id,
+                },
                 Pop3Action::Open(job) => Output::Run(Job::Open(job)),
                 Pop3Action::CloseClient => Output::CloseClient,
                 Pop3Action::CloseUpstream => Output::CloseUpstream,

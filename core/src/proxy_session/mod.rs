@@ -105,7 +105,14 @@ pub enum Output {
     SendToUpstream(Vec<u8>),
     /// Connect upstream with implicit TLS (certificate checked) and answer with
     /// [`Input::UpstreamConnected`] or [`Input::UpstreamFailed`].
-    ConnectUpstream { host: String, port: u16 },
+    ConnectUpstream {
+        host: String,
+        port: u16,
+        /// The login's Konnektor call context and KonnektorId: the server certificate is
+        /// checked with that Konnektor's VerifyCertificate (A_2075-01).
+        context: crate::konnektor::CallContext,
+        konnektor_id: Option<crate::login_name::KonnektorId>,
+    },
     /// Close the client connection once everything queued before has been written.
     CloseClient,
     /// Close the upstream connection once everything queued before has been written.
@@ -121,7 +128,7 @@ impl core::fmt::Debug for Output {
         match self {
             Self::SendToClient(b) => write!(f, "SendToClient(<{} bytes>)", b.len()),
             Self::SendToUpstream(b) => write!(f, "SendToUpstream(<{} bytes>)", b.len()),
-            Self::ConnectUpstream { host, port } => f
+            Self::ConnectUpstream { host, port, .. } => f
                 .debug_struct("ConnectUpstream")
                 .field("host", host)
                 .field("port", port)

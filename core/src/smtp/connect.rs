@@ -166,6 +166,8 @@ impl SmtpSession {
             Ok(login) => {
                 let host = login.host.clone();
                 let port = login.port;
+                let context = login.call_context();
+                let konnektor_id = login.konnektor_id.clone();
                 let permitted = self.config.upstream_allow.permits(&host, port);
                 self.phase = Phase::Connecting(PendingLogin {
                     login,
@@ -178,8 +180,12 @@ impl SmtpSession {
                     return;
                 }
                 self.upstream_open = true;
-                self.actions
-                    .push_back(SmtpAction::ConnectUpstream { host, port });
+                self.actions.push_back(SmtpAction::ConnectUpstream {
+                    host,
+                    port,
+                    context,
+                    konnektor_id,
+                });
             }
             Err(e) => {
                 let text = format!("5.5.4 {e}");

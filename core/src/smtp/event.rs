@@ -56,7 +56,14 @@ pub enum SmtpAction {
     SendToUpstream(Vec<u8>),
     /// Connect to the MTA with implicit TLS (A_2011) and answer with
     /// [`SmtpEvent::UpstreamConnected`] or [`SmtpEvent::UpstreamFailed`].
-    ConnectUpstream { host: String, port: u16 },
+    ConnectUpstream {
+        host: String,
+        port: u16,
+        /// The login's Konnektor call context and KonnektorId: the server certificate is
+        /// checked with that Konnektor's VerifyCertificate (A_2075-01).
+        context: crate::konnektor::CallContext,
+        konnektor_id: Option<crate::login_name::KonnektorId>,
+    },
     /// Find the encryption certificates of `address` (cache, then directory) and answer with
     /// [`SmtpEvent::RecipientChecked`].
     CheckRecipient { address: String },
@@ -73,7 +80,7 @@ impl core::fmt::Debug for SmtpAction {
         match self {
             Self::SendToClient(b) => write!(f, "SendToClient(<{} bytes>)", b.len()),
             Self::SendToUpstream(b) => write!(f, "SendToUpstream(<{} bytes>)", b.len()),
-            Self::ConnectUpstream { host, port } => f
+            Self::ConnectUpstream { host, port, .. } => f
                 .debug_struct("ConnectUpstream")
                 .field("host", host)
                 .field("port", port)

@@ -32,9 +32,17 @@ impl ProxySession for SmtpSession {
             Some(action) => Some(match action {
                 SmtpAction::SendToClient(b) => Output::SendToClient(b),
                 SmtpAction::SendToUpstream(b) => Output::SendToUpstream(b),
-                SmtpAction::ConnectUpstream { host, port } => {
-                    Output::ConnectUpstream { host, port }
-                }
+                SmtpAction::ConnectUpstream {
+                    host,
+                    port,
+                    context,
+                    konnektor_id,
+                } => Output::ConnectUpstream {
+                    host,
+                    port,
+                    context,
+                    konnektor_id,
+                },
                 SmtpAction::CheckRecipient { address } => {
                     Output::Run(Job::CheckRecipient { address })
                 }

@@ -227,6 +227,8 @@ where
                     }));
                 }
                 Output::CloseClient => {
+                    // Nothing the client sends after our close is read.
+                    client_reading = false;
                     if client_open {
                         let _ = within(
                             runtime,

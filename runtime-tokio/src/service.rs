@@ -37,7 +37,8 @@ impl KomleService {
         )?))
     }
 
-    /// Serves what the caller assembled.
+    /// Serves what the caller assembled (`Prepared::from_config`, or `from_parts` with a
+    /// `time_sync` of its own).
     pub fn from_prepared(prepared: Prepared) -> KomleService {
         KomleService {
             prepared,

@@ -116,6 +116,8 @@ pub struct Prepared {
 pub struct TimeSync {
     pub clock: Arc<Clock>,
     pub host: String,
+    /// [`NTP_PORT`] in production.
+    pub port: u16,
     pub timeout: Duration,
 }
 
@@ -184,6 +186,7 @@ impl Prepared {
         let time_sync = url_host(&config.konnektor.sds_url).map(|host| TimeSync {
             clock: handles.clock.clone(),
             host,
+            port: NTP_PORT,
             timeout: config.konnektor.timeout,
         });
         Ok(Prepared {
@@ -365,10 +368,11 @@ async fn keep_in_sync<R: Runtime>(rt: R, sync: TimeSync) {
     let TimeSync {
         clock,
         host,
+        port,
         timeout,
     } = sync;
     loop {
-        let target = (host.clone(), NTP_PORT);
+        let target = (host.clone(), port);
         let resolved = blocking::unblock(move || {
             std::net::ToSocketAddrs::to_socket_addrs(&target).map(|a| a.collect::<Vec<_>>())
         })

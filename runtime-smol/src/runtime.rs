@@ -15,9 +15,32 @@ use komle_service::tls_io::{self, ConnectError, UpstreamStream};
 use rustls::ClientConfig;
 use smol::net::{TcpListener, TcpStream};
 
-/// The smol runtime (global executor).
+/// The smol runtime: tasks on [`executor`], one worker thread per core.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SmolRuntime;
+
+/// The executor every [`SmolRuntime`] task runs on: started on first use with one worker
+/// thread per core (`SMOL_THREADS` overrides the count). smol's global executor would run on
+/// one thread unless `SMOL_THREADS` were set before its first use, and then 100 concurrent
+/// sessions share one core (BENCHMARKS.md, komle-load); the daemon, the demo and the tests all
+/// get every core this way, without touching the environment.
+pub fn executor() -> &'static smol::Executor<'static> {
+    static EXECUTOR: std::sync::OnceLock<smol::Executor<'static>> = std::sync::OnceLock::new();
+    EXECUTOR.get_or_init(|| {
+        let threads = std::env::var("SMOL_THREADS")
+            .ok()
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|n| *n > 0)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        for i in 0..threads {
+            // A worker that cannot start leaves the others (and `block_on` callers) working.
+            let _ = std::thread::Builder::new()
+                .name(format!("komle-smol-{i}"))
+                .spawn(|| smol::block_on(executor().run(smol::future::pending::<()>())));
+        }
+        smol::Executor::new()
+    })
+}
 
 impl Runtime for SmolRuntime {
     type Upstream = UpstreamStream<SmolRuntime>;
@@ -81,7 +104,7 @@ impl ServerRuntime for SmolRuntime {
     }
 
     fn spawn(&self, future: BoxFuture<'static, ()>) -> smol::Task<()> {
-        smol::spawn(future)
+        executor().spawn(future)
     }
 
     fn is_finished(task: &smol::Task<()>) -> bool {

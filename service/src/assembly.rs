@@ -4,7 +4,7 @@
 //! `KomleService` are this type plus their signals and entry points.
 //!
 //! The directory/Konnektor pipeline behind the [contracts](crate::contracts) is supplied by
-//! the caller through `build_services` (production: [`services::build`](crate::services::build);
+//! the caller through `build_services` (production: [`services::build`];
 //! the demo and tests: their own), given the shared [`services::Runtime`] handles.
 
 use std::future::Future;

@@ -1,5 +1,5 @@
-//! An SMTP or POP3 proxy listener on any [`Runtime`]: the [`Listener`] accept loop plus, per
-//! client, a fresh core session run by the one [`driver`](crate::driver). The smol daemon,
+//! An SMTP or POP3 proxy listener on any [`ServerRuntime`]: the [`Listener`] accept loop plus, per
+//! client, a fresh core session run by the one [`driver`]. The smol daemon,
 //! the tokio embedding and the demo all serve through this type.
 
 use std::future::Future;

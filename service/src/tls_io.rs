@@ -1,4 +1,4 @@
-//! The TLS handshakes of the Clientmodul over any [`Runtime`]: implicit TLS towards the mail
+//! The TLS handshakes of the Clientmodul over any [`ServerRuntime`]: implicit TLS towards the mail
 //! service's MTA and POP3 server (A_2011, certificate always checked) and the accept of a mail
 //! client, each within a time limit. Written once with futures-rustls over the runtime's
 //! `futures-io` TCP streams; the rustls configurations come from [`crate::tls`].

@@ -112,7 +112,7 @@ pub struct Transcript {
     /// Settings changed from the protocol's default configuration by `O: key value` lines.
     pub options: Vec<(String, String)>,
     /// `O: replay session-only`: replayed against the session alone, not also through the
-    /// production driver (see [`driven`]).
+    /// production driver (the `driven` module).
     pub session_only: bool,
     /// Steps with the 1-based line number they come from.
     pub steps: Vec<(usize, Step)>,

@@ -138,7 +138,7 @@ pub fn main_with(run: impl FnOnce(Config) -> Result<(), RuntimeError>) -> ExitCo
             ExitCode::SUCCESS
         }
         Ok(Command::Run(config)) => {
-            crate::logging::init(config.log.level);
+            crate::logging::init_with(config.log.level, config.log.format);
             // Before any session can bring a password or a mail into memory.
             if let Err(e) = crate::process_hardening::apply(core_dump_policy(&config)) {
                 let e = RuntimeError(e.to_string());

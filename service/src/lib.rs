@@ -30,6 +30,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod admin_http;
 pub mod assembly;
 pub mod cli;
 pub mod config;

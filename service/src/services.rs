@@ -131,7 +131,10 @@ impl Pipeline {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };
-        f(&mut guard)
+        let before = guard.stats();
+        let out = f(&mut guard);
+        crate::stats::dependencies().cache_counted(before, guard.stats());
+        out
     }
 
     fn with_cards<T>(&self, f: impl FnOnce(&mut CardCache) -> T) -> T {

@@ -1,8 +1,11 @@
 //! The command line of `komle-cm` and the mapping of failures to exit codes.
 //!
-//! Exit codes: 0 success, 1 runtime failure (a listener could not bind, a certificate file could
-//! not be read, ...), 2 bad command line or configuration. Init scripts and the integrator's
-//! tests tell "fix the file" from "fix the machine" by that number alone.
+//! Exit codes: 0 success, 2 bad command line or configuration, or a start-up check that failed
+//! (a file the configuration names is missing or holds the wrong thing, a listen port cannot be
+//! bound: [`crate::doctor::preflight`], the same checks as `--check-config`), 1 a failure after
+//! those checks passed. Every failure is printed once, one line per problem. Init scripts tell
+//! "fix the configuration" (2: restarting will not help) from "the daemon failed" (1) by that
+//! number alone.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -33,8 +36,10 @@ pub struct Cli {
     #[arg(short, long, value_name = "FILE")]
     pub config: PathBuf,
 
-    /// Read and validate the configuration, print "config ok" and exit (0 valid, 2 invalid).
-    /// Nothing is started and no certificate files are opened.
+    /// Read and validate the configuration, open every file it names (certificates, keys,
+    /// CAs, key store entry) and try each listen port; print "config ok" and exit (0 valid, 2
+    /// invalid, one line per problem naming the key). A port in use is only a warning here
+    /// (the running daemon holds it); at start it is an error. Nothing is started.
     #[arg(long)]
     pub check_config: bool,
 
@@ -59,13 +64,15 @@ impl std::error::Error for RuntimeError {}
 #[derive(Debug)]
 pub enum Failure {
     Config(ConfigError),
+    /// The start-up checks ([`crate::doctor::preflight`]): one per problem, at least one.
+    Checks(Vec<ConfigError>),
     Runtime(RuntimeError),
 }
 
 impl Failure {
     pub fn exit_code(&self) -> u8 {
         match self {
-            Failure::Config(_) => 2,
+            Failure::Config(_) | Failure::Checks(_) => 2,
             Failure::Runtime(_) => 1,
         }
     }
@@ -75,6 +82,10 @@ impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Failure::Config(e) => e.fmt(f),
+            Failure::Checks(problems) => {
+                let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                f.write_str(&lines.join("\n"))
+            }
             Failure::Runtime(e) => e.fmt(f),
         }
     }
@@ -99,6 +110,14 @@ pub fn prepare(cli: &Cli) -> Result<Command, Failure> {
         // Valid but risky settings (e.g. no [upstream] allow-list): one line each on stderr.
         for warning in config.warnings() {
             eprintln!("warning: {warning}");
+        }
+        let problems = crate::doctor::preflight::check_files(&config);
+        if !problems.is_empty() {
+            return Err(Failure::Checks(problems));
+        }
+        // The running daemon holds its own ports: said, but not a failure of the file.
+        for busy in crate::doctor::preflight::check_ports(&config) {
+            eprintln!("warning: {}: {}", busy.key, busy.problem);
         }
         Ok(Command::Checked)
     } else {
@@ -141,16 +160,17 @@ pub fn main_with(run: impl FnOnce(Config) -> Result<(), RuntimeError>) -> ExitCo
             crate::logging::init_with(config.log.level, config.log.format);
             // Before any session can bring a password or a mail into memory.
             if let Err(e) = crate::process_hardening::apply(core_dump_policy(&config)) {
-                let e = RuntimeError(e.to_string());
-                log::error!("{e}");
-                eprintln!("{e}");
+                report_once(&RuntimeError(e.to_string()).to_string());
                 return ExitCode::from(1);
+            }
+            if let Err(failure) = start_checks(&config) {
+                report_once(&failure.to_string());
+                return ExitCode::from(failure.exit_code());
             }
             match run(*config) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    log::error!("{e}");
-                    eprintln!("{e}");
+                    report_once(&e.to_string());
                     ExitCode::from(1)
                 }
             }
@@ -159,6 +179,30 @@ pub fn main_with(run: impl FnOnce(Config) -> Result<(), RuntimeError>) -> ExitCo
             eprintln!("{e}");
             ExitCode::from(e.exit_code())
         }
+    }
+}
+
+/// The checks of `--check-config` at start, the ports included: a failure is exit code 2.
+pub fn start_checks(config: &Config) -> Result<(), Failure> {
+    let mut problems = crate::doctor::preflight::check_files(config);
+    problems.extend(crate::doctor::preflight::check_ports(config));
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::Checks(problems))
+    }
+}
+
+/// Writes a fatal error exactly once: through the logger when it writes errors (so it has the
+/// configured format and reaches the journal), else plainly on stderr (`[log] level = "off"`).
+/// WHY: both used to happen, so every start-up error appeared twice.
+fn report_once(text: &str) {
+    if log::log_enabled!(target: "komle_service::cli", log::Level::Error) {
+        for line in text.lines() {
+            log::error!("{line}");
+        }
+    } else {
+        eprintln!("{text}");
     }
 }
 

@@ -149,6 +149,39 @@ fn start_up_failure_exits_2_printed_once() {
     assert_eq!(err.lines().count(), 7, "one line per missing file:\n{err}");
 }
 
+/// `komle-cm doctor`: one line per check, exit code = the number of failed ones. The example's
+/// files exist here, its Konnektor, directory and mail servers do not.
+#[test]
+fn doctor_prints_one_line_per_check_and_exits_with_the_number_of_failures() {
+    let installed = example_files::install();
+    let text = installed
+        .text
+        .replace("konnektor.praxis.local", "127.0.0.1:1")
+        .replace("ldaps://vzd.ti.local", "ldap://127.0.0.1:1")
+        .replace("*.kim.example:465", "127.0.0.1:1")
+        .replace("timeout = \"30s\"", "timeout = \"2s\"");
+    let path = installed.write_config(&text);
+    let (code, out, err) = komle_cm(&["doctor", "--config", path.to_str().unwrap()]);
+    let failed = out.lines().filter(|l| l.starts_with("FAILED ")).count();
+    assert!(failed >= 3, "{out}{err}");
+    assert_eq!(code, failed as i32, "{out}{err}");
+    for name in ["konnektor:", "directory:", "mta 127.0.0.1:1:"] {
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with("FAILED ") && l.contains(name)),
+            "{name} not named:\n{out}"
+        );
+    }
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("ok      listener certificate:")),
+        "{out}"
+    );
+    let (code, _, err) = komle_cm(&["doctor", "--config", "/nonexistent.toml"]);
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
 /// The demo left the daemon (the daemon links no simulator, test PKI or `rsa`): `komle-cm demo`
 /// starts nothing, names the new command in one line and exits 2 like any bad command line.
 #[test]

@@ -28,7 +28,7 @@ use crate::key_store::{self, KeyStore, KeyStoreError, password};
     version,
     about,
     long_about = None,
-    after_help = "Demo without any configuration or system package:\n  komle-demo [--port N] [--pop3-port N] [--pop3-large MB] [--once] [--precomputed-konnektor]\n(in-process Konnektor simulator, test PKI, directory and mail service; sends a sample mail through the SMTP proxy, opens it again and fetches it through the POP3 proxy; --precomputed-konnektor: the simulator answers repeated crypto requests from memory, for benchmarks)\n\nKey store (the provider's PKCS#12 with the TLS client certificate):\n  komle-cm keys import|list|remove --store FILE ...   (komle-cm keys --help)"
+    after_help = "Demo without any configuration or system package:\n  komle-demo [--port N] [--pop3-port N] [--pop3-large MB] [--once] [--precomputed-konnektor]\n(in-process Konnektor simulator, test PKI, directory and mail service; sends a sample mail through the SMTP proxy, opens it again and fetches it through the POP3 proxy; --precomputed-konnektor: the simulator answers repeated crypto requests from memory, for benchmarks)\n\nKey store (the provider's PKCS#12 with the TLS client certificate):\n  komle-cm keys import|list|remove --store FILE ...   (komle-cm keys --help)\n\nCheck every dependency (Konnektor, SM-B, directory, time, mail servers, certificate), one line each, exit code = failures:\n  komle-cm doctor --config FILE   (komle-cm doctor --help)"
 )]
 pub struct Cli {
     /// Configuration file (TOML). See examples/komle-cm.toml for every key, its meaning and
@@ -204,6 +204,52 @@ fn report_once(text: &str) {
     } else {
         eprintln!("{text}");
     }
+}
+
+/// `komle-cm doctor`: checks every dependency, one line each; the exit code is the number of
+/// failed checks (0: all good).
+#[derive(Debug, Parser, PartialEq, Eq)]
+#[command(
+    name = "komle-cm doctor",
+    version,
+    long_about = None,
+    after_help = "Checks: konnektor (connector.sds and service versions), ecc (A_17464), sm-b and sm-b pin (GetCards, GetPinStatus; needs [doctor] context), directory (bind and a lookup of [doctor] sample_address), time (NTP offset to the Konnektor, UDP/123), mta/pop3 (each [upstream] allow-list host: TLS with the client certificate and the greeting), listener certificate (days left).\nExit code: the number of failed checks; 2 with one line for a configuration that does not load."
+)]
+pub struct DoctorCli {
+    /// Configuration file (TOML), the daemon's.
+    #[arg(short, long, value_name = "FILE")]
+    pub config: PathBuf,
+}
+
+/// `komle-cm doctor ARGS...` (`args` without the program name and `doctor`).
+pub fn doctor_main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    let argv = std::iter::once(OsString::from("komle-cm doctor")).chain(args);
+    let cli = match DoctorCli::try_parse_from(argv) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let config = match Config::load(&cli.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    // Library warnings (TLS alerts) only; the report itself goes to stdout.
+    crate::logging::init_with(log::LevelFilter::Error, config.log.format);
+    let results = crate::doctor::checks::run(&config, crate::doctor::checks::Options::default());
+    for r in &results {
+        println!("{r}");
+    }
+    let failed = crate::doctor::checks::failures(&results);
+    ExitCode::from(u8::try_from(failed).unwrap_or(u8::MAX))
 }
 
 /// `komle-cm keys ...`: the key store holding the provider's TLS client key and certificate

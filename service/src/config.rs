@@ -73,9 +73,12 @@ pub struct AdminSettings {
 /// `[doctor]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DoctorSettings {
-    /// The address `komle-cm doctor` looks up in the directory (default: none, the lookup
-    /// check then only binds and searches for it if one is configured).
+    /// The address `komle-cm doctor` looks up in the directory; without it the doctor searches
+    /// for a placeholder, which proves bind and search but not the data.
     pub sample_address: Option<String>,
+    /// `Mandant#ClientSystem#Workplace`: the Konnektor context in which the doctor asks for
+    /// the SM-B and its PIN status (GetCards, GetPinStatus); without it those checks are skipped.
+    pub context: Option<String>,
 }
 
 /// `[smtp]`: the listener mail clients send through.
@@ -523,7 +526,17 @@ impl Config {
         let mut s = Section::required(&table, "doctor");
         let doctor = DoctorSettings {
             sample_address: s.string("sample_address")?,
+            context: s.string("context")?,
         };
+        if let Some(c) = &doctor.context {
+            let parts: Vec<&str> = c.split('#').collect();
+            if parts.len() != 3 || parts.iter().any(|p| p.is_empty()) {
+                return Err(s.error(
+                    "context",
+                    &format!("{c:?} is not Mandant#ClientSystem#Workplace"),
+                ));
+            }
+        }
         s.finish()?;
         distinct_listen_addresses(smtp.as_ref(), pop3.as_ref(), admin.as_ref())?;
 
@@ -912,7 +925,7 @@ base = "dc=data,dc=vzd"
     #[test]
     fn admin_log_format_and_doctor_keys_are_read() {
         let c = Config::parse(&format!(
-            "{MINIMAL}[admin]\nlisten = \"127.0.0.1:9465\"\n[log]\nformat = \"json\"\n[doctor]\nsample_address = \"a@b.kim.telematik\"\n"
+            "{MINIMAL}[admin]\nlisten = \"127.0.0.1:9465\"\n[log]\nformat = \"json\"\n[doctor]\nsample_address = \"a@b.kim.telematik\"\ncontext = \"m#c#w\"\n"
         ))
         .unwrap();
         assert_eq!(c.admin.unwrap().listen, "127.0.0.1:9465".parse().unwrap());
@@ -920,6 +933,10 @@ base = "dc=data,dc=vzd"
         assert_eq!(
             c.doctor.sample_address.as_deref(),
             Some("a@b.kim.telematik")
+        );
+        assert_eq!(
+            err(&format!("{MINIMAL}[doctor]\ncontext = \"m#c\"\n")),
+            "config error: [doctor] context: \"m#c\" is not Mandant#ClientSystem#Workplace"
         );
         let d = Config::parse(MINIMAL).unwrap();
         assert_eq!((d.admin, d.log.format), (None, LogFormat::Text));

@@ -1423,8 +1423,23 @@ base = "dc=data,dc=vzd"
             "store",
             "password_file",
             "client_identity",
+            "format",
+            "sample_address",
+            "context",
         ] {
             assert!(text.contains(&format!("{key} =")), "example lacks {key}");
         }
+        // The commented-out optional sections are valid when switched on.
+        let on = text
+            .replace("# [admin]\n# listen", "[admin]\nlisten")
+            .replace("# [doctor]\n", "[doctor]\n")
+            .replace("# sample_address =", "sample_address =")
+            .replace("# context =", "context =");
+        let c = Config::parse(&on).unwrap();
+        assert_eq!(
+            c.admin.map(|a| a.listen),
+            Some("127.0.0.1:9465".parse().unwrap())
+        );
+        assert!(c.doctor.context.is_some() && c.doctor.sample_address.is_some());
     }
 }

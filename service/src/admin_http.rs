@@ -31,6 +31,9 @@ use crate::time_sync::Clock;
 /// turn into a `connector.sds` request per second on the Konnektor.
 pub const HEALTH_CACHE: Duration = Duration::from_secs(5);
 
+/// The longest a health probe waits for one dependency.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// One dependency's state as `/health` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckLine {
@@ -84,11 +87,14 @@ impl DependencyHealth {
     /// `clock` is the daemon's synced clock (`None`: no time sync configured, which is
     /// reported as a failure).
     pub fn from_config(config: &Config, clock: Option<Arc<Clock>>) -> Self {
+        // A hanging Konnektor must not hold /health for the full call timeout (1 min).
+        let mut konnektor = config.konnektor.clone();
+        konnektor.timeout = konnektor.timeout.min(PROBE_TIMEOUT);
         DependencyHealth {
-            konnektor: KonnektorHttp::new(&config.konnektor).map_err(|e| e.to_string()),
+            konnektor: KonnektorHttp::new(&konnektor).map_err(|e| e.to_string()),
             sds_url: config.konnektor.sds_url.clone(),
             directory_url: config.directory.url.clone(),
-            timeout: config.konnektor.timeout.min(Duration::from_secs(10)),
+            timeout: config.directory.timeout.min(PROBE_TIMEOUT),
             clock,
             cached: Mutex::new(None),
         }

@@ -35,6 +35,9 @@ pub const CERTIFICATE_WARN_DAYS: i64 = 30;
 /// nothing still proves bind and search work.
 pub const PROBE_ADDRESS: &str = "komle-doctor@probe.invalid";
 
+/// The longest the doctor waits for one answer (Konnektor, directory, mail server).
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A check's result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -108,7 +111,10 @@ fn konnektor(
     out: &mut Vec<CheckResult>,
 ) -> Option<(KonnektorHttp, KonnektorEndpoints)> {
     let url = &config.konnektor.sds_url;
-    let read = KonnektorHttp::new(&config.konnektor)
+    // The doctor waits at most PROBE_TIMEOUT per call, not the daemon's 1 min.
+    let mut settings = config.konnektor.clone();
+    settings.timeout = settings.timeout.min(PROBE_TIMEOUT);
+    let read = KonnektorHttp::new(&settings)
         .map_err(|e| format!("[konnektor] TLS settings: {e}"))
         .and_then(|http| {
             let bytes = http.get_blocking(url).map_err(|e| format!("{url}: {e}"))?;
@@ -283,7 +289,7 @@ fn card(
 fn directory(config: &Config) -> CheckResult {
     let d = &config.directory;
     let mut settings = LdapSettings::new(&d.url, &d.base);
-    settings.timeout = d.timeout.min(Duration::from_secs(10));
+    settings.timeout = d.timeout.min(PROBE_TIMEOUT);
     if let Some(ca) = &d.ca {
         match std::fs::read(ca) {
             Ok(pem) => settings.ca_pem = Some(pem),
@@ -392,7 +398,7 @@ fn upstream(config: &Config, out: &mut Vec<CheckResult>) {
     } else {
         "without client certificate"
     };
-    let timeout = config.timeouts.mta_response.min(Duration::from_secs(10));
+    let timeout = config.timeouts.mta_response.min(PROBE_TIMEOUT);
     for (name, list, greeting) in [
         ("mta", config.upstream.smtp_allow(), "220"),
         ("pop3", config.upstream.pop3_allow(), "+OK"),

@@ -67,6 +67,11 @@ pub fn run(
         let daemon = Daemon::start(SmolRuntime, &config, build_services).await?;
         // `[admin]`: /health and /metrics on a thread of their own, stopped when dropped.
         let _admin = admin_http::start_configured(&config, daemon.stats(), daemon.clock())?;
+        let probe = config.clone();
+        smol::spawn(smol::unblock(move || {
+            admin_http::warn_if_directory_unreachable(&probe)
+        }))
+        .detach();
         let _reloads = daemon
             .reloader()
             .map(|r| smol::spawn(reload_on_hangup(hangups, r)));

@@ -83,6 +83,15 @@ fn metrics_scrape_and_health_names_what_is_down() {
     );
     assert!(lines[2].starts_with("time sync: FAILED:"), "{health}");
 
+    // The unreachable directory was said at start, as a warning naming the key.
+    assert!(
+        daemon.stderr.wait_for(
+            "[directory] url ldap://127.0.0.1:1: not reachable at start",
+            Duration::from_secs(15)
+        ),
+        "{}",
+        daemon.stderr.text()
+    );
     // Every stderr line so far is one JSON object with ts, level, target, msg.
     let err = daemon.stderr.text();
     assert!(!err.is_empty());
@@ -91,6 +100,13 @@ fn metrics_scrape_and_health_names_what_is_down() {
             serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
         for key in ["ts", "level", "target", "msg"] {
             assert!(v[key].is_string(), "{key} in {line}");
+        }
+        if v["msg"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("[directory] url")
+        {
+            assert_eq!(v["level"], "WARN", "{line}");
         }
     }
 }

@@ -221,6 +221,18 @@ pub fn tcp_probe(url: &str, timeout: Duration) -> Result<SocketAddr, String> {
     Err(last)
 }
 
+/// Logs a warning when the directory's LDAP port does not accept connections (blocking, at
+/// most [`PROBE_TIMEOUT`]): the daemon starts anyway (recipients get 4xx until it is back),
+/// but an operator must not learn of it only from the first refused mail.
+pub fn warn_if_directory_unreachable(config: &Config) {
+    let url = &config.directory.url;
+    if let Err(e) = tcp_probe(url, config.directory.timeout.min(PROBE_TIMEOUT)) {
+        log::warn!(
+            "[directory] url {url}: not reachable at start ({e}); recipients are answered with 4xx until it is"
+        );
+    }
+}
+
 /// The running endpoint; dropping it stops the thread.
 pub struct AdminServer {
     server: Arc<tiny_http::Server>,

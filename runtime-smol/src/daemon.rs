@@ -6,6 +6,7 @@
 use std::future::Future;
 
 use futures_lite::StreamExt;
+use komle_service::admin_http;
 use komle_service::assembly::Clientmodul;
 pub use komle_service::assembly::{
     HANDSHAKE_TIMEOUT, NTP_PORT, ReloadReport, Reloader, SHUTDOWN_GRACE, TIME_SYNC_INTERVAL,
@@ -64,6 +65,13 @@ pub fn run(
         let hangups = hangup_signals()?;
         let shutdown = shutdown_signal()?;
         let daemon = Daemon::start(SmolRuntime, &config, build_services).await?;
+        // `[admin]`: /health and /metrics on a thread of their own, stopped when dropped.
+        let _admin = admin_http::start_configured(&config, daemon.stats(), daemon.clock())?;
+        let probe = config.clone();
+        smol::spawn(smol::unblock(move || {
+            admin_http::warn_if_directory_unreachable(&probe)
+        }))
+        .detach();
         let _reloads = daemon
             .reloader()
             .map(|r| smol::spawn(reload_on_hangup(hangups, r)));

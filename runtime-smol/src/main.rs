@@ -20,5 +20,9 @@ fn main() -> ExitCode {
         // The key store (import/list/remove); no configuration file, no runtime.
         return cli::keys_main(std::env::args_os().skip(2));
     }
+    if args.first().map(String::as_str) == Some("doctor") {
+        // Checks the dependencies of a configuration; starts nothing.
+        return cli::doctor_main(std::env::args_os().skip(2));
+    }
     cli::main_with(|config| daemon::run(config, services::build))
 }

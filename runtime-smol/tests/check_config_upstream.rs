@@ -2,7 +2,8 @@
 //! one line naming the key; a configuration without the list is valid but says, naming the
 //! key, that every login will be refused.
 
-use std::path::Path;
+mod example_files;
+
 use std::process::Command;
 
 fn check(text: &str) -> (i32, String, String) {
@@ -20,14 +21,17 @@ fn check(text: &str) -> (i32, String, String) {
     )
 }
 
-fn example() -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/komle-cm.toml");
-    std::fs::read_to_string(path).unwrap()
+/// The example with real files (kept alive by the returned directory).
+fn example() -> (example_files::InstalledExample, String) {
+    let installed = example_files::install();
+    let text = installed.text.clone();
+    (installed, text)
 }
 
 #[test]
 fn a_2010_malformed_allow_list_pattern_exits_2_with_one_line_naming_the_key() {
-    let text = example().replace(
+    let (_files, text) = example();
+    let text = text.replace(
         "smtp = [\"*.kim.example:465\"]",
         "smtp = [\"*.kim.example:*\"]",
     );
@@ -42,7 +46,8 @@ fn a_2010_malformed_allow_list_pattern_exits_2_with_one_line_naming_the_key() {
 
 #[test]
 fn a_2010_missing_allow_list_is_valid_but_warns_naming_the_key() {
-    let text = example()
+    let (_files, text) = example();
+    let text = text
         .replace("smtp = [\"*.kim.example:465\"]", "")
         .replace("pop3 = [\"*.kim.example:995\"]", "");
     let (code, out, err) = check(&text);
@@ -62,6 +67,7 @@ fn a_2010_missing_allow_list_is_valid_but_warns_naming_the_key() {
 
 #[test]
 fn the_example_configuration_checks_without_warnings() {
-    let (code, out, err) = check(&example());
+    let (_files, text) = example();
+    let (code, out, err) = check(&text);
     assert_eq!((code, out.as_str(), err.as_str()), (0, "config ok\n", ""));
 }

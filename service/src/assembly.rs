@@ -309,6 +309,12 @@ impl<R: ServerRuntime> Clientmodul<R> {
         self.prepared.stats.clone()
     }
 
+    /// The Konnektor-synced clock (A_2230), `None` without time sync: the admin endpoint's
+    /// health check reads whether it is synced.
+    pub fn clock(&self) -> Option<Arc<Clock>> {
+        self.prepared.time_sync.as_ref().map(|t| t.clock.clone())
+    }
+
     /// Re-reads the reloadable TLS material (what SIGHUP does).
     pub fn reloader(&self) -> Option<Reloader> {
         self.prepared.reloader.clone()

@@ -1,8 +1,11 @@
 //! The command line of `komle-cm` and the mapping of failures to exit codes.
 //!
-//! Exit codes: 0 success, 1 runtime failure (a listener could not bind, a certificate file could
-//! not be read, ...), 2 bad command line or configuration. Init scripts and the integrator's
-//! tests tell "fix the file" from "fix the machine" by that number alone.
+//! Exit codes: 0 success, 2 bad command line or configuration, or a start-up check that failed
+//! (a file the configuration names is missing or holds the wrong thing, a listen port cannot be
+//! bound: [`crate::doctor::preflight`], the same checks as `--check-config`), 1 a failure after
+//! those checks passed. Every failure is printed once, one line per problem. Init scripts tell
+//! "fix the configuration" (2: restarting will not help) from "the daemon failed" (1) by that
+//! number alone.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -25,7 +28,7 @@ use crate::key_store::{self, KeyStore, KeyStoreError, password};
     version,
     about,
     long_about = None,
-    after_help = "Demo without any configuration or system package:\n  komle-demo [--port N] [--pop3-port N] [--pop3-large MB] [--once] [--precomputed-konnektor]\n(in-process Konnektor simulator, test PKI, directory and mail service; sends a sample mail through the SMTP proxy, opens it again and fetches it through the POP3 proxy; --precomputed-konnektor: the simulator answers repeated crypto requests from memory, for benchmarks)\n\nKey store (the provider's PKCS#12 with the TLS client certificate):\n  komle-cm keys import|list|remove --store FILE ...   (komle-cm keys --help)"
+    after_help = "Demo without any configuration or system package:\n  komle-demo [--port N] [--pop3-port N] [--pop3-large MB] [--once] [--precomputed-konnektor]\n(in-process Konnektor simulator, test PKI, directory and mail service; sends a sample mail through the SMTP proxy, opens it again and fetches it through the POP3 proxy; --precomputed-konnektor: the simulator answers repeated crypto requests from memory, for benchmarks)\n\nKey store (the provider's PKCS#12 with the TLS client certificate):\n  komle-cm keys import|list|remove --store FILE ...   (komle-cm keys --help)\n\nCheck every dependency (Konnektor, SM-B, directory, time, mail servers, certificate), one line each, exit code = failures:\n  komle-cm doctor --config FILE   (komle-cm doctor --help)"
 )]
 pub struct Cli {
     /// Configuration file (TOML). See examples/komle-cm.toml for every key, its meaning and
@@ -33,8 +36,10 @@ pub struct Cli {
     #[arg(short, long, value_name = "FILE")]
     pub config: PathBuf,
 
-    /// Read and validate the configuration, print "config ok" and exit (0 valid, 2 invalid).
-    /// Nothing is started and no certificate files are opened.
+    /// Read and validate the configuration, open every file it names (certificates, keys,
+    /// CAs, key store entry) and try each listen port; print "config ok" and exit (0 valid, 2
+    /// invalid, one line per problem naming the key). A port in use is only a warning here
+    /// (the running daemon holds it); at start it is an error. Nothing is started.
     #[arg(long)]
     pub check_config: bool,
 
@@ -59,13 +64,15 @@ impl std::error::Error for RuntimeError {}
 #[derive(Debug)]
 pub enum Failure {
     Config(ConfigError),
+    /// The start-up checks ([`crate::doctor::preflight`]): one per problem, at least one.
+    Checks(Vec<ConfigError>),
     Runtime(RuntimeError),
 }
 
 impl Failure {
     pub fn exit_code(&self) -> u8 {
         match self {
-            Failure::Config(_) => 2,
+            Failure::Config(_) | Failure::Checks(_) => 2,
             Failure::Runtime(_) => 1,
         }
     }
@@ -75,6 +82,10 @@ impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Failure::Config(e) => e.fmt(f),
+            Failure::Checks(problems) => {
+                let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                f.write_str(&lines.join("\n"))
+            }
             Failure::Runtime(e) => e.fmt(f),
         }
     }
@@ -99,6 +110,14 @@ pub fn prepare(cli: &Cli) -> Result<Command, Failure> {
         // Valid but risky settings (e.g. no [upstream] allow-list): one line each on stderr.
         for warning in config.warnings() {
             eprintln!("warning: {warning}");
+        }
+        let problems = crate::doctor::preflight::check_files(&config);
+        if !problems.is_empty() {
+            return Err(Failure::Checks(problems));
+        }
+        // The running daemon holds its own ports: said, but not a failure of the file.
+        for busy in crate::doctor::preflight::check_ports(&config) {
+            eprintln!("warning: {}: {}", busy.key, busy.problem);
         }
         Ok(Command::Checked)
     } else {
@@ -138,19 +157,20 @@ pub fn main_with(run: impl FnOnce(Config) -> Result<(), RuntimeError>) -> ExitCo
             ExitCode::SUCCESS
         }
         Ok(Command::Run(config)) => {
-            crate::logging::init(config.log.level);
+            crate::logging::init_with(config.log.level, config.log.format);
             // Before any session can bring a password or a mail into memory.
             if let Err(e) = crate::process_hardening::apply(core_dump_policy(&config)) {
-                let e = RuntimeError(e.to_string());
-                log::error!("{e}");
-                eprintln!("{e}");
+                report_once(&RuntimeError(e.to_string()).to_string());
                 return ExitCode::from(1);
+            }
+            if let Err(failure) = start_checks(&config) {
+                report_once(&failure.to_string());
+                return ExitCode::from(failure.exit_code());
             }
             match run(*config) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    log::error!("{e}");
-                    eprintln!("{e}");
+                    report_once(&e.to_string());
                     ExitCode::from(1)
                 }
             }
@@ -160,6 +180,76 @@ pub fn main_with(run: impl FnOnce(Config) -> Result<(), RuntimeError>) -> ExitCo
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// The checks of `--check-config` at start, the ports included: a failure is exit code 2.
+pub fn start_checks(config: &Config) -> Result<(), Failure> {
+    let mut problems = crate::doctor::preflight::check_files(config);
+    problems.extend(crate::doctor::preflight::check_ports(config));
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::Checks(problems))
+    }
+}
+
+/// Writes a fatal error exactly once: through the logger when it writes errors (so it has the
+/// configured format and reaches the journal), else plainly on stderr (`[log] level = "off"`).
+/// WHY: both used to happen, so every start-up error appeared twice.
+fn report_once(text: &str) {
+    if log::log_enabled!(target: "komle_service::cli", log::Level::Error) {
+        for line in text.lines() {
+            log::error!("{line}");
+        }
+    } else {
+        eprintln!("{text}");
+    }
+}
+
+/// `komle-cm doctor`: checks every dependency, one line each; the exit code is the number of
+/// failed checks (0: all good).
+#[derive(Debug, Parser, PartialEq, Eq)]
+#[command(
+    name = "komle-cm doctor",
+    version,
+    long_about = None,
+    after_help = "Checks: konnektor (connector.sds and service versions), ecc (A_17464), sm-b and sm-b pin (GetCards, GetPinStatus; needs [doctor] context), directory (bind and a lookup of [doctor] sample_address), time (NTP offset to the Konnektor, UDP/123), mta/pop3 (each [upstream] allow-list host: TLS with the client certificate and the greeting), listener certificate (days left).\nExit code: the number of failed checks; 2 with one line for a configuration that does not load."
+)]
+pub struct DoctorCli {
+    /// Configuration file (TOML), the daemon's.
+    #[arg(short, long, value_name = "FILE")]
+    pub config: PathBuf,
+}
+
+/// `komle-cm doctor ARGS...` (`args` without the program name and `doctor`).
+pub fn doctor_main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    let argv = std::iter::once(OsString::from("komle-cm doctor")).chain(args);
+    let cli = match DoctorCli::try_parse_from(argv) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let config = match Config::load(&cli.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    // Library warnings (TLS alerts) only; the report itself goes to stdout.
+    crate::logging::init_with(log::LevelFilter::Error, config.log.format);
+    let results = crate::doctor::checks::run(&config, crate::doctor::checks::Options::default());
+    for r in &results {
+        println!("{r}");
+    }
+    let failed = crate::doctor::checks::failures(&results);
+    ExitCode::from(u8::try_from(failed).unwrap_or(u8::MAX))
 }
 
 /// `komle-cm keys ...`: the key store holding the provider's TLS client key and certificate

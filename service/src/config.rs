@@ -57,6 +57,28 @@ pub struct Config {
     pub timeouts: Timeouts,
     pub log: LogSettings,
     pub process: ProcessSettings,
+    /// `[admin]`: the local HTTP endpoint with `/health` and `/metrics`; `None` when absent.
+    pub admin: Option<AdminSettings>,
+    /// `[doctor]`: what `komle-cm doctor` uses beyond the other sections.
+    pub doctor: DoctorSettings,
+}
+
+/// `[admin]`: a local HTTP endpoint for the supervisor and the monitoring system. WHY local:
+/// it answers without authentication, so it belongs on loopback or a management network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminSettings {
+    pub listen: SocketAddr,
+}
+
+/// `[doctor]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DoctorSettings {
+    /// The address `komle-cm doctor` looks up in the directory; without it the doctor searches
+    /// for a placeholder, which proves bind and search but not the data.
+    pub sample_address: Option<String>,
+    /// `Mandant#ClientSystem#Workplace`: the Konnektor context in which the doctor asks for
+    /// the SM-B and its PIN status (GetCards, GetPinStatus); without it those checks are skipped.
+    pub context: Option<String>,
 }
 
 /// `[smtp]`: the listener mail clients send through.
@@ -205,6 +227,33 @@ pub struct Timeouts {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogSettings {
     pub level: log::LevelFilter,
+    /// How each line on stderr is written.
+    pub format: LogFormat,
+}
+
+/// `[log] format`: one line per record on stderr in every format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `2026-01-01T00:00:00.000Z INFO  target] message` (env_logger's layout).
+    #[default]
+    Text,
+    /// One JSON object per line: `ts`, `level`, `target`, `msg` (log shippers parse it).
+    Json,
+    /// The message with systemd's `<N>` priority prefix and no timestamp: journald adds its
+    /// own and files the line at that priority.
+    Journald,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            "journald" => Ok(LogFormat::Journald),
+            other => Err(format!("unknown format {other:?} (text, json, journald)")),
+        }
+    }
 }
 
 /// `[process]`: how the daemon protects its memory (see `process_hardening`).
@@ -266,6 +315,8 @@ impl Config {
             "timeouts",
             "log",
             "process",
+            "admin",
+            "doctor",
         ];
         for (name, value) in &table {
             if !SECTIONS.contains(&name.as_str()) {
@@ -457,14 +508,43 @@ impl Config {
                 )
             })?,
         };
+        let format = match s.string("format")? {
+            None => LogFormat::Text,
+            Some(f) => f.parse().map_err(|e: String| s.error("format", &e))?,
+        };
         s.finish()?;
-        let log = LogSettings { level };
+        let log = LogSettings { level, format };
 
         let mut s = Section::required(&table, "process");
         let process = ProcessSettings {
             allow_core_dumps: s.bool("allow_core_dumps")?.unwrap_or(false),
         };
         s.finish()?;
+
+        let admin = match Section::optional(&table, "admin") {
+            Some(mut s) => {
+                let listen = s.required_addr("listen")?;
+                s.finish()?;
+                Some(AdminSettings { listen })
+            }
+            None => None,
+        };
+        let mut s = Section::required(&table, "doctor");
+        let doctor = DoctorSettings {
+            sample_address: s.string("sample_address")?,
+            context: s.string("context")?,
+        };
+        if let Some(c) = &doctor.context {
+            let parts: Vec<&str> = c.split('#').collect();
+            if parts.len() != 3 || parts.iter().any(|p| p.is_empty()) {
+                return Err(s.error(
+                    "context",
+                    &format!("{c:?} is not Mandant#ClientSystem#Workplace"),
+                ));
+            }
+        }
+        s.finish()?;
+        distinct_listen_addresses(smtp.as_ref(), pop3.as_ref(), admin.as_ref())?;
 
         Ok(Config {
             smtp,
@@ -479,8 +559,39 @@ impl Config {
             timeouts,
             log,
             process,
+            admin,
+            doctor,
         })
     }
+}
+
+/// Two listeners on one address:port cannot both bind; the second would fail at start with a
+/// bare "address in use". Said here, naming both keys, so `--check-config` catches it.
+fn distinct_listen_addresses(
+    smtp: Option<&SmtpSettings>,
+    pop3: Option<&Pop3Settings>,
+    admin: Option<&AdminSettings>,
+) -> Result<(), ConfigError> {
+    let listeners = [
+        ("[smtp] listen", smtp.map(|s| s.listen)),
+        ("[pop3] listen", pop3.map(|p| p.listen)),
+        ("[admin] listen", admin.map(|a| a.listen)),
+    ];
+    for (i, (key, addr)) in listeners.iter().enumerate() {
+        let Some(addr) = addr else { continue };
+        if addr.port() == 0 {
+            continue; // an OS-chosen port never collides
+        }
+        for (other, other_addr) in &listeners[..i] {
+            if *other_addr == Some(*addr) {
+                return Err(ConfigError {
+                    key: (*key).to_owned(),
+                    problem: format!("{addr} is also {other}; each listener needs its own port"),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 impl Config {
@@ -816,6 +927,48 @@ client_key = "client.key"
 url = "ldaps://vzd.example"
 base = "dc=data,dc=vzd"
 "#;
+
+    #[test]
+    fn admin_log_format_and_doctor_keys_are_read() {
+        let c = Config::parse(&format!(
+            "{MINIMAL}[admin]\nlisten = \"127.0.0.1:9465\"\n[log]\nformat = \"json\"\n[doctor]\nsample_address = \"a@b.kim.telematik\"\ncontext = \"m#c#w\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.admin.unwrap().listen, "127.0.0.1:9465".parse().unwrap());
+        assert_eq!(c.log.format, LogFormat::Json);
+        assert_eq!(
+            c.doctor.sample_address.as_deref(),
+            Some("a@b.kim.telematik")
+        );
+        assert_eq!(
+            err(&format!("{MINIMAL}[doctor]\ncontext = \"m#c\"\n")),
+            "config error: [doctor] context: \"m#c\" is not Mandant#ClientSystem#Workplace"
+        );
+        let d = Config::parse(MINIMAL).unwrap();
+        assert_eq!((d.admin, d.log.format), (None, LogFormat::Text));
+        assert!(
+            err(&format!("{MINIMAL}[log]\nformat = \"xml\"\n"))
+                .starts_with("config error: [log] format: unknown format \"xml\"")
+        );
+        assert_eq!(
+            err(&format!("{MINIMAL}[admin]\n")),
+            "config error: [admin] listen: missing"
+        );
+    }
+
+    #[test]
+    fn smtp_and_pop3_on_the_same_port_is_a_config_error() {
+        let e = err(&format!("{MINIMAL}[pop3]\nlisten = \"127.0.0.1:4650\"\n"));
+        assert_eq!(
+            e,
+            "config error: [pop3] listen: 127.0.0.1:4650 is also [smtp] listen; each listener needs its own port"
+        );
+        let e = err(&format!("{MINIMAL}[admin]\nlisten = \"127.0.0.1:4650\"\n"));
+        assert!(e.starts_with("config error: [admin] listen:"), "{e}");
+        // Port 0 (tests): the OS picks distinct ports.
+        let zero = MINIMAL.replace("4650", "0");
+        assert!(Config::parse(&format!("{zero}[pop3]\nlisten = \"127.0.0.1:0\"\n")).is_ok());
+    }
 
     fn err(text: &str) -> String {
         Config::parse(text).unwrap_err().to_string()
@@ -1276,8 +1429,23 @@ base = "dc=data,dc=vzd"
             "store",
             "password_file",
             "client_identity",
+            "format",
+            "sample_address",
+            "context",
         ] {
             assert!(text.contains(&format!("{key} =")), "example lacks {key}");
         }
+        // The commented-out optional sections are valid when switched on.
+        let on = text
+            .replace("# [admin]\n# listen", "[admin]\nlisten")
+            .replace("# [doctor]\n", "[doctor]\n")
+            .replace("# sample_address =", "sample_address =")
+            .replace("# context =", "context =");
+        let c = Config::parse(&on).unwrap();
+        assert_eq!(
+            c.admin.map(|a| a.listen),
+            Some("127.0.0.1:9465".parse().unwrap())
+        );
+        assert!(c.doctor.context.is_some() && c.doctor.sample_address.is_some());
     }
 }

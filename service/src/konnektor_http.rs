@@ -218,6 +218,10 @@ impl KonnektorHttp {
             .reader()
             .read_to_end(&mut body)
             .map_err(|e| map_error(ureq::Error::from(e)))?;
+        if soap && status == 500 {
+            // Errors by gematik code for /metrics (only the code is read).
+            crate::stats::dependencies().konnektor_fault(&body);
+        }
         if (200..300).contains(&status) || (soap && status == 500) {
             Ok(body)
         } else {
@@ -243,9 +247,12 @@ impl KonnektorHttp {
         // The request carries the message (base64): wiped and freed once sent, before the
         // answer, which is as large, is read (A_2005, peak memory).
         let body = komle_core::secret::SecretBytes::from(body);
+        let started = std::time::Instant::now();
         let response = request.send(body.as_slice());
         drop(body);
-        self.finish(response, true)
+        let result = self.finish(response, true);
+        crate::stats::dependencies().konnektor_call(started.elapsed(), result.is_ok());
+        result
     }
 
     /// Blocking GET (e.g. `connector.sds`). Returns the body of 2xx answers.
@@ -254,7 +261,10 @@ impl KonnektorHttp {
         if let Some(auth) = &self.authorization {
             request = request.header("Authorization", auth.expose());
         }
-        self.finish(request.call(), false)
+        let started = std::time::Instant::now();
+        let result = self.finish(request.call(), false);
+        crate::stats::dependencies().konnektor_call(started.elapsed(), result.is_ok());
+        result
     }
 
     /// [`Self::post_soap_blocking`] off the executor.

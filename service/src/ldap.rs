@@ -191,14 +191,17 @@ impl DirectoryClient {
             .lock()
             .map_err(|_| LdapError::Unreachable("connection lock poisoned".into()))?;
         let reused = guard.is_some();
-        match self.search(&mut guard, &query) {
+        let started = std::time::Instant::now();
+        let result = match self.search(&mut guard, &query) {
             // A kept connection may have been closed by the server meanwhile: reconnect once.
             Err(LdapError::Unreachable(_)) if reused => {
                 *guard = None;
                 self.search(&mut guard, &query)
             }
             other => other,
-        }
+        };
+        crate::stats::dependencies().ldap_lookup(started.elapsed(), result.is_ok());
+        result
     }
 
     /// Drops the kept connection (the next lookup reconnects).

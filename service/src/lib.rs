@@ -30,10 +30,12 @@
 
 #![forbid(unsafe_code)]
 
+pub mod admin_http;
 pub mod assembly;
 pub mod cli;
 pub mod config;
 pub mod contracts;
+pub mod doctor;
 pub mod driver;
 pub mod duration;
 pub mod jobs;

@@ -134,7 +134,10 @@ impl Pipeline {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };
-        f(&mut guard)
+        let before = guard.stats();
+        let out = f(&mut guard);
+        crate::stats::dependencies().cache_counted(before, guard.stats());
+        out
     }
 
     /// Runs `f` on the protection pipeline on the blocking pool with the shared certificate

@@ -297,7 +297,9 @@ impl<R: ServerRuntime> Listener<R> {
 pub enum ProxyHeaderFailure {
     /// The bytes are not a PROXY v2 header (e.g. a mail client connecting directly).
     Header(ProxyHeaderError),
-    /// The connection failed or closed before the header was complete.
+    /// Closed before sending a byte: the balancer's TCP health check.
+    Closed,
+    /// The connection failed or closed in the middle of the header.
     Io(io::Error),
     /// The header was not complete within the handshake timeout.
     Timeout,
@@ -307,7 +309,8 @@ impl std::fmt::Display for ProxyHeaderFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ProxyHeaderFailure::Header(e) => e.fmt(f),
-            ProxyHeaderFailure::Io(e) => write!(f, "connection failed before the header: {e}"),
+            ProxyHeaderFailure::Closed => f.write_str("closed before sending a header"),
+            ProxyHeaderFailure::Io(e) => write!(f, "connection failed in the header: {e}"),
             ProxyHeaderFailure::Timeout => f.write_str("no complete header in time"),
         }
     }
@@ -317,7 +320,7 @@ impl std::error::Error for ProxyHeaderFailure {}
 
 /// Reads a PROXY v2 header from `tcp` within `timeout`, exactly up to its end (the TLS
 /// handshake follows), and returns the client address it names: its source, or `connection`
-/// for a LOCAL header (the balancer's health check). Reads at most
+/// for a LOCAL header (the balancer's health check with `check-send-proxy`). Reads at most
 /// [`proxy_protocol::FIXED_LEN`] + [`proxy_protocol::MAX_ADDRESS_BLOCK`] bytes.
 pub async fn read_proxy_header<R: Runtime, S: AsyncRead + Unpin>(
     rt: &R,
@@ -326,16 +329,26 @@ pub async fn read_proxy_header<R: Runtime, S: AsyncRead + Unpin>(
     timeout: Duration,
 ) -> Result<SocketAddr, ProxyHeaderFailure> {
     let read = async {
-        let mut buf = Vec::with_capacity(proxy_protocol::FIXED_LEN);
+        let mut buf = [0u8; proxy_protocol::FIXED_LEN + proxy_protocol::MAX_ADDRESS_BLOCK];
+        let mut filled = 0;
         loop {
-            match proxy_protocol::parse(&buf).map_err(ProxyHeaderFailure::Header)? {
+            // Parsed after every read: a client that speaks TLS directly is refused on its
+            // first bytes, and nothing past the header's end is ever read.
+            match proxy_protocol::parse(&buf[..filled]).map_err(ProxyHeaderFailure::Header)? {
                 Parsed::Complete { header, .. } => return Ok(header.client_address(connection)),
                 Parsed::Incomplete { total } => {
-                    let have = buf.len();
-                    buf.resize(total, 0);
-                    tcp.read_exact(&mut buf[have..])
+                    let n = tcp
+                        .read(&mut buf[filled..total])
                         .await
                         .map_err(ProxyHeaderFailure::Io)?;
+                    if n == 0 {
+                        return Err(if filled == 0 {
+                            ProxyHeaderFailure::Closed
+                        } else {
+                            ProxyHeaderFailure::Io(io::ErrorKind::UnexpectedEof.into())
+                        });
+                    }
+                    filled += n;
                 }
             }
         }
@@ -357,6 +370,11 @@ async fn proxied_client<R: ServerRuntime>(
         Ok(client) => {
             log::info!("session={id} peer={client} via {connection} (PROXY protocol)");
             Some(client)
+        }
+        Err(ProxyHeaderFailure::Closed) => {
+            // A load balancer's health check connects and closes; not worth a line each time.
+            log::debug!("session={id} connection from {connection} closed before a PROXY header");
+            None
         }
         Err(e) => {
             log::info!("session={id} connection from {connection} closed: PROXY header: {e}");

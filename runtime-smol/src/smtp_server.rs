@@ -806,6 +806,17 @@ mod tests {
                 matches!(n, Ok(0) | Err(_)) && started.elapsed() < T,
                 "{n:?}"
             );
+            // Half a header, then nothing: closed within the handshake timeout as well.
+            let mut stalled = TcpStream::connect(addr).await.unwrap();
+            let header = komle_core::proxy_protocol::encode("192.0.2.9:1".parse().unwrap(), addr);
+            stalled.write_all(&header[..20]).await.unwrap();
+            let started = Instant::now();
+            let n = future::or(stalled.read(&mut byte), async {
+                smol::Timer::after(T).await;
+                Err(io::Error::new(io::ErrorKind::TimedOut, "still open"))
+            })
+            .await;
+            assert!(matches!(n, Ok(0)) && started.elapsed() < T, "{n:?}");
             // And a proxied client is still served afterwards.
             let mut ok = connect_proxied(&fx.pki, addr, "192.0.2.30:40004").await;
             assert!(ok.reply().await.starts_with("220 "));

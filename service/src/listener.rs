@@ -13,8 +13,8 @@
 //! sessions; a client over it is treated exactly like one over the overall limit.
 //!
 //! Behind a load balancer ([`ServerLimits::proxy_protocol`]) every connection starts with a
-//! PROXY protocol v2 header ([`komle_core::proxy_protocol`]), read before the TLS handshake and
-//! within the handshake timeout; the header's source address is then the client's address for
+//! PROXY protocol v2 header ([`komle_core::proxy_protocol`]), read before the TLS handshake;
+//! header and handshake together must complete within the handshake timeout. The header's source address is then the client's address for
 //! the logs and the per-address limit. Since that address is only known after the header, the
 //! per-address slot is taken in the connection's task rather than in the accept loop. Without
 //! the setting no header is read, so no client can claim another's address.
@@ -213,6 +213,8 @@ impl<R: ServerRuntime> Listener<R> {
                         let _held = (permit, live);
                         let id = session_id();
                         let mut tcp = tcp;
+                        // Header and TLS handshake together get the handshake timeout.
+                        let deadline = task_rt.now() + handshake;
                         let (peer, _address) = match address {
                             Some(address) => (peer, address),
                             None => {
@@ -232,7 +234,8 @@ impl<R: ServerRuntime> Listener<R> {
                                 (client, address)
                             }
                         };
-                        match tls_io::accept(&task_rt, &acceptor, tcp, handshake).await {
+                        let left = deadline.saturating_duration_since(task_rt.now());
+                        match tls_io::accept(&task_rt, &acceptor, tcp, left).await {
                             Ok(client) => session(client, peer, id).await,
                             Err(e) => log::info!("session={id} peer={peer} TLS accept failed: {e}"),
                         }

@@ -20,6 +20,7 @@ pub mod login_name;
 pub mod open;
 pub mod pop3;
 pub mod protect;
+pub mod proxy_protocol;
 pub mod proxy_session;
 pub mod sasl;
 pub mod secret;

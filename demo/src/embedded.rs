@@ -316,6 +316,7 @@ impl Embedded {
                 max_sessions_per_address: options.max_sessions_per_address,
                 handshake_timeout: options.handshake_timeout,
                 grace: Duration::from_secs(5),
+                proxy_protocol: false,
             },
         ))
         .map_err(err("SMTP listener"))?;

@@ -91,6 +91,7 @@ impl Pop3Side {
                 max_sessions_per_address: options.max_sessions_per_address,
                 handshake_timeout: Duration::from_secs(10),
                 grace: Duration::from_secs(5),
+                proxy_protocol: false,
             },
         ))
         .map_err(|e| EmbeddedError(format!("POP3 listener: {e}")))?;

@@ -115,6 +115,7 @@ mod tests {
                 max_sessions_per_address: None,
                 handshake_timeout: T,
                 grace,
+                proxy_protocol: false,
             };
             self.server_with_limits(limits, session).await
         }
@@ -610,6 +611,7 @@ mod tests {
             max_sessions_per_address: Some(per_address),
             handshake_timeout: T,
             grace: Duration::from_millis(500),
+            proxy_protocol: false,
         };
         fx.server_with_limits(limits, SmtpConfig::default()).await
     }
@@ -723,6 +725,126 @@ mod tests {
             );
             assert!(c.say("QUIT").await.starts_with("221"));
             assert_eq!(task.await.unwrap(), 0, "finished in time, nothing cut");
+        });
+    }
+
+    /// A listener behind a balancer: PROXY v2 on, `per_address` sessions per client address,
+    /// a short handshake timeout so a silent connection is seen to be cut.
+    async fn proxied_server(fx: &Fixture, per_address: usize) -> SmtpServer {
+        let limits = ServerLimits {
+            max_sessions: 4,
+            max_sessions_per_address: Some(per_address),
+            handshake_timeout: Duration::from_millis(500),
+            grace: Duration::from_millis(500),
+            proxy_protocol: true,
+        };
+        fx.server_with_limits(limits, SmtpConfig::default()).await
+    }
+
+    /// A client as HAProxy forwards it: the PROXY v2 header naming `client`, then TLS.
+    async fn connect_proxied(pki: &TestPki, addr: SocketAddr, client: &str) -> Client {
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        let header = komle_core::proxy_protocol::encode(client.parse().unwrap(), addr);
+        tcp.write_all(&header).await.unwrap();
+        let tls = futures_rustls::TlsConnector::from(tls::client_config(Some(&pki.ca())).unwrap())
+            .connect(tls::server_name("127.0.0.1").unwrap(), tcp)
+            .await
+            .unwrap();
+        Client {
+            tls,
+            buf: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn proxy_protocol_source_address_is_the_client_for_the_per_address_limit() {
+        let fx = fixture();
+        smol::block_on(async {
+            let server = proxied_server(&fx, 1).await;
+            let addr = server.local_addr().unwrap();
+            let (_stop, _task) = spawn_server(server);
+            // Every connection comes from 127.0.0.1 (the "balancer"), but the headers name two
+            // clients: both are served although one session per address is allowed.
+            let mut a = connect_proxied(&fx.pki, addr, "192.0.2.10:40001").await;
+            assert!(a.reply().await.starts_with("220 "));
+            let mut b = connect_proxied(&fx.pki, addr, "[2001:db8::20]:40002").await;
+            assert!(b.reply().await.starts_with("220 "));
+            // A second session of the first client is over its own limit.
+            let mut again = connect_proxied(&fx.pki, addr, "192.0.2.10:40003").await;
+            assert_eq!(again.reply().await.as_bytes(), TOO_MANY_SESSIONS);
+            assert!(a.say("NOOP").await.starts_with("250"));
+            assert!(b.say("NOOP").await.starts_with("250"));
+        });
+    }
+
+    #[test]
+    fn proxy_protocol_listener_closes_connections_without_a_header() {
+        let fx = fixture();
+        smol::block_on(async {
+            let server = proxied_server(&fx, 4).await;
+            let addr = server.local_addr().unwrap();
+            let (_stop, _task) = spawn_server(server);
+            // A mail client connecting directly (TLS ClientHello first) is not served.
+            let direct = tls_stream::connect(
+                tls::client_config(Some(&fx.pki.ca())).unwrap(),
+                "127.0.0.1",
+                addr.port(),
+                T,
+            )
+            .await;
+            assert!(direct.is_err(), "served without a PROXY header");
+            // A connection that sends nothing is closed after the handshake timeout.
+            let mut silent = TcpStream::connect(addr).await.unwrap();
+            let started = Instant::now();
+            let mut byte = [0u8; 1];
+            let n = future::or(silent.read(&mut byte), async {
+                smol::Timer::after(T).await;
+                Err(io::Error::new(io::ErrorKind::TimedOut, "still open"))
+            })
+            .await;
+            assert!(
+                matches!(n, Ok(0) | Err(_)) && started.elapsed() < T,
+                "{n:?}"
+            );
+            // Half a header, then nothing: closed within the handshake timeout as well.
+            let mut stalled = TcpStream::connect(addr).await.unwrap();
+            let header = komle_core::proxy_protocol::encode("192.0.2.9:1".parse().unwrap(), addr);
+            stalled.write_all(&header[..20]).await.unwrap();
+            let started = Instant::now();
+            let n = future::or(stalled.read(&mut byte), async {
+                smol::Timer::after(T).await;
+                Err(io::Error::new(io::ErrorKind::TimedOut, "still open"))
+            })
+            .await;
+            assert!(matches!(n, Ok(0)) && started.elapsed() < T, "{n:?}");
+            // And a proxied client is still served afterwards.
+            let mut ok = connect_proxied(&fx.pki, addr, "192.0.2.30:40004").await;
+            assert!(ok.reply().await.starts_with("220 "));
+        });
+    }
+
+    #[test]
+    fn without_proxy_protocol_a_header_is_never_trusted() {
+        let fx = fixture();
+        smol::block_on(async {
+            // The default: no header expected. A header is then just bytes before the TLS
+            // ClientHello, the handshake fails and no session starts under the claimed address.
+            let server = per_address_server(&fx, 1).await;
+            let addr = server.local_addr().unwrap();
+            let (_stop, _task) = spawn_server(server);
+            let mut tcp = TcpStream::connect(addr).await.unwrap();
+            let header = komle_core::proxy_protocol::encode("192.0.2.10:1".parse().unwrap(), addr);
+            tcp.write_all(&header).await.unwrap();
+            let tls =
+                futures_rustls::TlsConnector::from(tls::client_config(Some(&fx.pki.ca())).unwrap())
+                    .connect(tls::server_name("127.0.0.1").unwrap(), tcp)
+                    .await;
+            assert!(
+                tls.is_err(),
+                "a PROXY header was accepted on a plain listener"
+            );
+            let mut direct = Client::connect(&fx.pki, addr).await;
+            assert!(direct.reply().await.starts_with("220 "));
         });
     }
 }

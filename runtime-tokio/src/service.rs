@@ -54,6 +54,7 @@ impl KomleService {
             max_sessions_per_address: None,
             handshake_timeout: komle_service::assembly::HANDSHAKE_TIMEOUT,
             grace: komle_service::assembly::SHUTDOWN_GRACE,
+            proxy_protocol: false,
         };
         Self::from_prepared(Prepared::from_parts(
             tls,

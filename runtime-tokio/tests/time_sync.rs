@@ -45,6 +45,7 @@ fn a_2230_komle_service_syncs_the_clock_with_the_konnektor_when_it_serves() {
         max_sessions_per_address: None,
         handshake_timeout: Duration::from_secs(10),
         grace: Duration::from_secs(1),
+        proxy_protocol: false,
     };
     let mut prepared = Prepared::from_parts(
         env.proxy_tls.server_config(),

@@ -154,11 +154,12 @@ impl Prepared {
             konnektor,
         };
         let built = build_services(config, &handles)?;
-        let limits = |max_sessions, max_sessions_per_address| ServerLimits {
+        let limits = |max_sessions, max_sessions_per_address, proxy_protocol| ServerLimits {
             max_sessions,
             max_sessions_per_address,
             handshake_timeout: config.timeouts.handshake.unwrap_or(HANDSHAKE_TIMEOUT),
             grace: config.timeouts.shutdown_grace.unwrap_or(SHUTDOWN_GRACE),
+            proxy_protocol,
         };
         let smtp = config.smtp.as_ref().map(|settings| {
             let ctx = SessionContext {
@@ -168,7 +169,11 @@ impl Prepared {
                 checker: built.checker.clone(),
                 protector: built.protector.clone(),
             };
-            let limits = limits(settings.max_sessions, settings.max_sessions_per_address);
+            let limits = limits(
+                settings.max_sessions,
+                settings.max_sessions_per_address,
+                settings.proxy_protocol,
+            );
             let proxy = Proxy::from(ctx).with_server_check(built.server_check.clone());
             (proxy, limits)
         });
@@ -179,7 +184,11 @@ impl Prepared {
                 connect_timeout: config.timeouts.mta_response,
                 opener: built.opener.clone(),
             };
-            let limits = limits(settings.max_sessions, settings.max_sessions_per_address);
+            let limits = limits(
+                settings.max_sessions,
+                settings.max_sessions_per_address,
+                settings.proxy_protocol,
+            );
             let proxy = Proxy::from(ctx).with_server_check(built.server_check.clone());
             (proxy, limits)
         });

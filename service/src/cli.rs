@@ -26,7 +26,6 @@ use crate::key_store::{self, KeyStore, KeyStoreError, password};
 #[command(
     name = "komle-cm",
     version,
-    about,
     long_about = None,
     after_help = "Demo without any configuration or system package:\n  komle-demo [--port N] [--pop3-port N] [--pop3-large MB] [--once] [--precomputed-konnektor]\n(in-process Konnektor simulator, test PKI, directory and mail service; sends a sample mail through the SMTP proxy, opens it again and fetches it through the POP3 proxy; --precomputed-konnektor: the simulator answers repeated crypto requests from memory, for benchmarks)\n\nKey store (the provider's PKCS#12 with the TLS client certificate):\n  komle-cm keys import|list|remove --store FILE ...   (komle-cm keys --help)\n\nCheck every dependency (Konnektor, SM-B, directory, time, mail servers, certificate), one line each, exit code = failures:\n  komle-cm doctor --config FILE   (komle-cm doctor --help)"
 )]

@@ -95,6 +95,11 @@ pub struct SmtpSettings {
     /// its own, because a practice behind one NAT router or a terminal server shows all its
     /// workstations under one address. Over the limit: `421 4.3.2` like over `max_sessions`.
     pub max_sessions_per_address: Option<usize>,
+    /// `proxy_protocol`: every connection starts with a PROXY protocol v2 header from a load
+    /// balancer (HAProxy `send-proxy-v2`), whose source address is logged and limited by.
+    /// Default false; when true, connections without the header are closed, so only a
+    /// balancer may reach the listener (README.md, "Scale out").
+    pub proxy_protocol: bool,
 }
 
 /// `[pop3]`: the listener mail clients fetch through.
@@ -108,6 +113,8 @@ pub struct Pop3Settings {
     /// (`deliver_original_on_integrity_failure`). Default false: gemSpec_CM_KOMLE 1.16 replaces
     /// the content with the fixed security warning.
     pub deliver_original_on_integrity_failure: bool,
+    /// As [`SmtpSettings::proxy_protocol`].
+    pub proxy_protocol: bool,
 }
 
 /// `[tls]`: the certificate the listeners present to mail clients.
@@ -348,6 +355,7 @@ impl Config {
                     .string("hostname")?
                     .unwrap_or_else(|| "KOM-LE-Clientmodul".to_owned());
                 let max_sessions_per_address = s.per_address_limit(max_sessions)?;
+                let proxy_protocol = s.bool("proxy_protocol")?.unwrap_or(false);
                 s.finish()?;
                 Some(SmtpSettings {
                     listen,
@@ -355,6 +363,7 @@ impl Config {
                     max_sessions,
                     hostname,
                     max_sessions_per_address,
+                    proxy_protocol,
                 })
             }
             None => None,
@@ -367,12 +376,14 @@ impl Config {
                 let deliver_original_on_integrity_failure = s
                     .bool("deliver_original_on_integrity_failure")?
                     .unwrap_or(false);
+                let proxy_protocol = s.bool("proxy_protocol")?.unwrap_or(false);
                 s.finish()?;
                 Some(Pop3Settings {
                     listen,
                     max_sessions,
                     max_sessions_per_address,
                     deliver_original_on_integrity_failure,
+                    proxy_protocol,
                 })
             }
             None => None,
@@ -1389,6 +1400,25 @@ base = "dc=data,dc=vzd"
     }
 
     #[test]
+    fn proxy_protocol_is_off_by_default_and_per_listener() {
+        let c = Config::parse(MINIMAL).unwrap();
+        assert!(!c.smtp.unwrap().proxy_protocol);
+        let text = MINIMAL.replace(
+            "[tls]",
+            "proxy_protocol = true\n[pop3]\nlisten = \"127.0.0.1:9950\"\n[tls]",
+        );
+        let c = Config::parse(&text).unwrap();
+        assert!(c.smtp.unwrap().proxy_protocol);
+        assert!(!c.pop3.unwrap().proxy_protocol);
+        let text = MINIMAL.replace("[tls]", "proxy_protocol = \"yes\"\n[tls]");
+        assert!(
+            err(&text).starts_with("config error: [smtp] proxy_protocol: expected true or false"),
+            "{}",
+            err(&text)
+        );
+    }
+
+    #[test]
     fn example_file_parses_and_documents_every_key() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/komle-cm.toml");
         let text = std::fs::read_to_string(&path).unwrap();
@@ -1432,6 +1462,7 @@ base = "dc=data,dc=vzd"
             "format",
             "sample_address",
             "context",
+            "proxy_protocol",
         ] {
             assert!(text.contains(&format!("{key} =")), "example lacks {key}");
         }

@@ -25,6 +25,10 @@ pub struct ServerLimits {
     pub handshake_timeout: Duration,
     /// How long running sessions may continue after shutdown was requested.
     pub grace: Duration,
+    /// Every connection starts with a PROXY protocol v2 header (`[smtp]`/`[pop3]`
+    /// `proxy_protocol`): the client address is the header's, read before the TLS handshake
+    /// and within `handshake_timeout`. False: no header is read or trusted.
+    pub proxy_protocol: bool,
 }
 
 /// Sessions per client IP address, limited. A slot is an [`AddressSlot`] guard that gives the

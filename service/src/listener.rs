@@ -11,6 +11,13 @@
 //!
 //! An optional limit per client IP address ([`AddressSlots`]) keeps one host from holding all
 //! sessions; a client over it is treated exactly like one over the overall limit.
+//!
+//! Behind a load balancer ([`ServerLimits::proxy_protocol`]) every connection starts with a
+//! PROXY protocol v2 header ([`komle_core::proxy_protocol`]), read before the TLS handshake;
+//! header and handshake together must complete within the handshake timeout. The header's source address is then the client's address for
+//! the logs and the per-address limit. Since that address is only known after the header, the
+//! per-address slot is taken in the connection's task rather than in the accept loop. Without
+//! the setting no header is read, so no client can claim another's address.
 
 use std::future::Future;
 use std::io;
@@ -20,12 +27,13 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_lock::Semaphore;
-use futures_lite::{AsyncWriteExt, future};
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWriteExt, future};
 use futures_rustls::TlsAcceptor;
+use komle_core::proxy_protocol::{self, Parsed, ProxyHeaderError};
 use rustls::ServerConfig;
 
 use crate::limits::{AddressSlots, ServerLimits};
-use crate::runtime::{ServerRuntime, within};
+use crate::runtime::{Runtime, ServerRuntime, within};
 use crate::stats::Stats;
 use crate::tls_io::{self, ClientStream};
 
@@ -148,8 +156,14 @@ impl<R: ServerRuntime> Listener<R> {
             .limits
             .max_sessions_per_address
             .map_or_else(String::new, |n| format!(", max {n} per client address"));
+        let proxied = self.limits.proxy_protocol;
         log::info!(
-            "{protocol} listening on {local} (implicit TLS, max {} sessions{per_address})",
+            "{protocol} listening on {local} (implicit TLS{}, max {} sessions{per_address})",
+            if proxied {
+                " after a PROXY v2 header"
+            } else {
+                ""
+            },
             self.limits.max_sessions
         );
         loop {
@@ -172,42 +186,83 @@ impl<R: ServerRuntime> Listener<R> {
             let acceptor = self.acceptor.clone();
             let handshake = self.limits.handshake_timeout;
             // The address slot first: a client over its own limit must not take (and then
-            // hand back) one of the overall slots.
-            let admitted = match address_slots.try_acquire(peer.ip()) {
-                None => Err("too many sessions from this address"),
-                Some(address) => match slots.try_acquire_arc() {
-                    Some(permit) => Ok((permit, address)),
+            // hand back) one of the overall slots. Behind a balancer the client's address is
+            // known only after its header: the address slot is then taken in the task.
+            let admitted = if proxied {
+                match slots.try_acquire_arc() {
+                    Some(permit) => Ok((permit, None)),
                     None => Err("too many sessions"),
-                },
+                }
+            } else {
+                match address_slots.try_acquire(peer.ip()) {
+                    None => Err("too many sessions from this address"),
+                    Some(address) => match slots.try_acquire_arc() {
+                        Some(permit) => Ok((permit, Some(address))),
+                        None => Err("too many sessions"),
+                    },
+                }
             };
             match admitted {
                 Ok((permit, address)) => {
                     let session = session.clone();
                     let live = Live::new(&self.live);
                     let task_rt = rt.clone();
+                    let (address_slots, stats) = (address_slots.clone(), self.stats.clone());
+                    let refusal = self.refusal;
                     tasks.push(rt.spawn(Box::pin(async move {
+                        let _held = (permit, live);
                         let id = session_id();
-                        match tls_io::accept(&task_rt, &acceptor, tcp, handshake).await {
+                        let mut tcp = tcp;
+                        // Header and TLS handshake together get the handshake timeout.
+                        let deadline = task_rt.now() + handshake;
+                        let (peer, _address) = match address {
+                            Some(address) => (peer, address),
+                            None => {
+                                let Some(client) =
+                                    proxied_client(&task_rt, &mut tcp, peer, handshake, &id).await
+                                else {
+                                    return;
+                                };
+                                let Some(address) = address_slots.try_acquire(client.ip()) else {
+                                    stats.sessions_refused.fetch_add(1, Ordering::Relaxed);
+                                    log::warn!(
+                                        "{protocol} session from {client} refused: too many sessions from this address"
+                                    );
+                                    refuse(&task_rt, tcp, acceptor, handshake, refusal).await;
+                                    return;
+                                };
+                                (client, address)
+                            }
+                        };
+                        let left = deadline.saturating_duration_since(task_rt.now());
+                        match tls_io::accept(&task_rt, &acceptor, tcp, left).await {
                             Ok(client) => session(client, peer, id).await,
                             Err(e) => log::info!("session={id} peer={peer} TLS accept failed: {e}"),
                         }
-                        drop(permit);
-                        drop(address);
-                        drop(live);
                     })));
                 }
                 Err(why) => {
                     self.stats.sessions_refused.fetch_add(1, Ordering::Relaxed);
                     match refusal_slots.try_acquire_arc() {
                         Some(permit) => {
-                            log::warn!("{protocol} session from {peer} refused: {why}");
                             let live = Live::new(&self.live);
                             let refusal = self.refusal;
                             let task_rt = rt.clone();
                             tasks.push(rt.spawn(Box::pin(async move {
+                                let _held = (permit, live);
+                                let mut tcp = tcp;
+                                let mut client = peer;
+                                if proxied {
+                                    let id = session_id();
+                                    match proxied_client(&task_rt, &mut tcp, peer, handshake, &id)
+                                        .await
+                                    {
+                                        Some(c) => client = c,
+                                        None => return,
+                                    }
+                                }
+                                log::warn!("{protocol} session from {client} refused: {why}");
                                 refuse(&task_rt, tcp, acceptor, handshake, refusal).await;
-                                drop(permit);
-                                drop(live);
                             })));
                         }
                         None => {
@@ -237,6 +292,97 @@ impl<R: ServerRuntime> Listener<R> {
             log::warn!("{protocol} shutdown: {cut} session(s) cut off after the grace period");
         }
         Ok(cut)
+    }
+}
+
+/// Why a connection's PROXY header was not accepted; the connection is closed.
+#[derive(Debug)]
+pub enum ProxyHeaderFailure {
+    /// The bytes are not a PROXY v2 header (e.g. a mail client connecting directly).
+    Header(ProxyHeaderError),
+    /// Closed before sending a byte: the balancer's TCP health check.
+    Closed,
+    /// The connection failed or closed in the middle of the header.
+    Io(io::Error),
+    /// The header was not complete within the handshake timeout.
+    Timeout,
+}
+
+impl std::fmt::Display for ProxyHeaderFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProxyHeaderFailure::Header(e) => e.fmt(f),
+            ProxyHeaderFailure::Closed => f.write_str("closed before sending a header"),
+            ProxyHeaderFailure::Io(e) => write!(f, "connection failed in the header: {e}"),
+            ProxyHeaderFailure::Timeout => f.write_str("no complete header in time"),
+        }
+    }
+}
+
+impl std::error::Error for ProxyHeaderFailure {}
+
+/// Reads a PROXY v2 header from `tcp` within `timeout`, exactly up to its end (the TLS
+/// handshake follows), and returns the client address it names: its source, or `connection`
+/// for a LOCAL header (the balancer's health check with `check-send-proxy`). Reads at most
+/// [`proxy_protocol::FIXED_LEN`] + [`proxy_protocol::MAX_ADDRESS_BLOCK`] bytes.
+pub async fn read_proxy_header<R: Runtime, S: AsyncRead + Unpin>(
+    rt: &R,
+    tcp: &mut S,
+    connection: SocketAddr,
+    timeout: Duration,
+) -> Result<SocketAddr, ProxyHeaderFailure> {
+    let read = async {
+        let mut buf = [0u8; proxy_protocol::FIXED_LEN + proxy_protocol::MAX_ADDRESS_BLOCK];
+        let mut filled = 0;
+        loop {
+            // Parsed after every read: a client that speaks TLS directly is refused on its
+            // first bytes, and nothing past the header's end is ever read.
+            match proxy_protocol::parse(&buf[..filled]).map_err(ProxyHeaderFailure::Header)? {
+                Parsed::Complete { header, .. } => return Ok(header.client_address(connection)),
+                Parsed::Incomplete { total } => {
+                    let n = tcp
+                        .read(&mut buf[filled..total])
+                        .await
+                        .map_err(ProxyHeaderFailure::Io)?;
+                    if n == 0 {
+                        return Err(if filled == 0 {
+                            ProxyHeaderFailure::Closed
+                        } else {
+                            ProxyHeaderFailure::Io(io::ErrorKind::UnexpectedEof.into())
+                        });
+                    }
+                    filled += n;
+                }
+            }
+        }
+    };
+    within(rt, rt.now() + timeout, read)
+        .await
+        .unwrap_or(Err(ProxyHeaderFailure::Timeout))
+}
+
+/// The client behind the balancer at `connection`, or `None` (logged) when its header failed.
+async fn proxied_client<R: ServerRuntime>(
+    rt: &R,
+    tcp: &mut R::Tcp,
+    connection: SocketAddr,
+    timeout: Duration,
+    id: &str,
+) -> Option<SocketAddr> {
+    match read_proxy_header(rt, tcp, connection, timeout).await {
+        Ok(client) => {
+            log::info!("session={id} peer={client} via {connection} (PROXY protocol)");
+            Some(client)
+        }
+        Err(ProxyHeaderFailure::Closed) => {
+            // A load balancer's health check connects and closes; not worth a line each time.
+            log::debug!("session={id} connection from {connection} closed before a PROXY header");
+            None
+        }
+        Err(e) => {
+            log::info!("session={id} connection from {connection} closed: PROXY header: {e}");
+            None
+        }
     }
 }
 

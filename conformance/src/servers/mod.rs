@@ -31,6 +31,7 @@
 
 pub mod dovecot;
 pub mod error;
+pub mod haproxy;
 pub mod lmtp;
 pub mod maildir;
 pub mod postfix;

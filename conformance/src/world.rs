@@ -6,11 +6,13 @@
 //! slapd) and `komle-cm demo`.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 use std::time::SystemTime;
 
 use komle_core::directory::DirectoryEntry;
 
-use crate::pki::{KeyMaterial, Person, PkiError, TestPki};
+use crate::pki::{CmTlsSet, KeyMaterial, Person, PkiError, TestPki};
+use crate::servers::{MailServers, ServerError};
 use crate::sim::config::{Card, CardKind, PinState, SimConfig};
 use crate::sim::keys::KeyMaterial as SimKey;
 
@@ -28,6 +30,10 @@ pub struct World {
     pub pki: TestPki,
     pub sim_config: SimConfig,
     directory: HashMap<String, Vec<Vec<u8>>>,
+    /// The `now` the PKI was generated for (the C.CM.TLS-CS set uses the same).
+    generated_at: SystemTime,
+    /// See [`World::cm_tls`].
+    cm_tls: OnceLock<CmTlsSet>,
 }
 
 impl World {
@@ -78,7 +84,21 @@ impl World {
             pki,
             sim_config,
             directory,
+            generated_at: now,
+            cm_tls: OnceLock::new(),
         })
+    }
+
+    /// The Clientmodul's C.CM.TLS-CS identities from this world's CA (valid, expired, and one
+    /// from a CA nobody trusts) for mutual TLS with the mail servers (KOM-LE-A_2074).
+    /// Generated on first use: four RSA keys, paid only by the beds that need them.
+    pub fn cm_tls(&self) -> Result<&CmTlsSet, PkiError> {
+        if let Some(set) = self.cm_tls.get() {
+            return Ok(set);
+        }
+        let set = self.pki.cm_tls(self.generated_at)?;
+        // Two threads may both generate it; the keys are deterministic, either result is fine.
+        Ok(self.cm_tls.get_or_init(|| set))
     }
 
     /// What the directory returns for `address` (no entry: an empty list).
@@ -125,4 +145,25 @@ fn hba(handle: &str, p: &Person) -> Card {
         osig: None,
         ..card(handle, p)
     }
+}
+
+/// Makes the simulated Konnektor trust the CA of `servers` (a trust anchor of its
+/// VerifyCertificate): without it, komle-cm's check of the MTA's and POP3 server's certificate
+/// (KOM-LE-A_2075-01) finds them INVALID and every login gets 454 / `-ERR`.
+pub fn trust_mail_servers(
+    config: &mut SimConfig,
+    servers: &MailServers,
+) -> Result<(), ServerError> {
+    config.trust_anchors.push(servers.tls().ca_der()?);
+    Ok(())
+}
+
+/// Puts the certificate of `servers` on the simulated Konnektor's revocation list: its
+/// VerifyCertificate then answers INVALID although the CA is trusted (KOM-LE-A_2075-01 tests).
+pub fn revoke_mail_servers(
+    config: &mut SimConfig,
+    servers: &MailServers,
+) -> Result<(), ServerError> {
+    config.revoked_serials.push(servers.tls().server_serial()?);
+    Ok(())
 }

@@ -89,6 +89,9 @@ pub fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<(), DemoError> 
         // Enough for load tests against the demo (1,000 idle sessions in BENCHMARKS.md).
         max_sessions: 2000,
         precomputed_konnektor: options.precomputed_konnektor,
+        // The load tools (which start the demo in this mode) measure the mail service alone
+        // with a client that has no C.CM.TLS-CS.
+        mail_service_admits_clients_without_certificate: options.precomputed_konnektor,
         pop3: Some(Pop3Options {
             port: options.pop3_port,
             max_sessions: 2000,
@@ -118,6 +121,14 @@ pub fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<(), DemoError> 
     if let Some(pop3) = &env.pop3 {
         say(out, &format!("Mail service (POP3S): {}", pop3.addr()));
     }
+    say(
+        out,
+        if options.precomputed_konnektor {
+            "Mail service verifies komle-cm's TLS client certificate (C.CM.TLS-CS from its key store, A_2074) and admits the load tools' clients without one (--precomputed-konnektor: benchmarks only); the Konnektor checks the mail service's certificate (VerifyCertificate, A_2075-01)"
+        } else {
+            "Mail service requires komle-cm's TLS client certificate (C.CM.TLS-CS from its key store, A_2074); the Konnektor checks the mail service's certificate (VerifyCertificate, A_2075-01)"
+        },
+    );
     let proxy_addr = env.proxy_addr;
     say(
         out,

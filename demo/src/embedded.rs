@@ -3,6 +3,10 @@
 //! PKI, and a small SMTPS mail service. `komle-demo`, the fault-injection tests and the
 //! benchmarks start it; nothing here needs a system package.
 //!
+//! Towards the mail service the proxies work as towards a KIM provider
+//! ([`crate::mail_service_tls`]): mutual TLS with the C.CM.TLS-CS from a key store, and the
+//! mail service's certificate checked by the simulator's VerifyCertificate.
+//!
 //! For fault injection a test can put a [`FaultRelay`] in front of each upstream: the MTA
 //! ([`EmbeddedOptions::mta_relay`], log in with [`Embedded::login_via`]), the Konnektor
 //! ([`EmbeddedOptions::konnektor_relay`]: every Konnektor call goes through it) and a real LDAP
@@ -32,14 +36,17 @@ use komle_core::upstream_allow::{HostPattern, UpstreamAllowList};
 
 use komle_service::config::{KonnektorAuth, KonnektorSettings};
 use komle_service::contracts::BoxFuture;
+use komle_service::konnektor_directory::KonnektorDirectory;
 use komle_service::konnektor_http::KonnektorHttp;
 use komle_service::ldap::{DirectoryClient, LdapSettings};
+use komle_service::server_cert_check::ServerCertificateCheck;
 use komle_service::services::{Directory, LdapDirectory, Pipeline};
 use komle_service::session::SessionContext;
 use komle_service::time_sync::Clock;
 use komle_smol::smtp_server::{ServerLimits, SmtpServer};
 
 use crate::embedded_pop3::{Pop3Options, Pop3Side};
+use crate::mail_service_tls::MailServiceTls;
 
 /// Password of the sender's account at the embedded mail service.
 pub const PASSWORD: &str = "demo";
@@ -85,6 +92,10 @@ pub struct EmbeddedOptions {
     /// Password of both accounts at the embedded mail service (default [`PASSWORD`]); the log
     /// canary test sets a recognisable one.
     pub password: String,
+    /// Benchmarks only: the mail service also admits clients without a TLS client certificate
+    /// (the load tools' straight-to-the-mail-service baseline). Default `false`: it requires
+    /// the C.CM.TLS-CS (KOM-LE-A_2074), which the proxies present in either case.
+    pub mail_service_admits_clients_without_certificate: bool,
 }
 
 impl Default for EmbeddedOptions {
@@ -105,6 +116,7 @@ impl Default for EmbeddedOptions {
             precomputed_konnektor: false,
             pop3: None,
             password: PASSWORD.to_owned(),
+            mail_service_admits_clients_without_certificate: false,
         }
     }
 }
@@ -170,7 +182,11 @@ pub struct Embedded {
     pub mta_relay: Option<FaultRelay>,
     pub directory: Arc<WorldDirectory>,
     pub mta: MiniMta,
+    /// The mail service's certificate (SMTP and POP3); its CA is a trust anchor of the
+    /// simulator, so VerifyCertificate calls it VALID.
     pub mta_tls: LoopbackTls,
+    /// Mutual TLS and the server-certificate check towards the mail service.
+    pub mail_service_tls: Arc<MailServiceTls>,
     /// TLS of the proxy; clients trust its `ca_pem`.
     pub proxy_tls: LoopbackTls,
     pub proxy_addr: SocketAddr,
@@ -202,7 +218,11 @@ impl Embedded {
         world: Arc<World>,
         options: &EmbeddedOptions,
     ) -> Result<Embedded, EmbeddedError> {
+        let mta_tls = LoopbackTls::generate("embedded-mta").map_err(err("MTA certificate"))?;
         let mut sim_config = world.sim_config.clone();
+        // A_2075-01: the Konnektor knows the mail service's CA, as a TI Konnektor knows the
+        // provider's.
+        sim_config.trust_anchors.push(mta_tls.ca_der.to_vec());
         sim_config.faults = options.konnektor_faults.iter().cloned().collect();
         sim_config.precomputed_answers = options.precomputed_konnektor;
         let sim = SimServer::start(Simulator::new(sim_config), TlsOptions::default())
@@ -239,10 +259,24 @@ impl Embedded {
             .and_then(|d| d.endpoints())
             .map_err(err("connector.sds"))?;
 
-        let mta_tls = LoopbackTls::generate("embedded-mta").map_err(err("MTA certificate"))?;
+        let clock = Arc::new(Clock::new());
+        let konnektor_directory = Arc::new(KonnektorDirectory::fixed(endpoints.clone()));
+        let check = ServerCertificateCheck::new(
+            Arc::new(konnektor.clone()),
+            konnektor_directory.clone(),
+            clock.clone(),
+            options.cache_lifetime,
+        );
+        let mail_service_tls = Arc::new(MailServiceTls::new(
+            scratch.path(),
+            &world,
+            &mta_tls,
+            check,
+            options.mail_service_admits_clients_without_certificate,
+        )?);
         let mta = MiniMta::start(
             "127.0.0.1:0",
-            mta_tls.server_config(),
+            mail_service_tls.server.clone(),
             &world.pki.sender.address,
             &options.password,
         )
@@ -268,13 +302,10 @@ impl Embedded {
             ))),
             None => directory.clone(),
         };
-        let clock = Arc::new(Clock::new());
         let pipeline = Arc::new(Pipeline {
             directory: lookup,
             konnektor: Arc::new(konnektor.clone()),
-            konnektor_directory: Arc::new(
-                komle_service::konnektor_directory::KonnektorDirectory::fixed(endpoints.clone()),
-            ),
+            konnektor_directory,
             konnektoren: Default::default(),
             kim: Default::default(),
             cache: Arc::new(Mutex::new(CertificateCache::new(CacheConfig {
@@ -291,7 +322,7 @@ impl Embedded {
                 o,
                 &world.pki.single.address,
                 &options.password,
-                &mta_tls,
+                &mail_service_tls,
                 &proxy_tls,
                 pipeline.clone(),
             )
@@ -300,7 +331,7 @@ impl Embedded {
         };
         let ctx = SessionContext {
             session,
-            upstream_tls: mta_tls.client_config(),
+            upstream_tls: mail_service_tls.upstream.clone(),
             connect_timeout: options.connect_timeout,
             checker: pipeline.clone(),
             protector: pipeline,
@@ -310,7 +341,7 @@ impl Embedded {
             komle_smol::runtime::SmolRuntime,
             SocketAddr::from(([127, 0, 0, 1], options.smtp_port)),
             proxy_tls.server_config(),
-            ctx,
+            mail_service_tls.proxy(ctx),
             ServerLimits {
                 max_sessions: options.max_sessions,
                 max_sessions_per_address: options.max_sessions_per_address,
@@ -338,6 +369,7 @@ impl Embedded {
             directory,
             mta,
             mta_tls,
+            mail_service_tls,
             proxy_tls,
             proxy_addr,
             live_connections,

@@ -26,6 +26,7 @@ use komle_service::session::Pop3Context;
 use komle_smol::pop3_server::{Pop3Server, ServerLimits};
 
 use crate::embedded::EmbeddedError;
+use crate::mail_service_tls::MailServiceTls;
 
 /// How to start the POP3 side.
 #[derive(Debug, Clone)]
@@ -60,24 +61,25 @@ pub struct Pop3Side {
 }
 
 impl Pop3Side {
-    /// Starts a MiniPop3 for `user` with `password` (TLS from `server_tls`) and the POP3 proxy
-    /// (TLS from `proxy_tls`) that trusts `server_tls`'s CA towards it.
+    /// Starts a MiniPop3 for `user` with `password` (TLS from `mail`: it requires the client
+    /// certificate) and the POP3 proxy (TLS from `proxy_tls`) that connects to it with mutual
+    /// TLS and has the Konnektor check its certificate, as towards a KIM provider.
     pub fn start(
         options: &Pop3Options,
         user: &str,
         password: &str,
-        server_tls: &LoopbackTls,
+        mail: &MailServiceTls,
         proxy_tls: &LoopbackTls,
         opener: Arc<dyn Opener>,
     ) -> Result<(MiniPop3, Pop3Side), EmbeddedError> {
-        let server = MiniPop3::start("127.0.0.1:0", server_tls.server_config(), user, password)
+        let server = MiniPop3::start("127.0.0.1:0", mail.server.clone(), user, password)
             .map_err(|e| EmbeddedError(format!("POP3 mail service: {e}")))?;
         let mut session = options.session.clone();
         session.upstream_allow =
             crate::embedded::allow_also(&session.upstream_allow, &[server.addr()]);
         let ctx = Pop3Context {
             session,
-            upstream_tls: server_tls.client_config(),
+            upstream_tls: mail.upstream.clone(),
             connect_timeout: Duration::from_secs(10),
             opener,
         };
@@ -85,7 +87,7 @@ impl Pop3Side {
             komle_smol::runtime::SmolRuntime,
             SocketAddr::from(([127, 0, 0, 1], options.port)),
             proxy_tls.server_config(),
-            ctx,
+            mail.proxy(ctx),
             ServerLimits {
                 max_sessions: options.max_sessions,
                 max_sessions_per_address: options.max_sessions_per_address,

@@ -10,6 +10,8 @@
 //! - [`demo`] / [`demo_pop3`]: `komle-demo`, the sending and receiving path shown end to end.
 //! - [`embedded`] / [`embedded_pop3`]: the environments the demo, the fault-injection tests
 //!   and the benchmarks start.
+//! - [`mail_service_tls`]: mutual TLS and the Konnektor's server-certificate check between
+//!   the proxies and the embedded mail service, as towards a KIM provider.
 
 #![forbid(unsafe_code)]
 
@@ -17,3 +19,4 @@ pub mod demo;
 pub mod demo_pop3;
 pub mod embedded;
 pub mod embedded_pop3;
+pub mod mail_service_tls;

@@ -12,6 +12,8 @@
 const CM_BINARY: &str = env!("CARGO_BIN_EXE_komle-cm");
 
 mod common;
+#[path = "e2e/mail_service_tls.rs"]
+mod mail_service_tls;
 #[path = "e2e/relay_deny.rs"]
 mod relay_deny;
 #[path = "e2e/send.rs"]

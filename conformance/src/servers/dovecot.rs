@@ -161,9 +161,14 @@ service auth {{
 /// `+OK`, then `-ERR [AUTH] Client didn't present valid SSL certificate` to `PASS`);
 /// `ssl_require_crl = no` because the test CA publishes no CRL (Dovecot would otherwise reject
 /// every certificate for want of one).
+///
+/// The requirement is set for POP3 only: Postfix's SASL requests reach the same auth service
+/// (service `smtp`) and never carry a client certificate, Postfix having checked it itself
+/// (`421 4.7.1` without one); set globally, every SMTP AUTH would fail with `535`.
 pub fn client_cert_settings(ca: &Path) -> String {
     format!(
-        "ssl_ca = <{}\nssl_verify_client_cert = yes\nauth_ssl_require_client_cert = yes\nssl_require_crl = no\n",
+        "ssl_ca = <{}\nssl_verify_client_cert = yes\nssl_require_crl = no\n\
+         protocol pop3 {{\n  auth_ssl_require_client_cert = yes\n}}\n",
         ca.display()
     )
 }

@@ -31,6 +31,9 @@ pub enum ServerError {
     InvalidInput(String),
     /// Delivery through LMTP was refused by Dovecot.
     Lmtp { reply: String },
+    /// The Clientmodul's client-certificate material (test PKI, PKCS#12, key store) could not
+    /// be prepared; the text names the step.
+    ClientCertificates(String),
     /// `wait_for_messages` gave up; `found` messages were present when the time ran out.
     Timeout {
         address: String,
@@ -74,6 +77,9 @@ impl fmt::Display for ServerError {
             ),
             ServerError::InvalidInput(msg) => write!(f, "invalid input: {msg}"),
             ServerError::Lmtp { reply } => write!(f, "LMTP delivery refused: {reply}"),
+            ServerError::ClientCertificates(msg) => {
+                write!(f, "client certificate material: {msg}")
+            }
             ServerError::Timeout {
                 address,
                 wanted,

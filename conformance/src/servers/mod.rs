@@ -25,10 +25,13 @@
 //! - Optionally ([`Options::client_ca`], [`MailServers::start_with`]) both require a client
 //!   certificate from a given CA, as the KOM-LE mail service does (KOM-LE-A_2074): Postfix
 //!   answers `421 4.7.1` instead of the greeting, Dovecot refuses the login.
+//!   [`ClientCertificates`] writes the client side: that CA file and komle-cm's key store
+//!   holding the C.CM.TLS-CS identities (valid, expired, from a foreign CA).
 //!
 //! Requirements: root (Postfix and Dovecot switch users), the Debian packages `postfix`,
 //! `dovecot-core`, `dovecot-pop3d`, `dovecot-lmtpd` and the `openssl` CLI.
 
+pub mod client_certs;
 pub mod dovecot;
 pub mod error;
 pub mod haproxy;
@@ -45,6 +48,7 @@ use std::os::unix::fs::{PermissionsExt, chown};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+pub use client_certs::ClientCertificates;
 pub use error::{Result, ServerError};
 pub use process::ServerProcess;
 pub use tls::TestTls;

@@ -106,6 +106,28 @@ impl TestTls {
 }
 
 impl TestTls {
+    /// The test CA certificate (DER): the trust anchor a Konnektor needs to call the servers'
+    /// certificate VALID in VerifyCertificate (KOM-LE-A_2075-01).
+    pub fn ca_der(&self) -> Result<Vec<u8>> {
+        first_certificate(&self.ca_pem)
+    }
+
+    /// The servers' certificate (DER), as both present it in the TLS handshake.
+    pub fn server_cert_der(&self) -> Result<Vec<u8>> {
+        first_certificate(&self.server_cert_pem)
+    }
+
+    /// The serial number of the servers' certificate as its DER content bytes: what a
+    /// Konnektor's revocation list (the simulator's `revoked_serials`) holds.
+    pub fn server_serial(&self) -> Result<Vec<u8>> {
+        use der::Decode;
+        let der = self.server_cert_der()?;
+        let cert = x509_cert::Certificate::from_der(&der).map_err(|e| {
+            ServerError::InvalidInput(format!("test server certificate unreadable: {e}"))
+        })?;
+        Ok(cert.tbs_certificate.serial_number.as_bytes().to_vec())
+    }
+
     /// A rustls root store holding only the test CA: what a Rust client (such as the
     /// Clientmodul's SMTP/POP3 client side) needs to verify these servers.
     pub fn rustls_root_store(&self) -> Result<rustls::RootCertStore> {
@@ -119,6 +141,18 @@ impl TestTls {
             })?;
         }
         Ok(store)
+    }
+}
+
+/// The first certificate of a PEM file, as DER.
+fn first_certificate(pem: &Path) -> Result<Vec<u8>> {
+    let bytes = std::fs::read(pem).map_err(ServerError::io_path("reading", pem))?;
+    match rustls_pemfile::certs(&mut bytes.as_slice()).next() {
+        Some(cert) => Ok(cert.map_err(ServerError::io_path("parsing", pem))?.to_vec()),
+        None => Err(ServerError::InvalidInput(format!(
+            "{}: no certificate",
+            pem.display()
+        ))),
     }
 }
 

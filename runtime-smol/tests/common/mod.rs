@@ -2,10 +2,15 @@
 //! suites: per test, from temp dirs on 127.0.0.1,
 //!
 //! - Postfix (SMTPS, SASL via Dovecot) and Dovecot (POP3S, Maildir) with one account per
-//!   practice of the test world ([`TestBed::password`] gives its password),
+//!   practice of the test world ([`password`] gives its password), both requiring a client
+//!   certificate from the test TI CA (mutual TLS, KOM-LE-A_2074, A_2182-01),
 //! - OpenLDAP `slapd` loaded with the world's PKI (the VZD),
 //! - the Konnektor simulator over HTTPS holding the world's cards (faults and latency from
-//!   [`Options::sim`]),
+//!   [`Options::sim`]) and trusting the mail servers' CA, so its VerifyCertificate calls their
+//!   certificate VALID (KOM-LE-A_2075-01; [`Options::mail_servers_at_konnektor`] says otherwise),
+//! - komle-cm's key store with the C.CM.TLS-CS identities, imported from the provider's
+//!   PKCS#12 as an operator does ([`ClientCertificates`]; [`Options::client_identity`] picks
+//!   the one `[upstream] client_identity` names),
 //! - `komle-cm` itself, started from a generated TOML file: WHY the binary and not
 //!   `Daemon::start` in-process: the test then covers what an operator runs, including the
 //!   configuration file and `services::build` (Konnektor discovery, LDAP).
@@ -26,12 +31,14 @@ use std::time::{Duration, Instant, SystemTime};
 
 use komle_conformance::inprocess;
 use komle_conformance::loopback_tls::LoopbackTls;
-use komle_conformance::servers::{MailServers, User, process::free_port};
+use komle_conformance::servers::client_certs::VALID_ALIAS;
+use komle_conformance::servers::{ClientCertificates, MailServers, User, process::free_port};
+use komle_conformance::sim::config::Operation;
 use komle_conformance::sim::config::SimConfig;
 use komle_conformance::sim::server::{SimServer, TlsOptions};
 use komle_conformance::sim::simulator::Simulator;
 use komle_conformance::slapd::Slapd;
-use komle_conformance::world::World;
+use komle_conformance::world::{World, revoke_mail_servers, trust_mail_servers};
 use komle_core::login_name::LoginName;
 use komle_core::pop3::{OpenFailure, OpenJob};
 use komle_core::secret::SecretBytes;
@@ -65,6 +72,23 @@ pub struct Options {
     pub pop3: bool,
     /// `[log] level` of komle-cm (its log goes to a file in the temp dir, see [`TestBed::log`]).
     pub log_level: &'static str,
+    /// The key store alias `[upstream] client_identity` names (default: the valid
+    /// C.CM.TLS-CS); `None` configures no client certificate, which the mail servers refuse.
+    pub client_identity: Option<&'static str>,
+    /// What the Konnektor's VerifyCertificate says about the mail servers' certificate.
+    pub mail_servers_at_konnektor: ServerCertAtKonnektor,
+}
+
+/// How the simulated Konnektor judges the mail servers' TLS certificate (KOM-LE-A_2075-01).
+/// komle-cm's `[upstream] ca` trusts the servers' CA in every case.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerCertAtKonnektor {
+    /// The servers' CA is a trust anchor: VALID.
+    Valid,
+    /// The CA is trusted but the certificate is on the revocation list: INVALID.
+    Revoked,
+    /// The CA is unknown to the Konnektor: INVALID.
+    UnknownCa,
 }
 
 impl Default for Options {
@@ -76,6 +100,8 @@ impl Default for Options {
             certificate_ttl: None,
             pop3: false,
             log_level: "info",
+            client_identity: Some(VALID_ALIAS),
+            mail_servers_at_konnektor: ServerCertAtKonnektor::Valid,
         }
     }
 }
@@ -89,6 +115,8 @@ pub struct TestBed {
     pub servers: MailServers,
     pub slapd: Slapd,
     pub sim: SimServer,
+    /// The key store and client certificate files (in `dir`).
+    pub client_certs: ClientCertificates,
     dir: tempfile::TempDir,
 }
 
@@ -106,16 +134,21 @@ impl TestBed {
             .into_iter()
             .map(|a| User::new(a.clone(), password(&a)))
             .collect();
-        let servers = MailServers::start(&users).unwrap_or_else(|e| panic!("mail servers: {e}"));
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cm_tls_set = world.cm_tls().expect("C.CM.TLS-CS test certificates");
+        let client_certs = ClientCertificates::write(dir.path(), cm_tls_set)
+            .unwrap_or_else(|e| panic!("key store: {e}"));
+        let servers = MailServers::start_with(&users, &client_certs.server_options())
+            .unwrap_or_else(|e| panic!("mail servers: {e}"));
         let slapd =
             Slapd::start_with_pki(&world.pki, false).unwrap_or_else(|e| panic!("slapd: {e:?}"));
-        let sim = SimServer::start(Simulator::new(options.sim.clone()), TlsOptions::default())
+        let sim_config = sim_config_for(&options, &servers);
+        let sim = SimServer::start(Simulator::new(sim_config), TlsOptions::default())
             .unwrap_or_else(|e| panic!("Konnektor simulator: {e:?}"));
-        let dir = tempfile::tempdir().expect("temp dir");
-        let cm_tls = LoopbackTls::generate("komle-cm").expect("komle-cm TLS material");
-        let files = Files::write(dir.path(), &cm_tls, &sim, &servers);
+        let listener_tls = LoopbackTls::generate("komle-cm").expect("komle-cm TLS material");
+        let files = Files::write(dir.path(), &listener_tls, &sim, &servers);
 
-        let (cm, smtp_addr, pop3_addr) = spawn_cm(&options, &files, &sim, &slapd);
+        let (cm, smtp_addr, pop3_addr) = spawn_cm(&options, &files, &sim, &slapd, &client_certs);
         TestBed {
             cm: Some(cm),
             smtp_addr,
@@ -124,8 +157,19 @@ impl TestBed {
             servers,
             slapd,
             sim,
+            client_certs,
             dir,
         }
+    }
+
+    /// How often komle-cm called `operation` at the Konnektor simulator so far.
+    pub fn konnektor_calls(&self, operation: Operation) -> usize {
+        self.sim
+            .simulator()
+            .call_log()
+            .iter()
+            .filter(|c| c.operation == operation)
+            .count()
     }
 
     /// komle-cm's SMTP listener (implicit TLS; trust [`TestBed::cm_ca_path`]).
@@ -371,6 +415,7 @@ fn spawn_cm(
     files: &Files,
     sim: &SimServer,
     slapd: &Slapd,
+    client_certs: &ClientCertificates,
 ) -> (Child, SocketAddr, Option<SocketAddr>) {
     let mut last = String::new();
     for _ in 0..3 {
@@ -378,7 +423,15 @@ fn spawn_cm(
         let pop3_addr = options
             .pop3
             .then(|| SocketAddr::from(([127, 0, 0, 1], free_port().expect("free port"))));
-        let config = config_text(options, files, smtp_addr, pop3_addr, sim, slapd);
+        let config = config_text(
+            options,
+            files,
+            smtp_addr,
+            pop3_addr,
+            sim,
+            slapd,
+            client_certs,
+        );
         std::fs::write(&files.config, config).expect("write komle-cm.toml");
         let log = std::fs::File::create(&files.log).expect("komle-cm log file");
         let mut child = Command::new(crate::CM_BINARY)
@@ -474,17 +527,21 @@ fn config_text(
     pop3: Option<SocketAddr>,
     sim: &SimServer,
     slapd: &Slapd,
+    client_certs: &ClientCertificates,
 ) -> String {
     let mut t = format!(
         "[smtp]\nlisten = \"{smtp}\"\nhostname = \"komle-cm.test\"\n\n\
          [tls]\ncertificate = \"{}\"\nprivate_key = \"{}\"\n\n\
-         [upstream]\nca = \"{}\"\nsmtp = [\"{}\"]\npop3 = [\"{}\"]\n\n\
+         [upstream]\nca = \"{}\"\nsmtp = [\"{}\"]\npop3 = [\"{}\"]\n{}\n\
          [konnektor]\nsds_url = \"{}/connector.sds\"\nca = \"{}\"\n",
         files.cm_cert.display(),
         files.cm_key.display(),
         files.mta_ca.display(),
         files.smtp_upstream,
         files.pop3_upstream,
+        options
+            .client_identity
+            .map_or_else(String::new, |a| format!("client_identity = \"{a}\"\n")),
         sim.base_url(),
         files.konnektor_ca.display(),
     );
@@ -511,6 +568,23 @@ fn config_text(
             ttl.as_millis()
         ));
     }
-    t.push_str(&format!("[log]\nlevel = \"{}\"\n", options.log_level));
+    // The key store is configured in every bed, with or without a client identity: komle-cm
+    // reads it either way, as it does in the field.
+    t.push_str(&client_certs.keys_section());
+    t.push_str(&format!("\n[log]\nlevel = \"{}\"\n", options.log_level));
     t
+}
+
+/// The simulator's configuration: [`Options::sim`] plus the mail servers' CA as a trust anchor
+/// (or not, or their certificate revoked, per [`Options::mail_servers_at_konnektor`]).
+fn sim_config_for(options: &Options, servers: &MailServers) -> SimConfig {
+    let mut config = options.sim.clone();
+    let result = match options.mail_servers_at_konnektor {
+        ServerCertAtKonnektor::Valid => trust_mail_servers(&mut config, servers),
+        ServerCertAtKonnektor::Revoked => trust_mail_servers(&mut config, servers)
+            .and_then(|()| revoke_mail_servers(&mut config, servers)),
+        ServerCertAtKonnektor::UnknownCa => Ok(()),
+    };
+    result.unwrap_or_else(|e| panic!("mail servers' certificate for the simulator: {e}"));
+    config
 }

@@ -1,5 +1,7 @@
-//! The POP3 proxy end to end: a real Dovecot (POP3S, Maildir), the Konnektor simulator over
-//! HTTPS and the `komle-cm` binary with `[pop3]` configured; clients are a raw POP3S client
+//! The POP3 proxy end to end: a real Dovecot (POP3S, Maildir) that requires a client
+//! certificate (KOM-LE-A_2074), the Konnektor simulator over HTTPS trusting Dovecot's CA (its
+//! VerifyCertificate checks the server certificate, A_2075-01) and the `komle-cm` binary with
+//! `[pop3]` configured and the C.CM.TLS-CS in its key store; clients are a raw POP3S client
 //! (byte-exact checks) and `curl pop3s://`.
 
 use std::io::Write;
@@ -9,10 +11,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt, future};
 use komle_conformance::inprocess;
-use komle_conformance::servers::{MailServers, User, closed_port};
+use komle_conformance::servers::client_certs::VALID_ALIAS;
+use komle_conformance::servers::{ClientCertificates, MailServers, User, closed_port};
 use komle_conformance::sim::server::{SimServer, TlsOptions};
 use komle_conformance::sim::simulator::Simulator;
-use komle_conformance::world::World;
+use komle_conformance::world::{World, trust_mail_servers};
 use komle_core::directory::{CacheConfig, CertificateCache};
 use komle_core::login_name::LoginName;
 use komle_core::secret::SecretBytes;
@@ -54,10 +57,46 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// The C.CM.TLS-CS key store and the client CA file the servers require (see
+/// [`ClientCertificates`]), in a temp dir that lives as long as the value.
+struct Mtls {
+    certs: ClientCertificates,
+    _dir: tempfile::TempDir,
+}
+
+impl Mtls {
+    fn new(world: &World) -> Mtls {
+        let dir = tempfile::tempdir().unwrap();
+        let certs = ClientCertificates::write(dir.path(), world.cm_tls().unwrap()).unwrap();
+        Mtls { certs, _dir: dir }
+    }
+
+    /// Postfix and Dovecot for `users`, requiring this client CA's certificates.
+    fn servers(&self, users: &[User]) -> MailServers {
+        MailServers::start_with(users, &self.certs.server_options())
+            .unwrap_or_else(|e| panic!("mail servers: {e}"))
+    }
+
+    /// A TLS client configuration for talking to `servers` directly, with the valid identity.
+    fn direct(&self, servers: &MailServers) -> std::sync::Arc<rustls::ClientConfig> {
+        self.certs
+            .rustls_client_config(servers.ca_pem_path(), VALID_ALIAS)
+            .unwrap()
+    }
+}
+
+/// `world`'s simulator configuration trusting `servers`' CA (VerifyCertificate, A_2075-01).
+fn sim_config(world: &World, servers: &MailServers) -> komle_conformance::sim::config::SimConfig {
+    let mut config = world.sim_config.clone();
+    trust_mail_servers(&mut config, servers).unwrap();
+    config
+}
+
 /// Starts komle-cm with only `[pop3]`, trusting `servers`' CA upstream, allowing only their
-/// Dovecot as POP3 server (`[upstream] pop3`, default-deny), and `sim` as Konnektor.
+/// Dovecot as POP3 server (`[upstream] pop3`, default-deny), and `sim` as Konnektor; it
+/// presents the valid C.CM.TLS-CS from the key store (A_2074, A_2182-01).
 /// The directory is not used for receiving: it points at a closed port.
-fn start_cm(servers: &MailServers, sim: &SimServer) -> Cm {
+fn start_cm(servers: &MailServers, sim: &SimServer, mtls: &Mtls) -> Cm {
     let dir = tempfile::tempdir().unwrap();
     let sim_ca = dir.path().join("konnektor-ca.pem");
     std::fs::write(&sim_ca, &sim.ca_pem).unwrap();
@@ -74,6 +113,8 @@ private_key = "{}"
 [upstream]
 ca = "{}"
 pop3 = ["127.0.0.1:{}"]
+client_identity = "{VALID_ALIAS}"
+{}
 [konnektor]
 sds_url = "{}/connector.sds"
 ca = "{}"
@@ -87,6 +128,7 @@ level = "info"
         t.server_key_pem.display(),
         t.ca_pem.display(),
         servers.pop3s_addr().port(),
+        mtls.certs.keys_section(),
         sim.base_url(),
         sim_ca.display(),
     );
@@ -118,8 +160,14 @@ struct Pop {
 }
 
 impl Pop {
+    /// To komle-cm (no client certificate: the module's listener does not ask for one here).
     async fn connect(ca: &Path, port: u16) -> Pop {
-        let tls = tls_stream::connect(client_config(Some(ca)).unwrap(), "127.0.0.1", port, T)
+        Self::connect_with(client_config(Some(ca)).unwrap(), port).await
+    }
+
+    /// Straight to Dovecot, which requires the C.CM.TLS-CS ([`Mtls::direct`]).
+    async fn connect_with(config: std::sync::Arc<rustls::ClientConfig>, port: u16) -> Pop {
+        let tls = tls_stream::connect(config, "127.0.0.1", port, T)
             .await
             .unwrap();
         Pop {
@@ -207,26 +255,29 @@ impl Pop {
 
 struct Bed {
     world: World,
+    cm: Cm,
     servers: MailServers,
     _sim: SimServer,
-    cm: Cm,
+    mtls: Mtls,
 }
 
 /// `sim_without`: card handles the simulator komle-cm talks to does not have.
 fn bed(sim_without: &[&str]) -> Bed {
     let world = World::generate(SystemTime::now()).unwrap();
-    let servers = MailServers::start(&[User::new(world.pki.single.address.clone(), PW)]).unwrap();
-    let mut sim_config = world.sim_config.clone();
+    let mtls = Mtls::new(&world);
+    let servers = mtls.servers(&[User::new(world.pki.single.address.clone(), PW)]);
+    let mut sim_config = sim_config(&world, &servers);
     sim_config
         .cards
         .retain(|c| !sim_without.contains(&c.handle.as_str()));
     let sim = SimServer::start(Simulator::new(sim_config), TlsOptions::default()).unwrap();
-    let cm = start_cm(&servers, &sim);
+    let cm = start_cm(&servers, &sim, &mtls);
     Bed {
         world,
+        cm,
         servers,
         _sim: sim,
-        cm,
+        mtls,
     }
 }
 
@@ -331,7 +382,7 @@ fn a_2040_kom_le_message_is_opened_plain_mail_passes_list_unchanged_dele_exact()
 
     smol::block_on(async {
         // Straight from Dovecot: what LIST/STAT say there.
-        let mut direct = Pop::connect(&ca, dovecot).await;
+        let mut direct = Pop::connect_with(b.mtls.direct(&b.servers), dovecot).await;
         assert!(direct.login(&single, PW).await.starts_with("+OK"));
         let stat_direct = direct.cmd("STAT").await;
         assert!(direct.cmd("LIST").await.starts_with("+OK"));
@@ -490,7 +541,7 @@ fn retr_25_mb_through_komle_cm_vs_direct() {
     let ca = b.ca();
     let dovecot = b.servers.pop3s_addr().port();
     smol::block_on(async {
-        let mut d = Pop::connect(&ca, dovecot).await;
+        let mut d = Pop::connect_with(b.mtls.direct(&b.servers), dovecot).await;
         assert!(d.login(&single, PW).await.starts_with("+OK"));
         let t = Instant::now();
         assert!(d.cmd("RETR 1").await.starts_with("+OK"));
@@ -533,14 +584,14 @@ fn a_2045_message_for_hba_user_opens_only_in_that_users_pop3_session() {
     let a = world.pki.hba_a.address.clone();
     let b = world.pki.hba_b.address.clone();
     let sender = world.pki.sender.address.clone();
-    let servers =
-        MailServers::start(&[User::new(a.clone(), PW), User::new(b.clone(), PW)]).unwrap();
+    let mtls = Mtls::new(&world);
+    let servers = mtls.servers(&[User::new(a.clone(), PW), User::new(b.clone(), PW)]);
     let sim = SimServer::start(
-        Simulator::new(world.sim_config.clone()),
+        Simulator::new(sim_config(&world, &servers)),
         TlsOptions::default(),
     )
     .unwrap();
-    let cm = start_cm(&servers, &sim);
+    let cm = start_cm(&servers, &sim, &mtls);
 
     let secret = "Nur fuer Dr. A bestimmt.";
     let original = mail("Konsil", secret, &sender, &a);

@@ -521,7 +521,7 @@ fn large_message_25_mb_through_komle_cm_vs_straight_to_postfix() {
         m
     };
 
-    // Baseline: curl straight to Postfix.
+    // Baseline: curl straight to Postfix, with the C.CM.TLS-CS Postfix requires (A_2074).
     let direct_mail = big("large-direct");
     let direct = Submission {
         server: bed.servers.smtps_addr(),
@@ -532,7 +532,12 @@ fn large_message_25_mb_through_komle_cm_vs_straight_to_postfix() {
         rcpts: &rcpts,
     };
     let began = Instant::now();
-    let run = clients::curl(&direct, &direct_mail, &[]);
+    let certs = &bed.client_certs;
+    let (cert, key) = (
+        certs.cert_pem.to_string_lossy(),
+        certs.key_pem.to_string_lossy(),
+    );
+    let run = clients::curl(&direct, &direct_mail, &["--cert", &cert, "--key", &key]);
     let direct_accepted = began.elapsed();
     assert!(run.success, "{}", run.transcript);
     let stored = bed.wait_delivered(&to, "large-direct", 1, Duration::from_secs(120));

@@ -35,6 +35,7 @@ pub mod assembly;
 pub mod cli;
 pub mod config;
 pub mod contracts;
+pub mod cpu_pool;
 pub mod doctor;
 pub mod driver;
 pub mod duration;

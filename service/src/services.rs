@@ -140,15 +140,15 @@ impl Pipeline {
         out
     }
 
-    /// Runs `f` on the protection pipeline on the blocking pool with the shared certificate
-    /// cache, handing the pipeline back.
+    /// Runs `f` on the protection pipeline on the CPU pool ([`crate::cpu_pool`]) with the
+    /// shared certificate cache, handing the pipeline back.
     async fn off_executor<T: Send + 'static>(
         &self,
         mut p: Protection,
         f: impl FnOnce(&mut Protection, &mut SharedCache<'_>) -> T + Send + 'static,
     ) -> (Protection, T) {
         let cache = self.cache.clone();
-        blocking::unblock(move || {
+        crate::cpu_pool::run(move || {
             let out = f(&mut p, &mut SharedCache(&cache));
             (p, out)
         })
@@ -205,7 +205,7 @@ impl Protector for Pipeline {
             let mut p = Protection::new(job, endpoints.clone(), self.clock.wall())
                 .with_kim_info(kim.clone());
             // Every pipeline step (building, encoding and parsing the message: the CPU-heavy
-            // part) runs on the blocking pool, never on an executor thread, and reaches the
+            // part) runs on the CPU pool, never on an executor thread, and reaches the
             // shared certificate cache only for its own short lookups and inserts
             // (`SharedCache`), never while it works on the message.
             loop {
@@ -264,11 +264,11 @@ impl Opener for Pipeline {
                 reason: e.to_string(),
             })?;
             let mut r = Reception::new(job, endpoints.clone(), self.clock.wall(), self.delivery);
-            // As in `protect`: decoding, parsing and rebuilding the message run on the blocking
+            // As in `protect`: decoding, parsing and rebuilding the message run on the CPU
             // pool, never on an executor thread.
             loop {
                 let step;
-                (r, step) = blocking::unblock(move || {
+                (r, step) = crate::cpu_pool::run(move || {
                     let step = r.step();
                     (r, step)
                 })
@@ -288,7 +288,7 @@ impl Opener for Pipeline {
                             log::warn!("Konnektor call {} failed: {e}", call.request.soap_action);
                         }
                         let cards = self.cards.clone();
-                        r = blocking::unblock(move || {
+                        r = crate::cpu_pool::run(move || {
                             let mut c = cards.lock().unwrap_or_else(|p| p.into_inner());
                             match answer {
                                 Ok(body) => r.konnektor_answer(&mut c, body),

@@ -136,7 +136,7 @@ impl Prepared {
             ReloadableCertificate::load(&config.tls.certificate, &config.tls.private_key)
                 .map_err(|e| RuntimeError(format!("[tls]: {e}")))?;
         let server_tls = certificate
-            .server_config()
+            .server_config_for_clients(config.tls.client_ca.as_deref())
             .map_err(|e| RuntimeError(format!("[tls]: {e}")))?;
         let trust = ReloadableTrust::load(config.upstream.ca.as_deref())
             .map_err(|e| RuntimeError(format!("[upstream] ca: {e}")))?;

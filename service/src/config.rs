@@ -122,6 +122,9 @@ pub struct Pop3Settings {
 pub struct TlsSettings {
     pub certificate: PathBuf,
     pub private_key: PathBuf,
+    /// `client_ca`: when set, mail clients must present a certificate issued by this CA (PEM)
+    /// at the listeners; not set, they connect without one. KOM-LE-A_2181 asks for both modes.
+    pub client_ca: Option<PathBuf>,
 }
 
 /// `[upstream]`: which MTAs and POP3 servers clients may name in their login name, and the
@@ -399,6 +402,7 @@ impl Config {
         let tls = TlsSettings {
             certificate: s.required_path("certificate")?,
             private_key: s.required_path("private_key")?,
+            client_ca: s.path("client_ca")?,
         };
         s.finish()?;
 

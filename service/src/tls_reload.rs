@@ -76,14 +76,43 @@ impl ReloadableCertificate {
         Ok(())
     }
 
-    /// A server configuration that asks this resolver at every handshake.
+    /// A server configuration that asks this resolver at every handshake; mail clients
+    /// connect without a certificate.
     pub fn server_config(self: &Arc<Self>) -> Result<Arc<ServerConfig>, TlsError> {
-        let config = ServerConfig::builder_with_provider(provider())
+        self.server_config_for_clients(None)
+    }
+
+    /// As [`Self::server_config`]; with `client_ca`, every mail client must present a
+    /// certificate issued by that CA (KOM-LE-A_2181: with or without client authentication).
+    pub fn server_config_for_clients(
+        self: &Arc<Self>,
+        client_ca: Option<&Path>,
+    ) -> Result<Arc<ServerConfig>, TlsError> {
+        let builder = ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
-            .map_err(|e| TlsError(format!("TLS versions: {e}")))?
-            .with_no_client_auth()
-            .with_cert_resolver(self.clone());
-        Ok(Arc::new(config))
+            .map_err(|e| TlsError(format!("TLS versions: {e}")))?;
+        let builder = match client_ca {
+            None => builder.with_no_client_auth(),
+            Some(path) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for cert in tls::load_certificates(path)? {
+                    roots.add(cert).map_err(|e| {
+                        TlsError(format!(
+                            "{}: not a usable CA certificate: {e}",
+                            path.display()
+                        ))
+                    })?;
+                }
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider(),
+                )
+                .build()
+                .map_err(|e| TlsError(format!("{}: {e}", path.display())))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        Ok(Arc::new(builder.with_cert_resolver(self.clone())))
     }
 }
 
@@ -335,6 +364,64 @@ mod tests {
             assert!(
                 handshake(client(), p1).await.is_err(),
                 "old CA no longer trusted"
+            );
+        });
+    }
+
+    /// A mail client's side with the client certificate of `pki`, trusting `server`'s CA.
+    fn client_with_certificate(
+        pki: &test_pki::TestPki,
+        server: &test_pki::TestPki,
+    ) -> Arc<ClientConfig> {
+        let certs = tls::load_certificates(&pki.client_cert()).unwrap();
+        let key = tls::load_private_key(&pki.client_key()).unwrap();
+        let config = ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates({
+                let mut roots = rustls::RootCertStore::empty();
+                for c in tls::load_certificates(&server.ca()).unwrap() {
+                    roots.add(c).unwrap();
+                }
+                roots
+            })
+            .with_client_auth_cert(certs, key)
+            .unwrap();
+        Arc::new(config)
+    }
+
+    /// KOM-LE-A_2181: the listeners work with and without client authentication: without
+    /// `[tls] client_ca` a client without certificate is served; with it, only a client
+    /// presenting a certificate of that CA is (one of another CA and none at all are refused).
+    #[test]
+    fn a_2181_listeners_with_and_without_client_certificates() {
+        let pki = test_pki::make("Listener CA");
+        let other = test_pki::make("Other CA");
+        let reloadable =
+            ReloadableCertificate::load(&pki.server_cert(), &pki.server_key()).unwrap();
+        let plain_client = tls::client_config(Some(&pki.ca())).unwrap();
+        smol::block_on(async {
+            let open = serve(reloadable.server_config_for_clients(None).unwrap(), 1).await;
+            handshake(plain_client.clone(), open)
+                .await
+                .expect("no client authentication: a client without certificate is served");
+
+            let strict = reloadable
+                .server_config_for_clients(Some(&pki.ca()))
+                .unwrap();
+            let port = serve(strict, 3).await;
+            handshake(client_with_certificate(&pki, &pki), port)
+                .await
+                .expect("a certificate of the configured CA is accepted");
+            assert!(
+                handshake(plain_client, port).await.is_err(),
+                "no certificate: refused"
+            );
+            assert!(
+                handshake(client_with_certificate(&other, &pki), port)
+                    .await
+                    .is_err(),
+                "a certificate of another CA: refused"
             );
         });
     }

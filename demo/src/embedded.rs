@@ -285,6 +285,7 @@ impl Embedded {
             // gemSpec_CM_KOMLE 1.16's default (A_23165): a failed check replaces the content.
             delivery: komle_core::smime::DeliveryOptions::default(),
             cards: Default::default(),
+            kas: None,
         });
         let (pop3, pop3_side) = match &options.pop3 {
             Some(o) => Pop3Side::start(

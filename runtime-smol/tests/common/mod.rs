@@ -65,6 +65,10 @@ pub struct Options {
     pub pop3: bool,
     /// `[log] level` of komle-cm (its log goes to a file in the temp dir, see [`TestBed::log`]).
     pub log_level: &'static str,
+    /// Further TOML appended to komle-cm's configuration (e.g. `[kas]`, see `e2e/kas.rs`).
+    pub extra_config: String,
+    /// Lines added to `[upstream]` (e.g. `verify_server_certificate = false`).
+    pub upstream_extra: String,
 }
 
 impl Default for Options {
@@ -76,6 +80,8 @@ impl Default for Options {
             certificate_ttl: None,
             pop3: false,
             log_level: "info",
+            extra_config: String::new(),
+            upstream_extra: String::new(),
         }
     }
 }
@@ -478,13 +484,14 @@ fn config_text(
     let mut t = format!(
         "[smtp]\nlisten = \"{smtp}\"\nhostname = \"komle-cm.test\"\n\n\
          [tls]\ncertificate = \"{}\"\nprivate_key = \"{}\"\n\n\
-         [upstream]\nca = \"{}\"\nsmtp = [\"{}\"]\npop3 = [\"{}\"]\n\n\
+         [upstream]\nca = \"{}\"\nsmtp = [\"{}\"]\npop3 = [\"{}\"]\n{}\n\
          [konnektor]\nsds_url = \"{}/connector.sds\"\nca = \"{}\"\n",
         files.cm_cert.display(),
         files.cm_key.display(),
         files.mta_ca.display(),
         files.smtp_upstream,
         files.pop3_upstream,
+        options.upstream_extra,
         sim.base_url(),
         files.konnektor_ca.display(),
     );
@@ -512,5 +519,6 @@ fn config_text(
         ));
     }
     t.push_str(&format!("[log]\nlevel = \"{}\"\n", options.log_level));
+    t.push_str(&options.extra_config);
     t
 }

@@ -22,8 +22,9 @@ use komle_core::kas::{
 };
 use komle_core::open::KasFetch;
 use komle_core::secret::SecretBytes;
+use komle_core::smime::addresses::remove_addresses;
 use komle_core::smime::headers;
-use komle_core::smtp::{ProtectJob, ProtectionFailure};
+use komle_core::smtp::{Notice, ProtectJob, ProtectionFailure};
 
 use crate::cli::RuntimeError;
 use crate::config::{Config, KasSettings};
@@ -46,6 +47,9 @@ pub enum SendPrepared {
     /// recipients with the large-message opt-in.
     Kas {
         job: ProtectJob,
+        /// A_19356-06: the DSN to the sender naming the recipients removed for lack of the
+        /// large-message opt-in.
+        notice: Option<Notice>,
         /// Plaintext size (outer `X-KIM-KAS-Size`, A_23467).
         size: u64,
         /// The account's dataTimeToLive in days (outer `Expires`, A_22417).
@@ -193,19 +197,51 @@ impl KasFlow {
         let (kept, removed) =
             kas::split_large_message_recipients(&pairs).map_err(|e| failure(&e))?;
         let kept: Vec<String> = kept.into_iter().map(str::to_owned).collect();
+        let removed: Vec<String> = removed.into_iter().map(str::to_owned).collect();
+        let not_mail = || {
+            ProtectionFailure::with_reply(
+                b"451 4.6.0 Die Nachricht ist kein gueltiges Internet-Mail-Format",
+            )
+        };
+        let head_end = headers::parse(message.as_slice())
+            .map(|h| h.body)
+            .map_err(|_| not_mail())?;
+        // A_19363-03: header processing before the upload. A_19356-06: removed recipients
+        // leave the To/Cc fields of what is stored, too (the header alone is rewritten, the
+        // body is not copied).
+        let mut notice = None;
         if !removed.is_empty() {
             log::info!(
                 "KAS message: {} recipient(s) without the large-message opt-in left out",
                 removed.len()
             );
+            let header = SecretBytes::from(
+                remove_addresses(&message.as_slice()[..head_end], &removed)
+                    .map_err(|_| not_mail())?,
+            );
+            let h = headers::parse(header.as_slice()).map_err(|_| not_mail())?;
+            let subject = h.value(header.as_slice(), "Subject").unwrap_or_default();
+            let id = h.value(header.as_slice(), "Message-ID").unwrap_or_default();
+            let removed_refs: Vec<&str> = removed.iter().map(String::as_str).collect();
+            notice = Some(Notice {
+                envelope_from: job.envelope_from.clone(),
+                recipient: job.envelope_from.clone(),
+                message: SecretBytes::from(kas::removed_notice::removed_recipients_notice(
+                    &job.envelope_from,
+                    subject.trim(),
+                    id.trim(),
+                    &removed_refs,
+                    "komle-cm",
+                    now,
+                )),
+            });
+            message
+                .as_mut_vec()
+                .splice(0..head_end, header.as_slice().iter().copied());
         }
         let head_end = headers::parse(message.as_slice())
             .map(|h| h.body)
-            .map_err(|_| {
-                ProtectionFailure::with_reply(
-                    b"451 4.6.0 Die Nachricht ist kein gueltiges Internet-Mail-Format",
-                )
-            })?;
+            .map_err(|_| not_mail())?;
         let header = SecretBytes::from(message.as_slice()[..head_end].to_vec());
         let message_id = headers::parse(header.as_slice())
             .ok()
@@ -259,6 +295,7 @@ impl KasFlow {
         job.recipients = kept;
         Ok(SendPrepared::Kas {
             job,
+            notice,
             size,
             ttl_days,
         })

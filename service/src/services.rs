@@ -193,6 +193,7 @@ impl Protector for Pipeline {
             // KIM 1.5 (A_19357-02): over 15 MiB the mail data go to the KAS first and the
             // small KOM-LE message is what gets signed and encrypted below.
             let mut kas_size = None;
+            let mut kas_notice = None;
             let mut job = job;
             if let Some(kas) = &self.kas {
                 let now = unix_seconds(self.clock.wall());
@@ -200,10 +201,12 @@ impl Protector for Pipeline {
                     crate::kas_flow::SendPrepared::Konnektor(j) => job = j,
                     crate::kas_flow::SendPrepared::Kas {
                         job: j,
+                        notice,
                         size,
                         ttl_days,
                     } => {
                         job = j;
+                        kas_notice = notice;
                         kas_size = Some((size, ttl_days));
                     }
                 }
@@ -265,11 +268,30 @@ impl Protector for Pipeline {
                             })
                             .await;
                     }
-                    Step::Done(result) => return result,
+                    Step::Done(result) => return with_kas_notice(result, kas_notice),
                 }
             }
         })
     }
+}
+
+/// A_19356-06: the DSN about recipients removed from a large mail goes to the sender after the
+/// message. The session sends one notice; when the protection made its own (A_2024: no
+/// certificate), that one is kept and the removal is only logged.
+fn with_kas_notice(
+    result: Result<ProtectedMessage, ProtectionFailure>,
+    notice: Option<komle_core::smtp::Notice>,
+) -> Result<ProtectedMessage, ProtectionFailure> {
+    result.map(|mut p| {
+        match (&p.notice, notice) {
+            (None, Some(n)) => p.notice = Some(n),
+            (Some(_), Some(_)) => {
+                log::warn!("A_19356-06 notice not sent: the A_2024 notice takes the one slot")
+            }
+            _ => {}
+        }
+        p
+    })
 }
 
 impl Opener for Pipeline {

@@ -317,6 +317,25 @@ fn a_19356_recipients_without_opt_in_are_left_out() {
     )
     .expect("protected for one");
     assert_eq!(p.recipients, vec![yes.to_owned()]);
+    let notice = p.notice.expect("A_19356-06: the sender is told");
+    assert_eq!(notice.recipient, from);
+    let text = String::from_utf8_lossy(notice.message.as_slice()).into_owned();
+    assert!(text.contains("X-KIM-Fehlermeldung: 4001"), "{text}");
+    assert!(
+        text.contains(&format!("Final-Recipient: rfc822; {no}")),
+        "{text}"
+    );
+    assert!(
+        !text.contains(&format!("Final-Recipient: rfc822; {yes}")),
+        "{text}"
+    );
+    assert!(!text.contains("Zeile 0"), "no content in the notice");
+    // A_19363-03: the header was processed before the upload: the removed address is gone
+    // from what the KAS stores for the recipient, and from the KAS's recipient list.
+    let stored = bed.kas.recorded();
+    assert_eq!(stored.iter().filter(|r| r.method == "POST").count(), 1);
+    let small = String::from_utf8_lossy(p.message.as_slice()).into_owned();
+    assert!(!small.contains(no), "the outer message does not name {no}");
 }
 
 #[test]

@@ -9,6 +9,9 @@
 //! directory ([`EmbeddedOptions::ldap`]: the test starts slapd for the world it passes to
 //! [`Embedded::start_with_world`], and a relay in front of slapd).
 
+use komle_conformance::kas_sim::{KasSim, KasSimConfig};
+use komle_service::kas_client::{KasClient, KasClientSettings};
+use komle_service::kas_flow::KasFlow;
 use std::io::BufReader;
 use std::net::{SocketAddr, TcpStream};
 use std::num::NonZeroUsize;
@@ -85,6 +88,9 @@ pub struct EmbeddedOptions {
     /// Password of both accounts at the embedded mail service (default [`PASSWORD`]); the log
     /// canary test sets a recognisable one.
     pub password: String,
+    /// KIM 1.5: a KAS simulator behind the pipeline, every practice opted in to large
+    /// messages (`komLeData: 1.5+`), SMTP SIZE raised to the KAS limit (`komle-demo --large`).
+    pub kas: bool,
 }
 
 impl Default for EmbeddedOptions {
@@ -105,6 +111,7 @@ impl Default for EmbeddedOptions {
             precomputed_konnektor: false,
             pop3: None,
             password: PASSWORD.to_owned(),
+            kas: false,
         }
     }
 }
@@ -139,6 +146,8 @@ pub fn allow_also(list: &UpstreamAllowList, addrs: &[SocketAddr]) -> UpstreamAll
 pub struct WorldDirectory {
     world: Arc<World>,
     pub down: AtomicBool,
+    /// Every entry says `komLeData: 1.5+,<address>` (A_19356-06, A_23512).
+    large_opt_in: bool,
 }
 
 impl Directory for WorldDirectory {
@@ -149,7 +158,13 @@ impl Directory for WorldDirectory {
         let answer = if self.down.load(Ordering::Relaxed) {
             Err(DirectoryUnavailable)
         } else {
-            Ok(self.world.directory_entries(address))
+            let mut entries = self.world.directory_entries(address);
+            if self.large_opt_in {
+                for e in &mut entries {
+                    e.kom_le_data = vec![format!("1.5+,{address}")];
+                }
+            }
+            Ok(entries)
         };
         Box::pin(async move { answer })
     }
@@ -188,6 +203,10 @@ pub struct Embedded {
     stop: Option<smol::channel::Sender<()>>,
     server_thread: Option<std::thread::JoinHandle<std::io::Result<usize>>>,
     _scratch: tempfile::TempDir,
+    /// The KAS simulator (`EmbeddedOptions::kas`).
+    pub kas: Option<KasSim>,
+    /// The pipeline behind the proxies, for opening messages in process.
+    pub opener: Arc<Pipeline>,
 }
 
 impl Embedded {
@@ -261,6 +280,7 @@ impl Embedded {
         let directory = Arc::new(WorldDirectory {
             world: world.clone(),
             down: AtomicBool::new(false),
+            large_opt_in: options.kas,
         });
         let lookup: Arc<dyn Directory> = match &options.ldap {
             Some(settings) => Arc::new(LdapDirectory(Arc::new(
@@ -269,6 +289,26 @@ impl Embedded {
             None => directory.clone(),
         };
         let clock = Arc::new(Clock::new());
+        let (kas, kas_flow) = if options.kas {
+            let kas = KasSim::start(KasSimConfig::default()).map_err(err("KAS simulator"))?;
+            let (client_chain, client_key) = kas.tls.client_identity();
+            let client = KasClient::new(KasClientSettings {
+                base_url: kas.base_url(),
+                timeout: komle_service::kas_client::DEFAULT_KAS_TIMEOUT,
+                roots: vec![kas.tls.ca_der.clone()],
+                client_chain,
+                client_key,
+                basic: None,
+            })
+            .map_err(err("KAS client"))?;
+            session.max_message_size = session
+                .max_message_size
+                .max(komle_service::config::DEFAULT_KAS_MAX_MAIL_SIZE);
+            let flow = Arc::new(KasFlow::new(client, Some(kas.limits_url())));
+            (Some(kas), Some(flow))
+        } else {
+            (None, None)
+        };
         let pipeline = Arc::new(Pipeline {
             directory: lookup,
             konnektor: Arc::new(konnektor.clone()),
@@ -285,8 +325,9 @@ impl Embedded {
             // gemSpec_CM_KOMLE 1.16's default (A_23165): a failed check replaces the content.
             delivery: komle_core::smime::DeliveryOptions::default(),
             cards: Default::default(),
-            kas: None,
+            kas: kas_flow,
         });
+        let opener = pipeline.clone();
         let (pop3, pop3_side) = match &options.pop3 {
             Some(o) => Pop3Side::start(
                 o,
@@ -348,6 +389,8 @@ impl Embedded {
             stop: Some(stop_tx),
             server_thread: Some(server_thread),
             _scratch: scratch,
+            kas,
+            opener,
         })
     }
 

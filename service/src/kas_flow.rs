@@ -37,6 +37,9 @@ pub struct KasFlow {
     limits_url: Option<String>,
     /// getLimits answers per sender account, at most 24 h (A_22416); process memory only.
     limits: Mutex<HashMap<String, CachedLimits>>,
+    /// Largest mail data fetched on receive: the structure's `size` is the sender's claim, and
+    /// the download is held in memory.
+    max_fetch: u64,
 }
 
 /// The way a client mail goes after [`KasFlow::prepare_send`].
@@ -75,7 +78,16 @@ impl KasFlow {
             client,
             limits_url,
             limits: Mutex::new(HashMap::new()),
+            max_fetch: crate::config::DEFAULT_KAS_MAX_MAIL_SIZE as u64,
         }
+    }
+
+    /// Sets the largest mail data fetched on receive (default `[kas] max_mail_size`'s, 500 MiB);
+    /// a structure announcing more is answered like undecryptable data (4007), nothing is
+    /// downloaded.
+    pub fn with_max_fetch(mut self, bytes: u64) -> Self {
+        self.max_fetch = bytes;
+        self
     }
 
     /// From `[kas]`: the client identity from `client_certificate`/`client_key`, else the key
@@ -113,7 +125,7 @@ impl KasFlow {
             basic: None,
         })
         .map_err(|e| err("client identity", &e))?;
-        Ok(Self::new(client, kas.limits_url.clone()))
+        Ok(Self::new(client, kas.limits_url.clone()).with_max_fetch(kas.max_mail_size as u64))
     }
 
     /// The sender account's limits: cached, else getLimits (A_22416). Unknown (no URL, or the
@@ -333,6 +345,14 @@ impl KasFlow {
     /// # Errors
     /// [`KasOpenError`] with the table's code.
     pub async fn fetch(&self, fetch: KasFetch) -> Result<SecretBytes, KasOpenError> {
+        if fetch.attachment.size > self.max_fetch {
+            log::warn!(
+                "KAS content of {} bytes announced, more than the {} fetched",
+                fetch.attachment.size,
+                self.max_fetch
+            );
+            return Err(KasOpenError::TooLarge);
+        }
         let client = self.client.clone();
         blocking::unblock(move || {
             let size =

@@ -56,6 +56,10 @@ struct Bed {
 
 /// A pipeline with the KAS; `opted_in` are the addresses whose komLeData says `1.5+`.
 fn bed(config: KasSimConfig, opted_in: &[&str]) -> Bed {
+    bed_fetching_at_most(config, opted_in, u64::MAX)
+}
+
+fn bed_fetching_at_most(config: KasSimConfig, opted_in: &[&str], max_fetch: u64) -> Bed {
     let world = world();
     let kas = KasSim::start(config).expect("KAS simulator");
     let (client_chain, client_key) = kas.tls.client_identity();
@@ -68,7 +72,7 @@ fn bed(config: KasSimConfig, opted_in: &[&str]) -> Bed {
         basic: None,
     })
     .expect("KAS client");
-    let flow = KasFlow::new(client, Some(kas.limits_url()));
+    let flow = KasFlow::new(client, Some(kas.limits_url())).with_max_fetch(max_fetch);
     let opted: Vec<String> = opted_in.iter().map(|a| a.to_ascii_lowercase()).collect();
     let directory = move |a: &str| -> Vec<DirectoryEntry> {
         world
@@ -440,5 +444,32 @@ fn a_19372_mail_data_that_do_not_match_the_hash_become_the_4012_replacement() {
     assert!(
         !contains(&opened, b"xxxxxxxxxxxxxxxx"),
         "no unchecked data delivered"
+    );
+}
+
+#[test]
+fn a_19370_announced_size_above_the_fetch_limit_is_not_downloaded() {
+    let w = world();
+    let (from, to) = (w.pki.sender.address.as_str(), w.pki.single.address.as_str());
+    let sender_side = bed(KasSimConfig::default(), &[to]);
+    let size = KONNEKTOR_LIMIT as usize + 10;
+    let p = protect(
+        &sender_side,
+        from,
+        &[to],
+        large_mail(from, &[to], "kas-12", size),
+    )
+    .expect("protected");
+    let receiver = bed_fetching_at_most(KasSimConfig::default(), &[to], KONNEKTOR_LIMIT);
+    let before = sender_side.kas.recorded().len();
+    let opened = open(&receiver, to, p.message.as_slice());
+    assert_eq!(
+        header(&opened, "X-KIM-Fehlermeldung").as_deref(),
+        Some("4007")
+    );
+    assert_eq!(
+        sender_side.kas.recorded().len(),
+        before,
+        "no HEAD or GET reached the KAS"
     );
 }

@@ -291,3 +291,73 @@ fn a_22419_kas_507_is_521_and_a_19363_kas_down_is_451_and_a_23512_refusal_is_401
     k.bed
         .assert_not_delivered(&to, "kas-e2e-down", Duration::from_secs(2));
 }
+
+/// A_19372-03 through komle-cm: the KAS returns data that decrypt under the key but do not
+/// match `hash`; the POP3 client gets the mail with its content replaced and code 4012, never
+/// the unchecked data.
+#[test]
+fn a_19372_hash_mismatch_on_retr_is_the_4012_replacement() {
+    use komle_conformance::inprocess;
+    use komle_conformance::sim::simulator::Simulator;
+    use komle_core::kas::{GcmIv, cipher};
+    use komle_core::login_name::LoginName;
+    use komle_core::open::{Reception, Step};
+    use komle_core::secret::SecretBytes;
+    use komle_core::smime::DeliveryOptions;
+
+    let k = KasBed::start();
+    let from = world().pki.sender.address.clone();
+    let to = world().pki.single.address.clone();
+    set_kom_le_data(&k.bed.slapd, &world().pki.single.uid, &format!("1.5+,{to}"));
+    let marker = "kas-e2e-hash";
+    let run = send(
+        &k.bed,
+        &from,
+        &to,
+        &large_mail(&from, &to, marker, 16 * 1024 * 1024),
+    );
+    assert!(run.success, "{}\n{}", run.transcript, k.bed.log());
+    let stored = k.bed.wait_delivered(&to, marker, 1, DELIVERY);
+    // The recipient's side up to the KIM-Attachment structure, in process, to learn the key.
+    let sim = Simulator::new(world().sim_config.clone());
+    let login = LoginName::parse(&crate::common::login_via(
+        &to,
+        std::net::SocketAddr::from(([127, 0, 0, 1], 995)),
+    ))
+    .expect("login name");
+    let job = komle_core::pop3::OpenJob {
+        login,
+        message: SecretBytes::from(crate::common::to_crlf(&stored[0])),
+    };
+    let mut r = Reception::new(
+        job,
+        inprocess::endpoints(&sim),
+        std::time::SystemTime::now(),
+        DeliveryOptions::default(),
+    )
+    .with_kas();
+    let mut cards = Default::default();
+    let fetch = loop {
+        match r.step() {
+            Step::Call(c) => r.konnektor_answer(
+                &mut cards,
+                sim.handle(c.request.soap_action, &c.request.body).body,
+            ),
+            Step::FetchKas(f) => break f,
+            Step::Done(_) => panic!("the stored message carries no KIM-Attachment structure"),
+        }
+    };
+    let size = usize::try_from(fetch.attachment.size).expect("size");
+    let other =
+        cipher::seal(&fetch.attachment.key, GcmIv([3; 12]), &vec![b'y'; size]).expect("seals");
+    let id = fetch.attachment.link.rsplit('/').next().expect("object id");
+    assert!(k.kas.replace_data(id, other));
+    let got = retr(&k.bed, &to);
+    let head = header_of(&got);
+    assert!(head.contains("X-KIM-Fehlermeldung: 4012"), "{head}");
+    assert!(find(&got, b"Sicherheitsverletzung").is_some());
+    assert!(
+        find(&got, b"yyyyyyyyyyyyyyyy").is_none(),
+        "no unchecked data"
+    );
+}

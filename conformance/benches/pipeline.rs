@@ -186,6 +186,10 @@ fn record(world: &World, sim: &Simulator, size: usize, now: SystemTime) -> Fixtu
                 f.open_answers.push(Answer::Konnektor(a.clone()));
                 r.konnektor_answer(&mut cards, a);
             }
+            // Only a pipeline made `with_kas` asks; this one is not.
+            open::Step::FetchKas(_) => {
+                r.kas_fetched(Err(komle_core::kas::KasOpenError::DownloadFailed))
+            }
             open::Step::Done(result) => break result.expect("opened").message,
         }
     };
@@ -253,6 +257,10 @@ fn open_replay(f: &Fixture, job: OpenJob, mut answers: Answers<'_>) -> usize {
                     Some(Answer::Konnektor(a)) => r.konnektor_answer(&mut cards, a),
                     _ => panic!("replay out of order"),
                 }
+            }
+            // Only a pipeline made `with_kas` asks; this one is not.
+            open::Step::FetchKas(_) => {
+                r.kas_fetched(Err(komle_core::kas::KasOpenError::DownloadFailed))
             }
             open::Step::Done(result) => return result.expect("opened").message.len(),
         }

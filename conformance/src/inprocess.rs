@@ -77,6 +77,10 @@ pub fn open_with_cards(
                 let answer = sim.handle(c.request.soap_action, &c.request.body);
                 r.konnektor_answer(cards, answer.body);
             }
+            // Only a pipeline made `with_kas` asks; this one is not.
+            open::Step::FetchKas(_) => {
+                r.kas_fetched(Err(komle_core::kas::KasOpenError::DownloadFailed))
+            }
             open::Step::Done(result) => return result,
         }
     }

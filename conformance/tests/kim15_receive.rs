@@ -87,6 +87,10 @@ fn open_with(
                 let answer = sim.handle(c.request.soap_action, &c.request.body);
                 r.konnektor_answer(&mut cards, answer.body);
             }
+            // Only a pipeline made `with_kas` asks; this one is not.
+            open::Step::FetchKas(_) => {
+                r.kas_fetched(Err(komle_core::kas::KasOpenError::DownloadFailed))
+            }
             open::Step::Done(result) => {
                 let result = result
                     .map(|m| String::from_utf8_lossy(m.message.as_slice()).into_owned())

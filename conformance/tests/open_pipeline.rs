@@ -230,6 +230,7 @@ fn open_with(sim: &Simulator, job: OpenJob, now: SystemTime, options: DeliveryOp
                 let answer = sim.handle(c.request.soap_action, &c.request.body);
                 r.konnektor_answer(&mut cards, answer.body);
             }
+            Step::FetchKas(_) => r.kas_fetched(Err(komle_core::kas::KasOpenError::DownloadFailed)),
             Step::Done(result) => return result.unwrap().message.as_slice().to_vec(),
         }
     }
@@ -460,6 +461,7 @@ fn open_tampered(
                     Err(e) => r.transport_failed(&mut cards, e),
                 }
             }
+            Step::FetchKas(_) => r.kas_fetched(Err(komle_core::kas::KasOpenError::DownloadFailed)),
             Step::Done(result) => return text(result.unwrap().message.as_slice()),
         }
     }
@@ -981,6 +983,7 @@ fn a_second_step_while_an_answer_is_pending_fails_cleanly() {
                 let answer = sim.handle(c.request.soap_action, &c.request.body);
                 r.konnektor_answer(&mut cards, answer.body);
             }
+            Step::FetchKas(_) => r.kas_fetched(Err(komle_core::kas::KasOpenError::DownloadFailed)),
             Step::Done(result) => panic!("finished before DecryptDocument: {result:?}"),
         }
     }

@@ -43,6 +43,9 @@ pub struct DemoOptions {
     /// Also put a KOM-LE message and a plain mail of this many MB into the POP3 maildrop (as
     /// messages 2 and 3) for the load tool; 0: none.
     pub pop3_large_mb: usize,
+    /// KIM 1.5: also send a mail of this many MB through the proxy; over 15 MiB it goes via
+    /// the KAS simulator (`--large N`); 0: none.
+    pub large_mb: usize,
 }
 
 /// Why the demo could not run.
@@ -92,6 +95,7 @@ pub fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<(), DemoError> 
         // The load tools (which start the demo in this mode) measure the mail service alone
         // with a client that has no C.CM.TLS-CS.
         mail_service_admits_clients_without_certificate: options.precomputed_konnektor,
+        kas: options.large_mb > 0,
         pop3: Some(Pop3Options {
             port: options.pop3_port,
             max_sessions: 2000,
@@ -180,6 +184,11 @@ pub fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<(), DemoError> 
                 options.pop3_large_mb, options.pop3_large_mb
             ),
         );
+    }
+
+    if options.large_mb > 0 {
+        say(out, "");
+        large_round_trip(&env, options.large_mb, out)?;
     }
 
     say(out, "");
@@ -363,6 +372,87 @@ fn send(
                 break;
             }
         }
+    }
+    Ok(())
+}
+
+/// KIM 1.5 (gemSpec_CM_KOMLE V1.16 §3.2): a mail of `mb` MB through the SMTP proxy; over
+/// 15 MiB its data go encrypted onto the KAS and only the small KOM-LE message reaches the mail
+/// service; opening that message fetches, decrypts and checks the data again.
+fn large_round_trip(env: &Embedded, mb: usize, out: &mut dyn Write) -> Result<(), DemoError> {
+    let world = &env.world;
+    let (sender, recipient) = (&world.pki.sender.address, &world.pki.single.address);
+    let mut mail = format!(
+        "From: Praxis Dr. Mustermann <{sender}>\r\nTo: <{recipient}>\r\nSubject: Grosse Nachricht ({mb} MB)\r\nDate: Fri, 27 Nov 2026 10:00:00 +0100\r\nMessage-ID: <demo-large@komle.test>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+    );
+    let mut i = 0u64;
+    while mail.len() < mb * 1_000_000 {
+        mail.push_str(&format!(
+            "Zeile {i:09}: Bilddaten-Platzhalter fuer die Demo grosser Nachrichten\r\n"
+        ));
+        i += 1;
+    }
+    let _ = writeln!(
+        out,
+        "5. KIM 1.5: sending a {} byte mail (over 15 MiB goes via the KOM-LE Attachment Service):",
+        mail.len()
+    );
+    send(
+        env.proxy_addr,
+        &env.proxy_tls,
+        &env.login(),
+        sender,
+        recipient,
+        &mail,
+        out,
+    )?;
+    let received = env.mta.received();
+    let Some(delivered) = received.last() else {
+        return Err(DemoError("the mail service received nothing".into()));
+    };
+    let stored = env.kas.as_ref().map_or(0, |k| k.stored_count());
+    let _ = writeln!(
+        out,
+        "   The mail service got {} bytes; the KAS holds {stored} encrypted object(s). Outer header:",
+        delivered.data.len()
+    );
+    let text = String::from_utf8_lossy(&delivered.data);
+    let head = text.split("\r\n\r\n").next().unwrap_or_default();
+    for l in head.lines().filter(|l| {
+        l.starts_with("X-KOM-LE-Version")
+            || l.starts_with("X-KIM-KAS-Size")
+            || l.starts_with("Expires")
+    }) {
+        let _ = writeln!(out, "   {l}");
+    }
+    let login = env
+        .pop3_login()
+        .ok_or_else(|| DemoError("the demo runs without POP3".into()))?;
+    let job = komle_core::pop3::OpenJob {
+        login: LoginName::parse(&login).map_err(|_| DemoError("POP3 login name".into()))?,
+        message: komle_core::secret::SecretBytes::from(delivered.data.clone()),
+    };
+    let opened = smol::block_on(komle_service::contracts::Opener::open(
+        env.opener.as_ref(),
+        job,
+    ))
+    .map_err(|f| DemoError(format!("opening: {}", f.reason)))?;
+    let opened = opened.message.as_slice();
+    let body = &mail.as_bytes()[mail.find("\r\n\r\n").map_or(0, |p| p + 4)..];
+    let intact = opened
+        .windows(body.len().min(4096))
+        .any(|w| w == &body[..body.len().min(4096)])
+        && opened
+            .windows(256)
+            .any(|w| w == &body[body.len().saturating_sub(256)..]);
+    let _ = writeln!(
+        out,
+        "   Opened for {recipient}: {} bytes (the mail, the note and the PDF report); text from first to last line {}.",
+        opened.len(),
+        if intact { "intact" } else { "NOT intact" }
+    );
+    if !intact {
+        return Err(DemoError("the large mail did not come back intact".into()));
     }
     Ok(())
 }

@@ -13,6 +13,9 @@
 //! directory ([`EmbeddedOptions::ldap`]: the test starts slapd for the world it passes to
 //! [`Embedded::start_with_world`], and a relay in front of slapd).
 
+use komle_conformance::kas_sim::{KasSim, KasSimConfig};
+use komle_service::kas_client::{KasClient, KasClientSettings};
+use komle_service::kas_flow::KasFlow;
 use std::io::BufReader;
 use std::net::{SocketAddr, TcpStream};
 use std::num::NonZeroUsize;
@@ -96,6 +99,9 @@ pub struct EmbeddedOptions {
     /// (the load tools' straight-to-the-mail-service baseline). Default `false`: it requires
     /// the C.CM.TLS-CS (KOM-LE-A_2074), which the proxies present in either case.
     pub mail_service_admits_clients_without_certificate: bool,
+    /// KIM 1.5: a KAS simulator behind the pipeline, every practice opted in to large
+    /// messages (`komLeData: 1.5+`), SMTP SIZE raised to the KAS limit (`komle-demo --large`).
+    pub kas: bool,
 }
 
 impl Default for EmbeddedOptions {
@@ -117,6 +123,7 @@ impl Default for EmbeddedOptions {
             pop3: None,
             password: PASSWORD.to_owned(),
             mail_service_admits_clients_without_certificate: false,
+            kas: false,
         }
     }
 }
@@ -151,6 +158,8 @@ pub fn allow_also(list: &UpstreamAllowList, addrs: &[SocketAddr]) -> UpstreamAll
 pub struct WorldDirectory {
     world: Arc<World>,
     pub down: AtomicBool,
+    /// Every entry says `komLeData: 1.5+,<address>` (A_19356-06, A_23512).
+    large_opt_in: bool,
 }
 
 impl Directory for WorldDirectory {
@@ -161,7 +170,13 @@ impl Directory for WorldDirectory {
         let answer = if self.down.load(Ordering::Relaxed) {
             Err(DirectoryUnavailable)
         } else {
-            Ok(self.world.directory_entries(address))
+            let mut entries = self.world.directory_entries(address);
+            if self.large_opt_in {
+                for e in &mut entries {
+                    e.kom_le_data = vec![format!("1.5+,{address}")];
+                }
+            }
+            Ok(entries)
         };
         Box::pin(async move { answer })
     }
@@ -204,6 +219,10 @@ pub struct Embedded {
     stop: Option<smol::channel::Sender<()>>,
     server_thread: Option<std::thread::JoinHandle<std::io::Result<usize>>>,
     _scratch: tempfile::TempDir,
+    /// The KAS simulator (`EmbeddedOptions::kas`).
+    pub kas: Option<KasSim>,
+    /// The pipeline behind the proxies, for opening messages in process.
+    pub opener: Arc<Pipeline>,
 }
 
 impl Embedded {
@@ -295,12 +314,33 @@ impl Embedded {
         let directory = Arc::new(WorldDirectory {
             world: world.clone(),
             down: AtomicBool::new(false),
+            large_opt_in: options.kas,
         });
         let lookup: Arc<dyn Directory> = match &options.ldap {
             Some(settings) => Arc::new(LdapDirectory(Arc::new(
                 DirectoryClient::new(settings.clone()).map_err(err("LDAP directory"))?,
             ))),
             None => directory.clone(),
+        };
+        let (kas, kas_flow) = if options.kas {
+            let kas = KasSim::start(KasSimConfig::default()).map_err(err("KAS simulator"))?;
+            let (client_chain, client_key) = kas.tls.client_identity();
+            let client = KasClient::new(KasClientSettings {
+                base_url: kas.base_url(),
+                timeout: komle_service::kas_client::DEFAULT_KAS_TIMEOUT,
+                roots: vec![kas.tls.ca_der.clone()],
+                client_chain,
+                client_key,
+                basic: None,
+            })
+            .map_err(err("KAS client"))?;
+            session.max_message_size = session
+                .max_message_size
+                .max(komle_service::config::DEFAULT_KAS_MAX_MAIL_SIZE);
+            let flow = Arc::new(KasFlow::new(client, Some(kas.limits_url())));
+            (Some(kas), Some(flow))
+        } else {
+            (None, None)
         };
         let pipeline = Arc::new(Pipeline {
             directory: lookup,
@@ -316,7 +356,9 @@ impl Embedded {
             // gemSpec_CM_KOMLE 1.16's default (A_23165): a failed check replaces the content.
             delivery: komle_core::smime::DeliveryOptions::default(),
             cards: Default::default(),
+            kas: kas_flow,
         });
+        let opener = pipeline.clone();
         let (pop3, pop3_side) = match &options.pop3 {
             Some(o) => Pop3Side::start(
                 o,
@@ -380,6 +422,8 @@ impl Embedded {
             stop: Some(stop_tx),
             server_thread: Some(server_thread),
             _scratch: scratch,
+            kas,
+            opener,
         })
     }
 

@@ -1,6 +1,6 @@
 //! `komle-demo`: the Clientmodul's sending and receiving path on an embedded default, without
 //! any configuration or system package (what `komle-cm demo` did before the demo left the
-//! daemon). Same flags: `[--port N] [--pop3-port N] [--pop3-large MB] [--once]
+//! daemon). Same flags: `[--port N] [--pop3-port N] [--pop3-large MB] [--large MB] [--once]
 //! [--precomputed-konnektor]`.
 
 #![forbid(unsafe_code)]
@@ -15,7 +15,7 @@ fn main() -> ExitCode {
     demo(&args)
 }
 
-/// `komle-demo [--port N] [--pop3-port N] [--pop3-large MB] [--once]
+/// `komle-demo [--port N] [--pop3-port N] [--pop3-large MB] [--large MB] [--once]
 /// [--precomputed-konnektor]`: the sending and receiving path on an embedded default.
 fn demo(args: &[String]) -> ExitCode {
     let mut options = komle_demo::demo::DemoOptions {
@@ -39,6 +39,10 @@ fn demo(args: &[String]) -> ExitCode {
                     pop3_port_given = true;
                 }
                 None => return usage(),
+            },
+            ("--large", _) => match it.next().and_then(|p| p.parse().ok()) {
+                Some(mb) if (1..=200).contains(&mb) => options.large_mb = mb,
+                _ => return usage(),
             },
             ("--pop3-large", _) => match it.next().and_then(|p| p.parse().ok()) {
                 Some(mb) if mb <= 40 => options.pop3_large_mb = mb,
@@ -87,7 +91,7 @@ async fn log_demo_hangups(mut hangups: async_signal::Signals) {
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: komle-demo [--port N] [--pop3-port N] [--pop3-large MB (<= 40)] [--once] [--precomputed-konnektor]"
+        "usage: komle-demo [--port N] [--pop3-port N] [--pop3-large MB (<= 40)] [--large MB (1..=200, KIM 1.5 via the KAS)] [--once] [--precomputed-konnektor]"
     );
     ExitCode::from(2)
 }

@@ -37,3 +37,30 @@ fn demo_round_trip_signs_encrypts_delivers_and_opens() {
     assert!(out.contains("C: PASS <password>"), "{out}");
     assert!(!out.contains("PASS demo"), "{out}");
 }
+
+/// `komle-demo --large 16`: a mail over 15 MiB goes via the KAS simulator (A_19357-02), the mail
+/// service gets only the small KOM-LE 1.5 message with `X-KIM-KAS-Size` (A_23467), and opening
+/// it fetches the whole mail back intact (A_19370-04).
+#[test]
+fn a_19357_demo_large_sends_via_the_kas_and_opens_intact() {
+    let mut out = Vec::new();
+    komle_demo::demo::run(
+        &komle_demo::demo::DemoOptions {
+            once: true,
+            large_mb: 16,
+            ..Default::default()
+        },
+        &mut out,
+    )
+    .expect("demo runs");
+    let out = String::from_utf8(out).unwrap();
+    for needle in [
+        "5. KIM 1.5: sending a 16000",
+        "the KAS holds 1 encrypted object(s)",
+        "X-KOM-LE-Version: 1.5",
+        "X-KIM-KAS-Size: 16000",
+        "text from first to last line intact",
+    ] {
+        assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
+    }
+}

@@ -61,6 +61,10 @@ pub struct Config {
     pub admin: Option<AdminSettings>,
     /// `[doctor]`: what `komle-cm doctor` uses beyond the other sections.
     pub doctor: DoctorSettings,
+    /// `[kas]`: KIM 1.5 large messages through the KOM-LE Attachment Service; `None`: mails
+    /// over 15 MiB are refused by the SMTP size limit and received KAS messages become the
+    /// 4008 error mail.
+    pub kas: Option<KasSettings>,
 }
 
 /// `[admin]`: a local HTTP endpoint for the supervisor and the monitoring system. WHY local:
@@ -80,6 +84,28 @@ pub struct DoctorSettings {
     /// the SM-B and its PIN status (GetCards, GetPinStatus); without it those checks are skipped.
     pub context: Option<String>,
 }
+
+/// `[kas]`: the sender's KOM-LE Attachment Service (gemSpec_CM_KOMLE V1.16 §3.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KasSettings {
+    /// `https://<host>:<port>/attachments/v2.4` (what DNS-SD would yield, A_19361-01).
+    pub base_url: String,
+    /// The account manager's getLimits URL (A_22416), `…/AccountLimit/v1.1/limit`.
+    pub limits_url: Option<String>,
+    /// CM_KAS_TIMEOUT (Tab_Konf_Param): inactivity limit per KAS I/O step.
+    pub timeout: Duration,
+    /// CA (PEM) for the KAS's server certificate; none: the webpki roots.
+    pub ca: Option<PathBuf>,
+    /// Client certificate and key (PEM) for mutual TLS (A_19362, A_19368); without them the
+    /// key store's `[upstream] client_identity` is used.
+    pub client_certificate: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+    /// Largest client mail accepted (SMTP SIZE): gematik's reference KAS takes 500 MiB.
+    pub max_mail_size: usize,
+}
+
+/// `[kas] max_mail_size` default: 500 MiB.
+pub const DEFAULT_KAS_MAX_MAIL_SIZE: usize = 500 * 1024 * 1024;
 
 /// `[smtp]`: the listener mail clients send through.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -327,6 +353,7 @@ impl Config {
             "process",
             "admin",
             "doctor",
+            "kas",
         ];
         for (name, value) in &table {
             if !SECTIONS.contains(&name.as_str()) {
@@ -560,6 +587,53 @@ impl Config {
         }
         s.finish()?;
         distinct_listen_addresses(smtp.as_ref(), pop3.as_ref(), admin.as_ref())?;
+        let kas = match Section::optional(&table, "kas") {
+            Some(mut s) => {
+                let base_url = s.required_string("base_url")?;
+                if !base_url.starts_with("https://") {
+                    return Err(s.error("base_url", "must be an https:// URL (A_19362)"));
+                }
+                let limits_url = s.string("limits_url")?;
+                if limits_url
+                    .as_deref()
+                    .is_some_and(|u| !u.starts_with("https://"))
+                {
+                    return Err(s.error("limits_url", "must be an https:// URL"));
+                }
+                let timeout = s
+                    .duration("timeout")?
+                    .unwrap_or(crate::kas_client::DEFAULT_KAS_TIMEOUT);
+                let ca = s.path("ca")?;
+                let client_certificate = s.path("client_certificate")?;
+                let client_key = s.path("client_key")?;
+                if client_certificate.is_some() != client_key.is_some() {
+                    return Err(s.error(
+                        "client_key",
+                        "client_certificate and client_key go together",
+                    ));
+                }
+                if client_certificate.is_none() && upstream.client_identity.is_none() {
+                    return Err(s.error(
+                        "client_certificate",
+                        "missing: the KAS requires mutual TLS; set client_certificate/client_key or [upstream] client_identity",
+                    ));
+                }
+                let max_mail_size = s
+                    .count("max_mail_size")?
+                    .unwrap_or(DEFAULT_KAS_MAX_MAIL_SIZE);
+                s.finish()?;
+                Some(KasSettings {
+                    base_url,
+                    limits_url,
+                    timeout,
+                    ca,
+                    client_certificate,
+                    client_key,
+                    max_mail_size,
+                })
+            }
+            None => None,
+        };
 
         Ok(Config {
             smtp,
@@ -576,6 +650,7 @@ impl Config {
             process,
             admin,
             doctor,
+            kas,
         })
     }
 }
@@ -987,6 +1062,36 @@ base = "dc=data,dc=vzd"
 
     fn err(text: &str) -> String {
         Config::parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_19362_kas_section_needs_https_and_a_client_identity() {
+        let c = Config::parse(&format!(
+            "{MINIMAL}[kas]\nbase_url = \"https://kas.example:443/attachments/v2.4\"\nlimits_url = \"https://am.example/AccountLimit/v1.1/limit\"\ntimeout = \"10s\"\nclient_certificate = \"kas.pem\"\nclient_key = \"kas.key\"\n"
+        ))
+        .expect("parses");
+        let kas = c.kas.expect("[kas]");
+        assert_eq!(kas.timeout, Duration::from_secs(10));
+        assert_eq!(kas.max_mail_size, DEFAULT_KAS_MAX_MAIL_SIZE);
+        assert!(
+            crate::session::smtp_session_config(&Config::parse(&format!(
+                "{MINIMAL}[kas]\nbase_url = \"https://k/a\"\nclient_certificate = \"a\"\nclient_key = \"b\"\n"
+            ))
+            .expect("parses"))
+            .max_message_size
+                >= DEFAULT_KAS_MAX_MAIL_SIZE,
+            "SMTP SIZE follows the KAS limit"
+        );
+        assert_eq!(
+            err(&format!("{MINIMAL}[kas]\nbase_url = \"http://k/a\"\n")),
+            "config error: [kas] base_url: must be an https:// URL (A_19362)"
+        );
+        assert!(
+            err(&format!("{MINIMAL}[kas]\nbase_url = \"https://k/a\"\n"))
+                .starts_with("config error: [kas] client_certificate: missing")
+        );
+        let default = Config::parse(MINIMAL).expect("parses");
+        assert!(default.kas.is_none());
     }
 
     /// The warnings other than the one about `[upstream] client_identity`.

@@ -41,6 +41,7 @@ pub mod driver;
 pub mod duration;
 pub mod jobs;
 pub mod kas_client;
+pub mod kas_flow;
 pub mod key_store;
 pub mod konnektor_directory;
 pub mod konnektor_http;

@@ -107,6 +107,8 @@ pub struct Pipeline {
     /// Which card holds the key for an address (A_2060, A_2061; `TTL_EMAIL_ICCSN` 30 days),
     /// shared by all POP3 sessions; process memory only.
     pub cards: Arc<Mutex<CardCache>>,
+    /// `[kas]`: KIM 1.5 large messages (gemSpec_CM_KOMLE V1.16 §3.2); `None` without it.
+    pub kas: Option<Arc<crate::kas_flow::KasFlow>>,
 }
 
 impl Pipeline {
@@ -191,6 +193,27 @@ impl Protector for Pipeline {
         job: ProtectJob,
     ) -> BoxFuture<'_, Result<ProtectedMessage, ProtectionFailure>> {
         Box::pin(async move {
+            // KIM 1.5 (A_19357-02): over 15 MiB the mail data go to the KAS first and the
+            // small KOM-LE message is what gets signed and encrypted below.
+            let mut kas_size = None;
+            let mut kas_notice = None;
+            let mut job = job;
+            if let Some(kas) = &self.kas {
+                let now = unix_seconds(self.clock.wall());
+                match kas.prepare_send(job, self.directory.as_ref(), now).await? {
+                    crate::kas_flow::SendPrepared::Konnektor(j) => job = j,
+                    crate::kas_flow::SendPrepared::Kas {
+                        job: j,
+                        notice,
+                        size,
+                        ttl_days,
+                    } => {
+                        job = j;
+                        kas_notice = notice;
+                        kas_size = Some((size, ttl_days));
+                    }
+                }
+            }
             let Some((konnektor, directory, kim)) =
                 self.konnektor_for(job.login.konnektor_id.as_ref())
             else {
@@ -202,8 +225,18 @@ impl Protector for Pipeline {
             let endpoints = directory.endpoints().await.map_err(|e| ProtectionFailure {
                 reason: e.to_string(),
             })?;
-            let mut p = Protection::new(job, endpoints.clone(), self.clock.wall())
-                .with_kim_info(kim.clone());
+            let mut kim = kim.clone();
+            if let Some((_, ttl_days)) = kas_size {
+                // A_22417: mail and KAS data expire together.
+                kim = kim.with_data_time_to_live(std::time::Duration::from_secs(
+                    u64::from(ttl_days) * 86_400,
+                ));
+            }
+            let mut p =
+                Protection::new(job, endpoints.clone(), self.clock.wall()).with_kim_info(kim);
+            if let Some((size, _)) = kas_size {
+                p.set_kas_size(size);
+            }
             // Every pipeline step (building, encoding and parsing the message: the CPU-heavy
             // part) runs on the CPU pool, never on an executor thread, and reaches the
             // shared certificate cache only for its own short lookups and inserts
@@ -238,11 +271,30 @@ impl Protector for Pipeline {
                             })
                             .await;
                     }
-                    Step::Done(result) => return result,
+                    Step::Done(result) => return with_kas_notice(result, kas_notice),
                 }
             }
         })
     }
+}
+
+/// A_19356-06: the DSN about recipients removed from a large mail goes to the sender after the
+/// message. The session sends one notice; when the protection made its own (A_2024: no
+/// certificate), that one is kept and the removal is only logged.
+fn with_kas_notice(
+    result: Result<ProtectedMessage, ProtectionFailure>,
+    notice: Option<komle_core::smtp::Notice>,
+) -> Result<ProtectedMessage, ProtectionFailure> {
+    result.map(|mut p| {
+        match (&p.notice, notice) {
+            (None, Some(n)) => p.notice = Some(n),
+            (Some(_), Some(_)) => {
+                log::warn!("A_19356-06 notice not sent: the A_2024 notice takes the one slot")
+            }
+            _ => {}
+        }
+        p
+    })
 }
 
 impl Opener for Pipeline {
@@ -263,7 +315,25 @@ impl Opener for Pipeline {
             let endpoints = directory.endpoints().await.map_err(|e| OpenFailure {
                 reason: e.to_string(),
             })?;
+            // A_23512: the large-message opt-in is checked before anything is decrypted.
+            if let Some(kas) = &self.kas
+                && let Some(mail) = kas
+                    .opt_in_refusal(
+                        job.message.as_slice(),
+                        &job.login.user,
+                        self.directory.as_ref(),
+                        unix_seconds(self.clock.wall()),
+                    )
+                    .await
+            {
+                return Ok(OpenedMessage {
+                    message: mail.into(),
+                });
+            }
             let mut r = Reception::new(job, endpoints.clone(), self.clock.wall(), self.delivery);
+            if self.kas.is_some() {
+                r = r.with_kas();
+            }
             // As in `protect`: decoding, parsing and rebuilding the message run on the CPU
             // pool, never on an executor thread.
             loop {
@@ -299,11 +369,28 @@ impl Opener for Pipeline {
                         })
                         .await;
                     }
+                    open::Step::FetchKas(fetch) => {
+                        let fetched = match &self.kas {
+                            Some(kas) => kas.fetch(fetch).await,
+                            None => Err(komle_core::kas::KasOpenError::DownloadFailed),
+                        };
+                        r = blocking::unblock(move || {
+                            r.kas_fetched(fetched);
+                            r
+                        })
+                        .await;
+                    }
                     open::Step::Done(result) => return result,
                 }
             }
         })
     }
+}
+
+/// Unix seconds of a wall-clock time (0 before 1970).
+fn unix_seconds(t: std::time::SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// Reads a Konnektor's `connector.sds` and picks the endpoints (A_17464) and its product
@@ -460,6 +547,10 @@ pub fn build_with_server_check(
                 .is_some_and(|p| p.deliver_original_on_integrity_failure),
         },
         cards: Arc::new(Mutex::new(CardCache::default())),
+        kas: match &config.kas {
+            Some(k) => Some(Arc::new(crate::kas_flow::KasFlow::from_config(k, config)?)),
+            None => None,
+        },
     });
     let server_check = Arc::new(ServerCertificateCheck::new(
         pipeline.konnektor.clone(),

@@ -50,6 +50,10 @@ pub fn smtp_session_config(config: &Config) -> SmtpConfig {
     if let Some(smtp) = &config.smtp {
         s.hostname = smtp.hostname.clone();
     }
+    // KIM 1.5: mails over 15 MiB go to the KAS (A_19357-02), up to its limit.
+    if let Some(kas) = &config.kas {
+        s.max_message_size = s.max_message_size.max(kas.max_mail_size);
+    }
     s
 }
 

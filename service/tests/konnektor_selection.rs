@@ -98,6 +98,7 @@ fn setup() -> Setup {
         clock: Arc::new(Clock::new()),
         delivery: DeliveryOptions::default(),
         cards: Default::default(),
+        kas: None,
     };
     Setup {
         world,

@@ -161,6 +161,21 @@ impl KasSim {
         self.shared.store()?.objects.get(id).cloned()
     }
 
+    /// Replaces a stored object's data (fault injection: a KAS that returns other data than
+    /// it was given, A_19372-03). False when there is no such object.
+    pub fn replace_data(&self, id: &str, data: Vec<u8>) -> bool {
+        match self.shared.store() {
+            Some(mut s) => match s.objects.get_mut(id) {
+                Some(o) => {
+                    o.data = data;
+                    true
+                }
+                None => false,
+            },
+            None => false,
+        }
+    }
+
     /// Stops accepting and joins all connections (also done on Drop).
     pub fn stop(&mut self) {
         self.shared.shutdown.store(true, Ordering::SeqCst);

@@ -15,6 +15,7 @@
 //! - [`kom_le_body`]: the small KOM-LE message carrying it (A_19359-07, A_23467).
 //! - [`receive`]: opt-in check and 4018 mail (A_23512), the structure in the decrypted
 //!   message, the error mails of the download path.
+//! - [`removed_notice`]: the DSN naming recipients removed for lack of the opt-in (A_19356-06).
 //! - [`error`]: the typed failures with the spec's SMTP replies and error codes.
 //!
 //! Memory: nothing here holds more than one chunk of mail data plus 16–32 bytes of cipher
@@ -34,6 +35,7 @@ pub mod kas_parts;
 pub mod kom_le_body;
 pub mod mail_data;
 pub mod receive;
+pub mod removed_notice;
 pub mod size_decision;
 
 pub use account_limits::{AccountLimits, CachedLimits, expires};

@@ -5,9 +5,10 @@
 //! (A_21391-02 counts 1.5 as supported). One with KAS content carries only the reference
 //! (`{link,k,hash,size}`, A_19359-07) inside; the sender puts the size into the outer header
 //! `X-KIM-KAS-Size` (A_23467), which is what the receiving side checks first (A_23512's note).
-//! Fetching and decrypting that content is the KAS module's work; until it is wired in, such a
-//! message is answered with the unsupported-version error mail (`X-KIM-Fehlermeldung: 4008`),
-//! so the user gets the encrypted original to forward later instead of a bare reference.
+//! Fetching and decrypting that content is the runtime's ([`super::Step::FetchKas`], enabled by
+//! [`super::Reception::with_kas`] when `[kas]` is configured); without it such a message is
+//! answered with the unsupported-version error mail (`X-KIM-Fehlermeldung: 4008`), so the user
+//! gets the encrypted original to forward later instead of a bare reference.
 
 use crate::smime::headers;
 

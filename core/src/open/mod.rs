@@ -91,7 +91,10 @@
 //! | `X-KIM-IntegrityCheckResult` | `X01` | VerifyDocument not answered | `open_pipeline::a_23165_verify_document_fault_unreachable_and_unreadable_are_06_x01_x02`, `fault_loop_pop3` |
 //! | `X-KIM-IntegrityCheckResult` | `X02` | VerifyDocument answer unreadable, no gematik code | `open_pipeline::a_23165_verify_document_fault_unreachable_and_unreadable_are_06_x01_x02` |
 //! | `X-KIM-Fehlermeldung` | `4008` | unsupported `X-KOM-LE-Version` (1.0 and 1.5 are supported, A_21391-02) | `smime_receive::unsupported_version_yields_error_mail_4008`, `kim15_receive::unknown_version_still_becomes_the_4008_mail` |
-//! | `X-KIM-Fehlermeldung` | `4008` | KAS content announced by `X-KIM-KAS-Size` (A_23467); typed as [`KasContent`] until the KAS module takes the branch | `kim15_receive::a_23467_a_23512_kas_content_is_typed_and_still_becomes_the_4008_mail` |
+//! | `X-KIM-Fehlermeldung` | `4008` | KAS content announced by `X-KIM-KAS-Size` (A_23467) while no `[kas]` is configured (a pipeline without [`Reception::with_kas`]) | `kim15_receive::a_23467_a_23512_kas_content_is_typed_and_still_becomes_the_4008_mail` |
+//! | `X-KIM-Fehlermeldung` | `4018` | KAS content over 15 MiB for a user without the `1.5+` opt-in (A_23512), checked before decryption | `kas_flow::a_23512_kas_message_for_a_user_without_opt_in_is_the_4018_mail` (komle-service) |
+//! | `X-KIM-Fehlermeldung` | `4006`/`4013` | KAS download failed / refused with 429 (A_19370-04, A_22412-01): error mail with the received message | `kas_flow::a_19370_a_22412_download_refused_is_the_error_mail_with_the_code` |
+//! | `X-KIM-Fehlermeldung` | `4007`/`4012` | KAS data do not decrypt / do not match `hash` (A_19371-04, A_19372-03): content replaced | `kas_flow::a_19372_mail_data_that_do_not_match_the_hash_become_the_4012_replacement` |
 //!
 //! A 1.5 message without KAS content opens like a 1.0 one
 //! (`kim15_receive::a_21391_02_kim_1_5_message_without_kas_opens_with_its_results`). A
@@ -114,5 +117,5 @@ mod verification;
 
 pub use card_cache::{CardCache, CertId, TTL_EMAIL_ICCSN};
 pub use kas_content::{KasContent, KasEvidence};
-pub use pipeline::{CONTEXT_REFUSED_REASON, Reception, Step};
+pub use pipeline::{CONTEXT_REFUSED_REASON, KasFetch, Reception, Step};
 pub use verification::verification_from;

@@ -6,6 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::card_cache::{CardCache, CertId};
 use super::kas_content::{self, KasContent};
 use super::verification::verification_from;
+use crate::kas::{self, KasOpenError, KimAttachment, receive as kas_receive};
 use crate::konnektor::call::{Awaited, PendingAnswer};
 use crate::konnektor::get_pin_status::PinStatus;
 use crate::konnektor::pin_request::{PIN_TYPE_CH, PIN_TYPE_SMC, PinRequest};
@@ -32,6 +33,20 @@ pub enum Step {
     Call(KonnektorCall),
     /// Finished: what the client gets.
     Done(Result<OpenedMessage, OpenFailure>),
+    /// KIM 1.5 (only after [`Reception::with_kas`]): the decrypted, verified message carries
+    /// the KIM-Attachment structure (A_19369-02). HEAD, `read_Attachment`, decrypt and check
+    /// the mail data (A_19370-04, A_19371-04, A_19372-03), then give the client mail or the
+    /// failure to [`Reception::kas_fetched`].
+    FetchKas(KasFetch),
+}
+
+/// What to fetch from the KAS for one message.
+#[derive(Debug, Clone)]
+pub struct KasFetch {
+    /// The structure from the decrypted message: link, key, hash, size.
+    pub attachment: KimAttachment,
+    /// The fetching user's address: the `recipient` header of `read_Attachment`.
+    pub recipient: String,
 }
 
 /// Konnektor codes after which another card of the user may still hold the key, and after
@@ -98,6 +113,13 @@ enum State {
         cards: VecDeque<CardToTry>,
     },
     AwaitingVerification(Box<Verifying>),
+    /// The KAS data are being fetched; the verification result waits with the message.
+    AwaitingKas {
+        verifying: Box<Verifying>,
+        verification: Box<Verification>,
+        inner: SecretBytes,
+        fetch: KasFetch,
+    },
     Finished,
 }
 
@@ -117,6 +139,9 @@ pub struct Reception {
     pending: PendingAnswer,
     /// Set when the message turned out to carry KAS content (gemSpec_CM_KOMLE V1.16 §3.2.2).
     kas: Option<KasContent>,
+    /// The runtime fetches KAS content ([`Step::FetchKas`]); without it such a message becomes
+    /// the 4008 error mail.
+    kas_enabled: bool,
 }
 
 impl Reception {
@@ -140,7 +165,60 @@ impl Reception {
             outcome: None,
             pending: PendingAnswer::default(),
             kas: None,
+            kas_enabled: false,
         }
+    }
+
+    /// Lets the pipeline hand out [`Step::FetchKas`] for KIM 1.5 messages with KAS content
+    /// (A_19369-02 ff.) instead of answering them with the 4008 error mail. The opt-in check
+    /// (A_23512) is the runtime's, before the pipeline starts: it needs the directory.
+    pub fn with_kas(mut self) -> Self {
+        self.kas_enabled = true;
+        self
+    }
+
+    /// The outcome of the last [`Step::FetchKas`]: the client mail (decrypted and checked
+    /// against `hash` and `size`) or why not. Download failures (4006, 4013, A_19370-04,
+    /// A_22412-01) give the error mail with the received message attached, to forward later;
+    /// a failed decryption or hash check (4007, 4012, A_19371-04, A_19372-03) and an
+    /// ambiguous structure replace the content with the spec's text. Ignored in any other
+    /// state.
+    pub fn kas_fetched(&mut self, fetched: Result<SecretBytes, KasOpenError>) {
+        let State::AwaitingKas {
+            verifying,
+            verification,
+            inner,
+            ..
+        } = core::mem::replace(&mut self.state, State::Finished)
+        else {
+            return;
+        };
+        let mail = match fetched {
+            Ok(client_mail) => verifying.finish_with_content(
+                &verification,
+                self.now,
+                self.options,
+                Some(client_mail.as_slice()),
+            ),
+            Err(e @ (KasOpenError::DownloadFailed | KasOpenError::TooManyDownloads)) => {
+                kas_receive::download_failed_mail(
+                    self.job.message.as_slice(),
+                    e,
+                    &self.job.login.user,
+                    self.now,
+                )
+            }
+            Err(e) => {
+                let replaced = kas_receive::replaced_body_mail(inner.as_slice(), e);
+                verifying.finish_with_content(
+                    &verification,
+                    self.now,
+                    self.options,
+                    Some(&replaced),
+                )
+            }
+        };
+        self.deliver(SecretBytes::from(mail));
     }
 
     /// The KAS content the message announced (A_23467), once [`Reception::step`] has looked
@@ -173,16 +251,18 @@ impl Reception {
         if let State::Start = self.state
             && let Some(kas) = kas_content::detect_outer(self.job.message.as_slice())
         {
-            // KAS branch (A_19369-02/A_19370-04 belong here once the KAS module exists): today
-            // the user gets the error mail with the encrypted original, to forward later.
-            let mail = receive::unsupported_version_mail(
-                self.job.message.as_slice(),
-                &kas.version,
-                self.now,
-            );
+            // Without a KAS client (no `[kas]`), the user gets the error mail with the
+            // encrypted original, to forward once the module can fetch it.
+            if !self.kas_enabled {
+                let mail = receive::unsupported_version_mail(
+                    self.job.message.as_slice(),
+                    &kas.version,
+                    self.now,
+                );
+                self.state = State::Finished;
+                self.deliver(SecretBytes::from(mail));
+            }
             self.kas = Some(kas);
-            self.state = State::Finished;
-            self.deliver(SecretBytes::from(mail));
         }
         if let State::Start = self.state {
             match open_plan::on_retrieve(self.job.message.as_slice(), self.now) {
@@ -271,6 +351,7 @@ impl Reception {
                     return_report: true,
                 }),
             }),
+            State::AwaitingKas { fetch, .. } => Step::FetchKas(fetch.clone()),
             State::Start | State::Finished => Step::Done(Err(OpenFailure {
                 reason: "Die Verarbeitung ist bereits abgeschlossen".into(),
             })),
@@ -438,6 +519,37 @@ impl Reception {
                         format!("Konnektor nicht erreichbar: {e}"),
                     ),
                 };
+                if self.kas_enabled
+                    && let Some(inner) = v.inner_mail()
+                {
+                    match kas::kas_content(&inner) {
+                        Ok(None) => {}
+                        Ok(Some(attachment)) => {
+                            self.state = State::AwaitingKas {
+                                verifying: v,
+                                verification: Box::new(verification),
+                                inner: SecretBytes::from(inner),
+                                fetch: KasFetch {
+                                    attachment,
+                                    recipient: self.job.login.user.clone(),
+                                },
+                            };
+                            return;
+                        }
+                        // A_19369-02: no unique, readable structure.
+                        Err(e) => {
+                            let replaced = kas_receive::replaced_body_mail(&inner, e);
+                            let mail = v.finish_with_content(
+                                &verification,
+                                self.now,
+                                self.options,
+                                Some(&replaced),
+                            );
+                            self.deliver(SecretBytes::from(mail));
+                            return;
+                        }
+                    }
+                }
                 let mail = v.finish(&verification, self.now, self.options);
                 self.deliver(SecretBytes::from(mail));
             }

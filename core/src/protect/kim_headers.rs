@@ -31,6 +31,16 @@ pub const DEFAULT_VENDOR_ID: &str = "KOMLE";
 /// The inner fields the module sets itself: never copied from the client's mail.
 pub const MODULE_FIELDS: [&str; 3] = ["X-KIM-CMVersion", "X-KIM-PTVersion", "X-KIM-KONVersion"];
 
+/// Inner `X-KIM-*` fields the outer header never copies: the module's own and
+/// `X-KIM-KAS-Size`, which only the KAS branch writes (A_23467) so that a client cannot make a
+/// 1.0 message look like KAS content to the receiver.
+const OUTER_REPLACED: [&str; 4] = [
+    "X-KIM-CMVersion",
+    "X-KIM-PTVersion",
+    "X-KIM-KONVersion",
+    "X-KIM-KAS-Size",
+];
+
 /// A value that does not fit A_21388-01's pattern.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -155,7 +165,7 @@ pub fn outer_fields<'a>(version: &'a str, lines: &'a [u8]) -> OuterFields<'a> {
     OuterFields {
         kom_le_version: version,
         extra_lines: lines,
-        replaces: &MODULE_FIELDS,
+        replaces: &OUTER_REPLACED,
     }
 }
 

@@ -110,6 +110,8 @@ pub struct Protection {
     versions: Vec<(String, KomLeVersion)>,
     /// The message's content lies on the KAS: `X-KOM-LE-Version: 1.5` (A_2100-02).
     kas_content: bool,
+    /// The size of the mail data on the KAS, for the outer `X-KIM-KAS-Size` (A_23467).
+    kas_size: Option<u64>,
 }
 
 impl Protection {
@@ -140,6 +142,7 @@ impl Protection {
             kim: KimSendInfo::default(),
             versions: Vec::new(),
             kas_content: false,
+            kas_size: None,
             job,
         };
         // The plan takes the message over; the job keeps only the envelope.
@@ -174,6 +177,14 @@ impl Protection {
     /// then says `X-KOM-LE-Version: 1.5` (gemSMIME_KOMLE KOM-LE-A_2100-02).
     pub fn set_kas_content(&mut self, kas_content: bool) {
         self.kas_content = kas_content;
+    }
+
+    /// The job's message is the small KOM-LE message of the KAS branch (A_19359-07) for mail
+    /// data of `size` bytes: `X-KOM-LE-Version: 1.5` and, in the outer header too,
+    /// `X-KIM-KAS-Size` (A_23467), which the receiver checks before it decrypts (A_23512).
+    pub fn set_kas_size(&mut self, size: u64) {
+        self.kas_content = true;
+        self.kas_size = Some(size);
     }
 
     /// The KOM-LE version the directory states for `address` (A_19356-06; from the cache
@@ -508,7 +519,10 @@ impl Protection {
             self.fail("Interner Zustand ohne vorbereitete Nachricht");
             return;
         };
-        let lines = self.kim.outer_lines(self.now);
+        let mut lines = self.kim.outer_lines(self.now);
+        if let Some(size) = self.kas_size {
+            lines.extend_from_slice(crate::kas::x_kim_kas_size_field(size).as_bytes());
+        }
         let version = kim_headers::outer_version(self.kas_content);
         let fields = kim_headers::outer_fields(version, &lines);
         let outer = p.finish_with(&encrypted, &fields);

@@ -156,6 +156,27 @@ impl Verifying {
         now: i64,
         options: DeliveryOptions,
     ) -> Vec<u8> {
+        self.finish_with_content(verification, now, options, None)
+    }
+
+    /// The signed inner mail (the message/rfc822 entity), when it can be read: the KAS branch
+    /// looks for the KIM-Attachment structure in it (A_19369-02).
+    pub fn inner_mail(&self) -> Option<Vec<u8>> {
+        let info = signed_data::inspect(self.verify_input()).ok()?;
+        let range = signed_entity::unwrap_rfc822(&info.content).ok()?;
+        Some(info.content[range].to_vec())
+    }
+
+    /// [`Verifying::finish`], the checks made on the signed inner mail as always, but the
+    /// delivered content taken from `content` when given: the client mail fetched from the
+    /// KAS (A_19370-04) or the replacement mail of a failed download (A_19371-04, A_19372-03).
+    pub fn finish_with_content(
+        &self,
+        verification: &Verification,
+        now: i64,
+        options: DeliveryOptions,
+        content: Option<&[u8]>,
+    ) -> Vec<u8> {
         let outer = &self.opening.outer_header;
         let fail = |detail: &str| {
             opened_mail(
@@ -192,7 +213,7 @@ impl Verifying {
         };
         opened_mail(
             outer,
-            Some(inner),
+            Some(content.unwrap_or(inner)),
             result,
             Some(verification),
             &detail,

@@ -139,3 +139,53 @@ pub struct ProtectionFailure {
     /// Human-readable reason, one line, no message content.
     pub reason: String,
 }
+
+impl ProtectionFailure {
+    /// A failure the spec answers with its own reply instead of the usual 451 (KIM 1.5:
+    /// 521 for an exhausted KAS quota, A_22419-01; 552 X.3.4 above `maxMailSize`,
+    /// A_19355-01): `line` is the whole reply line (`"521 5.2.2 text\r\n"`).
+    pub fn with_reply(line: &[u8]) -> Self {
+        Self {
+            reason: String::from_utf8_lossy(line).trim_end().to_owned(),
+        }
+    }
+
+    /// The reply code and text of a [`ProtectionFailure::with_reply`] failure: a reason that
+    /// starts with a 4xx/5xx code and an enhanced status code.
+    pub fn reply(&self) -> Option<(u16, &str)> {
+        let (code, text) = self.reason.split_once(' ')?;
+        let n: u16 = code.parse().ok().filter(|n| (400..600).contains(n))?;
+        let status = text.split(' ').next()?;
+        let enhanced = status.split('.').count() == 3
+            && status
+                .split('.')
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+            && status.starts_with(code.get(..1)?);
+        (code.len() == 3 && enhanced).then_some((n, text))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_22419_kas_replies_are_carried_and_plain_reasons_are_not_taken_for_replies() {
+        let f = ProtectionFailure::with_reply(b"521 5.2.2 Speicherplatz erschoepft\r\n");
+        assert_eq!(f.reply(), Some((521, "5.2.2 Speicherplatz erschoepft")));
+        let f = ProtectionFailure::with_reply(&crate::kas::KasSendError::QuotaExceeded.reply());
+        assert_eq!(f.reply().map(|r| r.0), Some(521));
+        for plain in [
+            "Konnektor-Operation SignDocument fehlgeschlagen (Fehler 4085)",
+            "451 ohne Statuscode",
+            "521 4.2.2 Klasse passt nicht",
+            "99 5.2.2 zu kurz",
+            "",
+        ] {
+            let f = ProtectionFailure {
+                reason: plain.into(),
+            };
+            assert_eq!(f.reply(), None, "{plain}");
+        }
+    }
+}

@@ -324,6 +324,13 @@ impl SmtpSession {
                 );
                 return;
             }
+            // KIM 1.5: the KAS branch's own replies (A_19363-03, A_22419-01), also with RSET.
+            Err(f) if f.reply().is_some() => {
+                let (code, text) = f.reply().unwrap_or((451, ""));
+                let text = one_line(text);
+                self.abort_transaction_with(code, &text, now);
+                return;
+            }
             Err(f) => {
                 // A_2021 (signing failed) and A_2025: RSET to the MTA, 451 to the client.
                 let text = format!("4.3.0 {}", one_line(&f.reason));
@@ -386,8 +393,12 @@ impl SmtpSession {
 
     /// Ends the transaction with 451 to the client and RSET to the MTA.
     fn abort_transaction(&mut self, text: &str, now: Instant) {
+        self.abort_transaction_with(451, text, now);
+    }
+
+    fn abort_transaction_with(&mut self, code: u16, text: &str, now: Instant) {
         self.envelope = Default::default();
-        self.send_client(reply::line(451, text));
+        self.send_client(reply::line(code, text));
         let steps = VecDeque::from([command_step(CanonicalCommand::rset(), OnReply::Ignore)]);
         self.run_next_step(steps, now);
     }

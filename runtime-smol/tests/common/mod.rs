@@ -77,6 +77,10 @@ pub struct Options {
     pub client_identity: Option<&'static str>,
     /// What the Konnektor's VerifyCertificate says about the mail servers' certificate.
     pub mail_servers_at_konnektor: ServerCertAtKonnektor,
+    /// Further TOML appended to komle-cm's configuration (e.g. `[kas]`, see `e2e/kas.rs`).
+    pub extra_config: String,
+    /// Lines added to `[upstream]` (e.g. `verify_server_certificate = false`).
+    pub upstream_extra: String,
 }
 
 /// How the simulated Konnektor judges the mail servers' TLS certificate (KOM-LE-A_2075-01).
@@ -102,6 +106,8 @@ impl Default for Options {
             log_level: "info",
             client_identity: Some(VALID_ALIAS),
             mail_servers_at_konnektor: ServerCertAtKonnektor::Valid,
+            extra_config: String::new(),
+            upstream_extra: String::new(),
         }
     }
 }
@@ -541,7 +547,8 @@ fn config_text(
         files.pop3_upstream,
         options
             .client_identity
-            .map_or_else(String::new, |a| format!("client_identity = \"{a}\"\n")),
+            .map_or_else(String::new, |a| format!("client_identity = \"{a}\"\n"))
+            + &options.upstream_extra,
         sim.base_url(),
         files.konnektor_ca.display(),
     );
@@ -572,6 +579,7 @@ fn config_text(
     // reads it either way, as it does in the field.
     t.push_str(&client_certs.keys_section());
     t.push_str(&format!("\n[log]\nlevel = \"{}\"\n", options.log_level));
+    t.push_str(&options.extra_config);
     t
 }
 

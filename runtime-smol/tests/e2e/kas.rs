@@ -1,0 +1,360 @@
+//! KIM 1.5 through komle-cm (gemSpec_CM_KOMLE V1.16 §3.2): a mail over 15 MiB is encrypted and
+//! stored on the KAS, the small KOM-LE message travels through Postfix and Dovecot, and the
+//! recipient's POP3 session through komle-cm gets the client mail back; KAS failures reach the
+//! client with the spec's replies.
+//!
+//! The KAS bed: [`KasBed`] starts the KAS simulator, writes its CA and the Clientmodul's client
+//! identity as PEM files and gives komle-cm the `[kas]` section; the mail side is
+//! [`crate::common::TestBed`].
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::clients::{self, Submission};
+use crate::common::{Options, TestBed, header_of, password, world};
+use komle_conformance::kas_sim::{KasSim, KasSimConfig};
+use komle_conformance::slapd::{ADMIN_DN, ADMIN_PASSWORD, Slapd};
+
+const DELIVERY: Duration = Duration::from_secs(120);
+
+/// The KAS simulator and the test bed whose komle-cm uses it.
+struct KasBed {
+    kas: KasSim,
+    bed: TestBed,
+    _files: tempfile::TempDir,
+}
+
+impl KasBed {
+    fn start() -> KasBed {
+        let kas = KasSim::start(KasSimConfig::default()).expect("KAS simulator");
+        let files = tempfile::tempdir().expect("temp dir");
+        let write = |name: &str, text: &str| {
+            let p = files.path().join(name);
+            std::fs::write(&p, text).expect("write PEM");
+            p
+        };
+        let ca = write("kas-ca.pem", &kas.tls.ca_pem);
+        let cert = write("kas-client.pem", &kas.tls.client_cert_pem);
+        let key = write("kas-client.key", &kas.tls.client_key_pem);
+        let extra_config = format!(
+            "\n[kas]\nbase_url = \"{}\"\nlimits_url = \"{}\"\nca = \"{}\"\n\
+             client_certificate = \"{}\"\nclient_key = \"{}\"\ntimeout = \"10s\"\n",
+            kas.base_url(),
+            kas.limits_url(),
+            ca.display(),
+            cert.display(),
+            key.display()
+        );
+        let bed = TestBed::start_with(Options {
+            pop3: true,
+            extra_config,
+            ..Options::default()
+        });
+        KasBed {
+            kas,
+            bed,
+            _files: files,
+        }
+    }
+}
+
+/// Sets `address`'s komLeData in the running slapd (A_19356-06, A_23512): `1.5+` opts in.
+fn set_kom_le_data(slapd: &Slapd, uid: &str, value: &str) {
+    use std::io::Write;
+    let change = format!(
+        "dn: uid={uid},{}\nchangetype: modify\nreplace: komLeData\nkomLeData: {value}\n-\n",
+        slapd.base_dn()
+    );
+    let mut child = Command::new("ldapmodify")
+        .args([
+            "-x",
+            "-H",
+            slapd.url(),
+            "-D",
+            ADMIN_DN,
+            "-w",
+            ADMIN_PASSWORD,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ldapmodify");
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(change.as_bytes())
+            .expect("ldapmodify input");
+    }
+    let out = child.wait_with_output().expect("ldapmodify");
+    assert!(
+        out.status.success(),
+        "ldapmodify: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A text mail of at least `size` bytes with `marker` in its Message-ID.
+fn large_mail(from: &str, to: &str, marker: &str, size: usize) -> Vec<u8> {
+    let mut mail = format!(
+        "From: Praxis <{from}>\r\nTo: <{to}>\r\nSubject: Gross {marker}\r\n\
+         Date: Fri, 27 Nov 2026 10:00:00 +0100\r\nMessage-ID: <{marker}@komle.test>\r\n\
+         MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+    )
+    .into_bytes();
+    let mut i = 0u64;
+    while mail.len() < size {
+        mail.extend_from_slice(
+            format!("Zeile {i:09} Kalium 4,1 mmol/l {marker} abcdefghijklmnopqrstuvwxyz\r\n")
+                .as_bytes(),
+        );
+        i += 1;
+    }
+    mail
+}
+
+fn send(bed: &TestBed, from: &str, to: &str, mail: &[u8]) -> clients::Run {
+    let login = bed.login(from);
+    let pw = password(from);
+    clients::curl(
+        &Submission {
+            server: bed.smtp_addr(),
+            ca: bed.cm_ca_path(),
+            user: &login,
+            password: &pw,
+            from,
+            rcpts: &[to],
+        },
+        mail,
+        &[],
+    )
+}
+
+/// RETR 1 through komle-cm's POP3 side with curl; the message as curl prints it.
+fn retr(bed: &TestBed, user: &str) -> Vec<u8> {
+    let pop3 = bed.pop3_addr().expect("POP3 listener");
+    let url = format!(
+        "pop3s://{}:{}@127.0.0.1:{}/1",
+        clients::percent_encode(&bed.pop3_login(user)),
+        clients::percent_encode(&password(user)),
+        pop3.port()
+    );
+    let out = Command::new("curl")
+        .args(["-sS", "--ssl-reqd", "--max-time", "300", "--cacert"])
+        .arg(bed.cm_ca_path())
+        .arg("--url")
+        .arg(&url)
+        .output()
+        .expect("run curl");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        bed.log()
+    );
+    out.stdout
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn body_of(mail: &[u8]) -> &[u8] {
+    let at = find(mail, b"\r\n\r\n").expect("header end") + 4;
+    &mail[at..]
+}
+
+fn rss(bed: &TestBed) -> u64 {
+    bed.cm_peak_rss_kib().unwrap_or(0)
+}
+
+/// The headline case: 40 MB through komle-cm, the KAS and both mail servers, back
+/// byte-identical apart from the note and the result headers; komle-cm's peak RSS printed for
+/// BENCHMARKS.md.
+#[test]
+fn a_19357_a_19363_a_19370_40_mb_sent_and_retrieved_through_komle_cm_via_the_kas() {
+    let k = KasBed::start();
+    let from = world().pki.sender.address.clone();
+    let to = world().pki.single.address.clone();
+    set_kom_le_data(&k.bed.slapd, &world().pki.single.uid, &format!("1.5+,{to}"));
+    let idle = rss(&k.bed);
+    let marker = "kas-e2e-40mb";
+    let mail = large_mail(&from, &to, marker, 40_000_000);
+    let t = Instant::now();
+    let run = send(&k.bed, &from, &to, &mail);
+    let sent_in = t.elapsed();
+    assert!(run.success, "{}\n{}", run.transcript, k.bed.log());
+    let after_send = rss(&k.bed);
+    assert_eq!(k.kas.stored_count(), 1, "the mail data lie on the KAS");
+    let stored = k.bed.wait_delivered(&to, marker, 1, DELIVERY);
+    let head = header_of(&stored[0]);
+    assert!(head.contains("X-KOM-LE-Version: 1.5"), "{head}");
+    assert!(
+        head.contains(&format!("X-KIM-KAS-Size: {}", mail.len())),
+        "A_23467: {head}"
+    );
+    assert!(
+        stored[0].len() < 1_000_000,
+        "only the small KOM-LE message travels: {}",
+        stored[0].len()
+    );
+    let t = Instant::now();
+    let got = retr(&k.bed, &to);
+    let retr_in = t.elapsed();
+    let after_retr = rss(&k.bed);
+    let head = header_of(&got);
+    assert!(head.contains(&format!("Subject: Gross {marker}")), "{head}");
+    assert!(head.contains("X-KIM-DecryptionResult: 00"), "{head}");
+    assert!(head.contains("X-KIM-IntegrityCheckResult: 01"), "{head}");
+    let body = body_of(&mail);
+    assert!(
+        find(&got, body).is_some(),
+        "the client mail's body arrives byte-identical ({} bytes received)",
+        got.len()
+    );
+    assert!(
+        find(&got, b"Die Nachricht wurde entschl").is_some(),
+        "the note"
+    );
+    eprintln!(
+        "KAS e2e 40 MB: send {sent_in:?}, RETR {retr_in:?}; komle-cm VmHWM idle {idle} KiB, \
+         after send {after_send} KiB, after RETR {after_retr} KiB"
+    );
+}
+
+#[test]
+fn a_19357_a_14_mib_mail_still_goes_the_1_0_way() {
+    let k = KasBed::start();
+    let from = world().pki.sender.address.clone();
+    let to = world().pki.single.address.clone();
+    set_kom_le_data(&k.bed.slapd, &world().pki.single.uid, &format!("1.5+,{to}"));
+    let marker = "kas-e2e-14mib";
+    let run = send(
+        &k.bed,
+        &from,
+        &to,
+        &large_mail(&from, &to, marker, 14 * 1024 * 1024),
+    );
+    assert!(run.success, "{}\n{}", run.transcript, k.bed.log());
+    let stored = k.bed.wait_delivered(&to, marker, 1, DELIVERY);
+    let head = header_of(&stored[0]);
+    assert!(head.contains("X-KOM-LE-Version: 1.0"), "{head}");
+    assert!(!head.contains("X-KIM-KAS-Size"), "{head}");
+    assert_eq!(k.kas.stored_count(), 0);
+}
+
+#[test]
+fn a_22419_kas_507_is_521_and_a_19363_kas_down_is_451_and_a_23512_refusal_is_4018() {
+    let mut k = KasBed::start();
+    let from = world().pki.sender.address.clone();
+    let to = world().pki.single.address.clone();
+    set_kom_le_data(&k.bed.slapd, &world().pki.single.uid, &format!("1.5+,{to}"));
+    let size = 16 * 1024 * 1024;
+    // A_22419-01: quota exhausted.
+    k.kas.force_add_status(&[507]);
+    let run = send(
+        &k.bed,
+        &from,
+        &to,
+        &large_mail(&from, &to, "kas-e2e-507", size),
+    );
+    assert_eq!(run.last_code(), Some(521), "{}", run.transcript);
+    // A_23512: sent while the recipient had opted in, fetched after the opt-in was withdrawn.
+    let run = send(
+        &k.bed,
+        &from,
+        &to,
+        &large_mail(&from, &to, "kas-e2e-4018", size),
+    );
+    assert!(run.success, "{}\n{}", run.transcript, k.bed.log());
+    k.bed.wait_delivered(&to, "kas-e2e-4018", 1, DELIVERY);
+    set_kom_le_data(&k.bed.slapd, &world().pki.single.uid, &format!("1.5,{to}"));
+    let got = retr(&k.bed, &to);
+    let head = header_of(&got);
+    assert!(head.contains("X-KIM-Fehlermeldung: 4018"), "{head}");
+    assert!(
+        find(&got, b"Zeile 000000001").is_none(),
+        "nothing was fetched"
+    );
+    // A_19363-03: the KAS cannot be reached.
+    set_kom_le_data(&k.bed.slapd, &world().pki.single.uid, &format!("1.5+,{to}"));
+    k.kas.stop();
+    let run = send(
+        &k.bed,
+        &from,
+        &to,
+        &large_mail(&from, &to, "kas-e2e-down", size),
+    );
+    assert_eq!(run.last_code(), Some(451), "{}", run.transcript);
+    k.bed
+        .assert_not_delivered(&to, "kas-e2e-down", Duration::from_secs(2));
+}
+
+/// A_19372-03 through komle-cm: the KAS returns data that decrypt under the key but do not
+/// match `hash`; the POP3 client gets the mail with its content replaced and code 4012, never
+/// the unchecked data.
+#[test]
+fn a_19372_hash_mismatch_on_retr_is_the_4012_replacement() {
+    use komle_conformance::inprocess;
+    use komle_conformance::sim::simulator::Simulator;
+    use komle_core::kas::{GcmIv, cipher};
+    use komle_core::login_name::LoginName;
+    use komle_core::open::{Reception, Step};
+    use komle_core::secret::SecretBytes;
+    use komle_core::smime::DeliveryOptions;
+
+    let k = KasBed::start();
+    let from = world().pki.sender.address.clone();
+    let to = world().pki.single.address.clone();
+    set_kom_le_data(&k.bed.slapd, &world().pki.single.uid, &format!("1.5+,{to}"));
+    let marker = "kas-e2e-hash";
+    let run = send(
+        &k.bed,
+        &from,
+        &to,
+        &large_mail(&from, &to, marker, 16 * 1024 * 1024),
+    );
+    assert!(run.success, "{}\n{}", run.transcript, k.bed.log());
+    let stored = k.bed.wait_delivered(&to, marker, 1, DELIVERY);
+    // The recipient's side up to the KIM-Attachment structure, in process, to learn the key.
+    let sim = Simulator::new(world().sim_config.clone());
+    let login = LoginName::parse(&crate::common::login_via(
+        &to,
+        std::net::SocketAddr::from(([127, 0, 0, 1], 995)),
+    ))
+    .expect("login name");
+    let job = komle_core::pop3::OpenJob {
+        login,
+        message: SecretBytes::from(crate::common::to_crlf(&stored[0])),
+    };
+    let mut r = Reception::new(
+        job,
+        inprocess::endpoints(&sim),
+        std::time::SystemTime::now(),
+        DeliveryOptions::default(),
+    )
+    .with_kas();
+    let mut cards = Default::default();
+    let fetch = loop {
+        match r.step() {
+            Step::Call(c) => r.konnektor_answer(
+                &mut cards,
+                sim.handle(c.request.soap_action, &c.request.body).body,
+            ),
+            Step::FetchKas(f) => break f,
+            Step::Done(_) => panic!("the stored message carries no KIM-Attachment structure"),
+        }
+    };
+    let size = usize::try_from(fetch.attachment.size).expect("size");
+    let other =
+        cipher::seal(&fetch.attachment.key, GcmIv([3; 12]), &vec![b'y'; size]).expect("seals");
+    let id = fetch.attachment.link.rsplit('/').next().expect("object id");
+    assert!(k.kas.replace_data(id, other));
+    let got = retr(&k.bed, &to);
+    let head = header_of(&got);
+    assert!(head.contains("X-KIM-Fehlermeldung: 4012"), "{head}");
+    assert!(find(&got, b"Sicherheitsverletzung").is_some());
+    assert!(
+        find(&got, b"yyyyyyyyyyyyyyyy").is_none(),
+        "no unchecked data"
+    );
+}

@@ -1,0 +1,379 @@
+//! KIM 1.5 large messages in the service (gemSpec_CM_KOMLE V1.16 §3.2): the I/O around the
+//! core's KAS logic ([`komle_core::kas`]) for [`crate::services::Pipeline`].
+//!
+//! Send: a client mail over 15 MiB (A_19357-02) is checked (A_19355-01 size, A_22341 x-kas
+//! parts, A_19356-06 recipients' opt-in), encrypted with a key and IV drawn here from the OS
+//! RNG (A_19358-01: the core stays deterministic), uploaded with `add_Attachment` (A_19363-03)
+//! and replaced by the small KOM-LE message (A_19359-07), which then goes the 1.0 way.
+//! Receive: the opt-in check before decryption (A_23512) and the download behind
+//! [`komle_core::open::Step::FetchKas`].
+//!
+//! Memory: the client mail is encrypted in place (the plaintext is overwritten, never copied),
+//! so one send holds the mail once plus the small message; one receive holds the fetched mail
+//! and the delivered mail built from it. Nothing here logs content, keys or links.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use komle_core::directory::DirectoryEntry;
+use komle_core::kas::{
+    self, AccountLimits, CachedLimits, GcmIv, KasKey, KasOpenError, KasSendError, MailDataSealer,
+    SendRoute,
+};
+use komle_core::open::KasFetch;
+use komle_core::secret::SecretBytes;
+use komle_core::smime::addresses::remove_addresses;
+use komle_core::smime::headers;
+use komle_core::smtp::{Notice, ProtectJob, ProtectionFailure};
+
+use crate::cli::RuntimeError;
+use crate::config::{Config, KasSettings};
+use crate::kas_client::{KasClient, KasClientSettings, MailMeta};
+use crate::services::Directory;
+
+/// The KAS side of the pipeline: the client and the getLimits cache.
+pub struct KasFlow {
+    client: KasClient,
+    limits_url: Option<String>,
+    /// getLimits answers per sender account, at most 24 h (A_22416); process memory only.
+    limits: Mutex<HashMap<String, CachedLimits>>,
+    /// Largest mail data fetched on receive: the structure's `size` is the sender's claim, and
+    /// the download is held in memory.
+    max_fetch: u64,
+}
+
+/// The way a client mail goes after [`KasFlow::prepare_send`].
+pub enum SendPrepared {
+    /// Up to 15 MiB: the job unchanged, the 1.0 way.
+    Konnektor(ProtectJob),
+    /// The mail data are on the KAS; `job` carries the small KOM-LE message and only the
+    /// recipients with the large-message opt-in.
+    Kas {
+        job: ProtectJob,
+        /// A_19356-06: the DSN to the sender naming the recipients removed for lack of the
+        /// large-message opt-in.
+        notice: Option<Notice>,
+        /// Plaintext size (outer `X-KIM-KAS-Size`, A_23467).
+        size: u64,
+        /// The account's dataTimeToLive in days (outer `Expires`, A_22417).
+        ttl_days: u32,
+    },
+}
+
+fn failure(e: &KasSendError) -> ProtectionFailure {
+    ProtectionFailure::with_reply(&e.reply())
+}
+
+/// Every `komLeData` value the directory holds for `address`.
+fn kom_le_data(entries: &[DirectoryEntry]) -> Vec<String> {
+    entries
+        .iter()
+        .flat_map(|e| e.kom_le_data.iter().cloned())
+        .collect()
+}
+
+impl KasFlow {
+    pub fn new(client: KasClient, limits_url: Option<String>) -> Self {
+        Self {
+            client,
+            limits_url,
+            limits: Mutex::new(HashMap::new()),
+            max_fetch: crate::config::DEFAULT_KAS_MAX_MAIL_SIZE as u64,
+        }
+    }
+
+    /// Sets the largest mail data fetched on receive (default `[kas] max_mail_size`'s, 500 MiB);
+    /// a structure announcing more is answered like undecryptable data (4007), nothing is
+    /// downloaded.
+    pub fn with_max_fetch(mut self, bytes: u64) -> Self {
+        self.max_fetch = bytes;
+        self
+    }
+
+    /// From `[kas]`: the client identity from `client_certificate`/`client_key`, else the key
+    /// store's `[upstream] client_identity` (A_19362, A_19368).
+    ///
+    /// # Errors
+    /// [`RuntimeError`] naming the key when files or the identity cannot be read.
+    pub fn from_config(kas: &KasSettings, config: &Config) -> Result<Self, RuntimeError> {
+        let err = |key: &str, e: &dyn std::fmt::Display| RuntimeError(format!("[kas] {key}: {e}"));
+        let (client_chain, client_key) = match (&kas.client_certificate, &kas.client_key) {
+            (Some(cert), Some(key)) => (
+                crate::tls::load_certificates(cert).map_err(|e| err("client_certificate", &e))?,
+                crate::tls::load_private_key(key).map_err(|e| err("client_key", &e))?,
+            ),
+            _ => {
+                let (Some(keys), Some(alias)) = (&config.keys, &config.upstream.client_identity)
+                else {
+                    return Err(err("client_certificate", &"missing"));
+                };
+                crate::tls::open_identity(keys, alias)
+                    .map_err(|e| err("client identity", &e))?
+                    .into_parts()
+            }
+        };
+        let roots = match &kas.ca {
+            Some(ca) => crate::tls::load_certificates(ca).map_err(|e| err("ca", &e))?,
+            None => Vec::new(),
+        };
+        let client = KasClient::new(KasClientSettings {
+            base_url: kas.base_url.clone(),
+            timeout: kas.timeout,
+            roots,
+            client_chain,
+            client_key,
+            basic: None,
+        })
+        .map_err(|e| err("client identity", &e))?;
+        Ok(Self::new(client, kas.limits_url.clone()).with_max_fetch(kas.max_mail_size as u64))
+    }
+
+    /// The sender account's limits: cached, else getLimits (A_22416). Unknown (no URL, or the
+    /// account manager unreachable) is `None`: then only the 15 MiB rule applies and the KAS
+    /// enforces its own limit.
+    async fn limits(&self, account: &str, now: i64) -> Option<AccountLimits> {
+        let url = self.limits_url.clone()?;
+        let key = account.to_ascii_lowercase();
+        {
+            let cache = self.limits.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(c) = cache.get(&key).filter(|c| c.is_fresh(now)) {
+                return Some(c.limits.clone());
+            }
+        }
+        let client = self.client.clone();
+        match blocking::unblock(move || client.get_limits(&url)).await {
+            Ok(limits) => {
+                let mut cache = self.limits.lock().unwrap_or_else(|p| p.into_inner());
+                cache.insert(
+                    key,
+                    CachedLimits {
+                        limits: limits.clone(),
+                        fetched_at: now,
+                    },
+                );
+                Some(limits)
+            }
+            Err(e) => {
+                log::warn!("getLimits failed ({e}); only the 15 MiB rule applies");
+                None
+            }
+        }
+    }
+
+    /// Decides the route of `job` and, for the KAS route, stores the encrypted mail data on
+    /// the KAS and swaps the message for the small KOM-LE message. `now` is TI time (Unix s).
+    ///
+    /// # Errors
+    /// The spec's reply as a [`ProtectionFailure`] (the session sends it and RSET): 552 X.3.4
+    /// above maxMailSize, 451 for x-kas parts, no opted-in recipient, an unreachable directory
+    /// or KAS, 521 for a full KAS (A_22419-01).
+    pub async fn prepare_send(
+        &self,
+        mut job: ProtectJob,
+        directory: &dyn Directory,
+        now: i64,
+    ) -> Result<SendPrepared, ProtectionFailure> {
+        let size = job.message.as_slice().len() as u64;
+        if !kas::size_decision::exceeds_konnektor_limit(size) {
+            return Ok(SendPrepared::Konnektor(job));
+        }
+        let limits = self.limits(&job.login.user, now).await;
+        if kas::route(size, limits.as_ref()).map_err(|e| failure(&e))? == SendRoute::Konnektor {
+            return Ok(SendPrepared::Konnektor(job));
+        }
+        // A_22341: a client mail that already carries KAS content is not stored again.
+        let message = core::mem::take(job.message.as_mut_vec());
+        let (message, parts) = blocking::unblock(move || {
+            let parts = kas::kas_parts::scan(&message);
+            (message, parts)
+        })
+        .await;
+        let mut message = SecretBytes::from(message);
+        if parts.count > 0 {
+            return Err(failure(&KasSendError::ClientCarriesKasPart));
+        }
+        // A_19356-06: only recipients with the large-message opt-in (`1.5+`) get it.
+        let mut data = Vec::with_capacity(job.recipients.len());
+        for r in &job.recipients {
+            match directory.lookup(r).await {
+                Ok(entries) => data.push((r.clone(), kom_le_data(&entries))),
+                Err(_) => {
+                    return Err(ProtectionFailure::with_reply(
+                        b"451 4.4.3 Der Verzeichnisdienst ist nicht erreichbar",
+                    ));
+                }
+            }
+        }
+        let pairs: Vec<(&str, &[String])> =
+            data.iter().map(|(a, d)| (a.as_str(), &d[..])).collect();
+        let (kept, removed) =
+            kas::split_large_message_recipients(&pairs).map_err(|e| failure(&e))?;
+        let kept: Vec<String> = kept.into_iter().map(str::to_owned).collect();
+        let removed: Vec<String> = removed.into_iter().map(str::to_owned).collect();
+        let not_mail = || {
+            ProtectionFailure::with_reply(
+                b"451 4.6.0 Die Nachricht ist kein gueltiges Internet-Mail-Format",
+            )
+        };
+        let head_end = headers::parse(message.as_slice())
+            .map(|h| h.body)
+            .map_err(|_| not_mail())?;
+        // A_19363-03: header processing before the upload. A_19356-06: removed recipients
+        // leave the To/Cc fields of what is stored, too (the header alone is rewritten, the
+        // body is not copied).
+        let mut notice = None;
+        if !removed.is_empty() {
+            log::info!(
+                "KAS message: {} recipient(s) without the large-message opt-in left out",
+                removed.len()
+            );
+            let header = SecretBytes::from(
+                remove_addresses(&message.as_slice()[..head_end], &removed)
+                    .map_err(|_| not_mail())?,
+            );
+            let h = headers::parse(header.as_slice()).map_err(|_| not_mail())?;
+            let subject = h.value(header.as_slice(), "Subject").unwrap_or_default();
+            let id = h.value(header.as_slice(), "Message-ID").unwrap_or_default();
+            let removed_refs: Vec<&str> = removed.iter().map(String::as_str).collect();
+            notice = Some(Notice {
+                envelope_from: job.envelope_from.clone(),
+                recipient: job.envelope_from.clone(),
+                message: SecretBytes::from(kas::removed_notice::removed_recipients_notice(
+                    &job.envelope_from,
+                    subject.trim(),
+                    id.trim(),
+                    &removed_refs,
+                    "komle-cm",
+                    now,
+                )),
+            });
+            message
+                .as_mut_vec()
+                .splice(0..head_end, header.as_slice().iter().copied());
+        }
+        let head_end = headers::parse(message.as_slice())
+            .map(|h| h.body)
+            .map_err(|_| not_mail())?;
+        let header = SecretBytes::from(message.as_slice()[..head_end].to_vec());
+        let message_id = headers::parse(header.as_slice())
+            .ok()
+            .and_then(|h| h.value(header.as_slice(), "Message-ID"))
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty() && !v.contains(['\r', '\n']))
+            .unwrap_or_else(|| format!("<{:032x}@komle-cm>", rand::random::<u128>()));
+        let ttl_days = limits
+            .as_ref()
+            .and_then(|l| l.data_time_to_live_days)
+            .unwrap_or(kas::account_limits::DEFAULT_TTL_DAYS);
+        let expires = kas::expires(now, limits.as_ref());
+        // A_19358-01: a fresh key and IV per message, from the OS RNG.
+        let key = KasKey::from_bytes(rand::random());
+        let iv = GcmIv(rand::random());
+        let client = self.client.clone();
+        let recipients = kept.clone();
+        let stored = blocking::unblock(move || {
+            // In place: the plaintext is overwritten by the ciphertext, never copied.
+            let mut sealer = MailDataSealer::new(&key, iv);
+            let prefix = sealer.prefix();
+            let mut data = core::mem::take(message.as_mut_vec());
+            for chunk in data.chunks_mut(1 << 20) {
+                sealer
+                    .seal_chunk(chunk)
+                    .map_err(|_| KasSendError::UploadFailed(kas::UploadFailure::Transport))?;
+            }
+            let sealed = sealer.finish();
+            data.reserve_exact(kas::cipher::OVERHEAD as usize);
+            data.splice(0..0, prefix);
+            data.extend_from_slice(&sealed.tag);
+            let meta = MailMeta {
+                message_id: &message_id,
+                recipients: &recipients,
+                expires: &expires,
+            };
+            let attachment = client.store_sealed(meta, &data, &sealed, &key)?;
+            Ok::<_, KasSendError>((attachment, sealed.size))
+        })
+        .await;
+        let (attachment, size) = stored.map_err(|e| {
+            log::warn!("KAS upload failed: {e}");
+            failure(&e)
+        })?;
+        let small = kas::kas_message(header.as_slice(), &attachment).map_err(|_| {
+            ProtectionFailure::with_reply(
+                b"451 4.6.0 Die KOM-LE-Nachricht mit KAS-Inhalt konnte nicht gebaut werden",
+            )
+        })?;
+        job.message = SecretBytes::from(small);
+        job.recipients = kept;
+        Ok(SendPrepared::Kas {
+            job,
+            notice,
+            size,
+            ttl_days,
+        })
+    }
+
+    /// A_23512, before anything is decrypted: a message announcing more than 15 MiB of KAS
+    /// data for a user without the large-message opt-in becomes the 4018 mail. `None`: go on.
+    pub async fn opt_in_refusal(
+        &self,
+        received: &[u8],
+        user: &str,
+        directory: &dyn Directory,
+        now: i64,
+    ) -> Option<Vec<u8>> {
+        let announced = kas::receive::kas_size(received)?;
+        if !kas::size_decision::exceeds_konnektor_limit(announced) {
+            return None;
+        }
+        // An unreachable directory does not refuse: the KAS still checks the recipient.
+        let data = match directory.lookup(user).await {
+            Ok(entries) => kom_le_data(&entries),
+            Err(_) => {
+                log::warn!("directory unavailable for the large-message opt-in check");
+                return None;
+            }
+        };
+        kas::check_opt_in(received, &data, user)
+            .err()
+            .map(|_| kas::large_messages_not_enabled_mail(received, user, now))
+    }
+
+    /// [`komle_core::open::Step::FetchKas`]: HEAD, download, decrypt and check on the
+    /// blocking pool (A_19370-04, A_19371-04, A_19372-03).
+    ///
+    /// # Errors
+    /// [`KasOpenError`] with the table's code.
+    pub async fn fetch(&self, fetch: KasFetch) -> Result<SecretBytes, KasOpenError> {
+        if fetch.attachment.size > self.max_fetch {
+            log::warn!(
+                "KAS content of {} bytes announced, more than the {} fetched",
+                fetch.attachment.size,
+                self.max_fetch
+            );
+            return Err(KasOpenError::TooLarge);
+        }
+        let client = self.client.clone();
+        blocking::unblock(move || {
+            let size =
+                usize::try_from(fetch.attachment.size).map_err(|_| KasOpenError::TooLarge)?;
+            let mut out = SecretBytes::from(Vec::with_capacity(size.min(MAX_PREALLOCATED)));
+            let result = client.fetch_into(&fetch.attachment, &fetch.recipient, out.as_mut_vec());
+            match result {
+                Ok(_) => Ok(out),
+                Err(e) => {
+                    log::warn!("KAS download failed: {e}");
+                    Err(e)
+                }
+            }
+        })
+        .await
+    }
+}
+
+/// Largest buffer reserved up front for a download (the structure's `size` is the sender's
+/// claim; more is grown on demand and cut off by the opener past `size`).
+const MAX_PREALLOCATED: usize = 512 * 1024 * 1024;
+
+/// Shared handle as the pipeline holds it.
+pub type SharedKasFlow = Arc<KasFlow>;

@@ -94,9 +94,20 @@ chmod 755 "$root" "$work"
 # The packaged conffile parses with the unit's own command line.
 check_line=${exec_start//\/usr\/bin\/komle-cm/$tree\/usr\/bin\/komle-cm}
 check_line=${check_line//\/etc\/komle-cm\/komle-cm.toml/$tree\/etc\/komle-cm\/komle-cm.toml}
+# On a fresh install the site's certificates, CAs and key store are not there yet, and
+# --check-config opens every file it names: the only complaints allowed are missing files
+# (every key and value parses, exit 2 for the missing files).
 # shellcheck disable=SC2086
-$check_line --check-config >"$work/check.out" 2>&1 || fail "--check-config of the packaged conffile: $(cat "$work/check.out")"
-grep -q "config ok" "$work/check.out" || fail "--check-config said: $(cat "$work/check.out")"
+if $check_line --check-config >"$work/check.out" 2>&1; then
+  grep -q "config ok" "$work/check.out" || fail "--check-config said: $(cat "$work/check.out")"
+else
+  grep -q "cannot open: No such file or directory" "$work/check.out" \
+    || fail "--check-config of the packaged conffile: $(cat "$work/check.out")"
+  if grep -v "cannot open: No such file or directory" "$work/check.out" | grep -q "config error"; then
+    fail "--check-config of the packaged conffile: $(cat "$work/check.out")"
+  fi
+  say "packaged conffile parses; it names $(grep -c 'cannot open' "$work/check.out") site file(s) not installed yet"
+fi
 
 # A Konnektor to start against (komle-cm fetches connector.sds at start).
 cargo build --quiet -p komle-conformance --bin konnektor-sim

@@ -291,7 +291,11 @@ fn haproxy_round_robin_with_proxy_v2_two_instances_one_stopped_every_mail_exactl
         .collect();
     let servers = MailServers::start(&users).unwrap_or_else(|e| panic!("mail servers: {e}"));
     let slapd = Slapd::start_with_pki(&w.pki, false).unwrap_or_else(|e| panic!("slapd: {e:?}"));
-    let sim = SimServer::start(Simulator::new(w.sim_config.clone()), TlsOptions::default())
+    // The Konnektor checks the mail servers' certificate (A_2075-01): it knows their CA.
+    let mut sim_config = w.sim_config.clone();
+    komle_conformance::world::trust_mail_servers(&mut sim_config, &servers)
+        .unwrap_or_else(|e| panic!("mail servers' CA: {e}"));
+    let sim = SimServer::start(Simulator::new(sim_config), TlsOptions::default())
         .unwrap_or_else(|e| panic!("Konnektor simulator: {e:?}"));
     let dir = tempfile::tempdir().expect("temp dir");
     let cm_tls = LoopbackTls::generate("komle-cm").expect("komle-cm TLS material");

@@ -305,10 +305,16 @@ impl Drop for TestBed {
 /// Removes every encryption certificate of the directory entry `uid` in the running slapd
 /// (`ldapmodify` as the directory's admin): a certificate that disappears while a session runs.
 pub fn remove_certificates(slapd: &Slapd, uid: &str) {
+    ldap_modify(slapd, uid, "delete: userCertificate;binary\n");
+}
+
+/// Applies one LDIF modification (`change`, e.g. `replace: komLeData\nkomLeData: 1.5+\n`) to
+/// the directory entry `uid` in the running slapd, as the directory's admin.
+pub fn ldap_modify(slapd: &Slapd, uid: &str, change: &str) {
     use komle_conformance::slapd::{ADMIN_DN, ADMIN_PASSWORD};
     use std::io::Write;
     let change = format!(
-        "dn: uid={uid},{}\nchangetype: modify\ndelete: userCertificate;binary\n-\n",
+        "dn: uid={uid},{}\nchangetype: modify\n{change}-\n",
         slapd.base_dn()
     );
     let mut child = Command::new("ldapmodify")

@@ -7,13 +7,13 @@
 //! identity as PEM files and gives komle-cm the `[kas]` section; the mail side is
 //! [`crate::common::TestBed`].
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::common::clients::{self, Submission};
 use crate::common::{Options, TestBed, header_of, password, world};
 use komle_conformance::kas_sim::{KasSim, KasSimConfig};
-use komle_conformance::slapd::{ADMIN_DN, ADMIN_PASSWORD, Slapd};
+use komle_conformance::slapd::Slapd;
 
 const DELIVERY: Duration = Duration::from_secs(120);
 
@@ -60,36 +60,10 @@ impl KasBed {
 
 /// Sets `address`'s komLeData in the running slapd (A_19356-06, A_23512): `1.5+` opts in.
 fn set_kom_le_data(slapd: &Slapd, uid: &str, value: &str) {
-    use std::io::Write;
-    let change = format!(
-        "dn: uid={uid},{}\nchangetype: modify\nreplace: komLeData\nkomLeData: {value}\n-\n",
-        slapd.base_dn()
-    );
-    let mut child = Command::new("ldapmodify")
-        .args([
-            "-x",
-            "-H",
-            slapd.url(),
-            "-D",
-            ADMIN_DN,
-            "-w",
-            ADMIN_PASSWORD,
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn ldapmodify");
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(change.as_bytes())
-            .expect("ldapmodify input");
-    }
-    let out = child.wait_with_output().expect("ldapmodify");
-    assert!(
-        out.status.success(),
-        "ldapmodify: {}",
-        String::from_utf8_lossy(&out.stderr)
+    crate::common::ldap_modify(
+        slapd,
+        uid,
+        &format!("replace: komLeData\nkomLeData: {value}\n"),
     );
 }
 

@@ -266,6 +266,7 @@ impl Embedded {
             ca: Some(sim_ca),
             auth: KonnektorAuth::None,
             timeout: options.konnektor_timeout,
+            max_parallel_calls: komle_service::config::DEFAULT_KONNEKTOR_PARALLEL_CALLS,
         })
         .map_err(err("Konnektor client"))?;
         let sds = konnektor

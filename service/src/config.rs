@@ -222,7 +222,15 @@ pub struct KonnektorSettings {
     pub auth: KonnektorAuth,
     /// Also used for NTP time sync (A_2230).
     pub timeout: Duration,
+    /// Calls to this Konnektor in flight at once (`max_parallel_calls`, default
+    /// [`DEFAULT_KONNEKTOR_PARALLEL_CALLS`]); more wait their turn (`crate::call_limit`).
+    pub max_parallel_calls: usize,
 }
+
+/// Default for `[konnektor] max_parallel_calls`: enough to keep a Konnektor busy while one
+/// call's answer travels, few enough that 100 sending sessions do not hold 100 threads (and
+/// 100 TLS connections) at the Konnektor (BENCHMARKS.md, issue 15).
+pub const DEFAULT_KONNEKTOR_PARALLEL_CALLS: usize = 8;
 
 /// `[directory]`: the VZD over LDAP.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -747,6 +755,9 @@ fn read_konnektor(
     let user = s.string("user")?;
     let password = s.string("password")?.map(Password::new);
     let timeout = s.duration("timeout")?;
+    let max_parallel_calls = s
+        .count("max_parallel_calls")?
+        .unwrap_or(DEFAULT_KONNEKTOR_PARALLEL_CALLS);
     let auth = match (client_certificate, client_key, user, password) {
         (Some(_), None, _, _) => return Err(s.error("client_key", "missing")),
         (None, Some(_), _, _) => return Err(s.error("client_certificate", "missing")),
@@ -769,6 +780,7 @@ fn read_konnektor(
         ca,
         auth,
         timeout: DEFAULT_KONNEKTOR_TIMEOUT,
+        max_parallel_calls,
     };
     Ok((settings, timeout))
 }

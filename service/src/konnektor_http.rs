@@ -1,9 +1,11 @@
 //! HTTPS transport to the Konnektor (SOAP 1.1 calls and the `connector.sds` download).
 //!
 //! The SOAP messages themselves are built and parsed in `komle-core`; this module only moves
-//! bytes. ureq is blocking, so calls run on the `blocking` thread pool (`blocking::unblock`, what
-//! `smol::unblock` is) and never stall the executor, smol's or tokio's. One `ureq::Agent` is kept for the daemon's lifetime so TLS connections to
-//! the Konnektor are reused.
+//! bytes. ureq is blocking, so calls run on the `blocking` thread pool and never stall the
+//! executor, smol's or tokio's; at most `[konnektor] max_parallel_calls` at once
+//! ([`crate::call_limit`]), the rest wait as tasks. One `ureq::Agent` is kept for the daemon's
+//! lifetime and keeps as many connections alive as calls may run, so TLS connections to the
+//! Konnektor are reused.
 //!
 //! Towards the Konnektor TLS is always on; the client authenticates with a certificate (mutual
 //! TLS, the default) or HTTP Basic (NOTES, gemSpec_CM_KOMLE §3.8). SOAP 1.1 reports faults with
@@ -18,6 +20,7 @@ use base64::Engine;
 use komle_core::secret::Password;
 use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
 
+use crate::call_limit::CallLimit;
 use crate::config::{KonnektorAuth, KonnektorSettings};
 use crate::tls::TlsError;
 
@@ -129,12 +132,15 @@ pub struct KonnektorHttp {
     agent: ureq::Agent,
     /// `Basic …` header value when Basic auth is configured.
     authorization: Option<Arc<Password>>,
+    /// Shared by the clones: the bound on calls in flight.
+    calls: CallLimit,
 }
 
 impl fmt::Debug for KonnektorHttp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KonnektorHttp")
             .field("basic_auth", &self.authorization.is_some())
+            .field("max_parallel_calls", &self.calls.limit())
             .finish()
     }
 }
@@ -188,12 +194,13 @@ impl KonnektorHttp {
             .http_status_as_error(false)
             .timeout_global(Some(settings.timeout))
             .user_agent("komle-cm")
-            .max_idle_connections_per_host(4)
+            .max_idle_connections_per_host(settings.max_parallel_calls.max(1))
             .build()
             .new_agent();
         Ok(Self {
             agent,
             authorization,
+            calls: CallLimit::new(settings.max_parallel_calls),
         })
     }
 
@@ -267,7 +274,7 @@ impl KonnektorHttp {
         result
     }
 
-    /// [`Self::post_soap_blocking`] off the executor.
+    /// [`Self::post_soap_blocking`] off the executor, within the call limit.
     pub async fn post_soap(
         &self,
         url: &str,
@@ -276,14 +283,16 @@ impl KonnektorHttp {
     ) -> Result<Vec<u8>, TransportError> {
         let this = self.clone();
         let (url, action) = (url.to_owned(), soap_action.to_owned());
-        blocking::unblock(move || this.post_soap_blocking(&url, &action, body)).await
+        self.calls
+            .run(move || this.post_soap_blocking(&url, &action, body))
+            .await
     }
 
-    /// [`Self::get_blocking`] off the executor.
+    /// [`Self::get_blocking`] off the executor, within the call limit.
     pub async fn get(&self, url: &str) -> Result<Vec<u8>, TransportError> {
         let this = self.clone();
         let url = url.to_owned();
-        blocking::unblock(move || this.get_blocking(&url)).await
+        self.calls.run(move || this.get_blocking(&url)).await
     }
 }
 
@@ -449,6 +458,7 @@ mod tests {
             ca: Some(pki.ca()),
             auth,
             timeout,
+            max_parallel_calls: crate::config::DEFAULT_KONNEKTOR_PARALLEL_CALLS,
         }
     }
 

@@ -1,10 +1,11 @@
 //! Directory (VZD) access over LDAP with ldap3, run off the async executor.
 //!
 //! ldap3's `LdapConn` is blocking (it drives a private current-thread tokio runtime), so every
-//! call runs on the `blocking` thread pool via [`blocking::unblock`] (what `smol::unblock` is;
-//! it serves a tokio caller just as well). One connection is kept and reused
-//! across lookups (a TLS handshake per recipient would dominate the latency); a broken
-//! connection is replaced once per lookup before the directory counts as unreachable.
+//! call runs on the `blocking` thread pool (usable from smol and tokio alike). One connection is
+//! kept and reused across lookups (a TLS handshake per recipient would dominate the latency); a
+//! broken connection is replaced once per lookup before the directory counts as unreachable.
+//! Because that one connection serves one lookup at a time, lookups queue as tasks
+//! ([`crate::call_limit`] with a limit of one), not as threads parked on its lock.
 //!
 //! The query itself comes from `komle_core::directory::DirectoryQuery` (RFC 4515 escaping
 //! there), and entries go back as `komle_core::directory::DirectoryEntry` for the core's
@@ -13,6 +14,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::call_limit::CallLimit;
 use komle_core::directory::{DirectoryEntry, DirectoryQuery};
 use ldap3::{LdapConn, LdapConnSettings, ResultEntry, Scope, SearchEntry, SearchOptions};
 
@@ -114,6 +116,8 @@ pub struct DirectoryClient {
     settings: Arc<LdapSettings>,
     tls: Option<Arc<rustls::ClientConfig>>,
     conn: Arc<Mutex<Option<LdapConn>>>,
+    /// One lookup at a time on `conn`; the others wait as tasks.
+    calls: CallLimit,
 }
 
 fn tls_config(ca_pem: Option<&[u8]>) -> Result<Arc<rustls::ClientConfig>, LdapError> {
@@ -173,6 +177,7 @@ impl DirectoryClient {
             settings: Arc::new(settings),
             tls,
             conn: Arc::new(Mutex::new(None)),
+            calls: CallLimit::new(1),
         })
     }
 
@@ -180,7 +185,7 @@ impl DirectoryClient {
     pub async fn lookup(&self, address: &str) -> Result<Vec<DirectoryEntry>, LdapError> {
         let this = self.clone();
         let address = address.to_owned();
-        blocking::unblock(move || this.lookup_blocking(&address)).await
+        self.calls.run(move || this.lookup_blocking(&address)).await
     }
 
     /// The same, blocking the calling thread.

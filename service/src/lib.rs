@@ -32,6 +32,7 @@
 
 pub mod admin_http;
 pub mod assembly;
+pub mod call_limit;
 pub mod cli;
 pub mod config;
 pub mod contracts;

@@ -455,15 +455,11 @@ impl Directory for LdapDirectory {
         &'a self,
         address: &'a str,
     ) -> BoxFuture<'a, Result<Vec<DirectoryEntry>, DirectoryUnavailable>> {
-        let client = self.0.clone();
-        let address = address.to_owned();
         Box::pin(async move {
-            blocking::unblock(move || client.lookup_blocking(&address))
-                .await
-                .map_err(|e| {
-                    log::warn!("directory lookup failed: {e}");
-                    DirectoryUnavailable
-                })
+            self.0.lookup(address).await.map_err(|e| {
+                log::warn!("directory lookup failed: {e}");
+                DirectoryUnavailable
+            })
         })
     }
 }

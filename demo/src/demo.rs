@@ -46,6 +46,9 @@ pub struct DemoOptions {
     /// KIM 1.5: also send a mail of this many MB through the proxy; over 15 MiB it goes via
     /// the KAS simulator (`--large N`); 0: none.
     pub large_mb: usize,
+    /// Benchmarks: also start the protocol-floor relay (`floor_relay`) on a free port and
+    /// print its address; `--floor-relay`.
+    pub floor_relay: bool,
 }
 
 /// Why the demo could not run.
@@ -138,6 +141,19 @@ pub fn run(options: &DemoOptions, out: &mut dyn Write) -> Result<(), DemoError> 
         out,
         &format!("komle-cm SMTP proxy (implicit TLS): {proxy_addr}"),
     );
+    if options.floor_relay {
+        let floor = crate::floor_relay::start(crate::floor_relay::FloorServices {
+            server_tls: env.proxy_tls.server_config(),
+            upstream_tls: env.mail_service_tls.upstream.clone(),
+            checker: env.session_context.checker.clone(),
+            protector: env.session_context.protector.clone(),
+        })
+        .map_err(|e| DemoError(format!("protocol floor relay: {e}")))?;
+        say(
+            out,
+            &format!("Protocol floor relay (benchmarks only): {floor}"),
+        );
+    }
     let (konnektor, endpoints, mta, cm_tls) =
         (&env.konnektor, &env.endpoints, &env.mta, &env.proxy_tls);
     let login = env.login();

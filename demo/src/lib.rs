@@ -10,6 +10,7 @@
 //! - [`demo`] / [`demo_pop3`]: `komle-demo`, the sending and receiving path shown end to end.
 //! - [`embedded`] / [`embedded_pop3`]: the environments the demo, the fault-injection tests
 //!   and the benchmarks start.
+//! - [`floor_relay`]: the "protocol floor" baseline of the throughput benchmark (issue 15).
 //! - [`mail_service_tls`]: mutual TLS and the Konnektor's server-certificate check between
 //!   the proxies and the embedded mail service, as towards a KIM provider.
 
@@ -19,4 +20,5 @@ pub mod demo;
 pub mod demo_pop3;
 pub mod embedded;
 pub mod embedded_pop3;
+pub mod floor_relay;
 pub mod mail_service_tls;

@@ -29,6 +29,7 @@ fn demo(args: &[String]) -> ExitCode {
         match (a.as_str(), options.once) {
             ("--once", _) => options.once = true,
             ("--precomputed-konnektor", _) => options.precomputed_konnektor = true,
+            ("--floor-relay", _) => options.floor_relay = true,
             ("--port", _) => match it.next().and_then(|p| p.parse().ok()) {
                 Some(p) => options.smtp_port = p,
                 None => return usage(),
@@ -91,7 +92,7 @@ async fn log_demo_hangups(mut hangups: async_signal::Signals) {
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: komle-demo [--port N] [--pop3-port N] [--pop3-large MB (<= 40)] [--large MB (1..=200, KIM 1.5 via the KAS)] [--once] [--precomputed-konnektor]"
+        "usage: komle-demo [--port N] [--pop3-port N] [--pop3-large MB (<= 40)] [--large MB (1..=200, KIM 1.5 via the KAS)] [--once] [--precomputed-konnektor] [--floor-relay]"
     );
     ExitCode::from(2)
 }

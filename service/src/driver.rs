@@ -21,6 +21,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, future};
+use komle_core::login_name::KonnektorId;
 use komle_core::proxy_session::{EndReason, Input, Job, JobResult, Output, ProxySession};
 use komle_core::upstream_allow::UNREACHABLE_REASON;
 use rustls::ClientConfig;
@@ -55,11 +56,13 @@ pub struct DriverContext {
 /// Checks an upstream server's certificate (the Konnektor's VerifyCertificate in production,
 /// [`ServerCertificateCheck`](crate::server_cert_check::ServerCertificateCheck)).
 pub trait ServerCertificateVerifier: Send + Sync {
-    /// `Ok` when the server may be used for a session with this call context.
+    /// `Ok` when the server may be used for a session with this call context, asked of the
+    /// Konnektor the login named (`None`: the default one).
     fn verify(
         self: Arc<Self>,
         end_entity_der: Vec<u8>,
         context: CallContext,
+        konnektor_id: Option<KonnektorId>,
     ) -> BoxFuture<'static, Result<(), ServerCertRejected>>;
 }
 
@@ -177,7 +180,7 @@ where
                     host,
                     port,
                     context,
-                    ..
+                    konnektor_id,
                 } => {
                     let attempt = runtime.connect_upstream(
                         ctx.upstream_tls.clone(),
@@ -201,7 +204,7 @@ where
                         };
                         if let Some(check) = check {
                             let verdict = match R::server_certificate(&stream) {
-                                Some(der) => check.verify(der, context).await,
+                                Some(der) => check.verify(der, context, konnektor_id).await,
                                 None => Err(NO_CERTIFICATE),
                             };
                             if let Err(r) = verdict {

@@ -21,9 +21,12 @@ use std::time::{Duration, SystemTime};
 
 use komle_core::konnektor::server_cert_verdict::{self, NoVerdict};
 use komle_core::konnektor::verify_certificate::{self, VerifyCertificateRequest};
+use std::collections::BTreeMap;
+
 use komle_core::konnektor::{
     CallContext, KonnektorError, ServerCertAccepted, ServerCertCache, ServerCertRejected,
 };
+use komle_core::login_name::KonnektorId;
 
 use crate::konnektor_directory::{DirectoryError, KonnektorDirectory};
 use crate::services::Konnektor;
@@ -49,9 +52,16 @@ pub const NO_CERTIFICATE: ServerCertRejected =
 pub const CACHE_CAPACITY: usize = 1024;
 
 /// Checks mail-server certificates with the Konnektor; shared by all sessions (`Arc`).
+///
+/// A login that names a KonnektorId (A_21457, A_21517) is checked by that Konnektor, like its
+/// signing and decrypting: its call context (Mandant, client system, workplace) is that
+/// Konnektor's. One cache serves all of them: a `VALID` verdict is about the certificate in the
+/// TI's PKI, which every Konnektor judges alike.
 pub struct ServerCertificateCheck {
     konnektor: Arc<dyn Konnektor>,
     directory: Arc<KonnektorDirectory>,
+    /// `[konnektor.<id>]`: transport and service directory per KonnektorId.
+    konnektoren: BTreeMap<KonnektorId, (Arc<dyn Konnektor>, Arc<KonnektorDirectory>)>,
     clock: Arc<Clock>,
     /// Process memory only (A_22348 "manipulationssicher"); a poisoned lock is recovered, the
     /// digests guard the entries.
@@ -79,9 +89,19 @@ impl ServerCertificateCheck {
         ServerCertificateCheck {
             konnektor,
             directory,
+            konnektoren: BTreeMap::new(),
             clock,
             cache: Mutex::new(ServerCertCache::new(ttl, capacity)),
         }
+    }
+
+    /// The Konnektoren a login may name besides the default one (`[konnektor.<id>]`).
+    pub fn with_konnektoren(
+        mut self,
+        konnektoren: BTreeMap<KonnektorId, (Arc<dyn Konnektor>, Arc<KonnektorDirectory>)>,
+    ) -> Self {
+        self.konnektoren = konnektoren;
+        self
     }
 
     fn with_cache<T>(&self, f: impl FnOnce(&mut ServerCertCache) -> T) -> T {
@@ -97,26 +117,41 @@ impl ServerCertificateCheck {
         self.with_cache(|c| c.len())
     }
 
-    /// KOM-LE-A_2075-01 at the Konnektor-corrected time (A_2230).
+    /// KOM-LE-A_2075-01 at the Konnektor-corrected time (A_2230), by the default Konnektor.
     pub async fn check(
         &self,
         end_entity_der: &[u8],
         ctx: &CallContext,
     ) -> Result<(), ServerCertRejected> {
-        self.check_at(end_entity_der, ctx, self.clock.wall()).await
+        self.check_at(end_entity_der, ctx, None, self.clock.wall())
+            .await
     }
 
-    /// As [`Self::check`] with an explicit `now` (tests drive the cache's expiry with it).
+    /// As [`Self::check`] by the Konnektor the login named (`None`: the default one), with an
+    /// explicit `now` (tests drive the cache's expiry with it). A KonnektorId without a
+    /// `[konnektor.<id>]` table has no Konnektor to ask: not checked, so not used.
     pub async fn check_at(
         &self,
         end_entity_der: &[u8],
         ctx: &CallContext,
+        konnektor_id: Option<&KonnektorId>,
         now: SystemTime,
     ) -> Result<(), ServerCertRejected> {
         if self.with_cache(|c| c.is_valid(end_entity_der, now)) {
             return Ok(());
         }
-        let endpoints = self.directory.endpoints().await.map_err(|e| {
+        let (konnektor, directory) = match konnektor_id {
+            None => (&self.konnektor, &self.directory),
+            Some(id) => match self.konnektoren.get(id) {
+                Some((k, d)) => (k, d),
+                None => {
+                    let r = ServerCertRejected::NotChecked(NoVerdict::NoEndpoint);
+                    log::warn!("mail server certificate not checked: unknown KonnektorId: {r}");
+                    return Err(r);
+                }
+            },
+        };
+        let endpoints = directory.endpoints().await.map_err(|e| {
             let r = match e {
                 DirectoryError::Unreachable(kind) => {
                     ServerCertRejected::NotChecked(NoVerdict::Transport(kind))
@@ -135,10 +170,9 @@ impl ServerCertificateCheck {
             context: ctx,
             certificate: end_entity_der,
         });
-        let answer = self
-            .directory
+        let answer = directory
             .call(
-                &*self.konnektor,
+                &**konnektor,
                 &endpoints,
                 &endpoints.certificate_service,
                 request.soap_action,
@@ -179,7 +213,12 @@ impl crate::driver::ServerCertificateVerifier for ServerCertificateCheck {
         self: Arc<Self>,
         end_entity_der: Vec<u8>,
         context: CallContext,
+        konnektor_id: Option<KonnektorId>,
     ) -> crate::contracts::BoxFuture<'static, Result<(), ServerCertRejected>> {
-        Box::pin(async move { self.check(&end_entity_der, &context).await })
+        Box::pin(async move {
+            let now = self.clock.wall();
+            self.check_at(&end_entity_der, &context, konnektor_id.as_ref(), now)
+                .await
+        })
     }
 }

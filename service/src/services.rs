@@ -548,12 +548,21 @@ pub fn build_with_server_check(
             None => None,
         },
     });
-    let server_check = Arc::new(ServerCertificateCheck::new(
-        pipeline.konnektor.clone(),
-        konnektor_directory,
-        runtime.clock.clone(),
-        config.cache.certificate_ttl,
-    ));
+    let server_check = Arc::new(
+        ServerCertificateCheck::new(
+            pipeline.konnektor.clone(),
+            konnektor_directory,
+            runtime.clock.clone(),
+            config.cache.certificate_ttl,
+        )
+        .with_konnektoren(
+            pipeline
+                .konnektoren
+                .iter()
+                .map(|(id, t)| (id.clone(), (t.konnektor.clone(), t.directory.clone())))
+                .collect(),
+        ),
+    );
     Ok((
         Services {
             checker: pipeline.clone(),

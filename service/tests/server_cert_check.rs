@@ -146,7 +146,57 @@ fn bed(kind: ServerKey) -> Bed {
 }
 
 fn check(bed: &Bed, der: &[u8], now: u64) -> Result<(), ServerCertRejected> {
-    smol::block_on(bed.check.check_at(der, &ctx(), at(now)))
+    smol::block_on(bed.check.check_at(der, &ctx(), None, at(now)))
+}
+
+/// A_21457/A_21517 with A_2075-01: a login naming a KonnektorId has the mail server's
+/// certificate checked by that Konnektor, not by the default one; an id without a
+/// `[konnektor.<id>]` table has nobody to ask, so the server is not used.
+#[test]
+fn a_21457_a_2075_01_the_konnektor_the_login_names_checks_the_server_certificate() {
+    let default = bed(ServerKey::Rsa);
+    let second = bed(ServerKey::Rsa);
+    let id = komle_core::login_name::KonnektorId::new("Konn_2").unwrap();
+    let check = ServerCertificateCheck::new(
+        default.konnektor.clone(),
+        default.directory.clone(),
+        Arc::new(Clock::new()),
+        Duration::from_secs(DAY),
+    )
+    .with_konnektoren(
+        [(
+            id.clone(),
+            (
+                second.konnektor.clone() as Arc<dyn Konnektor>,
+                second.directory.clone(),
+            ),
+        )]
+        .into_iter()
+        .collect(),
+    );
+    let der = &certs(ServerKey::Rsa).valid;
+    assert_eq!(
+        smol::block_on(check.check_at(der, &ctx(), Some(&id), at(NOW))),
+        Ok(())
+    );
+    assert_eq!(
+        second.konnektor.verify_calls(),
+        1,
+        "asked the named Konnektor"
+    );
+    assert_eq!(default.konnektor.verify_calls(), 0, "not the default one");
+
+    let unknown = komle_core::login_name::KonnektorId::new("Konn_9").unwrap();
+    let revoked = &certs(ServerKey::Rsa).revoked;
+    assert_eq!(
+        smol::block_on(check.check_at(revoked, &ctx(), Some(&unknown), at(NOW))),
+        Err(ServerCertRejected::NotChecked(NoVerdict::NoEndpoint))
+    );
+    assert_eq!(
+        default.konnektor.verify_calls() + second.konnektor.verify_calls(),
+        1,
+        "an unknown KonnektorId asks no Konnektor"
+    );
 }
 
 #[test]

@@ -43,6 +43,9 @@ struct World {
     upstream_in: VecDeque<Option<Vec<u8>>>,
     /// A connect the driver waits for, and the transcript's answer.
     connect_pending: bool,
+    /// The Konnektor's verdict on the next connection's server certificate
+    /// (`E: server-cert-rejected …`); `None`: accepted.
+    server_verdict: Option<komle_core::konnektor::ServerCertRejected>,
     connect_answer: Option<Result<(), String>>,
     /// The module holds an upstream connection.
     upstream_live: bool,
@@ -182,7 +185,31 @@ impl Runtime for MemRuntime {
     }
 
     fn server_certificate(_: &MemStream) -> Option<Vec<u8>> {
-        None
+        // Every in-memory server "has" a certificate; [`MemServerCheck`] judges it.
+        Some(Vec::new())
+    }
+}
+
+/// The Konnektor's check of the server certificate as the transcript decides it: accepted,
+/// unless the event that answered the connect was `server-cert-rejected`.
+struct MemServerCheck {
+    world: Arc<Mutex<World>>,
+}
+
+impl driver::ServerCertificateVerifier for MemServerCheck {
+    fn verify(
+        self: Arc<Self>,
+        _end_entity_der: Vec<u8>,
+        _context: komle_core::konnektor::CallContext,
+        _konnektor_id: Option<komle_core::login_name::KonnektorId>,
+    ) -> BoxFuture<'static, Result<(), komle_core::konnektor::ServerCertRejected>> {
+        let verdict = self
+            .world
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .server_verdict
+            .take();
+        Box::pin(async move { verdict.map_or(Ok(()), Err) })
     }
 }
 
@@ -404,7 +431,9 @@ pub(super) fn replay_driven<W: Words>(t: &Transcript, split: Splitter<'_>) -> Re
             show: W::show_job,
         }),
         upstream_name: "upstream",
-        server_check: None,
+        server_check: Some(Arc::new(MemServerCheck {
+            world: rt.world.clone(),
+        })),
     };
     let client = MemStream {
         world: rt.world.clone(),
@@ -474,6 +503,10 @@ pub(super) fn replay_driven<W: Words>(t: &Transcript, split: Splitter<'_>) -> Re
                     }
                     Some(ConnectionEvent::ConnectFailed(reason)) => {
                         answer_connect(&rt, Err(reason)).map_err(|m| format!("{}: {m}", at()))?
+                    }
+                    Some(ConnectionEvent::ServerCertRejected(r)) => {
+                        rt.world().server_verdict = Some(r);
+                        answer_connect(&rt, Ok(())).map_err(|m| format!("{}: {m}", at()))?
                     }
                     Some(ConnectionEvent::ClientClosed) => rt.world().client_in.push_back(None),
                     Some(ConnectionEvent::UpstreamClosed) => rt.world().upstream_in.push_back(None),

@@ -95,6 +95,9 @@ pub(super) enum ConnectionEvent {
     Connected,
     /// `connect-failed [REASON]`: REASON takes escapes; `connection refused` if absent.
     ConnectFailed(String),
+    /// `server-cert-rejected invalid|context CODE|unchecked`: the connection came up, but
+    /// the Konnektor did not accept the server's certificate (A_2075-01).
+    ServerCertRejected(komle_core::konnektor::ServerCertRejected),
     /// `client-closed`
     ClientClosed,
     /// `upstream-closed`
@@ -108,6 +111,7 @@ impl ConnectionEvent {
         match self {
             Self::Connected => Input::UpstreamConnected,
             Self::ConnectFailed(reason) => Input::UpstreamFailed { reason },
+            Self::ServerCertRejected(r) => Input::ServerCertificateRejected(r),
             Self::ClientClosed => Input::ClientClosed,
             Self::UpstreamClosed => Input::UpstreamClosed,
         }
@@ -124,6 +128,20 @@ impl ConnectionEvent {
                 Self::ConnectFailed(
                     String::from_utf8(reason).map_err(|_| "connect-failed reason is no UTF-8")?,
                 )
+            }
+            "server-cert-rejected" => {
+                use komle_core::konnektor::ServerCertRejected as R;
+                use komle_core::konnektor::server_cert_verdict::NoVerdict;
+                Self::ServerCertRejected(match rest.split_once(' ').unwrap_or((rest, "")) {
+                    ("invalid", "") => R::Invalid { code: None },
+                    ("context", code) => R::ContextRejected {
+                        code: code
+                            .parse()
+                            .map_err(|_| "server-cert-rejected context CODE")?,
+                    },
+                    ("unchecked", "") => R::NotChecked(NoVerdict::UnreadableAnswer),
+                    _ => return Err("server-cert-rejected invalid|context CODE|unchecked".into()),
+                })
             }
             "client-closed" => Self::ClientClosed,
             "upstream-closed" => Self::UpstreamClosed,

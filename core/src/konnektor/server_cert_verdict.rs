@@ -146,12 +146,9 @@ impl ServerCertRejected {
     }
 
     /// The input for the session whose connect this was: the connection counts as not
-    /// established. (SMTP answers every `UpstreamFailed` with 454; the 501 of
-    /// [`ServerCertRejected::ContextRejected`] needs the reply from [`Self::smtp_reply`].)
+    /// established, and the session answers with [`Self::smtp_reply`] / [`Self::reason`].
     pub fn to_input(&self) -> Input<'static> {
-        Input::UpstreamFailed {
-            reason: self.reason(),
-        }
+        Input::ServerCertificateRejected(*self)
     }
 
     /// A short word for logs and counters.
@@ -265,9 +262,10 @@ mod tests {
             ServerCertRejected::NotChecked(NoVerdict::Transport(TransportError::Unreachable));
         assert_eq!(down.smtp_reply().code, 454);
         match down.to_input() {
-            Input::UpstreamFailed { reason } => {
+            Input::ServerCertificateRejected(r) => {
+                assert_eq!(r, down);
                 assert_eq!(
-                    reason,
+                    r.reason(),
                     "TLS-Serverzertifikat nicht pruefbar: Konnektor: keine Verbindung"
                 )
             }

@@ -16,6 +16,7 @@ impl ProxySession for Pop3Session {
             Input::ClientClosed => Pop3Event::ClientClosed,
             Input::UpstreamConnected => Pop3Event::UpstreamConnected,
             Input::UpstreamFailed { reason } => Pop3Event::UpstreamFailed { reason },
+            Input::ServerCertificateRejected(r) => Pop3Event::UpstreamFailed { reason: r.reason() },
             Input::UpstreamClosed => Pop3Event::UpstreamClosed,
             Input::JobDone(JobResult::Opened(result)) => Pop3Event::Opened(result),
             // No POP3 job is answered with these: nothing waits for them.

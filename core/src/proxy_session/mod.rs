@@ -63,6 +63,11 @@ pub enum Input<'a> {
     /// Connecting (TCP or TLS) upstream failed; `reason` is a short text without content
     /// (POP3 shows it to the client, A_2037).
     UpstreamFailed { reason: String },
+    /// The connection came up, but the Konnektor did not accept the server's certificate
+    /// (KOM-LE-A_2075-01); the driver has closed it. Typed, because the client's reply depends
+    /// on why: SMTP answers a rejected call context with 501, everything else with 454
+    /// (Tab_SMTP_Verbindung); POP3 shows the reason after `-ERR`.
+    ServerCertificateRejected(crate::konnektor::ServerCertRejected),
     /// The upstream server closed its side (or the connection broke).
     UpstreamClosed,
     /// The answer to an [`Output::Run`] job.
@@ -82,6 +87,9 @@ impl core::fmt::Debug for Input<'_> {
                 .debug_struct("UpstreamFailed")
                 .field("reason", reason)
                 .finish(),
+            Self::ServerCertificateRejected(r) => {
+                f.debug_tuple("ServerCertificateRejected").field(r).finish()
+            }
             Self::UpstreamClosed => f.write_str("UpstreamClosed"),
             Self::JobDone(r) => f.debug_tuple("JobDone").field(r).finish(),
             Self::Timeout => f.write_str("Timeout"),

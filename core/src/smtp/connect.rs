@@ -176,7 +176,9 @@ impl SmtpSession {
                 if !permitted {
                     // Not an allowed MTA: answered exactly like an unreachable one, without
                     // any connection attempt (see `upstream_allow`).
-                    self.on_upstream_failed();
+                    self.on_upstream_failed(
+                        crate::konnektor::SmtpConnectReply::CANNOT_CONNECT.line(),
+                    );
                     return;
                 }
                 self.upstream_open = true;

@@ -14,6 +14,9 @@ pub enum SmtpEvent {
     UpstreamConnected,
     /// Connecting (TCP or TLS) to the MTA failed.
     UpstreamFailed { reason: String },
+    /// The MTA's certificate was not accepted by the Konnektor (A_2075-01): the client gets
+    /// [`ServerCertRejected::smtp_reply`](crate::konnektor::ServerCertRejected::smtp_reply).
+    ServerCertificateRejected(crate::konnektor::ServerCertRejected),
     /// The MTA closed its side (or the connection broke).
     UpstreamClosed,
     /// Answer to [`SmtpAction::CheckRecipient`].

@@ -16,6 +16,7 @@ impl ProxySession for SmtpSession {
             Input::ClientClosed => SmtpEvent::ClientClosed,
             Input::UpstreamConnected => SmtpEvent::UpstreamConnected,
             Input::UpstreamFailed { reason } => SmtpEvent::UpstreamFailed { reason },
+            Input::ServerCertificateRejected(r) => SmtpEvent::ServerCertificateRejected(r),
             Input::UpstreamClosed => SmtpEvent::UpstreamClosed,
             Input::JobDone(JobResult::RecipientChecked { address, verdict }) => {
                 SmtpEvent::RecipientChecked { address, verdict }

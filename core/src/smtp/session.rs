@@ -198,7 +198,12 @@ impl SmtpSession {
         match event {
             SmtpEvent::ClientClosed => self.on_client_closed(),
             SmtpEvent::UpstreamConnected => self.on_upstream_connected(now),
-            SmtpEvent::UpstreamFailed { .. } => self.on_upstream_failed(),
+            SmtpEvent::UpstreamFailed { .. } => {
+                self.on_upstream_failed(crate::konnektor::SmtpConnectReply::CANNOT_CONNECT.line())
+            }
+            SmtpEvent::ServerCertificateRejected(r) => {
+                self.on_upstream_failed(r.smtp_reply().line())
+            }
             SmtpEvent::UpstreamClosed => self.on_upstream_closed(),
             SmtpEvent::RecipientChecked { address, verdict } => {
                 self.on_recipient_checked(&address, verdict, now)

@@ -79,10 +79,12 @@ impl SmtpSession {
     }
 
     /// Tab_SMTP_Verbindung: the MTA cannot be reached → 454 4.7.0.
-    pub(super) fn on_upstream_failed(&mut self) {
+    /// The connection to the MTA did not come up (or its certificate was refused): the
+    /// client's AUTH fails with `reply` (454, or 501 for a rejected call context).
+    pub(super) fn on_upstream_failed(&mut self, reply: Vec<u8>) {
         if matches!(self.phase, Phase::Connecting(_)) {
             self.upstream_open = false;
-            self.failed_login_attempt(reply::line(454, "4.7.0 Temporary authentication failure"));
+            self.failed_login_attempt(reply);
         }
     }
 

@@ -1,6 +1,6 @@
 //! `komle-demo`: the Clientmodul's sending and receiving path on an embedded default, without
 //! any configuration or system package (what `komle-cm demo` did before the demo left the
-//! daemon). Same flags: `[--port N] [--pop3-port N] [--pop3-large MB] [--large MB] [--once]
+//! daemon). Same flags: `[--port N] [--pop3-port N] [--pop3-large MB] [--large MB] [--kas] [--once]
 //! [--precomputed-konnektor]`.
 
 #![forbid(unsafe_code)]
@@ -15,8 +15,10 @@ fn main() -> ExitCode {
     demo(&args)
 }
 
-/// `komle-demo [--port N] [--pop3-port N] [--pop3-large MB] [--large MB] [--once]
+/// `komle-demo [--port N] [--pop3-port N] [--pop3-large MB] [--large MB] [--kas] [--once]
 /// [--precomputed-konnektor]`: the sending and receiving path on an embedded default.
+/// `--kas` puts the KAS simulator behind the proxy without sending the scripted large mail
+/// (`--large` implies it).
 fn demo(args: &[String]) -> ExitCode {
     let mut options = komle_demo::demo::DemoOptions {
         smtp_port: 2465,
@@ -30,6 +32,7 @@ fn demo(args: &[String]) -> ExitCode {
             ("--once", _) => options.once = true,
             ("--precomputed-konnektor", _) => options.precomputed_konnektor = true,
             ("--floor-relay", _) => options.floor_relay = true,
+            ("--kas", _) => options.kas = true,
             ("--port", _) => match it.next().and_then(|p| p.parse().ok()) {
                 Some(p) => options.smtp_port = p,
                 None => return usage(),
@@ -92,7 +95,7 @@ async fn log_demo_hangups(mut hangups: async_signal::Signals) {
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: komle-demo [--port N] [--pop3-port N] [--pop3-large MB (<= 40)] [--large MB (1..=200, KIM 1.5 via the KAS)] [--once] [--precomputed-konnektor] [--floor-relay]"
+        "usage: komle-demo [--port N] [--pop3-port N] [--pop3-large MB (<= 40)] [--large MB (1..=200, KIM 1.5 via the KAS)] [--kas] [--once] [--precomputed-konnektor] [--floor-relay]"
     );
     ExitCode::from(2)
 }

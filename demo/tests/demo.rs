@@ -64,3 +64,31 @@ fn a_19357_demo_large_sends_via_the_kas_and_opens_intact() {
         assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
     }
 }
+
+/// `komle-demo --kas` (what `komle-load-kas` starts): the KAS simulator is behind the proxy and
+/// named at start, the scripted large mail is not sent; without the flag there is no KAS.
+#[test]
+fn a_19357_demo_kas_flag_puts_the_kas_behind_the_proxy_without_the_scripted_mail() {
+    let run = |kas: bool| {
+        let mut out = Vec::new();
+        komle_demo::demo::run(
+            &komle_demo::demo::DemoOptions {
+                once: true,
+                kas,
+                ..Default::default()
+            },
+            &mut out,
+        )
+        .expect("demo runs");
+        String::from_utf8(out).unwrap()
+    };
+    let with = run(true);
+    assert!(
+        with.contains("KOM-LE Attachment Service (KAS simulator, mutual TLS): https://127.0.0.1:"),
+        "{with}"
+    );
+    assert!(!with.contains("5. KIM 1.5"), "{with}");
+    assert!(with.contains("S: 250 2.0.0 Ok: queued"), "{with}");
+    let without = run(false);
+    assert!(!without.contains("KOM-LE Attachment Service"), "{without}");
+}

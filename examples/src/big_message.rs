@@ -105,6 +105,39 @@ pub fn timed_send(
     Ok(took)
 }
 
+/// The timed passes of one kind (straight, through komle-cm ...): wall times and komle-cm's
+/// peak-RSS growth (KiB) per pass, and what failed.
+#[derive(Default)]
+pub struct Passes {
+    pub times: Vec<Duration>,
+    pub peak_growth_kib: Vec<u64>,
+    pub failures: Vec<String>,
+}
+
+impl Passes {
+    /// One timed pass with the peak RSS of process `pid` reset before it
+    /// ([`crate::machine::reset_peak`]), so the growth belongs to this pass.
+    pub fn run(&mut self, pid: u32, send: impl FnOnce() -> Result<Duration, String>) {
+        crate::machine::reset_peak(pid);
+        let before = crate::machine::rss_and_peak_kib(pid).map_or(0, |(rss, _)| rss);
+        match send() {
+            Ok(t) => {
+                self.times.push(t);
+                let peak = crate::machine::rss_and_peak_kib(pid).map_or(0, |(_, peak)| peak);
+                self.peak_growth_kib.push(peak.saturating_sub(before));
+            }
+            Err(e) => self.failures.push(e),
+        }
+    }
+
+    /// The median peak-RSS growth of the passes (KiB).
+    pub fn median_growth_kib(&self) -> u64 {
+        let mut v = self.peak_growth_kib.clone();
+        v.sort_unstable();
+        v.get(v.len() / 2).copied().unwrap_or(0)
+    }
+}
+
 /// The median of `v` (upper median for an even count).
 pub fn median(v: &[Duration]) -> Duration {
     let mut s = v.to_vec();

@@ -4,7 +4,9 @@
 //! Send: a client mail over 15 MiB (A_19357-02) is checked (A_19355-01 size, A_22341 x-kas
 //! parts, A_19356-06 recipients' opt-in), encrypted with a key and IV drawn here from the OS
 //! RNG (A_19358-01: the core stays deterministic), uploaded with `add_Attachment` (A_19363-03)
-//! and replaced by the small KOM-LE message (A_19359-07), which then goes the 1.0 way.
+//! and replaced by the small KOM-LE message (A_19359-07), which then goes the 1.0 way. A send
+//! that ends before that message is handed on deletes the uploaded data again
+//! ([`StoredMailData`]).
 //! Receive: the opt-in check before decryption (A_23512) and the download behind
 //! [`komle_core::open::Step::FetchKas`].
 //!
@@ -57,7 +59,71 @@ pub enum SendPrepared {
         size: u64,
         /// The account's dataTimeToLive in days (outer `Expires`, A_22417).
         ttl_days: u32,
+        /// The stored object: deleted again unless the caller keeps it once the small
+        /// message is protected.
+        stored: StoredMailData,
     },
+}
+
+/// Mail data this send stored on the KAS, deleted again (`DELETE /attachment/{id}`,
+/// AttachmentService 2.4 `delete_MailData`) when dropped without [`StoredMailData::keep`]:
+/// a send that ends before the protected message is handed to the session (Konnektor
+/// failure, no recipient left, the session gone) must not leave the data on the sender's
+/// quota until they expire.
+///
+/// WHY on Drop: every early return and a cancelled send (the client disconnected while the
+/// message was being protected) is covered without a call at each exit. The deletion runs
+/// detached on the `blocking` pool (bounded by CM_KAS_TIMEOUT); the client already has its
+/// reply. Nothing logged names the link.
+#[must_use = "dropping it deletes the stored mail data"]
+pub struct StoredMailData {
+    client: KasClient,
+    link: Option<String>,
+}
+
+impl StoredMailData {
+    fn new(client: KasClient, link: String) -> Self {
+        Self {
+            client,
+            link: Some(link),
+        }
+    }
+
+    /// The protected message goes to the MTA: the data stay on the KAS.
+    pub fn keep(mut self) {
+        self.link = None;
+    }
+}
+
+impl std::fmt::Debug for StoredMailData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredMailData")
+            .field("kept", &self.link.is_none())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for StoredMailData {
+    fn drop(&mut self) {
+        let Some(link) = self.link.take() else {
+            return;
+        };
+        let client = self.client.clone();
+        blocking::unblock(move || match client.delete_attachment(&link) {
+            Ok(()) => log::info!("KAS: mail data of a message that was not sent deleted"),
+            Err(e) => {
+                let why = match e {
+                    crate::kas_client::KasError::Status(s) => format!("HTTP {s}"),
+                    _ => "no usable answer".to_owned(),
+                };
+                log::warn!(
+                    "KAS: deleting the mail data of a message that was not sent failed ({why}); \
+                     they stay until they expire"
+                );
+            }
+        })
+        .detach();
+    }
 }
 
 fn failure(e: &KasSendError) -> ProtectionFailure {
@@ -298,6 +364,8 @@ impl KasFlow {
             log::warn!("KAS upload failed: {e}");
             failure(&e)
         })?;
+        // From here on every way out but the caller's keep() deletes the object again.
+        let stored = StoredMailData::new(self.client.clone(), attachment.link.clone());
         let small = kas::kas_message(header.as_slice(), &attachment).map_err(|_| {
             ProtectionFailure::with_reply(
                 b"451 4.6.0 Die KOM-LE-Nachricht mit KAS-Inhalt konnte nicht gebaut werden",
@@ -310,6 +378,7 @@ impl KasFlow {
             notice,
             size,
             ttl_days,
+            stored,
         })
     }
 

@@ -197,6 +197,8 @@ impl Protector for Pipeline {
             // small KOM-LE message is what gets signed and encrypted below.
             let mut kas_size = None;
             let mut kas_notice = None;
+            // Dropped on any way out below but a protected message: the KAS data go again.
+            let mut kas_stored = None;
             let mut job = job;
             if let Some(kas) = &self.kas {
                 let now = unix_seconds(self.clock.wall());
@@ -207,10 +209,12 @@ impl Protector for Pipeline {
                         notice,
                         size,
                         ttl_days,
+                        stored,
                     } => {
                         job = j;
                         kas_notice = notice;
                         kas_size = Some((size, ttl_days));
+                        kas_stored = Some(stored);
                     }
                 }
             }
@@ -271,7 +275,15 @@ impl Protector for Pipeline {
                             })
                             .await;
                     }
-                    Step::Done(result) => return with_kas_notice(result, kas_notice),
+                    Step::Done(result) => {
+                        // A_2025 (nobody left) ends the transaction like a failure.
+                        if matches!(&result, Ok(p) if !p.recipients.is_empty())
+                            && let Some(stored) = kas_stored.take()
+                        {
+                            stored.keep();
+                        }
+                        return with_kas_notice(result, kas_notice);
+                    }
                 }
             }
         })

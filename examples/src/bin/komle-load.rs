@@ -22,96 +22,21 @@
 
 #![forbid(unsafe_code)]
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use komle_examples::big_message::{self, median};
+use komle_examples::big_message::{self, Passes, median};
+use komle_examples::demo_process::DemoProcess;
 use komle_examples::load::{self, COMMANDS};
 use komle_examples::machine::{self, Machine};
 
 /// Where the demo listens and who sends.
-struct Demo {
-    child: Child,
-    proxy: SocketAddr,
-    /// The protocol-floor relay.
-    floor: SocketAddr,
-    mta: SocketAddr,
-    login: String,
-    sender: String,
-    rcpt: String,
-}
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+type Demo = DemoProcess;
 
 fn start_demo() -> Demo {
-    let cm = std::env::current_exe()
-        .ok()
-        .and_then(|p| p.parent().map(|d| d.join("komle-demo")))
-        .filter(|p| p.exists())
-        .unwrap_or_else(|| {
-            fail("komle-demo not found next to komle-load: build -p komle-demo too")
-        });
-    let mut child = Command::new(&cm)
-        .args(["--port", "0", "--precomputed-konnektor", "--floor-relay"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| fail(&format!("cannot start {}: {e}", cm.display())));
-    let stdout = child.stdout.take().expect("piped stdout");
-    let (mut proxy, mut mta, mut login, mut rcpt, mut floor) = (None, None, None, None, None);
-    for line in BufReader::new(stdout)
-        .lines()
-        .take(200)
-        .map_while(Result::ok)
-    {
-        let field = |prefix: &str| {
-            line.trim()
-                .strip_prefix(prefix)
-                .map(|v| v.trim().to_owned())
-        };
-        if let Some(v) = field("Mail service (SMTPS):") {
-            mta = v.parse::<SocketAddr>().ok();
-        }
-        if let Some(v) = field("komle-cm SMTP proxy (implicit TLS):") {
-            proxy = v.parse::<SocketAddr>().ok();
-        }
-        if let Some(v) = field("Protocol floor relay (benchmarks only):") {
-            floor = v.parse::<SocketAddr>().ok();
-        }
-        if let Some(v) = field("user") {
-            login = Some(v);
-        }
-        if let Some(v) = field("recipients") {
-            rcpt = v.split(',').next().map(|s| s.trim().to_owned());
-        }
-        if line.contains("curl --ssl-reqd") {
-            break;
-        }
-    }
-    let (Some(proxy), Some(mta), Some(login), Some(rcpt), Some(floor)) =
-        (proxy, mta, login, rcpt, floor)
-    else {
-        let _ = child.kill();
-        fail("could not read the demo's addresses")
-    };
-    let sender = login.split('#').next().unwrap_or_default().to_owned();
-    Demo {
-        child,
-        proxy,
-        floor,
-        mta,
-        login,
-        sender,
-        rcpt,
-    }
+    DemoProcess::start("komle-load", &["--precomputed-konnektor", "--floor-relay"])
+        .unwrap_or_else(|e| fail(&e.to_string()))
 }
 
 fn fail(why: &str) -> ! {
@@ -180,36 +105,6 @@ fn median_run(mut runs: Vec<Throughput>) -> Throughput {
     runs.swap_remove(middle)
 }
 
-/// The large-message passes of one kind: times and peak-RSS growth (KiB) per pass.
-#[derive(Default)]
-struct Passes {
-    times: Vec<Duration>,
-    peak_growth_kib: Vec<u64>,
-    failures: Vec<String>,
-}
-
-impl Passes {
-    /// One timed pass with komle-cm's peak RSS reset before it.
-    fn run(&mut self, pid: u32, send: impl FnOnce() -> Result<Duration, String>) {
-        machine::reset_peak(pid);
-        let before = machine::rss_and_peak_kib(pid).map_or(0, |(rss, _)| rss);
-        match send() {
-            Ok(t) => {
-                self.times.push(t);
-                let peak = machine::rss_and_peak_kib(pid).map_or(0, |(_, peak)| peak);
-                self.peak_growth_kib.push(peak.saturating_sub(before));
-            }
-            Err(e) => self.failures.push(e),
-        }
-    }
-
-    fn median_growth_kib(&self) -> u64 {
-        let mut v = self.peak_growth_kib.clone();
-        v.sort_unstable();
-        v.get(v.len() / 2).copied().unwrap_or(0)
-    }
-}
-
 fn main() {
     // `--profile`: after the warm-up, print komle-demo's PID, wait 3 s (attach a profiler
     // then, e.g. `perf record -F 999 -p PID`) and run only the rounds through komle-cm.
@@ -256,6 +151,9 @@ fn main() {
         }
         return;
     }
+    let floor_addr = demo
+        .floor
+        .unwrap_or_else(|| fail("komle-demo printed no protocol-floor relay address"));
     // Interleaved rounds, so a change in the machine's load hits all three alike.
     let (mut straights, mut floors, mut throughs) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..ROUNDS {
@@ -270,7 +168,7 @@ fn main() {
         floors.push(throughput(
             &demo,
             &tls,
-            demo.floor,
+            floor_addr,
             &demo.login,
             clients,
             per_client,

@@ -141,18 +141,27 @@ fn rss(bed: &TestBed) -> u64 {
     bed.cm_peak_rss_kib().unwrap_or(0)
 }
 
-/// The headline case: 40 MB through komle-cm, the KAS and both mail servers, back
-/// byte-identical apart from the note and the result headers; komle-cm's peak RSS printed for
-/// BENCHMARKS.md.
+/// Size of the headline mail: issue 17's "Done when" asks for 100 MB end to end.
+const HEADLINE_SIZE: usize = 100_000_000;
+
+/// The headline case (issue 17): a 100 MB client mail through komle-cm, the KAS and both mail
+/// servers, and back through komle-cm's POP3 side byte-identical apart from the note and the
+/// result headers. komle-cm's VmHWM (idle, after the send, after the RETR) and the wall times
+/// are printed for BENCHMARKS.md; no memory bound is asserted here (streaming is its own
+/// issue), only what must hold: one object on the KAS of the mail's size, only the small
+/// KOM-LE message through the MTA, every byte of the client mail back.
+///
+/// The one 100 MB round trip per runtime in CI (debug build, 2 cores): the other KAS cases use
+/// 16 MiB mails.
 #[test]
-fn a_19357_a_19363_a_19370_40_mb_sent_and_retrieved_through_komle_cm_via_the_kas() {
+fn a_19357_a_19363_a_19370_100_mb_sent_and_retrieved_through_komle_cm_via_the_kas() {
     let k = KasBed::start();
     let from = world().pki.sender.address.clone();
     let to = world().pki.single.address.clone();
     set_kom_le_data(&k.bed.slapd, &world().pki.single.uid, &format!("1.5+,{to}"));
     let idle = rss(&k.bed);
-    let marker = "kas-e2e-40mb";
-    let mail = large_mail(&from, &to, marker, 40_000_000);
+    let marker = "kas-e2e-100mb";
+    let mail = large_mail(&from, &to, marker, HEADLINE_SIZE);
     let t = Instant::now();
     let run = send(&k.bed, &from, &to, &mail);
     let sent_in = t.elapsed();
@@ -176,22 +185,43 @@ fn a_19357_a_19363_a_19370_40_mb_sent_and_retrieved_through_komle_cm_via_the_kas
     let retr_in = t.elapsed();
     let after_retr = rss(&k.bed);
     let head = header_of(&got);
-    assert!(head.contains(&format!("Subject: Gross {marker}")), "{head}");
     assert!(head.contains("X-KIM-DecryptionResult: 00"), "{head}");
     assert!(head.contains("X-KIM-IntegrityCheckResult: 01"), "{head}");
+    // The client mail's header fields come back as the client wrote them.
+    let client_head = header_of(&mail);
+    for field in client_head.split("\r\n").filter(|f| {
+        ["From:", "To:", "Subject:", "Date:", "Message-ID:"]
+            .iter()
+            .any(|name| f.starts_with(name))
+    }) {
+        assert!(head.contains(field), "{field} missing in\n{head}");
+    }
+    // Its body, all 100 MB, byte for byte and exactly once.
     let body = body_of(&mail);
+    let at = find(&got, body).unwrap_or_else(|| {
+        panic!(
+            "the client mail's body does not arrive byte-identical ({} bytes received, {} sent)",
+            got.len(),
+            mail.len()
+        )
+    });
     assert!(
-        find(&got, body).is_some(),
-        "the client mail's body arrives byte-identical ({} bytes received)",
-        got.len()
+        find(
+            &got[at + body.len()..],
+            format!("Zeile {:09}", 0).as_bytes()
+        )
+        .is_none(),
+        "the body arrives once"
     );
     assert!(
-        find(&got, b"Die Nachricht wurde entschl").is_some(),
-        "the note"
+        find(&got[at + body.len()..], b"Die Nachricht wurde entschl").is_some(),
+        "the note follows the client's text"
     );
     eprintln!(
-        "KAS e2e 40 MB: send {sent_in:?}, RETR {retr_in:?}; komle-cm VmHWM idle {idle} KiB, \
-         after send {after_send} KiB, after RETR {after_retr} KiB"
+        "KAS e2e {} B: send {sent_in:?}, RETR {retr_in:?} ({} B received); komle-cm VmHWM \
+         idle {idle} KiB, after send {after_send} KiB, after RETR {after_retr} KiB",
+        mail.len(),
+        got.len()
     );
 }
 

@@ -1653,6 +1653,11 @@ base = "dc=data,dc=vzd"
             "sample_address",
             "context",
             "proxy_protocol",
+            "base_url",
+            "limits_url",
+            "discovery_domain",
+            "dns_server",
+            "max_mail_size",
         ] {
             assert!(text.contains(&format!("{key} =")), "example lacks {key}");
         }
@@ -1668,5 +1673,22 @@ base = "dc=data,dc=vzd"
             Some("127.0.0.1:9465".parse().unwrap())
         );
         assert!(c.doctor.context.is_some() && c.doctor.sample_address.is_some());
+        // [kas] switched on as documented: DNS-SD with the named server, no override.
+        let kas = text
+            .replace("# [kas]\n", "[kas]\n")
+            .replace("# discovery_domain =", "discovery_domain =")
+            .replace("# dns_server =", "dns_server =")
+            .replace(
+                "# client_certificate = \"/etc/komle-cm/kas",
+                "client_certificate = \"/etc/komle-cm/kas",
+            )
+            .replace(
+                "# client_key = \"/etc/komle-cm/kas",
+                "client_key = \"/etc/komle-cm/kas",
+            );
+        let k = Config::parse(&kas).unwrap().kas.expect("[kas]");
+        assert_eq!(k.discovery_domain.as_deref(), Some("kim.telematik"));
+        assert_eq!(k.dns_server, Some("127.0.0.1:53".parse().unwrap()));
+        assert!(k.base_url.is_none() && k.client_certificate.is_some());
     }
 }

@@ -9,3 +9,5 @@ const CM_BINARY: &str = env!("CARGO_BIN_EXE_komle-cm");
 mod common;
 #[path = "e2e/kas.rs"]
 mod kas;
+#[path = "e2e/kas_dnssd.rs"]
+mod kas_dnssd;

@@ -88,10 +88,18 @@ pub struct DoctorSettings {
 /// `[kas]`: the sender's KOM-LE Attachment Service (gemSpec_CM_KOMLE V1.16 §3.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KasSettings {
-    /// `https://<host>:<port>/attachments/v2.4` (what DNS-SD would yield, A_19361-01).
-    pub base_url: String,
-    /// The account manager's getLimits URL (A_22416), `…/AccountLimit/v1.1/limit`.
+    /// `https://<host>:<port>/attachments/v2.4`: the explicit override of DNS-SD (test
+    /// environments without the TI's DNS). `None`: discovered (A_19361-01).
+    pub base_url: Option<String>,
+    /// The account manager's getLimits URL (A_22416), `…/AccountLimit/v1.1/limit`. With
+    /// `base_url`: only this one (none: no getLimits); without: overrides the discovered one.
     pub limits_url: Option<String>,
+    /// Where `_kas._tcp` / `_accmgr._tcp` are looked up (A_19361-01, RFC 6763); default
+    /// [`crate::kas_discovery::DEFAULT_DISCOVERY_DOMAIN`] when `base_url` is absent. Set
+    /// together with `base_url`, the override wins (logged once at start).
+    pub discovery_domain: Option<String>,
+    /// The name server for discovery (`host:port`); `None`: the system's resolv.conf.
+    pub dns_server: Option<SocketAddr>,
     /// CM_KAS_TIMEOUT (Tab_Konf_Param): inactivity limit per KAS I/O step.
     pub timeout: Duration,
     /// CA (PEM) for the KAS's server certificate; none: the webpki roots.
@@ -597,10 +605,32 @@ impl Config {
         distinct_listen_addresses(smtp.as_ref(), pop3.as_ref(), admin.as_ref())?;
         let kas = match Section::optional(&table, "kas") {
             Some(mut s) => {
-                let base_url = s.required_string("base_url")?;
-                if !base_url.starts_with("https://") {
+                let base_url = s.string("base_url")?;
+                if base_url
+                    .as_deref()
+                    .is_some_and(|u| !u.starts_with("https://"))
+                {
                     return Err(s.error("base_url", "must be an https:// URL (A_19362)"));
                 }
+                let discovery_domain = s.string("discovery_domain")?;
+                if discovery_domain.as_deref().is_some_and(|d| {
+                    let d = d.trim_end_matches('.');
+                    d.is_empty()
+                        || !d.split('.').all(|l| {
+                            !l.is_empty()
+                                && l.len() <= 63
+                                && l.bytes()
+                                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                        })
+                }) {
+                    return Err(s.error("discovery_domain", "is not a DNS domain name"));
+                }
+                let dns_server = match s.string("dns_server")? {
+                    Some(a) => Some(a.parse::<SocketAddr>().map_err(|_| {
+                        s.error("dns_server", "must be IP:port, e.g. \"127.0.0.1:53\"")
+                    })?),
+                    None => None,
+                };
                 let limits_url = s.string("limits_url")?;
                 if limits_url
                     .as_deref()
@@ -633,6 +663,8 @@ impl Config {
                 Some(KasSettings {
                     base_url,
                     limits_url,
+                    discovery_domain,
+                    dns_server,
                     timeout,
                     ca,
                     client_certificate,
@@ -1104,6 +1136,43 @@ base = "dc=data,dc=vzd"
         );
         let default = Config::parse(MINIMAL).expect("parses");
         assert!(default.kas.is_none());
+    }
+
+    #[test]
+    fn a_19361_kas_discovery_settings() {
+        let kas = |extra: &str| {
+            Config::parse(&format!(
+                "{MINIMAL}[kas]\nclient_certificate = \"a\"\nclient_key = \"b\"\n{extra}"
+            ))
+            .map(|c| c.kas.expect("[kas]"))
+        };
+        // Neither base_url nor discovery_domain: DNS-SD with the default domain later.
+        let k = kas("").expect("parses");
+        assert_eq!(
+            (k.base_url, k.discovery_domain, k.dns_server),
+            (None, None, None)
+        );
+        let k = kas("discovery_domain = \"kim.test\"\ndns_server = \"127.0.0.1:5353\"\n")
+            .expect("parses");
+        assert_eq!(k.discovery_domain.as_deref(), Some("kim.test"));
+        assert_eq!(k.dns_server, Some("127.0.0.1:5353".parse().unwrap()));
+        let both =
+            kas("base_url = \"https://k/a\"\ndiscovery_domain = \"kim.test\"\n").expect("parses");
+        assert!(both.base_url.is_some() && both.discovery_domain.is_some());
+        assert_eq!(
+            kas("dns_server = \"localhost\"\n").unwrap_err().to_string(),
+            "config error: [kas] dns_server: must be IP:port, e.g. \"127.0.0.1:53\""
+        );
+        assert!(kas("discovery_domain = \"\"\n").is_err());
+        for bad in ["\"a..b\"", "\"a b\"", "\"x/y\""] {
+            assert_eq!(
+                kas(&format!("discovery_domain = {bad}\n"))
+                    .unwrap_err()
+                    .to_string(),
+                "config error: [kas] discovery_domain: is not a DNS domain name",
+                "{bad}"
+            );
+        }
     }
 
     /// The warnings other than the one about `[upstream] client_identity`.
@@ -1584,6 +1653,11 @@ base = "dc=data,dc=vzd"
             "sample_address",
             "context",
             "proxy_protocol",
+            "base_url",
+            "limits_url",
+            "discovery_domain",
+            "dns_server",
+            "max_mail_size",
         ] {
             assert!(text.contains(&format!("{key} =")), "example lacks {key}");
         }
@@ -1599,5 +1673,22 @@ base = "dc=data,dc=vzd"
             Some("127.0.0.1:9465".parse().unwrap())
         );
         assert!(c.doctor.context.is_some() && c.doctor.sample_address.is_some());
+        // [kas] switched on as documented: DNS-SD with the named server, no override.
+        let kas = text
+            .replace("# [kas]\n", "[kas]\n")
+            .replace("# discovery_domain =", "discovery_domain =")
+            .replace("# dns_server =", "dns_server =")
+            .replace(
+                "# client_certificate = \"/etc/komle-cm/kas",
+                "client_certificate = \"/etc/komle-cm/kas",
+            )
+            .replace(
+                "# client_key = \"/etc/komle-cm/kas",
+                "client_key = \"/etc/komle-cm/kas",
+            );
+        let k = Config::parse(&kas).unwrap().kas.expect("[kas]");
+        assert_eq!(k.discovery_domain.as_deref(), Some("kim.telematik"));
+        assert_eq!(k.dns_server, Some("127.0.0.1:53".parse().unwrap()));
+        assert!(k.base_url.is_none() && k.client_certificate.is_some());
     }
 }

@@ -238,6 +238,15 @@ impl KasClient {
         })
     }
 
+    /// The same client (agent, identity, credentials) for another KAS base URL: the one DNS-SD
+    /// found for this sender (A_19361-01).
+    pub fn with_base_url(&self, base_url: &str) -> Self {
+        Self {
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            ..self.clone()
+        }
+    }
+
     /// `add_Attachment` (A_19363-03): uploads the encrypted mail data; returns the
     /// `sharedLink` of a 201 answer (A_19364-02).
     ///

@@ -31,12 +31,14 @@ use komle_core::smtp::{Notice, ProtectJob, ProtectionFailure};
 use crate::cli::RuntimeError;
 use crate::config::{Config, KasSettings};
 use crate::kas_client::{KasClient, KasClientSettings, MailMeta};
+use crate::kas_discovery::{self, KasEndpoints};
 use crate::services::Directory;
 
 /// The KAS side of the pipeline: the client and the getLimits cache.
 pub struct KasFlow {
     client: KasClient,
-    limits_url: Option<String>,
+    /// Configured URLs or DNS-SD (A_19361-01).
+    endpoints: KasEndpoints,
     /// getLimits answers per sender account, at most 24 h (A_22416); process memory only.
     limits: Mutex<HashMap<String, CachedLimits>>,
     /// Largest mail data fetched on receive: the structure's `size` is the sender's claim, and
@@ -140,9 +142,15 @@ fn kom_le_data(entries: &[DirectoryEntry]) -> Vec<String> {
 
 impl KasFlow {
     pub fn new(client: KasClient, limits_url: Option<String>) -> Self {
+        Self::with_endpoints(client, KasEndpoints::Fixed { limits_url })
+    }
+
+    /// Like [`KasFlow::new`], with the endpoints given: [`KasEndpoints::Discovered`] looks up
+    /// the KAS per sender domain and uses `client` with that base URL.
+    pub fn with_endpoints(client: KasClient, endpoints: KasEndpoints) -> Self {
         Self {
             client,
-            limits_url,
+            endpoints,
             limits: Mutex::new(HashMap::new()),
             max_fetch: crate::config::DEFAULT_KAS_MAX_MAIL_SIZE as u64,
         }
@@ -183,7 +191,8 @@ impl KasFlow {
             None => Vec::new(),
         };
         let client = KasClient::new(KasClientSettings {
-            base_url: kas.base_url.clone(),
+            // With discovery the base URL is set per sender before each upload.
+            base_url: kas.base_url.clone().unwrap_or_default(),
             timeout: kas.timeout,
             roots,
             client_chain,
@@ -191,14 +200,21 @@ impl KasFlow {
             basic: None,
         })
         .map_err(|e| err("client identity", &e))?;
-        Ok(Self::new(client, kas.limits_url.clone()).with_max_fetch(kas.max_mail_size as u64))
+        Ok(
+            Self::with_endpoints(client, KasEndpoints::from_settings(kas))
+                .with_max_fetch(kas.max_mail_size as u64),
+        )
     }
 
     /// The sender account's limits: cached, else getLimits (A_22416). Unknown (no URL, or the
     /// account manager unreachable) is `None`: then only the 15 MiB rule applies and the KAS
     /// enforces its own limit.
-    async fn limits(&self, account: &str, now: i64) -> Option<AccountLimits> {
-        let url = self.limits_url.clone()?;
+    async fn limits(
+        &self,
+        account: &str,
+        sender_domain: Option<&str>,
+        now: i64,
+    ) -> Option<AccountLimits> {
         let key = account.to_ascii_lowercase();
         {
             let cache = self.limits.lock().unwrap_or_else(|p| p.into_inner());
@@ -206,6 +222,7 @@ impl KasFlow {
                 return Some(c.limits.clone());
             }
         }
+        let url = self.endpoints.limits_url(sender_domain).await?;
         let client = self.client.clone();
         match blocking::unblock(move || client.get_limits(&url)).await {
             Ok(limits) => {
@@ -243,10 +260,25 @@ impl KasFlow {
         if !kas::size_decision::exceeds_konnektor_limit(size) {
             return Ok(SendPrepared::Konnektor(job));
         }
-        let limits = self.limits(&job.login.user, now).await;
+        let sender_domain = kas_discovery::mail_domain(&job.envelope_from).map(str::to_owned);
+        let limits = self
+            .limits(&job.login.user, sender_domain.as_deref(), now)
+            .await;
         if kas::route(size, limits.as_ref()).map_err(|e| failure(&e))? == SendRoute::Konnektor {
             return Ok(SendPrepared::Konnektor(job));
         }
+        // A_19361-01: the sender's KAS before any work on the mail; not found is answered
+        // like a KAS that is down (451 + RSET, A_19363-03).
+        let client = match self.endpoints.kas_base_url(sender_domain.as_deref()).await {
+            Ok(Some(url)) => self.client.with_base_url(&url),
+            Ok(None) => self.client.clone(),
+            Err(e) => {
+                log::warn!("KAS discovery failed: {e}");
+                return Err(failure(&KasSendError::UploadFailed(
+                    kas::UploadFailure::Transport,
+                )));
+            }
+        };
         // A_22341: a client mail that already carries KAS content is not stored again.
         let message = core::mem::take(job.message.as_mut_vec());
         let (message, parts) = blocking::unblock(move || {
@@ -335,7 +367,6 @@ impl KasFlow {
         // A_19358-01: a fresh key and IV per message, from the OS RNG.
         let key = KasKey::from_bytes(rand::random());
         let iv = GcmIv(rand::random());
-        let client = self.client.clone();
         let recipients = kept.clone();
         let stored = blocking::unblock(move || {
             // In place: the plaintext is overwritten by the ciphertext, never copied.

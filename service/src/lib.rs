@@ -42,6 +42,7 @@ pub mod driver;
 pub mod duration;
 pub mod jobs;
 pub mod kas_client;
+pub mod kas_discovery;
 pub mod kas_flow;
 pub mod key_store;
 pub mod konnektor_directory;

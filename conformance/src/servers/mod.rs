@@ -32,6 +32,7 @@
 //! `dovecot-core`, `dovecot-pop3d`, `dovecot-lmtpd` and the `openssl` CLI.
 
 pub mod client_certs;
+pub mod dnsmasq;
 pub mod dovecot;
 pub mod error;
 pub mod haproxy;

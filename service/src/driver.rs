@@ -25,6 +25,7 @@ use komle_core::login_name::KonnektorId;
 use komle_core::proxy_session::{EndReason, Input, Job, JobResult, Output, ProxySession};
 use komle_core::upstream_allow::UNREACHABLE_REASON;
 use rustls::ClientConfig;
+use zeroize::Zeroize;
 
 use crate::contracts::BoxFuture;
 use crate::jobs::JobRunner;
@@ -155,10 +156,13 @@ where
     loop {
         while let Some(output) = session.poll_output() {
             match output {
-                Output::SendToClient(bytes) => {
-                    if client_open
-                        && !write_all(runtime, &mut client, &bytes, ctx.client_write_timeout).await
-                    {
+                Output::SendToClient(mut bytes) => {
+                    let written = !client_open
+                        || write_all(runtime, &mut client, &bytes, ctx.client_write_timeout).await;
+                    // A delivered (decrypted) mail or a reply: wiped once written
+                    // (A_2005, "buffers are wiped after use").
+                    bytes.zeroize();
+                    if !written {
                         client_open = false;
                         if client_reading {
                             client_reading = false;
@@ -166,11 +170,13 @@ where
                         }
                     }
                 }
-                Output::SendToUpstream(bytes) => {
+                Output::SendToUpstream(mut bytes) => {
                     let failed = match upstream.as_mut() {
                         Some(u) => !write_all(runtime, u, &bytes, ctx.upstream_write_timeout).await,
                         None => false,
                     };
+                    // The protected message or AUTH credentials: wiped once written (A_2005).
+                    bytes.zeroize();
                     if failed {
                         upstream = None;
                         session.handle_input(Input::UpstreamClosed, runtime.now());

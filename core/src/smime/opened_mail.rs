@@ -127,9 +127,59 @@ pub fn opened_mail(
     let mut pdf_b64 = Vec::with_capacity(pdf.len() * 4 / 3 + pdf.len() / 38 + 8);
     push_base64_lines(&mut pdf_b64, &pdf);
 
-    let cap = outer_header.len() + inner.map_or(0, <[u8]>::len) * 2 + pdf_b64.len() + 2048;
-    let mut out = Vec::with_capacity(cap);
     let oh = headers::parse(outer_header).ok();
+    let ih = inner.and_then(|m| headers::parse(m).ok().map(|h| (m, h)));
+
+    // The content entity (CRLF), annotated; or the A_23165 warning in its place. WHY in
+    // pieces: the body of a KAS mail can be hundreds of MB (issue 17); it is written once,
+    // straight from `inner` into `out`, with the note as an edit, never copied on the way.
+    let mut entity_head = Vec::new();
+    let mut crlf_body = Vec::new();
+    let mut body: &[u8] = &[];
+    if let (Some((m, h)), false) = (&ih, withhold) {
+        for f in h
+            .fields
+            .iter()
+            .filter(|f| f.name.to_ascii_lowercase().starts_with("content-"))
+        {
+            headers::push_crlf(&mut entity_head, &m[f.range.clone()]);
+            if !entity_head.ends_with(b"\n") {
+                entity_head.extend_from_slice(b"\r\n");
+            }
+        }
+        entity_head.extend_from_slice(b"\r\n");
+        body = &m[h.body..];
+        if h.eol == headers::Eol::Lf {
+            headers::push_crlf(&mut crlf_body, body);
+            body = &crlf_body;
+        }
+    }
+    let mut own_note = String::new();
+    let edits = if withhold {
+        own_note = format!("{SECURITY_WARNING}\r\n\r\n{}\r\n", note.join("\r\n"));
+        None
+    } else {
+        match text_note::text_edits(&entity_head, body, &note) {
+            Some(e) => Some(e),
+            None => {
+                own_note = format!("{}\r\n", note.join("\r\n"));
+                Some(Vec::new())
+            }
+        }
+    };
+    let pieces: Vec<&[u8]> = match &edits {
+        Some(e) => text_note::edited_pieces(&entity_head, body, e),
+        None => Vec::new(),
+    };
+    let entity_len: usize = pieces.iter().map(|p| p.len()).sum();
+
+    let cap = outer_header.len()
+        + inner.map_or(0, |m| m.len().min(64 * 1024))
+        + entity_len
+        + own_note.len()
+        + pdf_b64.len()
+        + 2048;
+    let mut out = Vec::with_capacity(cap);
     if let Some(oh) = &oh {
         for f in oh
             .fields
@@ -139,7 +189,6 @@ pub fn opened_mail(
             headers::push_crlf(&mut out, &outer_header[f.range.clone()]);
         }
     }
-    let ih = inner.and_then(|m| headers::parse(m).ok().map(|h| (m, h)));
     match &ih {
         Some((m, h)) => {
             for f in h.fields.iter().filter(|f| !dropped(&f.name)) {
@@ -166,58 +215,24 @@ pub fn opened_mail(
         .as_bytes(),
     );
 
-    // The content entity (CRLF), annotated; or the A_23165 warning in its place.
-    let mut entity = Vec::new();
-    if let (Some((m, h)), false) = (&ih, withhold) {
-        for f in h
-            .fields
-            .iter()
-            .filter(|f| f.name.to_ascii_lowercase().starts_with("content-"))
-        {
-            headers::push_crlf(&mut entity, &m[f.range.clone()]);
-            if !entity.ends_with(b"\n") {
-                entity.extend_from_slice(b"\r\n");
-            }
+    let mut contents: Vec<&[u8]> = pieces.clone();
+    contents.push(own_note.as_bytes());
+    contents.push(&pdf_b64);
+    let boundary = multipart::boundary(&contents);
+    out.extend_from_slice(
+        format!("Content-Type: multipart/mixed; boundary=\"{boundary}\"\r\n\r\n").as_bytes(),
+    );
+    if edits.is_some() {
+        // The annotated entity as one part: its header block, the blank line, its body.
+        out.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        for p in &pieces {
+            out.extend_from_slice(p);
         }
-        entity.extend_from_slice(b"\r\n");
-        let body = &m[h.body..];
-        if h.eol == headers::Eol::Lf {
-            headers::push_crlf(&mut entity, body);
-        } else {
-            entity.extend_from_slice(body);
+        if !pieces.last().is_some_and(|p| p.ends_with(b"\n")) {
+            out.extend_from_slice(b"\r\n");
         }
     }
-    let mut own_note = String::new();
-    let annotated = if withhold {
-        own_note = format!("{SECURITY_WARNING}\r\n\r\n{}\r\n", note.join("\r\n"));
-        None
-    } else {
-        match text_note::append_to_text(&entity, &note) {
-            Some(a) => Some(a),
-            None => {
-                own_note = format!("{}\r\n", note.join("\r\n"));
-                Some(entity)
-            }
-        }
-    };
-    let (content_headers, content_body) = match &annotated {
-        Some(e) => match headers::parse(e) {
-            Ok(h) => (
-                String::from_utf8_lossy(&e[..h.end]).into_owned(),
-                &e[h.body..],
-            ),
-            Err(_) => (String::new(), &e[..]),
-        },
-        None => (String::new(), &[][..]),
-    };
-    let boundary = multipart::boundary(&[content_body, own_note.as_bytes(), &pdf_b64]);
     let mut parts = Vec::new();
-    if annotated.is_some() {
-        parts.push(Part {
-            headers: content_headers,
-            body: content_body,
-        });
-    }
     if !own_note.is_empty() {
         parts.push(multipart::text_part(&own_note));
     }
@@ -225,6 +240,7 @@ pub fn opened_mail(
         headers: "Content-Type: application/pdf; name=\"Pruefbericht.pdf\"\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=\"Pruefbericht.pdf\"\r\n".into(),
         body: &pdf_b64,
     });
-    multipart::push_multipart(&mut out, &boundary, &parts);
+    multipart::push_parts(&mut out, &boundary, &parts);
+    zeroize::Zeroize::zeroize(&mut crlf_body);
     out
 }

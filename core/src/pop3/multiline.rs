@@ -155,8 +155,8 @@ pub fn dot_stuff(message: &[u8]) -> (Vec<u8>, usize) {
 /// buffer held it twice. Here the buffer is widened by exactly the bytes stuffing and line-end
 /// normalisation add (usually just the terminator, which the opened mail's spare capacity
 /// takes) and the lines are moved back to front, so nothing is overwritten before it is read.
-/// Only when the spare capacity is too small is the buffer copied once, and the old one wiped
-/// (KOM-LE-A_2005).
+/// When the spare capacity is too small the buffer grows as in
+/// [`crate::smime::in_place::grow`] (moved by `realloc` when large, else copied and wiped).
 pub fn dot_stuff_in_place(message: &mut Vec<u8>) -> usize {
     let old_len = message.len();
     let mut added = 0usize;
@@ -171,12 +171,7 @@ pub fn dot_stuff_in_place(message: &mut Vec<u8>) -> usize {
     let added = added + stuffed;
     let octets = old_len + added - stuffed;
     let new_len = old_len + added;
-    if message.capacity() < new_len + 3 {
-        let mut bigger = Vec::with_capacity(new_len + 3);
-        bigger.extend_from_slice(message);
-        zeroize::Zeroize::zeroize(message);
-        *message = bigger;
-    }
+    crate::smime::in_place::grow(message, new_len + 3);
     if added > 0 {
         message.resize(new_len, 0);
         let mut read_end = old_len;

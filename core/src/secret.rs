@@ -7,6 +7,16 @@
 use core::fmt;
 use zeroize::Zeroize;
 
+/// Capacity from which [`SecretBytes`] grows with `realloc` instead of copy-and-wipe.
+///
+/// WHY: copying a buffer to grow it holds the old and the new copy at once, so a 40 MB mail
+/// without `SIZE=` cost up to twice its size during DATA (issue 17). Blocks of 32 MiB and more
+/// are always their own memory mapping in glibc (its largest dynamic mmap threshold) and in
+/// musl, and both grow such a mapping with `mremap`: the pages are moved, not copied, so
+/// neither a second copy nor an unwiped old copy exists. Below this size the copy is cheap and
+/// the old buffer is wiped as before.
+pub const MOVED_BY_REALLOC: usize = 32 * 1024 * 1024;
+
 /// Bytes of a message (or any other confidential payload), wiped on drop.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct SecretBytes(Vec<u8>);
@@ -34,8 +44,11 @@ impl SecretBytes {
 
     pub fn extend_from_slice(&mut self, bytes: &[u8]) {
         // Growing a Vec reallocates and would leave an unwiped copy of the old contents behind
-        // in freed memory; grow by hand so the old buffer is wiped first.
-        if self.0.capacity() - self.0.len() < bytes.len() {
+        // in freed memory; grow by hand so the old buffer is wiped first. From
+        // [`MOVED_BY_REALLOC`] on, the allocator's own growth is used instead: see there.
+        if self.0.capacity() >= MOVED_BY_REALLOC {
+            self.0.reserve(bytes.len());
+        } else if self.0.capacity() - self.0.len() < bytes.len() {
             let wanted = (self.0.len() + bytes.len()).max(self.0.capacity() * 2);
             let mut bigger = Vec::with_capacity(wanted);
             bigger.extend_from_slice(&self.0);
@@ -47,6 +60,24 @@ impl SecretBytes {
 
     pub fn push(&mut self, byte: u8) {
         self.extend_from_slice(&[byte]);
+    }
+
+    /// Room for `additional` more bytes, reserved exactly (no doubling). On an empty buffer
+    /// this is one allocation; otherwise the old buffer is wiped after the copy, as in
+    /// [`SecretBytes::extend_from_slice`].
+    pub fn reserve_exact(&mut self, additional: usize) {
+        if self.0.capacity() - self.0.len() >= additional {
+            return;
+        }
+        let mut bigger = Vec::with_capacity(self.0.len().saturating_add(additional));
+        bigger.extend_from_slice(&self.0);
+        self.0.zeroize();
+        self.0 = bigger;
+    }
+
+    /// Bytes the buffer can hold without growing.
+    pub fn capacity(&self) -> usize {
+        self.0.capacity()
     }
 
     /// Wipes the content but keeps the allocation for reuse.
@@ -139,5 +170,25 @@ mod tests {
         assert_eq!(s.as_slice(), b"abcdefghijklmnop");
         s.clear();
         assert!(s.is_empty());
+    }
+
+    #[test]
+    fn growing_past_the_realloc_threshold_keeps_all_bytes_and_reserve_exact_is_exact() {
+        let chunk: Vec<u8> = (0..=255u8).cycle().take(1 << 20).collect();
+        let mut s = SecretBytes::new();
+        for _ in 0..(MOVED_BY_REALLOC >> 20) + 3 {
+            s.extend_from_slice(&chunk);
+        }
+        assert_eq!(s.len(), MOVED_BY_REALLOC + (3 << 20));
+        assert!(s.as_slice().chunks(1 << 20).all(|c| c == &chunk[..]));
+        let mut r = SecretBytes::new();
+        r.reserve_exact(1000);
+        assert_eq!(r.capacity(), 1000);
+        r.extend_from_slice(b"abc");
+        r.reserve_exact(10);
+        assert_eq!(r.capacity(), 1000);
+        r.reserve_exact(2000);
+        assert_eq!(r.capacity(), 2003);
+        assert_eq!(r.as_slice(), b"abc");
     }
 }

@@ -10,9 +10,10 @@
 //! Receive: the opt-in check before decryption (A_23512) and the download behind
 //! [`komle_core::open::Step::FetchKas`].
 //!
-//! Memory: the client mail is encrypted in place (the plaintext is overwritten, never copied),
-//! so one send holds the mail once plus the small message; one receive holds the fetched mail
-//! and the delivered mail built from it. Nothing here logs content, keys or links.
+//! Memory (issue 17, figures in BENCHMARKS.md): the client mail is encrypted in place (the
+//! plaintext is overwritten, never copied), so one send holds the mail once plus the small
+//! message; one receive holds the fetched mail once: the delivered mail is built in its
+//! buffer and dot-stuffed there. Nothing here logs content, keys or links.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -457,7 +458,11 @@ impl KasFlow {
         blocking::unblock(move || {
             let size =
                 usize::try_from(fetch.attachment.size).map_err(|_| KasOpenError::TooLarge)?;
-            let mut out = SecretBytes::from(Vec::with_capacity(size.min(MAX_PREALLOCATED)));
+            // Room for what the delivered mail adds around the client mail (header fields,
+            // note, report, POP3 terminator): it is built in this buffer (issue 17).
+            let mut out = SecretBytes::from(Vec::with_capacity(
+                size.min(MAX_PREALLOCATED) + DELIVERY_HEADROOM,
+            ));
             let result = client.fetch_into(&fetch.attachment, &fetch.recipient, out.as_mut_vec());
             match result {
                 Ok(_) => Ok(out),
@@ -474,6 +479,10 @@ impl KasFlow {
 /// Largest buffer reserved up front for a download (the structure's `size` is the sender's
 /// claim; more is grown on demand and cut off by the opener past `size`).
 const MAX_PREALLOCATED: usize = 512 * 1024 * 1024;
+
+/// Bytes reserved beyond the client mail for the delivered mail built around it in the same
+/// buffer (header fields, A_2179-01 note, PDF report, POP3 terminator); more grows the buffer.
+const DELIVERY_HEADROOM: usize = 64 * 1024;
 
 /// Shared handle as the pipeline holds it.
 pub type SharedKasFlow = Arc<KasFlow>;

@@ -20,12 +20,13 @@
 //!
 //! Memory: nothing here holds more than one chunk of mail data plus 16–32 bytes of cipher
 //! state. On RETR the plaintext is released before the GCM tag and the hash are checked (they
-//! are at the end); a runtime that streams it to the POP3 client must not send the final
-//! `.` before [`MailDataOpener::finish`] succeeded, and drops the connection otherwise, so a
-//! client never takes a half or forged mail as complete. The RETR octet count (`+OK n
-//! octets`) is not known before the mail is rebuilt; the runtime either announces no count
-//! (RFC 1939 allows any text after `+OK`) or computes it from `size` plus the fixed additions
-//! of the open pipeline.
+//! are at the end), so a mail must not reach the POP3 client before [`MailDataOpener::finish`]
+//! succeeded ("never a half mail"). The runtime therefore keeps the decrypted client mail once
+//! and builds the delivered mail in that same buffer
+//! ([`crate::smime::opened_mail::opened_mail_in_place`]), dot-stuffed in place
+//! ([`crate::pop3::dot_stuff_in_place`]): about 1x the mail, and the exact `+OK n octets` of
+//! what the client receives is known before the first byte goes out. Why not streamed, and
+//! what the octet count and LIST show: LIMITS.md, "Large messages via the KAS".
 
 pub mod account_limits;
 pub mod attachment;

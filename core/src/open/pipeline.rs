@@ -194,12 +194,10 @@ impl Reception {
             return;
         };
         let mail = match fetched {
-            Ok(client_mail) => verifying.finish_with_content(
-                &verification,
-                self.now,
-                self.options,
-                Some(client_mail.as_slice()),
-            ),
+            // Built in the fetched mail's own buffer: a large mail is held once (issue 17).
+            Ok(client_mail) => {
+                verifying.finish_with_fetched(&verification, self.now, self.options, client_mail)
+            }
             Err(e @ (KasOpenError::DownloadFailed | KasOpenError::TooManyDownloads)) => {
                 kas_receive::download_failed_mail(
                     self.job.message.as_slice(),

@@ -82,7 +82,7 @@ pub use command::{Command, CommandError, ReplyShape, parse as parse_command, top
 pub use config::Pop3Config;
 pub use connect::{AUTH_FAILED, MECHANISM_UNSUPPORTED};
 pub use event::{OpenFailure, OpenJob, OpenedMessage, Pop3Action, Pop3Event};
-pub use multiline::{Fed, MultilineDecoder, dot_stuff, normalize_line_ends};
+pub use multiline::{Fed, MultilineDecoder, dot_stuff, dot_stuff_in_place, normalize_line_ends};
 pub use replies::TOO_BIG;
 pub use reply::{Status, status};
 pub use session::{Pop3Session, SERVER_UNAVAILABLE, SERVER_UNREACHABLE, TIMEOUT};

@@ -148,8 +148,107 @@ pub fn dot_stuff(message: &[u8]) -> (Vec<u8>, usize) {
     (out, octets)
 }
 
+/// [`dot_stuff`] in the message's own buffer: the same bytes, but no second full-size copy.
+/// Returns the octet count for `+OK <n> octets`.
+///
+/// WHY: a mail fetched from the KAS can be hundreds of MB (issue 17); stuffing it into a new
+/// buffer held it twice. Here the buffer is widened by exactly the bytes stuffing and line-end
+/// normalisation add (usually just the terminator, which the opened mail's spare capacity
+/// takes) and the lines are moved back to front, so nothing is overwritten before it is read.
+/// When the spare capacity is too small the buffer grows as in
+/// [`crate::smime::in_place::grow`] (moved by `realloc` when large, else copied and wiped).
+pub fn dot_stuff_in_place(message: &mut Vec<u8>) -> usize {
+    let old_len = message.len();
+    let mut added = 0usize;
+    let mut stuffed = 0usize;
+    for line in message.split_inclusive(|b| *b == b'\n') {
+        let body_len = line_body(line);
+        if line.first() == Some(&b'.') && body_len > 0 {
+            stuffed += 1;
+        }
+        added += body_len + 2 - line.len();
+    }
+    let added = added + stuffed;
+    let octets = old_len + added - stuffed;
+    let new_len = old_len + added;
+    crate::smime::in_place::grow(message, new_len + 3);
+    if added > 0 {
+        message.resize(new_len, 0);
+        let mut read_end = old_len;
+        let mut write_end = new_len;
+        while read_end > 0 {
+            let search_end = if message[read_end - 1] == b'\n' {
+                read_end - 1
+            } else {
+                read_end
+            };
+            let start = memchr::memrchr(b'\n', &message[..search_end]).map_or(0, |i| i + 1);
+            let body_len = line_body(&message[start..read_end]);
+            write_end -= 2;
+            message[write_end..write_end + 2].copy_from_slice(b"\r\n");
+            write_end -= body_len;
+            message.copy_within(start..start + body_len, write_end);
+            if body_len > 0 && message[start] == b'.' {
+                write_end -= 1;
+                message[write_end] = b'.';
+            }
+            read_end = start;
+        }
+        debug_assert_eq!(write_end, 0);
+    }
+    message.extend_from_slice(b".\r\n");
+    octets
+}
+
+/// The length of a line without its line end (`\n`, and one `\r` before it or at the end).
+fn line_body(line: &[u8]) -> usize {
+    let body = line.strip_suffix(b"\n").unwrap_or(line);
+    body.strip_suffix(b"\r").unwrap_or(body).len()
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn rfc1939_in_place_stuffing_equals_the_copying_one() {
+        let cases: [&[u8]; 12] = [
+            b"",
+            b"a",
+            b".",
+            b"\r",
+            b"\n",
+            b".\r\n..x\r\n",
+            b"Subject: x\r\n\r\nbody\r\n",
+            b"lf only\nnext\n.dot\nlast",
+            b"mixed\r\n.a\nb\rc\r\n\r\n.\n\r",
+            b".\n.\n.\n",
+            b"no end\r",
+            b"\r\r\n\n\r\n.",
+        ];
+        for case in cases {
+            let (expected, octets) = dot_stuff(case);
+            for spare in [0usize, 3, 1000] {
+                let mut v = Vec::with_capacity(case.len() + spare);
+                v.extend_from_slice(case);
+                let n = dot_stuff_in_place(&mut v);
+                assert_eq!(v, expected, "{case:?} spare {spare}");
+                assert_eq!(n, octets, "{case:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn in_place_stuffing_of_a_clean_mail_does_not_reallocate() {
+        let mut v = Vec::with_capacity(64 * 1024);
+        for _ in 0..1000 {
+            v.extend_from_slice(b"line of text\r\n");
+        }
+        let before = v.as_ptr();
+        let len = v.len();
+        assert_eq!(dot_stuff_in_place(&mut v), len);
+        assert_eq!(v.as_ptr(), before);
+        assert!(v.ends_with(b"text\r\n.\r\n"));
+    }
     use super::*;
 
     fn decode_all(chunks: &[&[u8]]) -> (Vec<u8>, Option<usize>) {
@@ -236,6 +335,15 @@ mod tests {
         }
 
         proptest! {
+            #[test]
+            fn rfc1939_in_place_stuffing_equals_copying_for_any_content(msg in content(), spare in 0usize..8) {
+                let (expected, octets) = dot_stuff(&msg);
+                let mut v = Vec::with_capacity(msg.len() + spare);
+                v.extend_from_slice(&msg);
+                prop_assert_eq!(dot_stuff_in_place(&mut v), octets);
+                prop_assert_eq!(v, expected);
+            }
+
             #[test]
             fn rfc1939_stuff_then_decode_round_trips(msg in content(), cuts in proptest::collection::vec(0usize..80, 0..6)) {
                 let (wire, octets) = dot_stuff(&msg);

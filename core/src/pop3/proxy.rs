@@ -8,7 +8,7 @@ use zeroize::Zeroize;
 
 use super::canonical::CanonicalCommand;
 use super::event::{OpenFailure, OpenJob, OpenedMessage, Pop3Action};
-use super::multiline::dot_stuff;
+use super::multiline::dot_stuff_in_place;
 use super::replies::Stop;
 use super::reply;
 use super::session::{Phase, Pop3Session, SERVER_UNAVAILABLE, consume_front};
@@ -122,12 +122,15 @@ impl Pop3Session {
         *opening = false;
         match result {
             Ok(opened) => {
-                let (mut body, octets) = dot_stuff(opened.message.as_slice());
+                // Stuffed in its own buffer and handed on as it is: a mail from the KAS can be
+                // hundreds of MB, and every copy here would cost that much again (issue 17).
+                let mut message = opened.message;
+                let mut body = core::mem::take(message.as_mut_vec());
+                let octets = dot_stuff_in_place(&mut body);
                 // RFC 1939 §5 RETR: `+OK` then the message; the size is that of what the
                 // client actually receives, not the encrypted size the server announced.
                 self.send_client(&reply::ok(&format!("{octets} octets")));
-                self.send_client(&body);
-                body.zeroize();
+                self.send_client_owned(body);
             }
             Err(failure) => self.send_client(&reply::err(&failure.reason)),
         }

@@ -15,6 +15,9 @@ use super::replies::ReplyReader;
 use super::reply;
 use super::upstream::{LoginStep, UpstreamLogin};
 use crate::login_name::LoginName;
+
+/// Up to this size, answers for the client are joined into one write.
+const JOIN_LIMIT: usize = 64 * 1024;
 use crate::proxy_session::{EndReason, EndReport};
 use crate::secret::Password;
 
@@ -482,11 +485,23 @@ impl Pop3Session {
         if bytes.is_empty() {
             return;
         }
-        if let Some(Pop3Action::SendToClient(last)) = self.actions.back_mut() {
+        // Small answers are joined into one write; a large block (an opened mail) is never
+        // grown, that would copy it.
+        if let Some(Pop3Action::SendToClient(last)) = self.actions.back_mut()
+            && last.len() < JOIN_LIMIT
+        {
             last.extend_from_slice(bytes);
         } else {
             self.actions
                 .push_back(Pop3Action::SendToClient(bytes.to_vec()));
+        }
+    }
+
+    /// Queues a large block for the client as it is, without copying it (the opened mail of a
+    /// RETR, issue 17: the buffer was stuffed in place).
+    pub(super) fn send_client_owned(&mut self, bytes: Vec<u8>) {
+        if !bytes.is_empty() {
+            self.actions.push_back(Pop3Action::SendToClient(bytes));
         }
     }
 

@@ -11,6 +11,7 @@ pub mod date;
 pub mod error;
 pub mod forward;
 pub mod headers;
+pub mod in_place;
 pub mod integrity;
 pub mod multipart;
 pub mod open_plan;

@@ -65,6 +65,12 @@ pub fn push_multipart(out: &mut Vec<u8>, boundary: &str, parts: &[Part<'_>]) {
     out.extend_from_slice(
         format!("Content-Type: multipart/mixed; boundary=\"{boundary}\"\r\n\r\n").as_bytes(),
     );
+    push_parts(out, boundary, parts);
+}
+
+/// The body parts and the close delimiter of a multipart whose `Content-Type` line (and
+/// possibly first parts) the caller has written already.
+pub fn push_parts(out: &mut Vec<u8>, boundary: &str, parts: &[Part<'_>]) {
     for p in parts {
         out.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
         out.extend_from_slice(p.headers.as_bytes());

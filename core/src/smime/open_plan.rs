@@ -15,7 +15,7 @@
 
 use super::auth_enveloped;
 use super::integrity::{self, IntegrityCheckResult, Verification};
-use super::opened_mail::{DeliveryOptions, opened_mail};
+use super::opened_mail::{DeliveryOptions, opened_mail, opened_mail_in_place};
 use super::receive::{self, DecryptionFailure, Incoming};
 use super::recipient_emails::RecipientEmail;
 use super::signed_data;
@@ -177,6 +177,30 @@ impl Verifying {
         options: DeliveryOptions,
         content: Option<&[u8]>,
     ) -> Vec<u8> {
+        self.finish_with(verification, now, options, content.map(Content::Borrowed))
+    }
+
+    /// [`Verifying::finish_with_content`] for the client mail fetched from the KAS, taken by
+    /// value: the delivered mail is built in its buffer
+    /// ([`super::opened_mail::opened_mail_in_place`]), so a large mail is held once
+    /// (issue 17).
+    pub fn finish_with_fetched(
+        &self,
+        verification: &Verification,
+        now: i64,
+        options: DeliveryOptions,
+        content: SecretBytes,
+    ) -> Vec<u8> {
+        self.finish_with(verification, now, options, Some(Content::Owned(content)))
+    }
+
+    fn finish_with(
+        &self,
+        verification: &Verification,
+        now: i64,
+        options: DeliveryOptions,
+        content: Option<Content<'_>>,
+    ) -> Vec<u8> {
         let outer = &self.opening.outer_header;
         let fail = |detail: &str| {
             opened_mail(
@@ -211,14 +235,41 @@ impl Verifying {
         } else {
             String::new()
         };
-        opened_mail(
-            outer,
-            Some(content.unwrap_or(inner)),
-            result,
-            Some(verification),
-            &detail,
-            now,
-            options,
-        )
+        match content {
+            Some(Content::Owned(mut fetched)) => opened_mail_in_place(
+                outer,
+                core::mem::take(fetched.as_mut_vec()),
+                result,
+                Some(verification),
+                &detail,
+                now,
+                options,
+            ),
+            Some(Content::Borrowed(c)) => opened_mail(
+                outer,
+                Some(c),
+                result,
+                Some(verification),
+                &detail,
+                now,
+                options,
+            ),
+            None => opened_mail(
+                outer,
+                Some(inner),
+                result,
+                Some(verification),
+                &detail,
+                now,
+                options,
+            ),
+        }
     }
+}
+
+/// The content a [`Verifying`] delivers instead of the signed inner mail.
+enum Content<'a> {
+    Borrowed(&'a [u8]),
+    /// Wiped on drop if an early failure does not use it.
+    Owned(SecretBytes),
 }

@@ -18,6 +18,7 @@
 
 use super::date;
 use super::headers;
+use super::in_place::{self, Piece};
 use super::integrity::{IntegrityCheckResult, Verification, VerifyResult};
 use super::multipart::{self, Part};
 use super::outer::push_base64_lines;
@@ -108,6 +109,117 @@ pub fn opened_mail(
     now: i64,
     options: DeliveryOptions,
 ) -> Vec<u8> {
+    let input = Input {
+        outer_header,
+        inner,
+        result,
+        verification,
+        detail,
+        now,
+        options,
+    };
+    compose(&input, |prefix, pieces, suffix| {
+        let len = prefix.len() + pieces.iter().map(|p| p.len()).sum::<usize>() + suffix.len();
+        // Room for the POP3 terminator, so the RETR answer is stuffed in this buffer.
+        let mut out = Vec::with_capacity(len + 8);
+        out.extend_from_slice(prefix);
+        for p in pieces {
+            out.extend_from_slice(p);
+        }
+        out.extend_from_slice(suffix);
+        out
+    })
+}
+
+/// [`opened_mail`] built in the original mail's own buffer (the client mail fetched from the
+/// KAS): the unchanged ranges of its body stay where they are or move, nothing else is
+/// copied ([`super::in_place`]). The delivered bytes are the same as [`opened_mail`]'s.
+pub fn opened_mail_in_place(
+    outer_header: &[u8],
+    mut inner: Vec<u8>,
+    result: IntegrityCheckResult,
+    verification: Option<&Verification>,
+    detail: &str,
+    now: i64,
+    options: DeliveryOptions,
+) -> Vec<u8> {
+    let plan = {
+        let input = Input {
+            outer_header,
+            inner: Some(&inner),
+            result,
+            verification,
+            detail,
+            now,
+            options,
+        };
+        let base = inner.as_ptr() as usize;
+        let end = base + inner.len();
+        compose(&input, |prefix, pieces, suffix| {
+            let mut plan = Vec::with_capacity(pieces.len() + 2);
+            plan.push(Piece::Lit(prefix.to_vec()));
+            for p in pieces {
+                let at = p.as_ptr() as usize;
+                if at >= base && at + p.len() <= end {
+                    plan.push(Piece::Src(at - base..at - base + p.len()));
+                } else {
+                    plan.push(Piece::Lit(p.to_vec()));
+                }
+            }
+            plan.push(Piece::Lit(suffix.to_vec()));
+            plan
+        })
+    };
+    let len: usize = plan
+        .iter()
+        .map(|p| match p {
+            Piece::Lit(b) => b.len(),
+            Piece::Src(r) => r.len(),
+        })
+        .sum();
+    in_place::grow(&mut inner, len + 8);
+    if in_place::assemble(&mut inner, &plan) {
+        inner
+    } else {
+        // Not reachable with the plan `compose` makes; the copying build is the fallback.
+        let mail = opened_mail(
+            outer_header,
+            Some(&inner),
+            result,
+            verification,
+            detail,
+            now,
+            options,
+        );
+        zeroize::Zeroize::zeroize(&mut inner);
+        mail
+    }
+}
+
+/// What [`compose`] builds from.
+struct Input<'a> {
+    outer_header: &'a [u8],
+    inner: Option<&'a [u8]>,
+    result: IntegrityCheckResult,
+    verification: Option<&'a Verification>,
+    detail: &'a str,
+    now: i64,
+    options: DeliveryOptions,
+}
+
+/// Lays out the delivered mail and hands it to `finish` as three spans: everything before
+/// the content entity, the entity's pieces (ranges of `inner` and the edits between them),
+/// and everything after it.
+fn compose<R>(input: &Input<'_>, finish: impl FnOnce(&[u8], &[&[u8]], &[u8]) -> R) -> R {
+    let Input {
+        outer_header,
+        inner,
+        result,
+        verification,
+        detail,
+        now,
+        options,
+    } = *input;
     let lines = report_lines(result, verification, detail, now);
     let replace = !result.is_ok() && !options.deliver_original_on_failure;
     let withhold = replace || inner.is_none();
@@ -127,9 +239,53 @@ pub fn opened_mail(
     let mut pdf_b64 = Vec::with_capacity(pdf.len() * 4 / 3 + pdf.len() / 38 + 8);
     push_base64_lines(&mut pdf_b64, &pdf);
 
-    let cap = outer_header.len() + inner.map_or(0, <[u8]>::len) * 2 + pdf_b64.len() + 2048;
-    let mut out = Vec::with_capacity(cap);
     let oh = headers::parse(outer_header).ok();
+    let ih = inner.and_then(|m| headers::parse(m).ok().map(|h| (m, h)));
+
+    // The content entity (CRLF), annotated; or the A_23165 warning in its place. WHY in
+    // pieces: the body of a KAS mail can be hundreds of MB (issue 17); it is written once,
+    // straight from `inner` into `out`, with the note as an edit, never copied on the way.
+    let mut entity_head = Vec::new();
+    let mut crlf_body = Vec::new();
+    let mut body: &[u8] = &[];
+    if let (Some((m, h)), false) = (&ih, withhold) {
+        for f in h
+            .fields
+            .iter()
+            .filter(|f| f.name.to_ascii_lowercase().starts_with("content-"))
+        {
+            headers::push_crlf(&mut entity_head, &m[f.range.clone()]);
+            if !entity_head.ends_with(b"\n") {
+                entity_head.extend_from_slice(b"\r\n");
+            }
+        }
+        entity_head.extend_from_slice(b"\r\n");
+        body = &m[h.body..];
+        if h.eol == headers::Eol::Lf {
+            headers::push_crlf(&mut crlf_body, body);
+            body = &crlf_body;
+        }
+    }
+    let mut own_note = String::new();
+    let edits = if withhold {
+        own_note = format!("{SECURITY_WARNING}\r\n\r\n{}\r\n", note.join("\r\n"));
+        None
+    } else {
+        match text_note::text_edits(&entity_head, body, &note) {
+            Some(e) => Some(e),
+            None => {
+                own_note = format!("{}\r\n", note.join("\r\n"));
+                Some(Vec::new())
+            }
+        }
+    };
+    let pieces: Vec<&[u8]> = match &edits {
+        Some(e) => text_note::edited_pieces(&entity_head, body, e),
+        None => Vec::new(),
+    };
+
+    let mut out =
+        Vec::with_capacity(outer_header.len() + inner.map_or(0, |m| m.len().min(64 * 1024)) + 512);
     if let Some(oh) = &oh {
         for f in oh
             .fields
@@ -139,7 +295,6 @@ pub fn opened_mail(
             headers::push_crlf(&mut out, &outer_header[f.range.clone()]);
         }
     }
-    let ih = inner.and_then(|m| headers::parse(m).ok().map(|h| (m, h)));
     match &ih {
         Some((m, h)) => {
             for f in h.fields.iter().filter(|f| !dropped(&f.name)) {
@@ -166,58 +321,22 @@ pub fn opened_mail(
         .as_bytes(),
     );
 
-    // The content entity (CRLF), annotated; or the A_23165 warning in its place.
-    let mut entity = Vec::new();
-    if let (Some((m, h)), false) = (&ih, withhold) {
-        for f in h
-            .fields
-            .iter()
-            .filter(|f| f.name.to_ascii_lowercase().starts_with("content-"))
-        {
-            headers::push_crlf(&mut entity, &m[f.range.clone()]);
-            if !entity.ends_with(b"\n") {
-                entity.extend_from_slice(b"\r\n");
-            }
-        }
-        entity.extend_from_slice(b"\r\n");
-        let body = &m[h.body..];
-        if h.eol == headers::Eol::Lf {
-            headers::push_crlf(&mut entity, body);
-        } else {
-            entity.extend_from_slice(body);
+    let mut contents: Vec<&[u8]> = pieces.clone();
+    contents.push(own_note.as_bytes());
+    contents.push(&pdf_b64);
+    let boundary = multipart::boundary(&contents);
+    out.extend_from_slice(
+        format!("Content-Type: multipart/mixed; boundary=\"{boundary}\"\r\n\r\n").as_bytes(),
+    );
+    let mut suffix = Vec::with_capacity(own_note.len() + pdf_b64.len() + 512);
+    if edits.is_some() {
+        // The annotated entity as one part: its header block, the blank line, its body.
+        out.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        if !pieces.last().is_some_and(|p| p.ends_with(b"\n")) {
+            suffix.extend_from_slice(b"\r\n");
         }
     }
-    let mut own_note = String::new();
-    let annotated = if withhold {
-        own_note = format!("{SECURITY_WARNING}\r\n\r\n{}\r\n", note.join("\r\n"));
-        None
-    } else {
-        match text_note::append_to_text(&entity, &note) {
-            Some(a) => Some(a),
-            None => {
-                own_note = format!("{}\r\n", note.join("\r\n"));
-                Some(entity)
-            }
-        }
-    };
-    let (content_headers, content_body) = match &annotated {
-        Some(e) => match headers::parse(e) {
-            Ok(h) => (
-                String::from_utf8_lossy(&e[..h.end]).into_owned(),
-                &e[h.body..],
-            ),
-            Err(_) => (String::new(), &e[..]),
-        },
-        None => (String::new(), &[][..]),
-    };
-    let boundary = multipart::boundary(&[content_body, own_note.as_bytes(), &pdf_b64]);
     let mut parts = Vec::new();
-    if annotated.is_some() {
-        parts.push(Part {
-            headers: content_headers,
-            body: content_body,
-        });
-    }
     if !own_note.is_empty() {
         parts.push(multipart::text_part(&own_note));
     }
@@ -225,6 +344,86 @@ pub fn opened_mail(
         headers: "Content-Type: application/pdf; name=\"Pruefbericht.pdf\"\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=\"Pruefbericht.pdf\"\r\n".into(),
         body: &pdf_b64,
     });
-    multipart::push_multipart(&mut out, &boundary, &parts);
-    out
+    multipart::push_parts(&mut suffix, &boundary, &parts);
+    let built = finish(&out, &pieces, &suffix);
+    zeroize::Zeroize::zeroize(&mut crlf_body);
+    built
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid() -> Verification {
+        Verification {
+            result: VerifyResult::Valid,
+            signer_name: "Praxis".into(),
+            telematik_id: None,
+            signing_time: None,
+            error_code: None,
+            error_text: None,
+            signature_broken: false,
+            path_invalid: false,
+            no_verdict: None,
+        }
+    }
+
+    const OUTER: &[u8] =
+        b"Received: from mta\r\nFrom: a@x\r\nTo: b@y\r\nX-KOM-LE-Version: 1.5\r\n\r\n";
+
+    #[test]
+    fn a_2179_01_a_2050_05_in_place_build_equals_the_copying_build() {
+        let mails: [&[u8]; 8] = [
+            b"From: a@x\r\nSubject: 8bit\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nGr\xc3\xbc\xc3\x9fe\r\n.dot line\r\n",
+            b"From: a@x\r\nSubject: ascii, relabelled\r\n\r\nno line end at the end",
+            b"From: a@x\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<html><body><p>x</p></body></html>\r\n",
+            b"From: a@x\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nplain\r\n--b\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<body>h</body>\r\n--b--\r\n",
+            b"From: a@x\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nGr=FC=DFe\r\n",
+            b"From: a@x\nSubject: LF only\n\nline\nline\n",
+            b"From: a@x\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n",
+            b"From: a@x\r\nContent-Type: multipart/mixed; boundary=m\r\n\r\n--m\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\nshort\r\n--m\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\nAAAAAAAAAAAAAAAA\r\nAAAAAAAAAAAAAAAA\r\n--m--\r\n",
+        ];
+        let results = [
+            IntegrityCheckResult::Valid,
+            IntegrityCheckResult::ValidStatusUnknown,
+            IntegrityCheckResult::CertificatePathInvalid,
+        ];
+        for mail in mails {
+            for result in results {
+                for deliver_original_on_failure in [false, true] {
+                    let options = DeliveryOptions {
+                        deliver_original_on_failure,
+                    };
+                    let v = valid();
+                    let copied = opened_mail(
+                        OUTER,
+                        Some(mail),
+                        result,
+                        Some(&v),
+                        "",
+                        1_700_000_000,
+                        options,
+                    );
+                    let in_place = opened_mail_in_place(
+                        OUTER,
+                        mail.to_vec(),
+                        result,
+                        Some(&v),
+                        "",
+                        1_700_000_000,
+                        options,
+                    );
+                    assert_eq!(
+                        String::from_utf8_lossy(&in_place),
+                        String::from_utf8_lossy(&copied),
+                        "{result:?}"
+                    );
+                    assert!(
+                        in_place.capacity() >= in_place.len() + 3,
+                        "room for `.` CRLF"
+                    );
+                }
+            }
+        }
+    }
 }

@@ -28,17 +28,78 @@ const SEPARATOR: &str = "---------------------------------------------";
 /// the blank line and the body). Returns the new entity, or `None` when no text part could
 /// take the note.
 pub fn append_to_text(entity: &[u8], lines: &[&str]) -> Option<Vec<u8>> {
-    annotate(entity, lines, 0)
+    let head = headers::parse(entity).ok()?;
+    let body = &entity[head.body..];
+    let edits = text_edits(&entity[..head.body], body, lines)?;
+    let mut out = Vec::with_capacity(edited_len(entity.len(), &edits));
+    for piece in edited_pieces(&entity[..head.body], body, &edits) {
+        out.extend_from_slice(piece);
+    }
+    Some(out)
 }
 
-fn annotate(entity: &[u8], lines: &[&str], depth: usize) -> Option<Vec<u8>> {
-    let head = headers::parse(entity).ok()?;
+/// One change to an entity: the bytes at `range` are replaced by `with` (an empty range is an
+/// insertion). Offsets count in the entity as header block followed by body.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Edit {
+    pub range: Range<usize>,
+    pub with: Vec<u8>,
+}
+
+impl core::fmt::Debug for Edit {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        // The replacement is message content: its length only.
+        write!(f, "Edit({:?}, <{} bytes>)", self.range, self.with.len())
+    }
+}
+
+/// [`append_to_text`] as a list of edits, for an entity given as its header block `head`
+/// (ending with the blank line) and its `body` in separate buffers, so that a large body is
+/// never copied: the caller writes the unchanged ranges straight from the received mail
+/// (issue 17, bounded memory on RETR). Only a quoted-printable or base64 text part is
+/// replaced whole (it is decoded and encoded again); a 7bit/8bit text gets an insertion and,
+/// when relabelled, a new header block. The edits are sorted and do not overlap.
+pub fn text_edits(head: &[u8], body: &[u8], lines: &[&str]) -> Option<Vec<Edit>> {
+    annotate(head, body, lines, 0)
+}
+
+/// Length of the entity after `edits`.
+pub fn edited_len(len: usize, edits: &[Edit]) -> usize {
+    edits
+        .iter()
+        .fold(len, |n, e| n - e.range.len() + e.with.len())
+}
+
+/// The edited entity as consecutive pieces: unchanged ranges of `head` or `body` and the
+/// replacements, in order.
+pub fn edited_pieces<'a>(head: &'a [u8], body: &'a [u8], edits: &'a [Edit]) -> Vec<&'a [u8]> {
+    // Offset `o` of the joined entity lies in `head` below head.len(), else in `body`.
+    let slice = |r: Range<usize>| -> [&'a [u8]; 2] {
+        let h = head.len();
+        let head_part = &head[r.start.min(h)..r.end.min(h)];
+        let body_part = &body[r.start.max(h) - h..r.end.max(h) - h];
+        [head_part, body_part]
+    };
+    let mut out = Vec::with_capacity(edits.len() * 4 + 2);
+    let mut at = 0;
+    for e in edits {
+        out.extend(slice(at..e.range.start));
+        out.push(&e.with[..]);
+        at = e.range.end;
+    }
+    out.extend(slice(at..head.len() + body.len()));
+    out.retain(|p| !p.is_empty());
+    out
+}
+
+fn annotate(head_src: &[u8], body: &[u8], lines: &[&str], depth: usize) -> Option<Vec<Edit>> {
+    let head = headers::parse(head_src).ok()?;
     let ct = head
-        .value(entity, "Content-Type")
+        .value(head_src, "Content-Type")
         .unwrap_or_else(|| "text/plain".to_owned());
     let mt = headers::media_type(&ct);
     let disposition = head
-        .value(entity, "Content-Disposition")
+        .value(head_src, "Content-Disposition")
         .map(|d| headers::media_type(&d));
     if disposition.as_deref() == Some("attachment") {
         return None;
@@ -48,35 +109,33 @@ fn annotate(entity: &[u8], lines: &[&str], depth: usize) -> Option<Vec<u8>> {
             return None;
         }
         let boundary = headers::parameter(&ct, "boundary")?;
-        let body = &entity[head.body..];
         let parts = split_parts(body, boundary.as_bytes())?;
         let every_alternative = mt == "multipart/alternative";
-        let mut replaced: Vec<(Range<usize>, Vec<u8>)> = Vec::new();
+        let mut edits: Vec<Edit> = Vec::new();
         for r in parts {
-            if let Some(new) = annotate(&body[r.clone()], lines, depth + 1) {
-                replaced.push((r, new));
+            let part = &body[r.clone()];
+            let Ok(ph) = headers::parse(part) else {
+                continue;
+            };
+            if let Some(sub) = annotate(part, &part[ph.body..], lines, depth + 1) {
+                let shift = head.body + r.start;
+                edits.extend(sub.into_iter().map(|e| Edit {
+                    range: e.range.start + shift..e.range.end + shift,
+                    with: e.with,
+                }));
                 if !every_alternative {
                     break;
                 }
             }
         }
-        if replaced.is_empty() {
+        if edits.is_empty() {
             return None;
         }
-        let mut out = Vec::with_capacity(entity.len() + 512);
-        out.extend_from_slice(&entity[..head.body]);
-        let mut at = 0;
-        for (r, new) in replaced {
-            out.extend_from_slice(&body[at..r.start]);
-            out.extend_from_slice(&new);
-            at = r.end;
-        }
-        out.extend_from_slice(&body[at..]);
-        return Some(out);
+        return Some(edits);
     }
     match mt.as_str() {
-        "text/plain" => leaf(entity, &head, &ct, false, lines),
-        "text/html" => leaf(entity, &head, &ct, true, lines),
+        "text/plain" => leaf(head_src, body, &head, &ct, false, lines),
+        "text/html" => leaf(head_src, body, &head, &ct, true, lines),
         _ => None,
     }
 }
@@ -155,23 +214,17 @@ fn charset_of(ct: &str) -> Option<Charset> {
 }
 
 fn leaf(
-    entity: &[u8],
+    head_src: &[u8],
+    body: &[u8],
     head: &headers::Head,
     ct: &str,
     html: bool,
     lines: &[&str],
-) -> Option<Vec<u8>> {
+) -> Option<Vec<Edit>> {
     let cte = head
-        .value(entity, "Content-Transfer-Encoding")
+        .value(head_src, "Content-Transfer-Encoding")
         .unwrap_or_default()
         .to_ascii_lowercase();
-    let body = &entity[head.body..];
-    let mut text = match cte.as_str() {
-        "" | "7bit" | "8bit" | "binary" => body.to_vec(),
-        "quoted-printable" => qp_decode(body),
-        "base64" => decode_base64(body).ok()?,
-        _ => return None,
-    };
     let charset = charset_of(ct)?;
     let note: Vec<u8> = if html {
         html_note(lines).into_bytes()
@@ -187,6 +240,74 @@ fn leaf(
             Charset::OtherAsciiCompatible => return None,
         }
     };
+    let encoded = match cte.as_str() {
+        "" | "7bit" | "8bit" | "binary" => false,
+        "quoted-printable" | "base64" => true,
+        _ => return None,
+    };
+    let relabel = !html && charset == Charset::Ascii;
+    let to_8bit = matches!(cte.as_str(), "" | "7bit") && !note.is_ascii();
+    let mut new_head = Vec::new();
+    if relabel || to_8bit {
+        let mut had_cte = false;
+        for f in &head.fields {
+            if relabel && f.name.eq_ignore_ascii_case("Content-Type") {
+                new_head
+                    .extend_from_slice(format!("Content-Type: {}\r\n", utf8_label(ct)).as_bytes());
+            } else if to_8bit && f.name.eq_ignore_ascii_case("Content-Transfer-Encoding") {
+                had_cte = true;
+                new_head.extend_from_slice(b"Content-Transfer-Encoding: 8bit\r\n");
+            } else {
+                headers::push_crlf(&mut new_head, &head_src[f.range.clone()]);
+                if !new_head.ends_with(b"\n") {
+                    new_head.extend_from_slice(b"\r\n");
+                }
+            }
+        }
+        if relabel && head.get("Content-Type").is_none() {
+            new_head.extend_from_slice(b"Content-Type: text/plain; charset=UTF-8\r\n");
+        }
+        if to_8bit && !had_cte {
+            new_head.extend_from_slice(b"Content-Transfer-Encoding: 8bit\r\n");
+        }
+        new_head.extend_from_slice(b"\r\n");
+    }
+    let end = head.body + body.len();
+    if !encoded {
+        // 7bit/8bit/binary: the text is the body itself; the note is an insertion, the body
+        // is not copied.
+        let mut edits = Vec::with_capacity(2);
+        if !new_head.is_empty() {
+            edits.push(Edit {
+                range: 0..head.body,
+                with: new_head,
+            });
+        }
+        let insertion = if html {
+            let at = rfind_ci(body, b"</body").map_or(end, |i| head.body + i);
+            Edit {
+                range: at..at,
+                with: note,
+            }
+        } else {
+            let mut with = Vec::with_capacity(note.len() + 2);
+            if !body.is_empty() && !body.ends_with(b"\n") {
+                with.extend_from_slice(b"\r\n");
+            }
+            with.extend_from_slice(&note);
+            Edit {
+                range: end..end,
+                with,
+            }
+        };
+        edits.push(insertion);
+        return Some(edits);
+    }
+    // Quoted-printable or base64: decoded, annotated and encoded again (this part only).
+    let mut text = match cte.as_str() {
+        "quoted-printable" => qp_decode(body),
+        _ => decode_base64(body).ok()?,
+    };
     if html {
         match rfind_ci(&text, b"</body") {
             Some(i) => {
@@ -200,43 +321,23 @@ fn leaf(
         }
         text.extend_from_slice(&note);
     }
-    let relabel = !html && charset == Charset::Ascii;
-    let to_8bit = matches!(cte.as_str(), "" | "7bit") && !note.is_ascii();
-    let mut out = Vec::with_capacity(entity.len() + note.len() + 128);
-    if relabel || to_8bit {
-        let mut had_cte = false;
-        for f in &head.fields {
-            if relabel && f.name.eq_ignore_ascii_case("Content-Type") {
-                out.extend_from_slice(format!("Content-Type: {}\r\n", utf8_label(ct)).as_bytes());
-            } else if to_8bit && f.name.eq_ignore_ascii_case("Content-Transfer-Encoding") {
-                had_cte = true;
-                out.extend_from_slice(b"Content-Transfer-Encoding: 8bit\r\n");
-            } else {
-                headers::push_crlf(&mut out, &entity[f.range.clone()]);
-                if !out.ends_with(b"\n") {
-                    out.extend_from_slice(b"\r\n");
-                }
-            }
-        }
-        if relabel && head.get("Content-Type").is_none() {
-            out.extend_from_slice(b"Content-Type: text/plain; charset=UTF-8\r\n");
-        }
-        if to_8bit && !had_cte {
-            out.extend_from_slice(b"Content-Transfer-Encoding: 8bit\r\n");
-        }
-        out.extend_from_slice(b"\r\n");
+    let mut out = Vec::with_capacity(body.len() + note.len() * 2 + 256);
+    if new_head.is_empty() {
+        out.extend_from_slice(&head_src[..head.body]);
     } else {
-        out.extend_from_slice(&entity[..head.body]);
+        out.extend_from_slice(&new_head);
     }
-    match cte.as_str() {
-        "quoted-printable" => qp_encode(&mut out, &text),
-        "base64" => {
-            push_base64_lines(&mut out, &text);
-            out.extend_from_slice(b"\r\n");
-        }
-        _ => out.extend_from_slice(&text),
+    if cte == "quoted-printable" {
+        qp_encode(&mut out, &text);
+    } else {
+        push_base64_lines(&mut out, &text);
+        out.extend_from_slice(b"\r\n");
     }
-    Some(out)
+    zeroize::Zeroize::zeroize(&mut text);
+    Some(vec![Edit {
+        range: 0..end,
+        with: out,
+    }])
 }
 
 /// `text/plain; format=flowed; charset=us-ascii` → `text/plain; format=flowed; charset=UTF-8`.

@@ -32,7 +32,14 @@ pub struct DataReader {
     message: SecretBytes,
     max_size: usize,
     oversized: bool,
+    /// Bytes to reserve at the first store: the client's `SIZE=` (RFC 1870) plus
+    /// [`RESERVE_SLACK`], when it is within `max_size`.
+    expected: Option<usize>,
 }
+
+/// Room reserved beyond the declared size: the KAS send path seals the mail in place and adds
+/// the GCM IV and tag (28 bytes, A_19358-01), and a client's estimate may be a little short.
+pub const RESERVE_SLACK: usize = 4096;
 
 /// How the DATA phase ended.
 #[derive(Debug)]
@@ -52,7 +59,29 @@ impl DataReader {
             message: SecretBytes::new(),
             max_size,
             oversized: false,
+            expected: None,
         }
+    }
+
+    /// As [`DataReader::new`], with the client's `SIZE=` estimate from MAIL (RFC 1870 §4).
+    /// WHY: a buffer that grows by doubling holds the old and the new copy at once (up to 2x
+    /// the mail) and ends with up to twice the capacity it needs; reserved from `SIZE`, a
+    /// large mail (KIM 1.5 via the KAS, issue 17) is held exactly once. The reservation is
+    /// made only when the first bytes arrive and never beyond `max_size`, so a client cannot
+    /// make the module reserve more than a mail it is allowed to send; an estimate that is too
+    /// small only means the buffer grows as before.
+    pub fn with_expected_size(max_size: usize, declared: Option<u64>) -> Self {
+        let mut r = Self::new(max_size);
+        r.expected = declared
+            .and_then(|d| usize::try_from(d).ok())
+            .filter(|&d| d <= max_size)
+            .map(|d| d.saturating_add(RESERVE_SLACK));
+        r
+    }
+
+    /// Capacity of the buffer holding the message (for tests of the reservation).
+    pub fn capacity(&self) -> usize {
+        self.message.capacity()
     }
 
     /// Consumes bytes; returns how many were used. When the message is complete, the rest of
@@ -131,6 +160,11 @@ impl DataReader {
             self.oversized = true;
             self.message = SecretBytes::new();
             return;
+        }
+        if !bytes.is_empty()
+            && let Some(expected) = self.expected.take()
+        {
+            self.message.reserve_exact(expected);
         }
         self.message.extend_from_slice(bytes);
     }
@@ -230,6 +264,41 @@ mod tests {
         assert!(r.is_done());
         assert_eq!(&input[used..], b"QUIT\r\n");
         assert_eq!(complete(r.finish()), b"Subject: x\r\n\r\n.leading dot\r\n");
+    }
+
+    #[test]
+    fn a_22427_declared_size_reserves_the_buffer_once_without_doubling() {
+        let line = [b'x'; 998];
+        let mut r = DataReader::with_expected_size(1 << 24, Some(200_000));
+        let mut sent = 0;
+        while sent < 200_000 {
+            r.feed(&line);
+            r.feed(b"\r\n");
+            sent += 1000;
+        }
+        r.feed(b".\r\n");
+        assert!(r.is_done());
+        // One reservation of SIZE plus the slack: no growth step happened.
+        assert_eq!(r.capacity(), 200_000 + RESERVE_SLACK);
+        assert_eq!(complete(r.finish()).len(), 200_000);
+    }
+
+    #[test]
+    fn declared_size_beyond_the_limit_or_too_small_is_not_trusted() {
+        // More than max_size: nothing is reserved up front.
+        let mut r = DataReader::with_expected_size(1000, Some(1 << 40));
+        r.feed(b"abc\r\n");
+        assert!(r.capacity() < 1000);
+        // Too small an estimate: the buffer still grows and the mail is complete.
+        let mut r = DataReader::with_expected_size(1 << 20, Some(10));
+        let body = vec![b'y'; 50_000];
+        r.feed(&body);
+        r.feed(b"\r\n.\r\n");
+        assert_eq!(complete(r.finish()).len(), 50_002);
+        // A SIZE with no data (an empty mail) reserves nothing.
+        let mut r = DataReader::with_expected_size(1 << 20, Some(1 << 19));
+        r.feed(b".\r\n");
+        assert_eq!(r.capacity(), 0);
     }
 
     #[test]

@@ -49,7 +49,8 @@ pub(super) enum Relayed {
     Reset {
         ehlo: bool,
     },
-    Mail(String),
+    /// The reverse path and the client's `SIZE=` estimate (RFC 1870).
+    Mail(String, Option<u64>),
     Rcpt(AcceptedRcpt),
     Quit,
 }
@@ -125,6 +126,9 @@ pub(super) struct Envelope {
     pub mail_line: Option<CanonicalCommand>,
     pub from: Option<String>,
     pub recipients: Vec<AcceptedRcpt>,
+    /// The `SIZE=` of the accepted MAIL (RFC 1870): the DATA buffer is reserved from it, so a
+    /// large mail is held once, without the copies of a growing buffer.
+    pub declared_size: Option<u64>,
 }
 
 /// EHLO keywords of the MTA that must not reach the client: BDAT/BURL would carry a message
@@ -163,7 +167,7 @@ impl SmtpSession {
                 self.send_client(reply::line(502, "5.5.1 Invalid command"));
                 return;
             }
-            Command::Mail(from, _) => Relayed::Mail(from.address()),
+            Command::Mail(from, params) => Relayed::Mail(from.address(), params.size),
             Command::Helo(_) => Relayed::Reset { ehlo: false },
             Command::Ehlo(_) => Relayed::Reset { ehlo: true },
             Command::Rset => Relayed::Reset { ehlo: false },
@@ -173,7 +177,7 @@ impl SmtpSession {
         let Some(canonical) = cmd.canonical() else {
             return;
         };
-        if let Relayed::Mail(_) = relayed {
+        if let Relayed::Mail(..) = relayed {
             self.envelope.mail_line = Some(canonical.clone());
         }
         self.phase = Phase::Proxy(match relayed {
@@ -255,8 +259,9 @@ impl SmtpSession {
         } else if self.envelope.recipients.is_empty() {
             self.send_client(reply::line(554, "5.5.1 Error: no valid recipients"));
         } else {
-            self.phase = Phase::Proxy(Proxy::Collecting(DataReader::new(
+            self.phase = Phase::Proxy(Proxy::Collecting(DataReader::with_expected_size(
                 self.config.max_message_size,
+                self.envelope.declared_size,
             )));
             // The whole message must arrive within data_timeout, however it trickles in.
             self.data_deadline = Some(now + self.config.data_timeout);
@@ -454,11 +459,12 @@ impl SmtpSession {
     fn on_relay_reply(&mut self, relayed: Relayed, r: Reply) {
         let ok = r.is_positive();
         match relayed {
-            Relayed::Mail(from) if ok => {
+            Relayed::Mail(from, size) if ok => {
                 self.envelope.from = Some(from);
+                self.envelope.declared_size = size;
                 self.envelope.recipients.clear();
             }
-            Relayed::Mail(_) => self.envelope.mail_line = None,
+            Relayed::Mail(..) => self.envelope.mail_line = None,
             Relayed::Rcpt(accepted) if ok => self.envelope.recipients.push(accepted),
             Relayed::Reset { ehlo } => {
                 if ok {

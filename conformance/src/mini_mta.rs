@@ -56,6 +56,11 @@ struct Account {
 /// (RFC 5321 §4.5.3.2 asks servers for 5 minutes).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// Largest message accepted (`552 5.3.4` beyond): as much as gematik's reference KAS takes
+/// (500 MiB), so the KIM 1.5 timing tool (`komle-load-kas`) can send its 100 MB mail straight
+/// too. The message is held in memory while it arrives, like any mail of the test beds.
+pub const MAX_MESSAGE: usize = 500 * 1024 * 1024;
+
 impl MiniMta {
     /// Starts on `127.0.0.1:0` (or the given address) with one account.
     pub fn start(
@@ -228,7 +233,7 @@ fn serve(
                 continue;
             }
             say(&mut io, "354 End data with <CR><LF>.<CR><LF>\r\n")?;
-            let mut reader = DataReader::new(64 * 1024 * 1024);
+            let mut reader = DataReader::new(MAX_MESSAGE);
             while !reader.is_done() {
                 let buf = io.fill_buf()?;
                 if buf.is_empty() {

@@ -22,7 +22,7 @@ use crate::services::{self, Services};
 use crate::session::{Pop3Context, SessionContext, pop3_session_config, smtp_session_config};
 use crate::stats::Stats;
 use crate::time_sync::Clock;
-use crate::tls_reload::{ReloadableCertificate, ReloadableTrust};
+use crate::tls_reload::{ReloadableCertificate, ReloadableClientIdentity, ReloadableTrust};
 
 /// How often the clock is re-synchronised with the Konnektor.
 pub const TIME_SYNC_INTERVAL: Duration = Duration::from_secs(3600);
@@ -47,8 +47,9 @@ pub fn url_host(url: &str) -> Option<String> {
     (!host.is_empty()).then(|| host.to_owned())
 }
 
-/// What SIGHUP re-reads: the `[tls]` certificate and key the listeners present and the
-/// `[upstream] ca` towards the mail service. Both are asked at every new handshake, so a reload
+/// What SIGHUP re-reads: the `[tls]` certificate and key the listeners present, the
+/// `[upstream] ca` towards the mail service and the client certificate presented to it
+/// (`[upstream] client_identity`, from the key store). All are asked at every new handshake, so a reload
 /// reaches new connections only; sessions in flight keep what they negotiated (and a resumed
 /// TLS session towards the mail service keeps its earlier verification). The Konnektor's and
 /// the directory's TLS settings, listen addresses, limits and timeouts are fixed at start:
@@ -57,6 +58,7 @@ pub fn url_host(url: &str) -> Option<String> {
 pub struct Reloader {
     certificate: Arc<ReloadableCertificate>,
     trust: Arc<ReloadableTrust>,
+    identity: Option<Arc<ReloadableClientIdentity>>,
 }
 
 /// What one reload did, as the one log line per SIGHUP.
@@ -73,13 +75,18 @@ impl Reloader {
     pub fn reload(&self) -> ReloadReport {
         let tls = self.certificate.reload();
         let upstream = self.trust.reload();
-        let complete = tls.is_ok() && upstream.is_ok();
+        let identity = self.identity.as_ref().map(|i| i.reload());
+        let complete =
+            tls.is_ok() && upstream.is_ok() && identity.as_ref().is_none_or(Result::is_ok);
         let part = |name: &str, r: Result<(), crate::tls::TlsError>| match r {
             Ok(()) => format!("{name} re-read"),
             Err(e) => format!("{name} NOT re-read, previous kept: {e}"),
         };
+        let identity = identity
+            .map(|r| format!("; {}", part("[upstream] client_identity", r)))
+            .unwrap_or_default();
         let line = format!(
-            "SIGHUP: {}; {}; for new connections only, sessions in flight continue; [konnektor], [directory], listen addresses, limits and timeouts need a restart",
+            "SIGHUP: {}; {}{identity}; for new connections only, sessions in flight continue; [konnektor], [directory], listen addresses, limits and timeouts need a restart",
             part("[tls] certificate/private_key", tls),
             part("[upstream] ca", upstream),
         );
@@ -142,10 +149,21 @@ impl Prepared {
             .map_err(|e| RuntimeError(format!("[upstream] ca: {e}")))?;
         // Mutual TLS towards the mail service (A_2074, A_2182-01): the C.CM.TLS-CS identity
         // from the key store, when configured.
-        let identity = crate::tls::upstream_identity(&config.upstream, config.keys.as_ref())
-            .map_err(|e| RuntimeError(format!("[upstream] client_identity: {e}")))?;
+        let identity = match (&config.upstream.client_identity, &config.keys) {
+            (None, _) => None,
+            (Some(_), None) => {
+                return Err(RuntimeError(
+                    "[upstream] client_identity: [upstream] client_identity is set but [keys] store is not"
+                        .into(),
+                ));
+            }
+            (Some(alias), Some(keys)) => Some(
+                ReloadableClientIdentity::load(keys, alias)
+                    .map_err(|e| RuntimeError(format!("[upstream] client_identity: {e}")))?,
+            ),
+        };
         let upstream_tls = trust
-            .client_config_with_identity(identity)
+            .client_config_with_reloadable_identity(identity.clone())
             .map_err(|e| RuntimeError(format!("[upstream] ca: {e}")))?;
         let konnektor = KonnektorHttp::new(&config.konnektor)
             .map_err(|e| RuntimeError(format!("[konnektor]: {e}")))?;
@@ -202,7 +220,11 @@ impl Prepared {
             server_tls,
             smtp,
             pop3,
-            reloader: Some(Reloader { certificate, trust }),
+            reloader: Some(Reloader {
+                certificate,
+                trust,
+                identity,
+            }),
             stats: Arc::new(Stats::default()),
             time_sync,
         })

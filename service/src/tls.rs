@@ -374,6 +374,54 @@ mod tests {
         assert!(upstream_identity(&none, None).unwrap().is_none());
     }
 
+    /// A renewed C.CM.TLS-CS reaches new connections on SIGHUP (the reloader calls
+    /// `ReloadableClientIdentity::reload`): here the store's `kim` entry is replaced by a
+    /// certificate of another CA, which the mail service then refuses; a reload that cannot
+    /// open the store keeps the identity in use.
+    #[test]
+    fn a_2074_a_2182_client_identity_is_re_read_from_the_key_store() {
+        use crate::tls_reload::{ReloadableClientIdentity, ReloadableTrust};
+        let pki = test_pki::make("Mutual CA");
+        let other = test_pki::make("Other CA");
+        let keys = store_with_client(&pki);
+        let server = mutual_tls_server(&pki);
+        let trust = ReloadableTrust::load(Some(&pki.ca())).unwrap();
+        let identity = ReloadableClientIdentity::load(&keys, "kim").unwrap();
+        // A fresh configuration per handshake: one with a session cache would resume the
+        // earlier TLS session, which keeps the identity it was made with.
+        let fresh = || {
+            trust
+                .client_config_with_reloadable_identity(Some(identity.clone()))
+                .unwrap()
+        };
+        handshake(fresh(), server.clone()).expect("the stored identity is presented");
+        assert!(!format!("{identity:?}").contains("PRIVATE"));
+
+        // A wrong store password: not re-read, the identity in use stays.
+        std::fs::write(pki.path("store-password"), "wrong\n").unwrap();
+        let e = identity.reload().unwrap_err();
+        assert!(e.0.contains("wrong key store password"), "{e}");
+        handshake(fresh(), server.clone()).expect("previous identity kept");
+
+        // The entry replaced by another CA's certificate (same store password): presented
+        // from now on, and refused by a server that trusts only the first CA.
+        std::fs::write(pki.path("store-password"), "store-pw\n").unwrap();
+        let replaced = store_with_client(&other);
+        std::fs::copy(&replaced.store, &keys.store).unwrap();
+        identity.reload().unwrap();
+        let e = handshake(fresh(), server.clone()).unwrap_err();
+        assert!(
+            !matches!(e, rustls::Error::NoCertificatesPresented),
+            "the new certificate is presented (and refused by this server): {e:?}"
+        );
+        let other_trust = ReloadableTrust::load(Some(&other.ca())).unwrap();
+        let towards_other = other_trust
+            .client_config_with_reloadable_identity(Some(identity.clone()))
+            .unwrap();
+        handshake(towards_other, mutual_tls_server(&other))
+            .expect("the new identity is what new connections show");
+    }
+
     #[test]
     fn a_2065_listener_certificate_can_come_from_the_key_store() {
         let pki = test_pki::make("Listener CA");

@@ -1,5 +1,6 @@
 //! TLS material that SIGHUP can replace without a restart: the listeners' certificate and key
-//! (`[tls]`) and the extra CA trusted towards the mail service (`[upstream] ca`).
+//! (`[tls]`), the extra CA trusted towards the mail service (`[upstream] ca`) and the client
+//! certificate presented to it (`[upstream] client_identity` from the key store).
 //!
 //! WHY: certificates are renewed by tools that then send SIGHUP (logrotate-style); restarting
 //! would cut every mail in flight. rustls asks a [`ResolvesServerCert`] for the certificate at
@@ -12,13 +13,14 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{ResolvesClientCert, WebPkiServerVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, DigitallySignedStruct, ServerConfig, SignatureScheme};
 
+use crate::config::KeySettings;
 use crate::tls::{self, TlsError};
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -134,6 +136,63 @@ fn certified_key(certificate: &Path, private_key: &Path) -> Result<CertifiedKey,
     })
 }
 
+/// The client certificate towards the mail service (C.CM.TLS-CS, KOM-LE-A_2074, A_2182-01):
+/// the key store entry `[upstream] client_identity`, re-readable, so a renewed certificate
+/// imported with `komle-cm keys import --replace` is presented after SIGHUP without a restart.
+/// The store password is read again from `[keys] password_file` or the environment; a reload
+/// that cannot open the store keeps the previous identity.
+pub struct ReloadableClientIdentity {
+    keys: KeySettings,
+    alias: String,
+    current: RwLock<Arc<CertifiedKey>>,
+}
+
+impl fmt::Debug for ReloadableClientIdentity {
+    // Never the key: only where it comes from.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReloadableClientIdentity")
+            .field("store", &self.keys.store)
+            .field("alias", &self.alias)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReloadableClientIdentity {
+    /// Opens the store once; errors are one line naming the store or the alias.
+    pub fn load(keys: &KeySettings, alias: &str) -> Result<Arc<Self>, TlsError> {
+        let current = RwLock::new(Arc::new(stored_key(keys, alias)?));
+        Ok(Arc::new(Self {
+            keys: keys.clone(),
+            alias: alias.to_owned(),
+            current,
+        }))
+    }
+
+    /// Opens the store again; on success new connections present the new certificate, on
+    /// failure the old one stays.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let fresh = stored_key(&self.keys, &self.alias)?;
+        write(&self.current, Arc::new(fresh));
+        Ok(())
+    }
+}
+
+impl ResolvesClientCert for ReloadableClientIdentity {
+    fn resolve(&self, _: &[&[u8]], _: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+        Some(read(&self.current))
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+fn stored_key(keys: &KeySettings, alias: &str) -> Result<CertifiedKey, TlsError> {
+    let (chain, key) = tls::open_identity(keys, alias)?.into_parts();
+    CertifiedKey::from_der(chain, key, &provider())
+        .map_err(|e| TlsError(format!("key store entry \"{alias}\": {e}")))
+}
+
 /// Trust towards the mail service: the webpki roots plus the `[upstream] ca` file, re-readable.
 /// Verification itself is rustls' WebPKI verifier; this only lets it be replaced.
 pub struct ReloadableTrust {
@@ -192,6 +251,25 @@ impl ReloadableTrust {
                     .with_client_auth_cert(chain, key)
                     .map_err(|e| TlsError(format!("client certificate and key do not fit: {e}")))?
             }
+            None => builder.with_no_client_auth(),
+        };
+        Ok(Arc::new(config))
+    }
+
+    /// As [`ReloadableTrust::client_config`], presenting the re-readable `identity` as client
+    /// certificate when given: what the daemon uses, so SIGHUP reaches the client certificate
+    /// as it reaches the trust.
+    pub fn client_config_with_reloadable_identity(
+        self: &Arc<Self>,
+        identity: Option<Arc<ReloadableClientIdentity>>,
+    ) -> Result<Arc<ClientConfig>, TlsError> {
+        let builder = ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsError(format!("TLS versions: {e}")))?
+            .dangerous()
+            .with_custom_certificate_verifier(self.clone());
+        let config = match identity {
+            Some(identity) => builder.with_client_cert_resolver(identity),
             None => builder.with_no_client_auth(),
         };
         Ok(Arc::new(config))

@@ -40,8 +40,9 @@ read\-only system, no core dumps.
 .SH SIGNALS
 .TP
 \fBSIGHUP\fR
-Re\-reads the listener certificate and the upstream trust for new connections; sessions in
-flight continue. Listen addresses, limits and timeouts need a restart.
+Re\-reads the listener certificate, the upstream trust and the client certificate from the key
+store for new connections; sessions in flight continue. Listen addresses, limits and timeouts
+need a restart.
 .TP
 \fBSIGTERM\fR, \fBSIGINT\fR
 Stop accepting at once; running sessions may finish within [timeouts] shutdown_grace, then

@@ -3,9 +3,11 @@
 //! recipient's POP3 session through komle-cm gets the client mail back; KAS failures reach the
 //! client with the spec's replies.
 //!
-//! The KAS bed: [`KasBed`] starts the KAS simulator, writes its CA and the Clientmodul's client
-//! identity as PEM files and gives komle-cm the `[kas]` section; the mail side is
-//! [`crate::common::TestBed`].
+//! The KAS bed: [`KasBed`] starts the KAS simulator and a real DNS server (dnsmasq) whose
+//! DNS-SD records (PTR/SRV/TXT, A_19361-01) lead to it, writes its CA and the Clientmodul's
+//! client identity as PEM files and gives komle-cm the `[kas]` section with only
+//! `discovery_domain` and `dns_server`: every case here finds the KAS the way a practice's
+//! komle-cm does. The mail side is [`crate::common::TestBed`].
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -13,20 +15,43 @@ use std::time::{Duration, Instant};
 use crate::common::clients::{self, Submission};
 use crate::common::{Options, TestBed, header_of, password, world};
 use komle_conformance::kas_sim::{KasSim, KasSimConfig};
+use komle_conformance::servers::dnsmasq::{DnsRecords, Dnsmasq};
 use komle_conformance::slapd::Slapd;
 
 const DELIVERY: Duration = Duration::from_secs(120);
 
-/// The KAS simulator and the test bed whose komle-cm uses it.
+/// The KAS simulator, the DNS server that names it and the test bed whose komle-cm uses it.
 struct KasBed {
     kas: KasSim,
     bed: TestBed,
+    _dns: Dnsmasq,
     _files: tempfile::TempDir,
+}
+
+/// The KAS simulator's port (its SRV record's target port).
+pub(crate) fn kas_port(kas: &KasSim) -> u16 {
+    kas.base_url()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .expect("port in the KAS base URL")
 }
 
 impl KasBed {
     fn start() -> KasBed {
         let kas = KasSim::start(KasSimConfig::default()).expect("KAS simulator");
+        let port = kas_port(&kas);
+        let records = DnsRecords::new()
+            .ttl(300)
+            .local_domain("kim.test")
+            .and_then(|r| r.ptr("_kas._tcp.kim.test", "kas.provider.kim.test"))
+            .and_then(|r| r.srv("kas.provider.kim.test", "localhost", port, 0, 0))
+            .and_then(|r| r.txt("kas.provider.kim.test", &["txtvers=1", "path=/"]))
+            .and_then(|r| r.ptr("_accmgr._tcp.kim.test", "am.provider.kim.test"))
+            .and_then(|r| r.srv("am.provider.kim.test", "localhost", port, 0, 0))
+            .expect("DNS-SD records");
+        let dns = Dnsmasq::start(&records).expect("dnsmasq");
         let files = tempfile::tempdir().expect("temp dir");
         let write = |name: &str, text: &str| {
             let p = files.path().join(name);
@@ -37,10 +62,9 @@ impl KasBed {
         let cert = write("kas-client.pem", &kas.tls.client_cert_pem);
         let key = write("kas-client.key", &kas.tls.client_key_pem);
         let extra_config = format!(
-            "\n[kas]\nbase_url = \"{}\"\nlimits_url = \"{}\"\nca = \"{}\"\n\
+            "\n[kas]\ndiscovery_domain = \"kim.test\"\ndns_server = \"{}\"\nca = \"{}\"\n\
              client_certificate = \"{}\"\nclient_key = \"{}\"\ntimeout = \"10s\"\n",
-            kas.base_url(),
-            kas.limits_url(),
+            dns.addr(),
             ca.display(),
             cert.display(),
             key.display()
@@ -53,6 +77,7 @@ impl KasBed {
         KasBed {
             kas,
             bed,
+            _dns: dns,
             _files: files,
         }
     }

@@ -16,14 +16,7 @@ const DELIVERY: Duration = Duration::from_secs(120);
 /// The TTL of the records: short, so the test can outlive it.
 const TTL: u32 = 1;
 
-fn kas_port(kas: &KasSim) -> u16 {
-    kas.base_url()
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.split('/').next())
-        .and_then(|p| p.parse().ok())
-        .expect("port in the KAS base URL")
-}
+use crate::kas::kas_port;
 
 fn mail(from: &str, to: &str, marker: &str) -> Vec<u8> {
     let mut mail = format!(

@@ -149,19 +149,8 @@ impl Prepared {
             .map_err(|e| RuntimeError(format!("[upstream] ca: {e}")))?;
         // Mutual TLS towards the mail service (A_2074, A_2182-01): the C.CM.TLS-CS identity
         // from the key store, when configured.
-        let identity = match (&config.upstream.client_identity, &config.keys) {
-            (None, _) => None,
-            (Some(_), None) => {
-                return Err(RuntimeError(
-                    "[upstream] client_identity: [upstream] client_identity is set but [keys] store is not"
-                        .into(),
-                ));
-            }
-            (Some(alias), Some(keys)) => Some(
-                ReloadableClientIdentity::load(keys, alias)
-                    .map_err(|e| RuntimeError(format!("[upstream] client_identity: {e}")))?,
-            ),
-        };
+        let identity = ReloadableClientIdentity::configured(&config.upstream, config.keys.as_ref())
+            .map_err(|e| RuntimeError(format!("[upstream] client_identity: {e}")))?;
         let upstream_tls = trust
             .client_config_with_reloadable_identity(identity.clone())
             .map_err(|e| RuntimeError(format!("[upstream] ca: {e}")))?;

@@ -147,20 +147,31 @@ pub fn upstream_client_config(
     }
 }
 
-/// The identity `[upstream] client_identity` names, read from the `[keys]` store; `None` when
-/// no client identity is configured. For configurations built elsewhere (e.g.
-/// [`crate::tls_reload::ReloadableTrust::client_config_with_identity`]).
-pub fn upstream_identity(
-    upstream: &UpstreamSettings,
-    keys: Option<&KeySettings>,
-) -> Result<Option<ClientIdentity>, TlsError> {
+/// Where `[upstream] client_identity` is kept: the `[keys]` store and the alias; `None` when no
+/// client identity is configured, an error when the alias names no store.
+pub fn identity_source<'a>(
+    upstream: &'a UpstreamSettings,
+    keys: Option<&'a KeySettings>,
+) -> Result<Option<(&'a KeySettings, &'a str)>, TlsError> {
     let Some(alias) = upstream.client_identity.as_deref() else {
         return Ok(None);
     };
     let keys = keys.ok_or_else(|| {
         TlsError("[upstream] client_identity is set but [keys] store is not".into())
     })?;
-    open_identity(keys, alias).map(Some)
+    Ok(Some((keys, alias)))
+}
+
+/// The identity `[upstream] client_identity` names, read from the `[keys]` store; `None` when
+/// no client identity is configured. The daemon keeps it re-readable instead
+/// ([`crate::tls_reload::ReloadableClientIdentity::configured`]).
+pub fn upstream_identity(
+    upstream: &UpstreamSettings,
+    keys: Option<&KeySettings>,
+) -> Result<Option<ClientIdentity>, TlsError> {
+    identity_source(upstream, keys)?
+        .map(|(keys, alias)| open_identity(keys, alias))
+        .transpose()
 }
 
 /// The key store entry `alias` from the configured store.
@@ -363,9 +374,13 @@ mod tests {
             ..UpstreamSettings::default()
         };
         let trust = crate::tls_reload::ReloadableTrust::load(Some(&pki.ca())).unwrap();
-        let identity = upstream_identity(&upstream, Some(&keys)).unwrap();
+        let identity =
+            crate::tls_reload::ReloadableClientIdentity::configured(&upstream, Some(&keys))
+                .unwrap();
         assert!(identity.is_some());
-        let config = trust.client_config_with_identity(identity).unwrap();
+        let config = trust
+            .client_config_with_reloadable_identity(identity)
+            .unwrap();
         assert!(config.client_auth_cert_resolver.has_certs());
         handshake(config, server.clone()).expect("mutual TLS through the reloadable trust");
         let without = trust.client_config().unwrap();

@@ -168,6 +168,17 @@ impl ReloadableClientIdentity {
         }))
     }
 
+    /// The identity `[upstream] client_identity` names in the `[keys]` store, re-readable;
+    /// `None` when none is configured ([`tls::identity_source`]).
+    pub fn configured(
+        upstream: &crate::config::UpstreamSettings,
+        keys: Option<&KeySettings>,
+    ) -> Result<Option<Arc<Self>>, TlsError> {
+        tls::identity_source(upstream, keys)?
+            .map(|(keys, alias)| Self::load(keys, alias))
+            .transpose()
+    }
+
     /// Opens the store again; on success new connections present the new certificate, on
     /// failure the old one stays.
     pub fn reload(&self) -> Result<(), TlsError> {
@@ -228,37 +239,12 @@ impl ReloadableTrust {
     /// The client configuration for the MTA and POP3 server; certificate verification always
     /// on (A_2011), against whatever trust was loaded last.
     pub fn client_config(self: &Arc<Self>) -> Result<Arc<ClientConfig>, TlsError> {
-        self.client_config_with_identity(None)
+        self.client_config_with_reloadable_identity(None)
     }
 
-    /// As [`ReloadableTrust::client_config`], presenting `identity` (the key store's
-    /// C.CM.TLS-CS, from [`tls::upstream_identity`]) as client certificate when given
-    /// (KOM-LE-A_2074, A_2182-01).
-    pub fn client_config_with_identity(
-        self: &Arc<Self>,
-        identity: Option<crate::key_store::ClientIdentity>,
-    ) -> Result<Arc<ClientConfig>, TlsError> {
-        let builder = ClientConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| TlsError(format!("TLS versions: {e}")))?
-            // "dangerous" only in rustls' naming: the verifier is rustls' own WebPKI one.
-            .dangerous()
-            .with_custom_certificate_verifier(self.clone());
-        let config = match identity {
-            Some(identity) => {
-                let (chain, key) = identity.into_parts();
-                builder
-                    .with_client_auth_cert(chain, key)
-                    .map_err(|e| TlsError(format!("client certificate and key do not fit: {e}")))?
-            }
-            None => builder.with_no_client_auth(),
-        };
-        Ok(Arc::new(config))
-    }
-
-    /// As [`ReloadableTrust::client_config`], presenting the re-readable `identity` as client
-    /// certificate when given: what the daemon uses, so SIGHUP reaches the client certificate
-    /// as it reaches the trust.
+    /// As [`ReloadableTrust::client_config`], presenting the re-readable `identity` (the key
+    /// store's C.CM.TLS-CS, KOM-LE-A_2074, A_2182-01) as client certificate when given: what
+    /// the daemon uses, so SIGHUP reaches the client certificate as it reaches the trust.
     pub fn client_config_with_reloadable_identity(
         self: &Arc<Self>,
         identity: Option<Arc<ReloadableClientIdentity>>,
@@ -266,6 +252,7 @@ impl ReloadableTrust {
         let builder = ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| TlsError(format!("TLS versions: {e}")))?
+            // "dangerous" only in rustls' naming: the verifier is rustls' own WebPKI one.
             .dangerous()
             .with_custom_certificate_verifier(self.clone());
         let config = match identity {

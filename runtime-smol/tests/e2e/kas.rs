@@ -24,26 +24,25 @@ const DELIVERY: Duration = Duration::from_secs(120);
 struct KasBed {
     kas: KasSim,
     bed: TestBed,
-    _dns: Dnsmasq,
+    found: KasByDnsSd,
+}
+
+/// How komle-cm finds and reaches `kas`: a dnsmasq with its DNS-SD records (A_19361-01: PTR,
+/// SRV, TXT for the KAS and the account manager under `kim.test`), its CA and the client
+/// identity as PEM files, and the `[kas]` section naming only `discovery_domain` and
+/// `dns_server`. Shared by the KAS bed and the discovery test (`e2e/kas_dnssd.rs`).
+pub(crate) struct KasByDnsSd {
+    pub(crate) dns: Dnsmasq,
+    pub(crate) kas_section: String,
     _files: tempfile::TempDir,
 }
 
-/// The KAS simulator's port (its SRV record's target port).
-pub(crate) fn kas_port(kas: &KasSim) -> u16 {
-    kas.base_url()
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.split('/').next())
-        .and_then(|p| p.parse().ok())
-        .expect("port in the KAS base URL")
-}
-
-impl KasBed {
-    fn start() -> KasBed {
-        let kas = KasSim::start(KasSimConfig::default()).expect("KAS simulator");
-        let port = kas_port(&kas);
+impl KasByDnsSd {
+    /// Records with `ttl` seconds; `timeout` is `[kas] timeout`.
+    pub(crate) fn start(kas: &KasSim, ttl: u32, timeout: &str) -> KasByDnsSd {
+        let port = kas_port(kas);
         let records = DnsRecords::new()
-            .ttl(300)
+            .ttl(ttl)
             .local_domain("kim.test")
             .and_then(|r| r.ptr("_kas._tcp.kim.test", "kas.provider.kim.test"))
             .and_then(|r| r.srv("kas.provider.kim.test", "localhost", port, 0, 0))
@@ -61,25 +60,43 @@ impl KasBed {
         let ca = write("kas-ca.pem", &kas.tls.ca_pem);
         let cert = write("kas-client.pem", &kas.tls.client_cert_pem);
         let key = write("kas-client.key", &kas.tls.client_key_pem);
-        let extra_config = format!(
+        let kas_section = format!(
             "\n[kas]\ndiscovery_domain = \"kim.test\"\ndns_server = \"{}\"\nca = \"{}\"\n\
-             client_certificate = \"{}\"\nclient_key = \"{}\"\ntimeout = \"10s\"\n",
+             client_certificate = \"{}\"\nclient_key = \"{}\"\ntimeout = \"{timeout}\"\n",
             dns.addr(),
             ca.display(),
             cert.display(),
             key.display()
         );
+        KasByDnsSd {
+            dns,
+            kas_section,
+            _files: files,
+        }
+    }
+}
+
+/// The KAS simulator's port (its SRV record's target port).
+pub(crate) fn kas_port(kas: &KasSim) -> u16 {
+    kas.base_url()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .expect("port in the KAS base URL")
+}
+
+impl KasBed {
+    fn start() -> KasBed {
+        let kas = KasSim::start(KasSimConfig::default()).expect("KAS simulator");
+        let found = KasByDnsSd::start(&kas, 300, "10s");
+        let extra_config = found.kas_section.clone();
         let bed = TestBed::start_with(Options {
             pop3: true,
             extra_config,
             ..Options::default()
         });
-        KasBed {
-            kas,
-            bed,
-            _dns: dns,
-            _files: files,
-        }
+        KasBed { kas, bed, found }
     }
 }
 
@@ -193,6 +210,10 @@ fn a_19357_a_19363_a_19370_100_mb_sent_and_retrieved_through_komle_cm_via_the_ka
     assert!(run.success, "{}\n{}", run.transcript, k.bed.log());
     let after_send = rss(&k.bed);
     assert_eq!(k.kas.stored_count(), 1, "the mail data lie on the KAS");
+    assert!(
+        k.found.dns.queries_for("_kas._tcp.kim.test") >= 1,
+        "the KAS was found by DNS-SD (A_19361-01)"
+    );
     let stored = k.bed.wait_delivered(&to, marker, 1, DELIVERY);
     let head = header_of(&stored[0]);
     assert!(head.contains("X-KOM-LE-Version: 1.5"), "{head}");

@@ -9,14 +9,13 @@ use std::time::Duration;
 use crate::common::clients::{self, Submission};
 use crate::common::{Options, TestBed, header_of, password, world};
 use komle_conformance::kas_sim::{KasSim, KasSimConfig};
-use komle_conformance::servers::dnsmasq::{DnsRecords, Dnsmasq};
 
 const DELIVERY: Duration = Duration::from_secs(120);
 
 /// The TTL of the records: short, so the test can outlive it.
 const TTL: u32 = 1;
 
-use crate::kas::kas_port;
+use crate::kas::KasByDnsSd;
 
 fn mail(from: &str, to: &str, marker: &str) -> Vec<u8> {
     let mut mail = format!(
@@ -51,34 +50,9 @@ fn send(bed: &TestBed, from: &str, to: &str, mail: &[u8]) -> clients::Run {
 #[test]
 fn a_19361_komle_cm_finds_the_kas_by_dns_sd_and_answers_451_without_it() {
     let kas = KasSim::start(KasSimConfig::default()).expect("KAS simulator");
-    let port = kas_port(&kas);
-    let records = DnsRecords::new()
-        .ttl(TTL)
-        .local_domain("kim.test")
-        .and_then(|r| r.ptr("_kas._tcp.kim.test", "kas.provider.kim.test"))
-        .and_then(|r| r.srv("kas.provider.kim.test", "localhost", port, 0, 0))
-        .and_then(|r| r.txt("kas.provider.kim.test", &["txtvers=1", "path=/"]))
-        .and_then(|r| r.ptr("_accmgr._tcp.kim.test", "am.provider.kim.test"))
-        .and_then(|r| r.srv("am.provider.kim.test", "localhost", port, 0, 0))
-        .expect("records");
-    let mut dns = Dnsmasq::start(&records).expect("dnsmasq");
-    let files = tempfile::tempdir().expect("temp dir");
-    let write = |name: &str, text: &str| {
-        let p = files.path().join(name);
-        std::fs::write(&p, text).expect("write PEM");
-        p
-    };
-    let ca = write("kas-ca.pem", &kas.tls.ca_pem);
-    let cert = write("kas-client.pem", &kas.tls.client_cert_pem);
-    let key = write("kas-client.key", &kas.tls.client_key_pem);
-    let extra_config = format!(
-        "\n[kas]\ndiscovery_domain = \"kim.test\"\ndns_server = \"{}\"\nca = \"{}\"\n\
-         client_certificate = \"{}\"\nclient_key = \"{}\"\ntimeout = \"5s\"\n",
-        dns.addr(),
-        ca.display(),
-        cert.display(),
-        key.display()
-    );
+    let found = KasByDnsSd::start(&kas, TTL, "5s");
+    let mut dns = found.dns;
+    let extra_config = found.kas_section;
     let bed = TestBed::start_with(Options {
         extra_config,
         ..Options::default()

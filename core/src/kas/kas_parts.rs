@@ -40,6 +40,8 @@ pub struct KasPartScanner {
     /// Current line (bytes since the last LF).
     line: Vec<u8>,
     line_cut: bool,
+    /// The current body line cannot be a boundary line: dropped up to its LF.
+    skipping_line: bool,
     part_is_kas: bool,
     part_boundary: Option<String>,
     found: KasParts,
@@ -60,6 +62,7 @@ impl KasPartScanner {
             field: Vec::new(),
             line: Vec::new(),
             line_cut: false,
+            skipping_line: false,
             part_is_kas: false,
             part_boundary: None,
             found: KasParts::default(),
@@ -67,13 +70,44 @@ impl KasPartScanner {
     }
 
     /// Feeds the next bytes of the mail (any chunking).
+    ///
+    /// WHY the two shortcuts: a body line matters only if it starts with `--` and a boundary
+    /// is open; a 100 MB mail is nearly all body, and copying every line took 25 ms of the
+    /// send path (BENCHMARKS.md "Issue 17"). So body lines that cannot be boundary lines are
+    /// skipped to their LF without being copied, and a body with no open boundary (a
+    /// single-part mail, or the epilogue of the outermost multipart) is not read at all:
+    /// nothing in it can change the result. A property test holds this equal to scanning
+    /// every line.
     pub fn feed(&mut self, mut bytes: &[u8]) {
-        while let Some(i) = memchr::memchr(b'\n', bytes) {
+        loop {
+            if !self.in_header && self.boundaries.is_empty() {
+                return;
+            }
+            if self.skipping_line {
+                let Some(i) = memchr::memchr(b'\n', bytes) else {
+                    return;
+                };
+                bytes = &bytes[i + 1..];
+                self.skipping_line = false;
+                continue;
+            }
+            if !self.in_header
+                && self.line.is_empty()
+                && !self.line_cut
+                && bytes.len() >= 2
+                && !bytes.starts_with(b"--")
+            {
+                self.skipping_line = true;
+                continue;
+            }
+            let Some(i) = memchr::memchr(b'\n', bytes) else {
+                self.push_line_bytes(bytes);
+                return;
+            };
             self.push_line_bytes(&bytes[..i]);
             self.end_line();
             bytes = &bytes[i + 1..];
         }
-        self.push_line_bytes(bytes);
     }
 
     /// The result once the whole mail was fed.
@@ -210,6 +244,63 @@ mod tests {
             b"Subject: x\r\nContent-Disposition: attachment; filename=x-kas\r\n\r\nbody\r\n";
         assert_eq!(scan(plain), KasParts::default());
         assert_eq!(scan(b""), KasParts::default());
+    }
+
+    /// Pieces that make the scanner change state, in any order.
+    fn piece() -> impl proptest::strategy::Strategy<Value = &'static [u8]> {
+        proptest::sample::select(vec![
+            &b"Content-Type: multipart/mixed; boundary=b\r\n"[..],
+            b"Content-Type: multipart/alternative;\r\n boundary=\"c\"\r\n",
+            b"Content-Disposition: x-kas\r\n",
+            b"Content-Disposition: X-KAS; a=1\n",
+            b"Subject: --b\r\n",
+            b"\r\n",
+            b"\n",
+            b"--b\r\n",
+            b"--b--\r\n",
+            b"--c\n",
+            b"--c--\r\n",
+            b"-",
+            b"--",
+            b"body line\r\n",
+            b"- not a boundary\r\n",
+            b"x",
+        ])
+    }
+
+    proptest::proptest! {
+        /// Any chunking, including one byte at a time, finds what scanning every line finds.
+        #[test]
+        fn a_22341_shortcuts_find_what_scanning_every_line_finds(
+            pieces in proptest::collection::vec(piece(), 0..40),
+            chunk in 1usize..64,
+        ) {
+            let mail: Vec<u8> = pieces.concat();
+            let want = scan_every_line(&mail);
+            let mut fast = KasPartScanner::new();
+            for c in mail.chunks(chunk) {
+                fast.feed(c);
+            }
+            proptest::prop_assert_eq!(fast.finish(), want);
+            let mut bytewise = KasPartScanner::new();
+            for b in &mail {
+                bytewise.feed(std::slice::from_ref(b));
+            }
+            proptest::prop_assert_eq!(bytewise.finish(), want);
+        }
+    }
+
+    /// The scanner without either shortcut: every line through `end_line`.
+    fn scan_every_line(mail: &[u8]) -> KasParts {
+        let mut s = KasPartScanner::new();
+        let mut rest = mail;
+        while let Some(i) = memchr::memchr(b'\n', rest) {
+            s.push_line_bytes(&rest[..i]);
+            s.end_line();
+            rest = &rest[i + 1..];
+        }
+        s.push_line_bytes(rest);
+        s.finish()
     }
 
     #[test]

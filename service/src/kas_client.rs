@@ -9,7 +9,7 @@
 //! silent KAS is given up after 30 s.
 //!
 //! Streaming: [`KasClient::add_attachment`] reads the encrypted mail data from a `Read`
-//! (usually a [`SealingReader`] over the processed client mail) and never holds it whole;
+//! (the mail data sealed in place as it is read, [`KasClient::store_mail_data`]) and never holds it whole;
 //! `Content-Length` is the exact total of the multipart body, computed up front (A_22427-01).
 //! [`KasClient::read_attachment`] returns the body as a `Read` for the core's
 //! `MailDataOpener`.
@@ -23,11 +23,13 @@ use std::time::Duration;
 
 use base64::Engine;
 use komle_core::kas::{
-    AccountLimits, GcmIv, KasKey, KasOpenError, KasSendError, MailDataSealer, Sealed,
-    UploadFailure, attachment::valid_link, cipher::IV_LEN, stored_size,
+    AccountLimits, GcmIv, KasKey, KasOpenError, KasSendError, UploadFailure,
+    attachment::valid_link, stored_size,
 };
 use komle_core::secret::Password;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::kas_seal_pipeline::{SealUploadError, seal_while_uploading};
 use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
 
 /// CM_KAS_TIMEOUT default (Tab_Konf_Param): 30 seconds of inactivity.
@@ -444,38 +446,40 @@ pub struct MailMeta<'a> {
 }
 
 impl KasClient {
-    /// The send path's one call after DATA: uploads the stored object (`IV || C || tag`,
-    /// sealed chunk by chunk while DATA arrived, see [`MailDataSealer`]) and returns the
+    /// The send path's one call after DATA: encrypts the processed client mail in place and
+    /// uploads it as the stored object (`IV || C || tag`) at the same time, the plaintext hashed
+    /// on a second thread just ahead ([`crate::kas_seal_pipeline`]); returns the
     /// KIM-Attachment structure for [`komle_core::kas::kas_message`].
     ///
-    /// WHY the object is complete before the upload: A_22427-01 demands the exact
+    /// WHY the mail is complete before the upload starts: A_22427-01 demands the exact
     /// Content-Length of the whole request, and the client's mail size is known only at the
-    /// end of DATA (ESMTP SIZE is an estimate). So the ciphertext of one mail is held once in
-    /// memory (never the plaintext as well: it is encrypted in place as it arrives), and the
-    /// upload streams from it.
+    /// end of DATA (ESMTP SIZE is an estimate). So one mail is held once in memory (plaintext,
+    /// turned into ciphertext in place chunk by chunk as the upload reads it).
     ///
     /// # Errors
     /// [`KasSendError`] with the spec's reply: 507 → 521, everything else 451; both RSET.
-    pub fn store_sealed(
+    pub fn store_mail_data(
         &self,
         meta: MailMeta<'_>,
-        stored: &[u8],
-        sealed: &Sealed,
+        data: &mut [u8],
         key: &KasKey,
+        iv: GcmIv,
     ) -> Result<komle_core::kas::KimAttachment, KasSendError> {
-        if stored.len() as u64 != stored_size(sealed.size) {
-            return Err(KasSendError::UploadFailed(UploadFailure::Transport));
-        }
-        let mut data = stored;
-        let link = self
-            .add_attachment(Upload {
+        let (link, sealed) = seal_while_uploading(data, key, iv, |body, data_len| {
+            self.add_attachment(Upload {
                 message_id: meta.message_id,
                 recipients: meta.recipients,
                 expires: meta.expires,
-                data_len: stored.len() as u64,
-                data: &mut data,
+                data_len,
+                data: body,
             })
-            .map_err(|e| e.send_error())?;
+        })
+        .map_err(|e| match e {
+            SealUploadError::Upload(e) => e.send_error(),
+            SealUploadError::Incomplete | SealUploadError::Hasher => {
+                KasSendError::UploadFailed(UploadFailure::Transport)
+            }
+        })?;
         Ok(komle_core::kas::KimAttachment::new(
             link,
             key.clone(),
@@ -532,101 +536,9 @@ impl KasClient {
     }
 }
 
-/// Encrypts a plaintext reader on the fly into `IV || C || tag` (the stored object), hashing
-/// and counting as it goes; [`SealingReader::sealed`] has hash, size and tag after EOF.
-/// Holds one chunk of the caller's buffer at a time.
-pub struct SealingReader<R> {
-    inner: R,
-    sealer: Option<MailDataSealer>,
-    prefix: [u8; IV_LEN],
-    prefix_pos: usize,
-    tag: Vec<u8>,
-    tag_pos: usize,
-    sealed: Option<Sealed>,
-}
-
-impl<R: Read> SealingReader<R> {
-    /// Key and IV from the OS RNG, fresh per message (A_19358-01).
-    pub fn new(inner: R, key: &KasKey, iv: GcmIv) -> Self {
-        let sealer = MailDataSealer::new(key, iv);
-        Self {
-            inner,
-            prefix: sealer.prefix(),
-            sealer: Some(sealer),
-            prefix_pos: 0,
-            tag: Vec::new(),
-            tag_pos: 0,
-            sealed: None,
-        }
-    }
-
-    /// Hash, plaintext size and tag, once the whole stream was read.
-    pub fn sealed(&self) -> Option<&Sealed> {
-        self.sealed.as_ref()
-    }
-
-    /// Bytes this reader yields for `plaintext_size` input bytes.
-    pub fn output_len(plaintext_size: u64) -> u64 {
-        stored_size(plaintext_size)
-    }
-}
-
-impl<R: Read> Read for SealingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        if self.prefix_pos < IV_LEN {
-            let n = (IV_LEN - self.prefix_pos).min(buf.len());
-            buf[..n].copy_from_slice(&self.prefix[self.prefix_pos..self.prefix_pos + n]);
-            self.prefix_pos += n;
-            return Ok(n);
-        }
-        if let Some(sealer) = self.sealer.as_mut() {
-            let n = self.inner.read(buf)?;
-            if n > 0 {
-                sealer.seal_chunk(&mut buf[..n]).map_err(io::Error::other)?;
-                return Ok(n);
-            }
-            if let Some(sealer) = self.sealer.take() {
-                let sealed = sealer.finish();
-                self.tag = sealed.tag.to_vec();
-                self.sealed = Some(sealed);
-            }
-        }
-        let n = (self.tag.len() - self.tag_pos).min(buf.len());
-        buf[..n].copy_from_slice(&self.tag[self.tag_pos..self.tag_pos + n]);
-        self.tag_pos += n;
-        Ok(n)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use komle_core::kas::cipher;
-
-    #[test]
-    fn a_19360_sealing_reader_yields_the_core_wire_format() {
-        let key = KasKey::from_bytes([9; 32]);
-        let plain: Vec<u8> = (0..10_000u32).map(|i| (i % 249) as u8).collect();
-        let mut r = SealingReader::new(&plain[..], &key, GcmIv([1; 12]));
-        let mut out = Vec::new();
-        let mut small = [0u8; 7];
-        loop {
-            let n = r.read(&mut small).expect("reads");
-            if n == 0 {
-                break;
-            }
-            out.extend_from_slice(&small[..n]);
-        }
-        assert_eq!(
-            out,
-            cipher::seal(&key, GcmIv([1; 12]), &plain).expect("seals")
-        );
-        assert_eq!(out.len() as u64, SealingReader::<&[u8]>::output_len(10_000));
-        assert_eq!(r.sealed().map(|s| s.size), Some(10_000));
-    }
 
     #[test]
     fn form_values_with_line_breaks_are_refused_before_anything_is_sent() {

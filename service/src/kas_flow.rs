@@ -20,8 +20,7 @@ use std::sync::{Arc, Mutex};
 
 use komle_core::directory::DirectoryEntry;
 use komle_core::kas::{
-    self, AccountLimits, CachedLimits, GcmIv, KasKey, KasOpenError, KasSendError, MailDataSealer,
-    SendRoute,
+    self, AccountLimits, CachedLimits, GcmIv, KasKey, KasOpenError, KasSendError, SendRoute,
 };
 use komle_core::open::KasFetch;
 use komle_core::secret::SecretBytes;
@@ -370,26 +369,16 @@ impl KasFlow {
         let iv = GcmIv(rand::random());
         let recipients = kept.clone();
         let stored = blocking::unblock(move || {
-            // In place: the plaintext is overwritten by the ciphertext, never copied.
-            let mut sealer = MailDataSealer::new(&key, iv);
-            let prefix = sealer.prefix();
+            // In place: the plaintext is overwritten by the ciphertext as the upload reads it,
+            // never copied; the hash runs on a second thread just ahead.
             let mut data = core::mem::take(message.as_mut_vec());
-            for chunk in data.chunks_mut(1 << 20) {
-                sealer
-                    .seal_chunk(chunk)
-                    .map_err(|_| KasSendError::UploadFailed(kas::UploadFailure::Transport))?;
-            }
-            let sealed = sealer.finish();
-            data.reserve_exact(kas::cipher::OVERHEAD as usize);
-            data.splice(0..0, prefix);
-            data.extend_from_slice(&sealed.tag);
             let meta = MailMeta {
                 message_id: &message_id,
                 recipients: &recipients,
                 expires: &expires,
             };
-            let attachment = client.store_sealed(meta, &data, &sealed, &key)?;
-            Ok::<_, KasSendError>((attachment, sealed.size))
+            let attachment = client.store_mail_data(meta, &mut data, &key, iv)?;
+            Ok::<_, KasSendError>((attachment, data.len() as u64))
         })
         .await;
         let (attachment, size) = stored.map_err(|e| {

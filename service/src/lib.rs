@@ -44,6 +44,7 @@ pub mod jobs;
 pub mod kas_client;
 pub mod kas_discovery;
 pub mod kas_flow;
+pub mod kas_seal_pipeline;
 pub mod key_store;
 pub mod konnektor_directory;
 pub mod konnektor_http;

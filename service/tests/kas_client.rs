@@ -10,6 +10,7 @@ use komle_conformance::kas_sim::{KasSim, KasSimConfig};
 use komle_core::kas::*;
 use komle_core::secret::Password;
 use komle_service::kas_client::*;
+use komle_service::kas_seal_pipeline::{SealUploadError, seal_while_uploading};
 
 fn client(sim: &KasSim, basic: Option<(&str, &str)>) -> KasClient {
     let (chain, key) = sim.tls.client_identity();
@@ -34,16 +35,21 @@ fn mail(len: usize) -> Vec<u8> {
 /// Seals and uploads `plain`; returns the structure for the KOM-LE message.
 fn upload(c: &KasClient, plain: &[u8], recipients: &[String]) -> Result<KimAttachment, KasError> {
     let key = KasKey::from_bytes([0x5a; 32]);
-    let mut reader = SealingReader::new(plain, &key, GcmIv([3; 12]));
-    let link = c.add_attachment(Upload {
-        message_id: "<big@x.kim.telematik>",
-        recipients,
-        expires: "Thu, 08 Dec 2022 15:48:35 +0200",
-        data_len: stored_size(plain.len() as u64),
-        data: &mut reader,
-    })?;
-    let sealed = reader.sealed().expect("fully read").clone();
-    Ok(KimAttachment::new(link, key, sealed.hash, sealed.size))
+    let mut data = plain.to_vec();
+    let sealed = seal_while_uploading(&mut data, &key, GcmIv([3; 12]), |body, data_len| {
+        c.add_attachment(Upload {
+            message_id: "<big@x.kim.telematik>",
+            recipients,
+            expires: "Thu, 08 Dec 2022 15:48:35 +0200",
+            data_len,
+            data: body,
+        })
+    });
+    match sealed {
+        Ok((link, sealed)) => Ok(KimAttachment::new(link, key, sealed.hash, sealed.size)),
+        Err(SealUploadError::Upload(e)) => Err(e),
+        Err(e) => panic!("sealing failed: {e:?}"),
+    }
 }
 
 fn download(c: &KasClient, att: &KimAttachment, recipient: &str) -> Result<Vec<u8>, KasOpenError> {
@@ -374,36 +380,27 @@ fn a_22427_every_request_sent_validates_against_attachment_service_yaml() {
     }
 }
 
-/// The two calls the session drivers make: `store_sealed` after DATA (the mail sealed chunk
-/// by chunk as it arrived) and `fetch_into` on RETR (streamed into a sink), for a 20 MiB mail,
+/// The two calls the session drivers make: `store_mail_data` after DATA (the mail sealed in
+/// place while it is uploaded) and `fetch_into` on RETR (streamed into a sink), for a 20 MiB mail,
 /// plus a HEAD size that does not match the structure (4006) and a tampered object (4007).
 #[test]
-fn a_19357_a_19374_store_sealed_and_fetch_into_round_trip_a_20_mib_mail() {
+fn a_19357_a_19374_store_mail_data_and_fetch_into_round_trip_a_20_mib_mail() {
     let sim = KasSim::start(KasSimConfig::default()).expect("KAS starts");
     let c = client(&sim, None);
     let plain = mail(20 * 1024 * 1024);
     assert_eq!(route(plain.len() as u64, None), Ok(SendRoute::Kas));
 
-    // DATA: each chunk is hashed and encrypted in place as it arrives.
+    // After DATA: sealed in place while it is uploaded.
     let key = KasKey::from_bytes([0x33; 32]);
-    let mut sealer = MailDataSealer::new(&key, GcmIv([0x44; 12]));
-    let mut stored = Vec::with_capacity(plain.len() + 28);
-    stored.extend_from_slice(&sealer.prefix());
-    for chunk in plain.chunks(8192) {
-        let start = stored.len();
-        stored.extend_from_slice(chunk);
-        sealer.seal_chunk(&mut stored[start..]).expect("in bounds");
-    }
-    let sealed = sealer.finish();
-    stored.extend_from_slice(&sealed.tag);
-
+    let mut data = plain.clone();
     let rcpt = ["b@y.kim.telematik".to_owned()];
     let expires = expires(1_662_731_220, None);
     let meta = kas_client_meta(&rcpt, &expires);
     let att = c
-        .store_sealed(meta, &stored, &sealed, &key)
+        .store_mail_data(meta, &mut data, &key, GcmIv([0x44; 12]))
         .expect("stored");
-    drop(stored);
+    assert!(data != plain, "the buffer now holds ciphertext");
+    drop(data);
 
     let mut sink = Vec::new();
     let n = c

@@ -14,15 +14,19 @@
 //! - no RCPT reaches the MTA unless a `CheckRecipient` for exactly that address was answered
 //!   `Usable` first (one answer, one RCPT), apart from the module's A_2028 envelope replay of
 //!   recipients the Konnektor kept and the notice to the sender;
-//! - nothing goes to the MTA after `CloseUpstream`, nothing to the client after `CloseClient`.
+//! - nothing goes to the MTA after `CloseUpstream`, nothing to the client after `CloseClient`;
+//! - KIM 1.5: the KAS data of a protected message (half of them carry a link) are asked to be
+//!   deleted only for a link the Konnektor side handed out, at most once, and never after the
+//!   MTA accepted that message with 250.
 //!
 //! Shared by the `smtp_relay` fuzz target, `core/tests/fuzz_regressions.rs` and the proptest in
 //! `core/tests/smtp_relay_invariant.rs`; a broken invariant panics.
 #![allow(dead_code)]
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
+use komle_core::kas::KasLink;
 use komle_core::secret::SecretBytes;
 use komle_core::smtp::command::{self, CanonicalCommand, Command};
 use komle_core::smtp::{
@@ -63,6 +67,8 @@ pub struct Stats {
     pub rcpts: usize,
     /// Protected messages the MTA received in full.
     pub messages: usize,
+    /// KAS data the session asked to delete after the MTA refused their message.
+    pub kas_discards: usize,
 }
 
 /// Deterministic decisions of the harness (xorshift64).
@@ -108,6 +114,12 @@ struct Mta {
     replay: HashMap<String, u32>,
     /// The RCPT of the A_2024 notice (the sender), once.
     notice_rcpt: Option<String>,
+    /// The KAS link of the protected message due, until the MTA answers its end.
+    kas_due: Option<String>,
+    /// Links handed out, links whose message the MTA accepted, links asked to be deleted.
+    kas_handed: HashSet<String>,
+    kas_delivered: HashSet<String>,
+    kas_discarded: HashSet<String>,
     stats: Stats,
 }
 
@@ -123,6 +135,10 @@ impl Mta {
             usable: HashMap::new(),
             replay: HashMap::new(),
             notice_rcpt: None,
+            kas_due: None,
+            kas_handed: HashSet::new(),
+            kas_delivered: HashSet::new(),
+            kas_discarded: HashSet::new(),
             stats: Stats::default(),
         }
     }
@@ -140,11 +156,18 @@ impl Mta {
                     );
                     *pos += 1;
                     if *pos == expected.len() {
-                        if expected.starts_with(PROTECTED) {
+                        let protected = expected.starts_with(PROTECTED);
+                        if protected {
                             self.stats.messages += 1;
                         }
                         self.mode = MtaMode::Commands;
-                        self.reply(choices, b"250 2.0.0 Ok: queued\r\n");
+                        let accepted = self.reply(choices, b"250 2.0.0 Ok: queued\r\n");
+                        if protected
+                            && accepted
+                            && let Some(link) = self.kas_due.take()
+                        {
+                            self.kas_delivered.insert(link);
+                        }
                     }
                 }
                 MtaMode::Commands => {
@@ -158,8 +181,8 @@ impl Mta {
         }
     }
 
-    /// A 250-type reply, sometimes a refusal instead.
-    fn reply(&mut self, choices: &mut Choices, ok: &[u8]) {
+    /// A 250-type reply, sometimes a refusal instead; whether it was `ok`.
+    fn reply(&mut self, choices: &mut Choices, ok: &[u8]) -> bool {
         let r: &[u8] = match choices.next() % 16 {
             0 => b"550 5.7.1 refused\r\n",
             1 => b"451 4.3.0 try later\r\n",
@@ -170,6 +193,7 @@ impl Mta {
             self.replay.clear();
         }
         self.replies.push_back(r.to_vec());
+        r == ok
     }
 
     fn command(&mut self, line: &[u8], choices: &mut Choices) {
@@ -215,7 +239,9 @@ impl Mta {
             Command::Ehlo(_) => self
                 .replies
                 .push_back(b"250-mta.example\r\n250-CHUNKING\r\n250 8BITMIME\r\n".to_vec()),
-            _ => self.reply(choices, b"250 2.0.0 Ok\r\n"),
+            _ => {
+                self.reply(choices, b"250 2.0.0 Ok\r\n");
+            }
         }
     }
 }
@@ -394,6 +420,22 @@ impl Harness {
                     self.mta.replies.clear();
                 }
                 SmtpAction::CloseClient => self.client_closed = true,
+                SmtpAction::DiscardKasData { link } => {
+                    let link = link.expose().to_owned();
+                    assert!(
+                        self.mta.kas_handed.contains(&link),
+                        "KAS data discarded that no protected message carried"
+                    );
+                    assert!(
+                        !self.mta.kas_delivered.contains(&link),
+                        "KAS data of a message the MTA accepted discarded"
+                    );
+                    assert!(
+                        self.mta.kas_discarded.insert(link),
+                        "KAS data discarded twice"
+                    );
+                    self.mta.stats.kas_discards += 1;
+                }
                 SmtpAction::ConnectUpstream { .. } => panic!("second MTA connection"),
                 other => panic!("an action this driver does not know: {other:?}"),
             }
@@ -444,8 +486,19 @@ impl Harness {
                 *self.mta.replay.entry(r.clone()).or_default() += 1;
             }
         }
+        let mut kas_link = None;
+        self.mta.kas_due = None;
         if !recipients.is_empty() {
             self.mta.due.push_back(stuffed(PROTECTED));
+            if self.choices.one_in(2) {
+                let link = format!(
+                    "https://kas.example/attachment/{}",
+                    self.mta.kas_handed.len()
+                );
+                self.mta.kas_handed.insert(link.clone());
+                self.mta.kas_due = Some(link.clone());
+                kas_link = Some(KasLink::new(link));
+            }
         }
         self.mta.notice_rcpt = None;
         if notice.is_some() {
@@ -456,6 +509,7 @@ impl Harness {
             message: SecretBytes::from(PROTECTED),
             recipients,
             notice,
+            kas_link,
         };
         self.session
             .handle_event(SmtpEvent::Protected(Ok(protected)), self.now);

@@ -56,6 +56,7 @@ pub fn run(data: &[u8]) {
                         message: SecretBytes::from(chunk),
                         recipients: vec![last_recipient.clone()],
                         notice: None,
+                        kas_link: None,
                     })
                 }),
                 now,

@@ -81,6 +81,7 @@ mod tests {
                     message: SecretBytes::from(OUTER),
                     recipients: job.recipients,
                     notice: None,
+                    kas_link: None,
                 })
             })
         }

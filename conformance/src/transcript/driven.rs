@@ -68,6 +68,7 @@ enum JobKind {
     Check(String),
     Protect,
     Open,
+    DiscardKasData,
 }
 
 impl JobKind {
@@ -75,6 +76,7 @@ impl JobKind {
         match job {
             Job::CheckRecipient { address } => JobKind::Check(address.clone()),
             Job::Protect(_) => JobKind::Protect,
+            Job::DiscardKasData { .. } => JobKind::DiscardKasData,
             _ => JobKind::Open,
         }
     }
@@ -84,6 +86,7 @@ impl JobKind {
             (JobKind::Check(a), JobResult::RecipientChecked { address, .. }) => a == address,
             (JobKind::Protect, JobResult::Protected(_)) => true,
             (JobKind::Open, JobResult::Opened(_)) => true,
+            (JobKind::DiscardKasData, JobResult::KasDataDiscarded) => true,
             _ => false,
         }
     }

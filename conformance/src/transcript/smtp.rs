@@ -84,13 +84,17 @@ impl Words for SmtpWords {
                 observed.push_back(line);
                 push_lines(observed, "J", job.message.as_slice());
             }
+            Job::DiscardKasData { link } => {
+                observed.push_back(format!("A: discard-kas-data {}", link.expose()))
+            }
             other => return Err(format!("no SMTP job: {other:?}")),
         }
         Ok(())
     }
 }
 
-/// The SMTP job results: `recipient …`, `protect-failed …`, `protected …`.
+/// The SMTP job results: `recipient …`, `protect-failed …`, `protected …`,
+/// `kas-data-discarded`.
 fn job_result(spec: &str, payload: &mut Payload) -> Result<JobResult, String> {
     let mut words = spec.split(' ');
     let kind = words.next().unwrap_or_default();
@@ -106,13 +110,19 @@ fn job_result(spec: &str, payload: &mut Payload) -> Result<JobResult, String> {
             };
             JobResult::RecipientChecked { address, verdict }
         }
+        "kas-data-discarded" => JobResult::KasDataDiscarded,
         "protect-failed" => JobResult::Protected(Err(ProtectionFailure {
             reason: spec["protect-failed".len()..].trim().to_owned(),
         })),
         "protected" => {
             let mut recipients = Vec::new();
             let mut notice_route = None;
+            let mut kas_link = None;
             for w in words {
+                if let Some(link) = w.strip_prefix("kas=") {
+                    kas_link = Some(komle_core::kas::KasLink::new(link.to_owned()));
+                    continue;
+                }
                 if let Some(k) = w.strip_prefix("keep=") {
                     recipients = k
                         .split(',')
@@ -135,6 +145,7 @@ fn job_result(spec: &str, payload: &mut Payload) -> Result<JobResult, String> {
                 message: SecretBytes::from(core::mem::take(&mut payload.message)),
                 recipients,
                 notice,
+                kas_link,
             }))
         }
         other => return Err(format!("unknown SMTP event {other:?}")),

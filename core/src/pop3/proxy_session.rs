@@ -20,7 +20,11 @@ impl ProxySession for Pop3Session {
             Input::UpstreamClosed => Pop3Event::UpstreamClosed,
             Input::JobDone(JobResult::Opened(result)) => Pop3Event::Opened(result),
             // No POP3 job is answered with these: nothing waits for them.
-            Input::JobDone(JobResult::RecipientChecked { .. } | JobResult::Protected(_)) => {
+            Input::JobDone(
+                JobResult::RecipientChecked { .. }
+                | JobResult::Protected(_)
+                | JobResult::KasDataDiscarded,
+            ) => {
                 return;
             }
         };

@@ -154,6 +154,7 @@ impl Protection {
                     message: SecretBytes::from(message),
                     recipients: p.job.recipients.clone(),
                     notice: None,
+                    kas_link: None,
                 }));
             }
             Ok(SendStart::Protect(plan)) => {
@@ -538,6 +539,7 @@ impl Protection {
                     message: SecretBytes::from(outer),
                     recipients: p.recipients,
                     notice,
+                    kas_link: None,
                 }));
             }
             Err(_) => self.fail("Die verschluesselte Nachricht konnte nicht verpackt werden"),

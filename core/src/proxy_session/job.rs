@@ -17,6 +17,9 @@ pub enum Job {
     /// POP3: decrypt and verify a retrieved message (§3.4.4); answer with
     /// [`JobResult::Opened`].
     Open(OpenJob),
+    /// SMTP, KIM 1.5: delete mail data whose message the MTA refused; answer with
+    /// [`JobResult::KasDataDiscarded`] (nothing waits for it).
+    DiscardKasData { link: crate::kas::KasLink },
 }
 
 /// The answer to a [`Job`] ([`Input::JobDone`](super::Input::JobDone)). A result of the
@@ -33,6 +36,8 @@ pub enum JobResult {
     Protected(Result<ProtectedMessage, ProtectionFailure>),
     /// Answer to [`Job::Open`].
     Opened(Result<OpenedMessage, OpenFailure>),
+    /// Answer to [`Job::DiscardKasData`]: done or given up (the driver logs which).
+    KasDataDiscarded,
 }
 
 impl Job {
@@ -40,7 +45,7 @@ impl Job {
     /// default Konnektor and for the recipient check, which asks only the directory.
     pub fn konnektor_id(&self) -> Option<&crate::login_name::KonnektorId> {
         match self {
-            Self::CheckRecipient { .. } => None,
+            Self::CheckRecipient { .. } | Self::DiscardKasData { .. } => None,
             Self::Protect(job) => job.login.konnektor_id.as_ref(),
             Self::Open(job) => job.login.konnektor_id.as_ref(),
         }

@@ -72,6 +72,12 @@ pub enum SmtpAction {
     CheckRecipient { address: String },
     /// Sign and encrypt a message (A_2019) and answer with [`SmtpEvent::Protected`].
     Protect(ProtectJob),
+    /// KIM 1.5: the MTA refused the message that points to these mail data (a negative reply
+    /// to the replayed envelope, to DATA or after the message): delete them from the KAS.
+    /// Nothing answers; a failed deletion leaves the data to expire. Not asked for when the
+    /// outcome is unknown (the MTA connection broke before its reply): the message may have
+    /// been delivered, and its data must then stay.
+    DiscardKasData { link: crate::kas::KasLink },
     /// Close the client connection once everything queued before has been written.
     CloseClient,
     /// Close the MTA connection once everything queued before has been written.
@@ -91,6 +97,10 @@ impl core::fmt::Debug for SmtpAction {
             Self::CheckRecipient { address } => f
                 .debug_struct("CheckRecipient")
                 .field("address", address)
+                .finish(),
+            Self::DiscardKasData { link } => f
+                .debug_struct("DiscardKasData")
+                .field("link", link)
                 .finish(),
             Self::Protect(job) => f.debug_tuple("Protect").field(job).finish(),
             Self::CloseClient => f.write_str("CloseClient"),
@@ -125,6 +135,11 @@ pub struct ProtectedMessage {
     /// An unprotected error mail to the sender naming the addresses left out (A_2024, A_2192),
     /// sent through the same MTA session after the message.
     pub notice: Option<Notice>,
+    /// KIM 1.5: where the mail data this message points to lie on the KAS (A_19359-07). If
+    /// the MTA refuses the message, the session asks for them to be deleted
+    /// ([`SmtpAction::DiscardKasData`]): nobody will fetch them, and they would count against
+    /// the sender's quota until they expire.
+    pub kas_link: Option<crate::kas::KasLink>,
 }
 
 /// An unsigned, unencrypted mail the Clientmodul sends on its own (A_2024).

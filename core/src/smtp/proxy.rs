@@ -317,11 +317,16 @@ impl SmtpSession {
         now: Instant,
     ) {
         if !matches!(self.phase, Phase::Proxy(Proxy::Protecting)) {
+            // Nobody waits for this message any more: its KAS data go again.
+            if let Ok(p) = result {
+                self.discard_kas_data(p.kas_link);
+            }
             return;
         }
         let mut protected = match result {
             Ok(p) if !p.recipients.is_empty() => p,
-            Ok(_) => {
+            Ok(p) => {
+                self.discard_kas_data(p.kas_link);
                 // A_2025: nobody could be encrypted for.
                 self.abort_transaction(
                     "4.3.0 Die Nachricht konnte fuer keinen Empfaenger verschluesselt werden",
@@ -343,6 +348,7 @@ impl SmtpSession {
                 return;
             }
         };
+        self.kas_link_in_flight = protected.kas_link.take();
         let mut steps = VecDeque::new();
         let kept: Vec<&AcceptedRcpt> = self
             .envelope
@@ -487,6 +493,7 @@ impl SmtpSession {
         };
         match done.on_reply {
             OnReply::EnvelopeMustSucceed if !r.is_positive() => {
+                self.settle_kas_data(false);
                 self.abort_transaction(
                     "4.3.0 Der MTA hat den Umschlag nicht erneut angenommen",
                     now,
@@ -494,10 +501,12 @@ impl SmtpSession {
                 return;
             }
             OnReply::ExpectGoAhead if r.code != 354 => {
+                self.settle_kas_data(false);
                 self.send_client(r.to_bytes());
                 steps.clear();
             }
             OnReply::FinalForClient => {
+                self.settle_kas_data(r.is_positive());
                 // 250 only after the MTA's 250: its reply is what the client gets.
                 self.send_client(r.to_bytes());
                 if !r.is_positive() {
@@ -511,6 +520,21 @@ impl SmtpSession {
             _ => {}
         }
         self.run_next_step(steps, now);
+    }
+
+    /// The MTA's verdict on the message in flight: a refused message's KAS mail data are
+    /// deleted again, an accepted one's stay for the recipients.
+    fn settle_kas_data(&mut self, delivered: bool) {
+        let link = self.kas_link_in_flight.take();
+        if !delivered {
+            self.discard_kas_data(link);
+        }
+    }
+
+    fn discard_kas_data(&mut self, link: Option<crate::kas::KasLink>) {
+        if let Some(link) = link {
+            self.actions.push_back(SmtpAction::DiscardKasData { link });
+        }
     }
 }
 

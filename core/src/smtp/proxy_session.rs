@@ -22,8 +22,8 @@ impl ProxySession for SmtpSession {
                 SmtpEvent::RecipientChecked { address, verdict }
             }
             Input::JobDone(JobResult::Protected(result)) => SmtpEvent::Protected(result),
-            // No SMTP job is answered with this: nothing waits for it.
-            Input::JobDone(JobResult::Opened(_)) => return,
+            // No SMTP job is answered with the first; nothing waits for the second.
+            Input::JobDone(JobResult::Opened(_) | JobResult::KasDataDiscarded) => return,
         };
         self.handle_event(event, now);
     }
@@ -48,6 +48,7 @@ impl ProxySession for SmtpSession {
                     Output::Run(Job::CheckRecipient { address })
                 }
                 SmtpAction::Protect(job) => Output::Run(Job::Protect(job)),
+                SmtpAction::DiscardKasData { link } => Output::Run(Job::DiscardKasData { link }),
                 SmtpAction::CloseClient => Output::CloseClient,
                 SmtpAction::CloseUpstream => Output::CloseUpstream,
             }),

@@ -51,6 +51,9 @@ pub struct SmtpSession {
     pub(super) login: Option<LoginName>,
     /// The transaction as the MTA accepted it.
     pub(super) envelope: Envelope,
+    /// KIM 1.5: the KAS mail data of the protected message on its way to the MTA, until the
+    /// MTA's verdict on it (deleted again on a refusal).
+    pub(super) kas_link_in_flight: Option<crate::kas::KasLink>,
     /// Domain of the client's last valid HELO/EHLO, repeated towards the MTA.
     pub(super) ehlo_domain: Option<Domain>,
     pub(super) commands_before_auth: usize,
@@ -107,6 +110,7 @@ impl SmtpSession {
             actions: VecDeque::new(),
             login: None,
             envelope: Envelope::default(),
+            kas_link_in_flight: None,
             ehlo_domain: None,
             commands_before_auth: 0,
             failed_logins: 0,

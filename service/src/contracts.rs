@@ -7,6 +7,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use komle_core::kas::KasLink;
 use komle_core::pop3::{OpenFailure, OpenJob, OpenedMessage};
 use komle_core::smtp::{ProtectJob, ProtectedMessage, ProtectionFailure, RecipientVerdict};
 
@@ -25,6 +26,15 @@ pub trait Protector: Send + Sync {
         &self,
         job: ProtectJob,
     ) -> BoxFuture<'_, Result<ProtectedMessage, ProtectionFailure>>;
+
+    /// KIM 1.5: the MTA refused a message whose mail data lie on the KAS under `link`
+    /// ([`ProtectedMessage::kas_link`]), or nobody waits for the message any more; delete the
+    /// data, nobody will fetch them. Starts the deletion (detached) and returns at once, so a
+    /// session that ends right after asking does not cancel it. The default has nothing to
+    /// delete: a protector without a KAS never hands out a link.
+    fn discard_kas_data(&self, link: KasLink) {
+        drop(link);
+    }
 }
 
 /// Decrypts and verifies a retrieved message through the Konnektor (§3.4.4). Supplied by the

@@ -50,6 +50,13 @@ impl JobRunner for ContractJobs {
                     })
                 })
             }
+            Job::DiscardKasData { link } => {
+                // Started here, not when the answer is polled (nothing waits for it).
+                if let Some(p) = &self.protector {
+                    p.discard_kas_data(link);
+                }
+                Box::pin(std::future::ready(JobResult::KasDataDiscarded))
+            }
             Job::Open(job) => {
                 let opener = self.opener.clone();
                 Box::pin(async move {

@@ -20,7 +20,8 @@ use std::sync::{Arc, Mutex};
 
 use komle_core::directory::DirectoryEntry;
 use komle_core::kas::{
-    self, AccountLimits, CachedLimits, GcmIv, KasKey, KasOpenError, KasSendError, SendRoute,
+    self, AccountLimits, CachedLimits, GcmIv, KasKey, KasLink, KasOpenError, KasSendError,
+    SendRoute,
 };
 use komle_core::open::KasFetch;
 use komle_core::secret::SecretBytes;
@@ -91,9 +92,10 @@ impl StoredMailData {
         }
     }
 
-    /// The protected message goes to the MTA: the data stay on the KAS.
-    pub fn keep(mut self) {
-        self.link = None;
+    /// The protected message goes to the MTA: the data stay on the KAS unless the MTA refuses
+    /// it (the session then hands the link back, [`KasFlow::discard`]).
+    pub fn keep(mut self) -> KasLink {
+        KasLink::new(self.link.take().unwrap_or_default())
     }
 }
 
@@ -107,25 +109,29 @@ impl std::fmt::Debug for StoredMailData {
 
 impl Drop for StoredMailData {
     fn drop(&mut self) {
-        let Some(link) = self.link.take() else {
-            return;
-        };
-        let client = self.client.clone();
-        blocking::unblock(move || match client.delete_attachment(&link) {
-            Ok(()) => log::info!("KAS: mail data of a message that was not sent deleted"),
-            Err(e) => {
-                let why = match e {
-                    crate::kas_client::KasError::Status(s) => format!("HTTP {s}"),
-                    _ => "no usable answer".to_owned(),
-                };
-                log::warn!(
-                    "KAS: deleting the mail data of a message that was not sent failed ({why}); \
-                     they stay until they expire"
-                );
-            }
-        })
-        .detach();
+        if let Some(link) = self.link.take() {
+            delete_detached(self.client.clone(), KasLink::new(link));
+        }
     }
+}
+
+/// `DELETE` of mail data nobody will fetch, detached on the `blocking` pool (bounded by
+/// CM_KAS_TIMEOUT): the client already has its reply. Nothing logged names the link.
+fn delete_detached(client: KasClient, link: KasLink) {
+    blocking::unblock(move || match client.delete_attachment(link.expose()) {
+        Ok(()) => log::info!("KAS: mail data of a message that was not sent deleted"),
+        Err(e) => {
+            let why = match e {
+                crate::kas_client::KasError::Status(s) => format!("HTTP {s}"),
+                _ => "no usable answer".to_owned(),
+            };
+            log::warn!(
+                "KAS: deleting the mail data of a message that was not sent failed ({why}); \
+                 they stay until they expire"
+            );
+        }
+    })
+    .detach();
 }
 
 fn failure(e: &KasSendError) -> ProtectionFailure {
@@ -250,6 +256,13 @@ impl KasFlow {
     /// The spec's reply as a [`ProtectionFailure`] (the session sends it and RSET): 552 X.3.4
     /// above maxMailSize, 451 for x-kas parts, no opted-in recipient, an unreachable directory
     /// or KAS, 521 for a full KAS (A_22419-01).
+    /// The MTA refused the message that points to the data under `link`: delete them
+    /// (detached, like an unsent message's, [`StoredMailData`]).
+    pub fn discard(&self, link: KasLink) {
+        log::info!("KAS: the MTA refused a message with KAS content; deleting its mail data");
+        delete_detached(self.client.clone(), link);
+    }
+
     pub async fn prepare_send(
         &self,
         mut job: ProtectJob,

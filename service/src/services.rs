@@ -188,6 +188,13 @@ impl RecipientChecker for Pipeline {
 }
 
 impl Protector for Pipeline {
+    fn discard_kas_data(&self, link: komle_core::kas::KasLink) {
+        match &self.kas {
+            Some(kas) => kas.discard(link),
+            None => log::warn!("KAS data to discard, but no KAS is configured"),
+        }
+    }
+
     fn protect(
         &self,
         job: ProtectJob,
@@ -275,12 +282,15 @@ impl Protector for Pipeline {
                             })
                             .await;
                     }
-                    Step::Done(result) => {
-                        // A_2025 (nobody left) ends the transaction like a failure.
-                        if matches!(&result, Ok(p) if !p.recipients.is_empty())
+                    Step::Done(mut result) => {
+                        // A_2025 (nobody left) ends the transaction like a failure. Handed
+                        // on, the data's fate is the MTA's verdict: the session asks for
+                        // them to be deleted if it refuses the message.
+                        if let Ok(p) = &mut result
+                            && !p.recipients.is_empty()
                             && let Some(stored) = kas_stored.take()
                         {
-                            stored.keep();
+                            p.kas_link = Some(stored.keep());
                         }
                         return with_kas_notice(result, kas_notice);
                     }

@@ -20,7 +20,9 @@ use komle_core::protect::KimSendInfo;
 use komle_core::secret::SecretBytes;
 use komle_core::smime::DeliveryOptions;
 use komle_core::smtp::{ProtectJob, ProtectedMessage, ProtectionFailure};
+use komle_core::proxy_session::{Job, JobResult};
 use komle_service::contracts::{BoxFuture, Protector};
+use komle_service::jobs::{ContractJobs, JobRunner};
 use komle_service::kas_client::{KasClient, KasClientSettings};
 use komle_service::kas_flow::KasFlow;
 use komle_service::konnektor_directory::KonnektorDirectory;
@@ -167,7 +169,31 @@ fn a_19363_a_sent_message_keeps_its_stored_data() {
     let (kas, pipeline) = bed(world().sim_config.clone());
     let protected = protect(&pipeline, "kept").expect("protected");
     assert!(!protected.recipients.is_empty());
+    assert!(protected.kas_link.is_some(), "handed on with its link");
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(kas.stored_count(), 1);
     assert_eq!(deletes(&kas), 0);
+}
+
+/// A_19363-03 after the hand-over: the MTA refuses the small KOM-LE message (after the dot or
+/// to DATA), the session asks for the data to be deleted (`Job::DiscardKasData`; transcripts
+/// `smtp/a_19363_kas_message_*`), and the driver's job runner deletes them on the KAS at once.
+#[test]
+fn a_19363_the_data_of_a_message_the_mta_refused_are_deleted() {
+    let (kas, pipeline) = bed(world().sim_config.clone());
+    let protected = protect(&pipeline, "refused").expect("protected");
+    let link = protected.kas_link.expect("a KAS message carries its link");
+    assert_eq!(kas.stored_count(), 1);
+    let jobs = ContractJobs {
+        protector: Some(Arc::new(pipeline)),
+        ..ContractJobs::default()
+    };
+    let answer = jobs.run(Job::DiscardKasData { link });
+    // Started when the job was handed over, not when its answer is awaited.
+    assert_eq!(wait_stored(&kas, 0), 0, "the stored object is gone");
+    assert_eq!(deletes(&kas), 1, "deleted with one DELETE");
+    assert!(matches!(
+        futures_lite::future::block_on(answer),
+        JobResult::KasDataDiscarded
+    ));
 }

@@ -86,70 +86,69 @@ impl DataReader {
 
     /// Consumes bytes; returns how many were used. When the message is complete, the rest of
     /// `input` (a pipelined next command) is left unconsumed.
+    ///
+    /// WHY this shape: a message is nearly all line text, so the text up to the next CR is found
+    /// with `memchr` (SIMD) and appended to the message in one copy; only CR, LF and a line's
+    /// first byte go through the state machine. (It was 14.5 % of a 100 MB send's profile when
+    /// every run went through a staging buffer first.) A property test holds it equal to the
+    /// byte-by-byte state machine for any input and any split.
     pub fn feed(&mut self, input: &[u8]) -> usize {
-        let mut pending: Vec<u8> = Vec::new();
         let mut used = 0;
         while used < input.len() && self.state != State::Done {
             if self.state == State::Text {
-                // Fast path (most of a message): the rest of the line up to its CR is copied as
-                // one run instead of byte by byte; the CR itself goes through the state machine.
                 let rest = &input[used..];
-                let run = rest.iter().position(|&b| b == b'\r').unwrap_or(rest.len());
-                pending.extend_from_slice(&rest[..run]);
+                let run = memchr::memchr(b'\r', rest).unwrap_or(rest.len());
+                self.store(&rest[..run]);
                 used += run;
-                if pending.len() >= 64 * 1024 {
-                    self.store(&pending);
-                    zeroize::Zeroize::zeroize(&mut pending);
-                }
                 if used == input.len() {
                     break;
                 }
             }
             let b = input[used];
             used += 1;
-            match (self.state, b) {
-                (State::Text, b'\r') => self.state = State::Cr,
-                (State::Text, _) => pending.push(b),
-                (State::Cr, b'\n') => {
-                    pending.extend_from_slice(b"\r\n");
-                    self.state = State::LineStart;
-                }
-                (State::Cr, b'\r') => pending.push(b'\r'),
-                (State::Cr, _) => {
-                    pending.extend_from_slice(&[b'\r', b]);
-                    self.state = State::Text;
-                }
-                (State::LineStart, b'.') => self.state = State::Dot,
-                (State::LineStart, b'\r') => self.state = State::Cr,
-                (State::LineStart, _) => {
-                    pending.push(b);
-                    self.state = State::Text;
-                }
-                (State::Dot, b'\r') => self.state = State::DotCr,
-                // A leading dot is removed (unstuffing); what follows is ordinary text.
-                (State::Dot, _) => {
-                    pending.push(b);
-                    self.state = State::Text;
-                }
-                (State::DotCr, b'\n') => self.state = State::Done,
-                (State::DotCr, b'\r') => {
-                    pending.push(b'\r');
-                    self.state = State::Cr;
-                }
-                (State::DotCr, _) => {
-                    pending.extend_from_slice(&[b'\r', b]);
-                    self.state = State::Text;
-                }
-                (State::Done, _) => unreachable!("loop stops at Done"),
-            }
-            if pending.len() >= 64 * 1024 {
-                self.store(&pending);
-                zeroize::Zeroize::zeroize(&mut pending);
-            }
+            self.step(b);
         }
-        self.store(&pending);
-        zeroize::Zeroize::zeroize(&mut pending);
         used
+    }
+
+    /// One byte through the state machine (RFC 5321 §4.5.2 unstuffing, end at CRLF.CRLF).
+    fn step(&mut self, b: u8) {
+        match (self.state, b) {
+            (State::Text, b'\r') => self.state = State::Cr,
+            (State::Text, _) => self.store(&[b]),
+            (State::Cr, b'\n') => {
+                self.store(b"\r\n");
+                self.state = State::LineStart;
+            }
+            (State::Cr, b'\r') => self.store(b"\r"),
+            (State::Cr, _) => {
+                self.store(&[b'\r', b]);
+                self.state = State::Text;
+            }
+            (State::LineStart, b'.') => self.state = State::Dot,
+            (State::LineStart, b'\r') => self.state = State::Cr,
+            (State::LineStart, _) => {
+                self.store(&[b]);
+                self.state = State::Text;
+            }
+            (State::Dot, b'\r') => self.state = State::DotCr,
+            // A leading dot is removed (unstuffing); what follows is ordinary text.
+            (State::Dot, _) => {
+                self.store(&[b]);
+                self.state = State::Text;
+            }
+            (State::DotCr, b'\n') => self.state = State::Done,
+            (State::DotCr, b'\r') => {
+                self.store(b"\r");
+                self.state = State::Cr;
+            }
+            (State::DotCr, _) => {
+                self.store(&[b'\r', b]);
+                self.state = State::Text;
+            }
+            // Not reached: `feed` stops at Done.
+            (State::Done, _) => {}
+        }
     }
 
     fn store(&mut self, bytes: &[u8]) {
@@ -370,7 +369,41 @@ mod tests {
         out
     }
 
+    /// The reader without the fast path: every byte through the state machine.
+    fn read_bytewise(input: &[u8]) -> (Option<Vec<u8>>, usize) {
+        let mut r = DataReader::new(10_000);
+        let mut used = 0;
+        for &b in input {
+            if r.is_done() {
+                break;
+            }
+            r.step(b);
+            used += 1;
+        }
+        let done = r.is_done();
+        (done.then(|| complete(r.finish())), used)
+    }
+
     proptest! {
+        /// Any bytes (not only stuffed ones), any split: the fast path reads what the state
+        /// machine alone reads, consumes as many bytes and stops at the same place.
+        #[test]
+        fn fast_path_reads_what_the_bytewise_state_machine_reads(
+            input in proptest::collection::vec(prop_oneof![
+                Just(b'.'), Just(b'\r'), Just(b'\n'), Just(b'a'), Just(b'z')], 0..300),
+            cut in 0usize..300,
+        ) {
+            let cut = cut.min(input.len());
+            let mut r = DataReader::new(10_000);
+            let mut used = r.feed(&input[..cut]);
+            if !r.is_done() {
+                used += r.feed(&input[cut..]);
+            }
+            let done = r.is_done();
+            let got = (done.then(|| complete(r.finish())), used);
+            prop_assert_eq!(got, read_bytewise(&input));
+        }
+
         #[test]
         fn linewise_stuffing_equals_the_bytewise_definition(
             body in proptest::collection::vec(prop_oneof![

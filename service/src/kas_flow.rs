@@ -383,15 +383,16 @@ impl KasFlow {
         let recipients = kept.clone();
         let stored = blocking::unblock(move || {
             // In place: the plaintext is overwritten by the ciphertext as the upload reads it,
-            // never copied; the hash runs on a second thread just ahead.
-            let mut data = core::mem::take(message.as_mut_vec());
+            // never copied; the hash runs on a second thread just ahead. The buffer stays a
+            // SecretBytes: an upload that fails half-way leaves plaintext in it, wiped on drop.
             let meta = MailMeta {
                 message_id: &message_id,
                 recipients: &recipients,
                 expires: &expires,
             };
-            let attachment = client.store_mail_data(meta, &mut data, &key, iv)?;
-            Ok::<_, KasSendError>((attachment, data.len() as u64))
+            let size = message.as_slice().len() as u64;
+            let attachment = client.store_mail_data(meta, message.as_mut_vec(), &key, iv)?;
+            Ok::<_, KasSendError>((attachment, size))
         })
         .await;
         let (attachment, size) = stored.map_err(|e| {

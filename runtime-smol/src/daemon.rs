@@ -88,6 +88,7 @@ mod tests {
     use futures_lite::{AsyncReadExt, future};
     use komle_core::pop3::{OpenFailure, OpenJob, OpenedMessage};
     use komle_core::smtp::{ProtectJob, ProtectedMessage, ProtectionFailure, RecipientVerdict};
+    use komle_service::config::ListenerIdentity;
     use komle_service::contracts::{BoxFuture, Opener, Protector, RecipientChecker};
     use komle_service::session::{pop3_session_config, smtp_session_config};
     use komle_service::tls;
@@ -291,8 +292,10 @@ client_idle = "7s"
         std::fs::copy(pki.server_cert(), &cert).unwrap();
         std::fs::copy(pki.server_key(), &key).unwrap();
         let mut config = config(&pki, "");
-        config.tls.certificate = cert.clone();
-        config.tls.private_key = key;
+        config.tls.identity = ListenerIdentity::Files {
+            certificate: cert.clone(),
+            private_key: key,
+        };
         smol::block_on(async {
             let daemon = Daemon::start(SmolRuntime, &config, services).await.unwrap();
             let addr = daemon.smtp_addr().unwrap();
@@ -330,7 +333,9 @@ client_idle = "7s"
     fn missing_certificate_is_a_runtime_error_naming_the_file() {
         let pki = test_pki::make("CA");
         let mut config = config(&pki, "");
-        config.tls.certificate = "/nonexistent/server.pem".into();
+        if let ListenerIdentity::Files { certificate, .. } = &mut config.tls.identity {
+            *certificate = "/nonexistent/server.pem".into();
+        }
         let e = smol::block_on(Daemon::start(SmolRuntime, &config, services))
             .err()
             .unwrap();

@@ -139,9 +139,8 @@ impl Prepared {
         for warning in config.warnings() {
             log::warn!("{warning}");
         }
-        let certificate =
-            ReloadableCertificate::load(&config.tls.certificate, &config.tls.private_key)
-                .map_err(|e| RuntimeError(format!("[tls]: {e}")))?;
+        let certificate = ReloadableCertificate::configured(&config.tls, config.keys.as_ref())
+            .map_err(|e| RuntimeError(format!("[tls]: {e}")))?;
         let server_tls = certificate
             .server_config_for_clients(config.tls.client_ca.as_deref())
             .map_err(|e| RuntimeError(format!("[tls]: {e}")))?;

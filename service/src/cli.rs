@@ -587,7 +587,10 @@ mod tests {
         let cli = Cli::try_parse_from(["komle-cm", "-c", path.to_str().unwrap()]).unwrap();
         let e = prepare(&cli).unwrap_err();
         assert_eq!(e.exit_code(), 2);
-        assert_eq!(e.to_string(), "config error: [tls] certificate: missing");
+        assert_eq!(
+            e.to_string(),
+            "config error: [tls] certificate: missing (or identity = \"<alias>\" for a key store entry)"
+        );
         let missing = Cli::try_parse_from(["komle-cm", "-c", "/nonexistent/x.toml"]).unwrap();
         let e = prepare(&missing).unwrap_err();
         assert_eq!(e.exit_code(), 2);

@@ -154,11 +154,23 @@ pub struct Pop3Settings {
 /// `[tls]`: the certificate the listeners present to mail clients.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsSettings {
-    pub certificate: PathBuf,
-    pub private_key: PathBuf,
+    /// Where the certificate and key come from: `certificate` + `private_key` (PEM files) or
+    /// `identity` (a `[keys]` store entry, KOM-LE-A_2065: keys in the password-protected store).
+    pub identity: ListenerIdentity,
     /// `client_ca`: when set, mail clients must present a certificate issued by this CA (PEM)
     /// at the listeners; not set, they connect without one. KOM-LE-A_2181 asks for both modes.
     pub client_ca: Option<PathBuf>,
+}
+
+/// The listeners' certificate and key: PEM files, or an entry of the `[keys]` store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenerIdentity {
+    Files {
+        certificate: PathBuf,
+        private_key: PathBuf,
+    },
+    /// `identity = "<alias>"`; needs `[keys] store`.
+    KeyStore { alias: String },
 }
 
 /// `[upstream]`: which MTAs and POP3 servers clients may name in their login name, and the
@@ -442,9 +454,35 @@ impl Config {
         }
 
         let mut s = Section::required(&table, "tls");
+        let identity = match (s.string("identity")?, s.path("certificate")?) {
+            (Some(_), Some(_)) => {
+                return Err(s.error(
+                    "identity",
+                    "either identity (key store) or certificate/private_key (files), not both",
+                ));
+            }
+            (Some(alias), None) => {
+                if s.path("private_key")?.is_some() {
+                    return Err(s.error(
+                        "identity",
+                        "either identity (key store) or certificate/private_key (files), not both",
+                    ));
+                }
+                ListenerIdentity::KeyStore { alias }
+            }
+            (None, Some(certificate)) => ListenerIdentity::Files {
+                certificate,
+                private_key: s.required_path("private_key")?,
+            },
+            (None, None) => {
+                return Err(s.error(
+                    "certificate",
+                    "missing (or identity = \"<alias>\" for a key store entry)",
+                ));
+            }
+        };
         let tls = TlsSettings {
-            certificate: s.required_path("certificate")?,
-            private_key: s.required_path("private_key")?,
+            identity,
             client_ca: s.path("client_ca")?,
         };
         s.finish()?;
@@ -471,6 +509,12 @@ impl Config {
             }
             None => None,
         };
+        if matches!(tls.identity, ListenerIdentity::KeyStore { .. }) && keys.is_none() {
+            return Err(ConfigError {
+                key: "[tls] identity".into(),
+                problem: "needs the key store: set [keys] store".into(),
+            });
+        }
         if upstream.client_identity.is_some() && keys.is_none() {
             return Err(ConfigError {
                 key: "[upstream] client_identity".into(),
@@ -1208,6 +1252,53 @@ base = "dc=data,dc=vzd"
             "config error: [keys] store: missing"
         );
         assert!(Config::parse(MINIMAL).unwrap().keys.is_none());
+    }
+
+    #[test]
+    fn a_2065_listener_identity_from_the_key_store_or_files_never_both() {
+        let with_tls = |tls: &str, rest: &str| {
+            let mut text = MINIMAL.to_owned();
+            let start = text.find("[tls]").expect("MINIMAL has [tls]");
+            let end = text[start + 5..]
+                .find("\n[")
+                .map_or(text.len(), |i| start + 5 + i + 1);
+            text.replace_range(start..end, &format!("[tls]\n{tls}\n"));
+            text.push_str(rest);
+            text
+        };
+        let keys = "[keys]\nstore = \"/etc/komle-cm/keys.p12\"\n";
+        let c = Config::parse(&with_tls("identity = \"listener\"", keys)).expect("parses");
+        assert_eq!(
+            c.tls.identity,
+            ListenerIdentity::KeyStore {
+                alias: "listener".into()
+            }
+        );
+        assert_eq!(
+            err(&with_tls("identity = \"listener\"", "")),
+            "config error: [tls] identity: needs the key store: set [keys] store"
+        );
+        assert!(
+            err(&with_tls(
+                "identity = \"listener\"\ncertificate = \"c.pem\"\nprivate_key = \"k.pem\"",
+                keys
+            ))
+            .contains("not both")
+        );
+        assert!(
+            err(&with_tls(
+                "identity = \"listener\"\nprivate_key = \"k.pem\"",
+                keys
+            ))
+            .contains("not both")
+        );
+        assert!(
+            err(&with_tls("client_ca = \"ca.pem\"", keys)).contains("[tls] certificate: missing")
+        );
+        assert!(matches!(
+            Config::parse(MINIMAL).unwrap().tls.identity,
+            ListenerIdentity::Files { .. }
+        ));
     }
 
     #[test]

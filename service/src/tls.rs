@@ -223,6 +223,7 @@ pub fn server_name(host: &str) -> Result<ServerName<'static>, TlsError> {
 mod tests {
     use super::*;
     use crate::test_pki;
+    use crate::tls_reload::ReloadableCertificate;
 
     #[test]
     fn server_name_accepts_ip_literals() {
@@ -444,6 +445,34 @@ mod tests {
         let server = server_config_from_identity(open_identity(&keys, "kim").unwrap()).unwrap();
         let client = client_config(Some(&pki.ca())).unwrap();
         handshake(client, server).expect("the stored server certificate is presented");
+
+        // `[tls] identity`: what the listeners use, re-read from the store on SIGHUP.
+        let tls = crate::config::TlsSettings {
+            identity: crate::config::ListenerIdentity::KeyStore {
+                alias: "kim".into(),
+            },
+            client_ca: None,
+        };
+        assert!(ReloadableCertificate::configured(&tls, None).is_err());
+        let reloadable = ReloadableCertificate::configured(&tls, Some(&keys)).unwrap();
+        let trusting = |p: &test_pki::TestPki| client_config(Some(&p.ca())).unwrap();
+        handshake(trusting(&pki), reloadable.server_config().unwrap())
+            .expect("the stored certificate is presented");
+        assert!(!format!("{reloadable:?}").contains("PRIVATE"));
+        // Renewed under the same alias (another CA here, to tell them apart).
+        let other = test_pki::make("Renewed listener CA");
+        let renewed = store_with(&other, &other.server_cert(), &other.server_key());
+        std::fs::copy(&renewed.store, &keys.store).unwrap();
+        reloadable.reload().unwrap();
+        handshake(trusting(&other), reloadable.server_config().unwrap())
+            .expect("the renewed certificate is presented after the reload");
+        handshake(trusting(&pki), reloadable.server_config().unwrap())
+            .expect_err("the old certificate is no longer presented");
+        // A store that cannot be opened keeps the certificate in use.
+        std::fs::write(pki.path("store-password"), "wrong\n").unwrap();
+        assert!(reloadable.reload().is_err());
+        handshake(trusting(&other), reloadable.server_config().unwrap())
+            .expect("the certificate in use stays");
     }
 
     #[test]

@@ -20,7 +20,7 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, DigitallySignedStruct, ServerConfig, SignatureScheme};
 
-use crate::config::KeySettings;
+use crate::config::{KeySettings, ListenerIdentity};
 use crate::tls::{self, TlsError};
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -44,17 +44,40 @@ fn write<T>(lock: &RwLock<T>, value: T) {
 
 /// The listeners' certificate chain and key, re-readable from their files.
 pub struct ReloadableCertificate {
-    certificate: PathBuf,
-    private_key: PathBuf,
+    source: CertificateSource,
     current: RwLock<Arc<CertifiedKey>>,
+}
+
+/// Where the listeners' certificate and key are read from, at start and at every SIGHUP.
+#[derive(Debug)]
+enum CertificateSource {
+    Files {
+        certificate: PathBuf,
+        private_key: PathBuf,
+    },
+    KeyStore {
+        keys: KeySettings,
+        alias: String,
+    },
+}
+
+impl CertificateSource {
+    fn read(&self) -> Result<CertifiedKey, TlsError> {
+        match self {
+            Self::Files {
+                certificate,
+                private_key,
+            } => certified_key(certificate, private_key),
+            Self::KeyStore { keys, alias } => stored_key(keys, alias),
+        }
+    }
 }
 
 impl fmt::Debug for ReloadableCertificate {
     // Never the key: only where it comes from.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ReloadableCertificate")
-            .field("certificate", &self.certificate)
-            .field("private_key", &self.private_key)
+            .field("source", &self.source)
             .finish_non_exhaustive()
     }
 }
@@ -62,18 +85,49 @@ impl fmt::Debug for ReloadableCertificate {
 impl ReloadableCertificate {
     /// Loads the files once; errors name the file, as [`tls::server_config`] does.
     pub fn load(certificate: &Path, private_key: &Path) -> Result<Arc<Self>, TlsError> {
-        let current = RwLock::new(Arc::new(certified_key(certificate, private_key)?));
-        Ok(Arc::new(Self {
+        Self::from_source(CertificateSource::Files {
             certificate: certificate.to_owned(),
             private_key: private_key.to_owned(),
-            current,
-        }))
+        })
     }
 
-    /// Reads the files again; on success new handshakes present the new certificate, on
-    /// failure the old one stays.
+    /// Reads the key store entry `alias` once (KOM-LE-A_2065: the listener's key in the
+    /// password-protected store as well); errors name the store or the alias.
+    pub fn from_key_store(keys: &KeySettings, alias: &str) -> Result<Arc<Self>, TlsError> {
+        Self::from_source(CertificateSource::KeyStore {
+            keys: keys.clone(),
+            alias: alias.to_owned(),
+        })
+    }
+
+    /// What `[tls]` configures: the PEM files or the `identity` entry of the `[keys]` store.
+    pub fn configured(
+        tls: &crate::config::TlsSettings,
+        keys: Option<&KeySettings>,
+    ) -> Result<Arc<Self>, TlsError> {
+        match &tls.identity {
+            ListenerIdentity::Files {
+                certificate,
+                private_key,
+            } => Self::load(certificate, private_key),
+            ListenerIdentity::KeyStore { alias } => {
+                let keys = keys.ok_or_else(|| {
+                    TlsError("[tls] identity is set but [keys] store is not".into())
+                })?;
+                Self::from_key_store(keys, alias)
+            }
+        }
+    }
+
+    fn from_source(source: CertificateSource) -> Result<Arc<Self>, TlsError> {
+        let current = RwLock::new(Arc::new(source.read()?));
+        Ok(Arc::new(Self { source, current }))
+    }
+
+    /// Reads the files or the store again; on success new handshakes present the new
+    /// certificate, on failure the old one stays.
     pub fn reload(&self) -> Result<(), TlsError> {
-        let fresh = certified_key(&self.certificate, &self.private_key)?;
+        let fresh = self.source.read()?;
         write(&self.current, Arc::new(fresh));
         Ok(())
     }

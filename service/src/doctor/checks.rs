@@ -22,7 +22,7 @@ use komle_core::konnektor::{CallContext, KonnektorEndpoints, ServiceDirectory};
 use x509_cert::der::Decode;
 
 use crate::assembly::{NTP_PORT, url_host};
-use crate::config::Config;
+use crate::config::{Config, ListenerIdentity};
 use crate::konnektor_http::KonnektorHttp;
 use crate::ldap::{DirectoryClient, LdapSettings};
 use crate::tls;
@@ -473,20 +473,53 @@ fn tls_greeting(
     Ok(first)
 }
 
+/// The listeners' leaf certificate and where it is (file path or key store entry).
+fn listener_leaf(
+    config: &Config,
+) -> (
+    String,
+    Result<rustls::pki_types::CertificateDer<'static>, String>,
+) {
+    match &config.tls.identity {
+        ListenerIdentity::Files { certificate, .. } => {
+            let place = certificate.display().to_string();
+            let leaf = tls::load_certificates(certificate)
+                .map_err(|e| e.0)
+                .and_then(|certs| {
+                    certs
+                        .into_iter()
+                        .next()
+                        .ok_or_else(|| format!("{place}: no certificate"))
+                });
+            (place, leaf)
+        }
+        ListenerIdentity::KeyStore { alias } => {
+            let place = format!("key store entry \"{alias}\"");
+            let leaf = match config.keys.as_ref() {
+                None => Err("[tls] identity is set but [keys] store is not".to_owned()),
+                Some(keys) => {
+                    tls::open_identity(keys, alias)
+                        .map_err(|e| e.0)
+                        .and_then(|identity| {
+                            let (chain, _key) = identity.into_parts();
+                            chain
+                                .into_iter()
+                                .next()
+                                .ok_or_else(|| format!("{place}: no certificate"))
+                        })
+                }
+            };
+            (place, leaf)
+        }
+    }
+}
+
 fn listener_certificate(config: &Config, now: SystemTime) -> CheckResult {
-    let path = &config.tls.certificate;
-    let leaf = tls::load_certificates(path)
-        .map_err(|e| e.0)
-        .and_then(|certs| {
-            certs
-                .into_iter()
-                .next()
-                .ok_or_else(|| format!("{}: no certificate", path.display()))
-        })
-        .and_then(|der| {
-            x509_cert::Certificate::from_der(der.as_ref())
-                .map_err(|e| format!("{}: not a certificate: {e}", path.display()))
-        });
+    let (place, leaf) = listener_leaf(config);
+    let leaf = leaf.and_then(|der| {
+        x509_cert::Certificate::from_der(der.as_ref())
+            .map_err(|e| format!("{place}: not a certificate: {e}"))
+    });
     let cert = match leaf {
         Ok(c) => c,
         Err(e) => return line("listener certificate", Verdict::Failed, e),
@@ -496,12 +529,12 @@ fn listener_certificate(config: &Config, now: SystemTime) -> CheckResult {
         Ok(left) => (left.as_secs() / 86_400) as i64,
         Err(past) => -((past.duration().as_secs() / 86_400) as i64) - 1,
     };
-    let detail = format!("{}: {days} day(s) left", path.display());
+    let detail = format!("{place}: {days} day(s) left");
     if days < 0 {
         line(
             "listener certificate",
             Verdict::Failed,
-            format!("{}: expired", path.display()),
+            format!("{place}: expired"),
         )
     } else if days < CERTIFICATE_WARN_DAYS {
         line(

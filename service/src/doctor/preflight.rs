@@ -9,7 +9,7 @@
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 
-use crate::config::{Config, ConfigError, KonnektorAuth, KonnektorSettings};
+use crate::config::{Config, ConfigError, KonnektorAuth, KonnektorSettings, ListenerIdentity};
 use crate::konnektor_http::KonnektorHttp;
 use crate::tls;
 
@@ -25,14 +25,32 @@ fn problem(key: &str, what: impl std::fmt::Display) -> ConfigError {
 pub fn check_files(config: &Config) -> Vec<ConfigError> {
     let mut problems = Vec::new();
     // [tls]: each file on its own first (which one is wrong), then whether they fit.
-    let cert = tls::load_certificates(&config.tls.certificate);
-    let key = tls::load_private_key(&config.tls.private_key);
-    match (&cert, &key) {
-        (Err(e), _) => problems.push(problem("[tls] certificate", e)),
-        (_, Err(e)) => problems.push(problem("[tls] private_key", e)),
-        (Ok(_), Ok(_)) => {
-            if let Err(e) = tls::server_config(&config.tls.certificate, &config.tls.private_key) {
-                problems.push(problem("[tls] private_key", e));
+    match &config.tls.identity {
+        ListenerIdentity::Files {
+            certificate,
+            private_key,
+        } => {
+            let cert = tls::load_certificates(certificate);
+            let key = tls::load_private_key(private_key);
+            match (&cert, &key) {
+                (Err(e), _) => problems.push(problem("[tls] certificate", e)),
+                (_, Err(e)) => problems.push(problem("[tls] private_key", e)),
+                (Ok(_), Ok(_)) => {
+                    if let Err(e) = tls::server_config(certificate, private_key) {
+                        problems.push(problem("[tls] private_key", e));
+                    }
+                }
+            }
+        }
+        ListenerIdentity::KeyStore { alias } => {
+            let built = config
+                .keys
+                .as_ref()
+                .ok_or_else(|| tls::TlsError("needs the key store: set [keys] store".into()))
+                .and_then(|keys| tls::open_identity(keys, alias))
+                .and_then(tls::server_config_from_identity);
+            if let Err(e) = built {
+                problems.push(problem("[tls] identity", e));
             }
         }
     }
@@ -155,7 +173,9 @@ client_certificate = \"{}\"\nclient_key = \"{}\"\n\
     fn missing_files_and_a_key_path_pointing_at_a_certificate_name_their_keys() {
         let pki = crate::test_pki::make("Preflight CA");
         let mut c = config(&pki, "");
-        c.tls.private_key = pki.server_cert(); // a certificate where the key belongs
+        if let ListenerIdentity::Files { private_key, .. } = &mut c.tls.identity {
+            *private_key = pki.server_cert(); // a certificate where the key belongs
+        }
         c.upstream.ca = Some("/nonexistent/upstream-ca.pem".into());
         if let KonnektorAuth::ClientCertificate { certificate, .. } = &mut c.konnektor.auth {
             *certificate = "/nonexistent/cm-client.pem".into();
@@ -195,7 +215,9 @@ client_certificate = \"{}\"\nclient_key = \"{}\"\n\
     fn a_certificate_and_a_key_that_do_not_fit_are_reported() {
         let pki = crate::test_pki::make("Preflight CA");
         let mut c = config(&pki, "");
-        c.tls.private_key = pki.client_key();
+        if let ListenerIdentity::Files { private_key, .. } = &mut c.tls.identity {
+            *private_key = pki.client_key();
+        }
         let lines: Vec<String> = check_files(&c).iter().map(|e| e.to_string()).collect();
         assert_eq!(lines.len(), 1, "{lines:?}");
         assert!(lines[0].contains("do not fit"), "{}", lines[0]);

@@ -40,8 +40,8 @@ read\-only system, no core dumps.
 .SH SIGNALS
 .TP
 \fBSIGHUP\fR
-Re\-reads the listener certificate, the upstream trust and the client certificate from the key
-store for new connections; sessions in flight continue. Listen addresses, limits and timeouts
+Re\-reads the listener certificate (its files or its key store entry, [tls] identity), the
+upstream trust and the client certificate from the key store for new connections; sessions in flight continue. Listen addresses, limits and timeouts
 need a restart.
 .TP
 \fBSIGTERM\fR, \fBSIGINT\fR

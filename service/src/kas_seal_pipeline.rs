@@ -5,9 +5,9 @@
 //! WHY: after the client's last DATA byte three passes over the mail data stand between it and
 //! the small KOM-LE message: the `hash` over the plaintext, the encryption, the upload. One
 //! after the other they took 0.35 s of a 100 MB send (release: 85 ms SHA-256, 70 ms AES-GCM,
-//! 150 ms upload; BENCHMARKS.md "Issue 17"). None has to wait for the end of another: the
-//! upload's `Content-Length` follows from the size alone (A_22427-01), the hash and the cipher
-//! read the same chunk. So a hashing thread walks the plaintext ahead and hands every chunk it
+//! 150 ms upload; BENCHMARKS.md, "KIM 1.5 ... goal met"). None has to wait for the end of
+//! another: the upload's `Content-Length` follows from the size alone (A_22427-01), the hash
+//! and the cipher read the same chunk. So a hashing thread walks the plaintext ahead and hands every chunk it
 //! is done with to the caller's thread, which encrypts that chunk in place just before it goes
 //! into the request body. The SMTP client is idle at this point (it waits for its final
 //! reply), so the second core is free.

@@ -195,18 +195,34 @@ impl DirectoryClient {
             .conn
             .lock()
             .map_err(|_| LdapError::Unreachable("connection lock poisoned".into()))?;
-        let reused = guard.is_some();
         let started = std::time::Instant::now();
-        let result = match self.search(&mut guard, &query) {
-            // A kept connection may have been closed by the server meanwhile: reconnect once.
-            Err(LdapError::Unreachable(_)) if reused => {
-                *guard = None;
-                self.search(&mut guard, &query)
-            }
-            other => other,
-        };
+        let result = self.search_reconnecting_once(&mut guard, &query);
         crate::stats::dependencies().ldap_lookup(started.elapsed(), result.is_ok());
         result
+    }
+
+    /// One search; if the connection breaks during it, one more on a new connection.
+    ///
+    /// WHY: a kept connection may have been closed by the server meanwhile, and a fresh one
+    /// can be dropped mid-search too (seen once in CI as ldap3's "premature end of search
+    /// stream" on a first lookup against a loaded slapd); the lookup is idempotent, so the
+    /// recipient gets its answer instead of a 451. A connect that fails is not tried again: a
+    /// directory that is down costs one connect timeout, not two.
+    fn search_reconnecting_once(
+        &self,
+        slot: &mut Option<LdapConn>,
+        query: &DirectoryQuery,
+    ) -> Result<Vec<DirectoryEntry>, LdapError> {
+        if slot.is_none() {
+            *slot = Some(self.connect()?);
+        }
+        match self.search(slot, query) {
+            Err(LdapError::Unreachable(_)) => {
+                *slot = None;
+                self.search(slot, query)
+            }
+            other => other,
+        }
     }
 
     /// Drops the kept connection (the next lookup reconnects).

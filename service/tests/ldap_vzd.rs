@@ -464,3 +464,43 @@ fn cached_certificates_that_expired_meanwhile_are_looked_up_again() {
     assert_eq!(pass.need_lookup, vec![addr]);
     assert!(cache.is_empty());
 }
+
+/// A fresh connection the directory drops in the middle of the first search (the failure
+/// ldap3 reports as "premature end of search stream") is opened once more and the lookup
+/// answered; a second drop is the caller's `Unreachable`. A relay in front of slapd drops the
+/// connection at the search request.
+#[test]
+fn a_connection_dropped_during_the_search_is_reopened_once() {
+    use komle_conformance::fault_relay::{Chunking, Direction, FaultKind, FaultRelay, Plan};
+    let slapd = Slapd::start_with_pki(&pki().0, false).expect("slapd");
+    let upstream = slapd
+        .url()
+        .trim_start_matches("ldap://")
+        .parse()
+        .expect("addr");
+    let relay = FaultRelay::start(upstream, Chunking::Reads).expect("relay");
+    let url = format!("ldap://{}", relay.addr());
+    let plan = |lasting| Plan {
+        direction: Direction::ToServer,
+        chunk: 0,
+        kind: FaultKind::Drop,
+        lasting,
+    };
+
+    relay.arm(Some(plan(false)));
+    let client = DirectoryClient::new(LdapSettings::new(&url, slapd.base_dn())).expect("client");
+    let entries = smol::block_on(client.lookup("single@komle.test")).expect("answered");
+    assert_eq!(entries.len(), 1);
+    assert!(relay.fired().is_some(), "the first search was dropped");
+    assert_eq!(relay.accepted(), 2, "one more connection, not more");
+
+    relay.arm(Some(plan(true)));
+    let client = DirectoryClient::new(LdapSettings::new(&url, slapd.base_dn())).expect("client");
+    let e = smol::block_on(client.lookup("single@komle.test")).expect_err("dropped twice");
+    assert!(matches!(e, LdapError::Unreachable(_)), "{e:?}");
+    assert_eq!(
+        relay.accepted(),
+        4,
+        "two connections for the second lookup, no third"
+    );
+}

@@ -213,15 +213,23 @@ impl DirectoryClient {
         slot: &mut Option<LdapConn>,
         query: &DirectoryQuery,
     ) -> Result<Vec<DirectoryEntry>, LdapError> {
-        if slot.is_none() {
-            *slot = Some(self.connect()?);
+        let first = self.search(self.connected(slot)?, query);
+        if !matches!(first, Err(LdapError::Unreachable(_))) {
+            return first;
         }
-        match self.search(slot, query) {
-            Err(LdapError::Unreachable(_)) => {
-                *slot = None;
-                self.search(slot, query)
-            }
-            other => other,
+        *slot = None;
+        let second = self.search(self.connected(slot)?, query);
+        if matches!(second, Err(LdapError::Unreachable(_))) {
+            *slot = None;
+        }
+        second
+    }
+
+    /// The kept connection, or a new one.
+    fn connected<'a>(&self, slot: &'a mut Option<LdapConn>) -> Result<&'a mut LdapConn, LdapError> {
+        match slot {
+            Some(conn) => Ok(conn),
+            None => Ok(slot.insert(self.connect()?)),
         }
     }
 
@@ -254,15 +262,9 @@ impl DirectoryClient {
 
     fn search(
         &self,
-        slot: &mut Option<LdapConn>,
+        conn: &mut LdapConn,
         query: &DirectoryQuery,
     ) -> Result<Vec<DirectoryEntry>, LdapError> {
-        if slot.is_none() {
-            *slot = Some(self.connect()?);
-        }
-        let Some(conn) = slot.as_mut() else {
-            return Err(LdapError::Unreachable("no connection".into()));
-        };
         let result = conn
             .with_timeout(self.settings.timeout)
             .with_search_options(SearchOptions::new().sizelimit(self.settings.size_limit))
@@ -274,13 +276,7 @@ impl DirectoryClient {
             );
         let result = match result {
             Ok(r) => r,
-            Err(e) => {
-                let e = map_error(e);
-                if matches!(e, LdapError::Unreachable(_)) {
-                    *slot = None;
-                }
-                return Err(e);
-            }
+            Err(e) => return Err(map_error(e)),
         };
         match result.1.rc {
             0 => Ok(result.0.into_iter().filter_map(to_entry).collect()),
